@@ -1,0 +1,591 @@
+"""AST -> compiled `Schema`, reporting every semantic error at once.
+
+Checks, each reported with the position of the offending name:
+* names: the identifier syntax, at most 64 characters; entities and rules share one namespace,
+  and relations, permissions and attributes of an entity share another (duplicates are errors);
+* relations: at least one subject type; ``@T`` names an entity, ``@T#r`` a *relation* of it;
+* attributes and rule parameters: one of ``boolean string integer double``, optionally ``[]``;
+* permission operands: ``name`` is a relation, permission or boolean attribute of the entity;
+  ``rel.name`` walks a relation of the entity to a relation or permission defined on *every*
+  entity type ``rel`` admits (the engine evaluates ``name`` there); longer walks are refused;
+* rule calls: the rule exists; arguments are attributes of the entity and bind to the parameter
+  of the same name and type (Permify's by-name binding), each parameter exactly once;
+* cycles: a permission that reaches itself through computed references alone (no relation hop)
+  could never be evaluated, so it is an error here rather than a depth error at check time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import textwrap
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Final
+
+from dsl import ast
+from dsl.errors import Diagnostic, SchemaError
+from dsl.parser import parse, source_line
+from dsl.schema import (
+    AttributeDef,
+    AttributeType,
+    ComputedAttribute,
+    ComputedUserSet,
+    Edge,
+    EdgeKind,
+    EntityDef,
+    Node,
+    Operation,
+    PermissionDef,
+    ReferenceKind,
+    RelationDef,
+    RelationRef,
+    Rewrite,
+    RuleCall,
+    RuleDef,
+    Schema,
+    TupleToUserSet,
+)
+
+MAX_NAME_LENGTH: Final = 64
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPE_NAMES: Final = "boolean, string, integer, double (each optionally with [])"
+#: Words CEL reserves, plus the ``context`` variable every rule sees: no rule parameter may
+#: take one of these names.
+_CEL_RESERVED: Final = frozenset(
+    {"as", "break", "const", "continue", "else", "for", "function", "if", "import", "let",
+     "loop", "package", "namespace", "null", "return", "var", "void", "while", "context"}
+)
+_OPERATIONS: Final = {
+    ast.Op.OR: Operation.UNION,
+    ast.Op.AND: Operation.INTERSECTION,
+    ast.Op.NOT: Operation.EXCLUSION,
+}
+_KIND_OF: Final = {
+    ast.Relation: ReferenceKind.RELATION,
+    ast.Permission: ReferenceKind.PERMISSION,
+    ast.Attribute: ReferenceKind.ATTRIBUTE,
+}
+
+
+def load(source: str | bytes) -> Schema:
+    """Parse and compile schema text. Raises `SchemaError` with every problem found."""
+    return compile_schema(parse(source), source)
+
+
+def compile_schema(tree: ast.SchemaAst, source: str | bytes = "") -> Schema:
+    """Compile a parsed schema; ``source`` (the text parsed) fills in each error's source line."""
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    return _Compiler(tree, text.removeprefix("\ufeff")).compile()
+
+
+def _a(kind: ReferenceKind) -> str:
+    return "an attribute" if kind is ReferenceKind.ATTRIBUTE else f"a {kind.value}"
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+class _Compiler:
+    def __init__(self, tree: ast.SchemaAst, text: str) -> None:
+        self.tree = tree
+        self.text = text
+        self.diagnostics: list[Diagnostic] = []
+        self.entities: dict[str, ast.Entity] = {}
+        self.rules: dict[str, ast.Rule] = {}
+        self.members: dict[str, dict[str, ast.Member]] = {}
+        self.attribute_types: dict[tuple[str, str], AttributeType] = {}
+        self.rule_params: dict[str, dict[str, AttributeType | None]] = {}
+
+    def error(self, pos: ast.Pos, message: str) -> None:
+        self.diagnostics.append(
+            Diagnostic(pos.line, pos.column, message, source_line(self.text, pos.line))
+        )
+
+    # -- driver ---------------------------------------------------------------------------------
+
+    def compile(self) -> Schema:
+        self._declare()
+        relations = {name: self._relations(e) for name, e in self.entities.items()}
+        rules = {name: self._rule(r) for name, r in self.rules.items()}
+        entities: dict[str, EntityDef] = {}
+        for name, entity in self.entities.items():
+            permissions = self._permissions(entity)
+            members = self.members[name]
+            entities[name] = EntityDef(
+                name=name,
+                relations=relations[name],
+                permissions=permissions,
+                attributes={
+                    m.name: AttributeDef(m.name, self.attribute_types[(name, m.name)])
+                    for m in members.values()
+                    if isinstance(m, ast.Attribute) and (name, m.name) in self.attribute_types
+                },
+                references={n: _KIND_OF[type(m)] for n, m in members.items()},
+            )
+        self._check_cycles()
+        if self.diagnostics:
+            raise SchemaError(self.diagnostics)
+        return Schema(
+            entities=entities,
+            rules=rules,
+            subject_entrances=_subject_entrances(entities),
+            dependents=_dependents(entities),
+        )
+
+    def _check_name(self, name: str, pos: ast.Pos) -> None:
+        if len(name) > MAX_NAME_LENGTH:
+            self.error(pos, f"name `{name[:16]}…` is longer than {MAX_NAME_LENGTH} characters")
+        elif not _NAME.fullmatch(name):  # pragma: no cover - the grammar admits only NAMEs
+            self.error(pos, f"`{name}` is not a valid name")
+
+    def _declare(self) -> None:
+        """Collect top-level and member names, report duplicates, resolve declared types."""
+        first_at: dict[str, ast.Pos] = {}
+        for definition in self.tree.definitions:
+            self._check_name(definition.name, definition.name_pos)
+            kind = "entity" if isinstance(definition, ast.Entity) else "rule"
+            if definition.name in first_at:
+                at = first_at[definition.name]
+                self.error(
+                    definition.name_pos,
+                    f"duplicate definition of `{definition.name}` ({kind}); "
+                    f"`{definition.name}` is already defined at {at.line}:{at.column}",
+                )
+                continue
+            first_at[definition.name] = definition.name_pos
+            if isinstance(definition, ast.Entity):
+                self.entities[definition.name] = definition
+            else:
+                self.rules[definition.name] = definition
+        if not self.entities and not self.diagnostics:
+            self.error(ast.Pos(1, 1), "schema defines no entity (start with `entity user {}`)")
+
+        for name, entity in self.entities.items():
+            members: dict[str, ast.Member] = {}
+            for member in entity.members:
+                self._check_name(member.name, member.name_pos)
+                if member.name in members:
+                    previous = members[member.name]
+                    self.error(
+                        member.name_pos,
+                        f"duplicate name `{member.name}` in entity `{name}`: already defined as "
+                        f"{_a(_KIND_OF[type(previous)])} at "
+                        f"{previous.name_pos.line}:{previous.name_pos.column}",
+                    )
+                    continue
+                members[member.name] = member
+                if isinstance(member, ast.Attribute):
+                    resolved = self._type(member.type, f"attribute `{member.name}`")
+                    if resolved is not None:
+                        self.attribute_types[(name, member.name)] = resolved
+            self.members[name] = members
+
+        for name, rule in self.rules.items():
+            params: dict[str, AttributeType | None] = {}
+            for param in rule.params:
+                self._check_name(param.name, param.pos)
+                if param.name in params:
+                    self.error(param.pos, f"rule `{name}` has two parameters named `{param.name}`")
+                    continue
+                if param.name in _CEL_RESERVED:
+                    self.error(
+                        param.pos,
+                        f"`{param.name}` is reserved in rule expressions and cannot name a "
+                        "parameter",
+                    )
+                params[param.name] = self._type(param.type, f"parameter `{param.name}`")
+            self.rule_params[name] = params
+
+    def _type(self, ref: ast.TypeRef, what: str) -> AttributeType | None:
+        resolved = AttributeType.from_keyword(ref.name, ref.is_array)
+        if resolved is None:
+            self.error(
+                ref.pos,
+                f"unknown type `{ref}` for {what}; expected {_TYPE_NAMES}"
+                + _suggest(ref.name, ("boolean", "string", "integer", "double")),
+            )
+        return resolved
+
+    # -- relations ------------------------------------------------------------------------------
+
+    def _relations(self, entity: ast.Entity) -> dict[str, RelationDef]:
+        result: dict[str, RelationDef] = {}
+        for member in self.members[entity.name].values():
+            if not isinstance(member, ast.Relation):
+                continue
+            if not member.subject_types:
+                self.error(
+                    member.name_pos,
+                    f"relation `{member.name}` needs at least one subject type, "
+                    "e.g. `@user` or `@group#member`",
+                )
+            refs: list[RelationRef] = []
+            for subject in member.subject_types:
+                ref = self._subject_type(subject)
+                if ref is None:
+                    continue
+                if ref in refs:
+                    self.error(
+                        subject.pos,
+                        f"subject type `{subject}` is listed twice in relation `{member.name}`",
+                    )
+                    continue
+                refs.append(ref)
+            result[member.name] = RelationDef(member.name, tuple(refs))
+        return result
+
+    def _subject_type(self, subject: ast.SubjectType) -> RelationRef | None:
+        if subject.entity not in self.entities:
+            self.error(
+                subject.pos,
+                f"unknown entity `{subject.entity}` in subject type `{subject}`"
+                + _suggest(subject.entity, self.entities),
+            )
+            return None
+        if subject.relation is None:
+            return RelationRef(subject.entity)
+        assert subject.relation_pos is not None
+        target = self.members[subject.entity].get(subject.relation)
+        if target is None:
+            relations = [n for n, m in self.members[subject.entity].items()
+                         if isinstance(m, ast.Relation)]
+            self.error(
+                subject.relation_pos,
+                f"entity `{subject.entity}` has no relation `{subject.relation}`"
+                + _suggest(subject.relation, relations),
+            )
+            return None
+        if not isinstance(target, ast.Relation):
+            self.error(
+                subject.relation_pos,
+                f"`{subject.entity}#{subject.relation}` is {_a(_KIND_OF[type(target)])}; "
+                "a subject relation must be a relation",
+            )
+            return None
+        return RelationRef(subject.entity, subject.relation)
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    def _rule(self, rule: ast.Rule) -> RuleDef:
+        expression = normalise_rule_body(rule.body)
+        if not expression:
+            self.error(rule.body_pos, f"rule `{rule.name}` has an empty body")
+        params = {n: t for n, t in self.rule_params[rule.name].items() if t is not None}
+        return RuleDef(rule.name, params, expression)
+
+    # -- permissions ----------------------------------------------------------------------------
+
+    def _permissions(self, entity: ast.Entity) -> dict[str, PermissionDef]:
+        return {
+            m.name: PermissionDef(m.name, self._expr(entity.name, m.expr))
+            for m in self.members[entity.name].values()
+            if isinstance(m, ast.Permission)
+        }
+
+    def _expr(self, entity: str, expr: ast.Expr) -> Node:
+        # Recursion is bounded by the parser's MAX_EXPRESSION_DEPTH.
+        if isinstance(expr, ast.Binary):
+            return Rewrite(
+                _OPERATIONS[expr.op],
+                (self._expr(entity, expr.left), self._expr(entity, expr.right)),
+            )
+        if isinstance(expr, ast.Call):
+            return self._call(entity, expr)
+        if len(expr.segments) == 1:
+            return self._computed(entity, expr)
+        return self._walk(entity, expr)
+
+    def _computed(self, entity: str, path: ast.Path) -> Node:
+        name = path.segments[0]
+        member = self.members[entity].get(name)
+        if isinstance(member, ast.Attribute):
+            attribute_type = self.attribute_types.get((entity, name))
+            if attribute_type is not None and attribute_type is not AttributeType.BOOLEAN:
+                self.error(
+                    path.pos,
+                    f"attribute `{name}` is `{attribute_type.keyword}`; only `boolean` "
+                    "attributes can be permission operands (use a rule for other types)",
+                )
+            return ComputedAttribute(name)
+        if member is None:
+            if name in self.rules:
+                self.error(
+                    path.pos, f"`{name}` is a rule; call it with its arguments: `{name}(...)`"
+                )
+            else:
+                self.error(
+                    path.pos,
+                    f"`{name}` is not a relation, permission or attribute of entity `{entity}`"
+                    + _suggest(name, self.members[entity]),
+                )
+        return ComputedUserSet(name)
+
+    def _walk(self, entity: str, path: ast.Path) -> Node:
+        tupleset, computed = path.segments[0], path.segments[1]
+        node = TupleToUserSet(tupleset, computed)
+        if len(path.segments) > 2:
+            self.error(
+                path.positions[2],
+                f"`{'.'.join(path.segments)}` walks more than one relation; write "
+                "`relation.permission` and define a permission on the next entity to go further",
+            )
+            return node
+        relation = self.members[entity].get(tupleset)
+        if relation is None:
+            self.error(
+                path.pos,
+                f"`{tupleset}` is not a relation of entity `{entity}`"
+                + _suggest(tupleset, self.members[entity]),
+            )
+            return node
+        if not isinstance(relation, ast.Relation):
+            self.error(
+                path.pos,
+                f"`{tupleset}` is {_a(_KIND_OF[type(relation)])} of entity `{entity}`; "
+                f"the left side of `{tupleset}.{computed}` must be a relation",
+            )
+            return node
+        seen: set[str] = set()
+        for subject in relation.subject_types:
+            target_entity = subject.entity
+            if target_entity not in self.entities or target_entity in seen:
+                continue
+            seen.add(target_entity)
+            target = self.members[target_entity].get(computed)
+            if target is None:
+                self.error(
+                    path.positions[1],
+                    f"`{computed}` is not a relation or permission of entity `{target_entity}` "
+                    f"(which `{entity}#{tupleset}` admits)"
+                    + _suggest(computed, self.members[target_entity]),
+                )
+            elif isinstance(target, ast.Attribute):
+                self.error(
+                    path.positions[1],
+                    f"`{target_entity}#{computed}` is an attribute; the right side of "
+                    f"`{tupleset}.{computed}` must be a relation or permission",
+                )
+        return node
+
+    def _call(self, entity: str, call: ast.Call) -> Node:
+        node = RuleCall(call.rule, tuple(".".join(a.segments) for a in call.arguments))
+        if call.rule not in self.rules:
+            member = self.members[entity].get(call.rule)
+            if member is not None:
+                self.error(
+                    call.pos,
+                    f"`{call.rule}` is {_a(_KIND_OF[type(member)])} of `{entity}`, not a rule",
+                )
+            else:
+                self.error(
+                    call.pos, f"unknown rule `{call.rule}`" + _suggest(call.rule, self.rules)
+                )
+            return node
+        params = self.rule_params[call.rule]
+        signature = ", ".join(params)
+        if not call.arguments:
+            self.error(
+                call.pos,
+                f"rule `{call.rule}` is called without arguments; it takes ({signature})",
+            )
+            return node
+        bound: set[str] = set()
+        failed = False
+        for argument in call.arguments:
+            failed |= not self._argument(entity, call, argument, bound)
+        missing = [p for p in params if p not in bound]
+        if missing and not failed:
+            self.error(
+                call.pos,
+                f"rule `{call.rule}` is missing argument(s) for parameter(s) "
+                + ", ".join(f"`{m}`" for m in missing),
+            )
+        return node
+
+    def _argument(self, entity: str, call: ast.Call, argument: ast.Path, bound: set[str]) -> bool:
+        """Check one rule-call argument and bind it; False when it is in error."""
+        params = self.rule_params[call.rule]
+        name = argument.segments[0]
+        if len(argument.segments) > 1:
+            self.error(
+                argument.pos,
+                f"rule arguments are attribute names of `{entity}`; "
+                f"`{'.'.join(argument.segments)}` is a walk (not supported)",
+            )
+            return False
+        member = self.members[entity].get(name)
+        if not isinstance(member, ast.Attribute):
+            what = "" if member is None else f" (it is {_a(_KIND_OF[type(member)])})"
+            attributes = [n for n, m in self.members[entity].items() if isinstance(m, ast.Attribute)]
+            self.error(
+                argument.pos,
+                f"`{name}` is not an attribute of entity `{entity}`{what}"
+                + _suggest(name, attributes),
+            )
+            return False
+        if name not in params:
+            self.error(
+                argument.pos,
+                f"rule `{call.rule}` has no parameter `{name}`: arguments bind to the parameter "
+                f"of the same name ({', '.join(params)})",
+            )
+            return False
+        if name in bound:
+            self.error(argument.pos, f"argument `{name}` is passed twice")
+            return False
+        bound.add(name)
+        attribute_type = self.attribute_types.get((entity, name))
+        param_type = params[name]
+        if attribute_type and param_type and attribute_type is not param_type:
+            self.error(
+                argument.pos,
+                f"attribute `{entity}.{name}` is `{attribute_type.keyword}` but parameter "
+                f"`{name}` of rule `{call.rule}` is `{param_type.keyword}`",
+            )
+            return False
+        return True
+
+    # -- cycles ---------------------------------------------------------------------------------
+
+    def _check_cycles(self) -> None:
+        """Report every permission cycle made of computed references only."""
+        for entity_name, members in self.members.items():
+            graph: dict[str, list[tuple[str, ast.Pos]]] = {}
+            for name, member in members.items():
+                if isinstance(member, ast.Permission):
+                    graph[name] = [
+                        (ref, pos) for ref, pos in _computed_refs(member.expr)
+                        if isinstance(members.get(ref), ast.Permission)
+                    ]
+            reported: set[frozenset[str]] = set()
+            for cycle in _cycles(graph):
+                key = frozenset(name for name, _ in cycle)
+                if key in reported:
+                    continue
+                reported.add(key)
+                start = min(cycle, key=lambda step: members[step[0]].name_pos)
+                index = cycle.index(start)
+                ordered = cycle[index:] + cycle[:index]
+                loop = " -> ".join([name for name, _ in ordered] + [ordered[0][0]])
+                self.error(
+                    ordered[0][1],
+                    f"permission `{ordered[0][0]}` of `{entity_name}` depends on itself with no "
+                    f"relation in between ({loop}); it could never be evaluated",
+                )
+
+
+def _computed_refs(expr: ast.Expr) -> list[tuple[str, ast.Pos]]:
+    """Single-name operands of an expression, in source order."""
+    refs: list[tuple[str, ast.Pos]] = []
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Binary):
+            stack.append(node.right)
+            stack.append(node.left)
+        elif isinstance(node, ast.Path) and len(node.segments) == 1:
+            refs.append((node.segments[0], node.pos))
+    return refs
+
+
+def _cycles(graph: dict[str, list[tuple[str, ast.Pos]]]) -> list[list[tuple[str, ast.Pos]]]:
+    """Cycles found by depth-first search; each is a list of (node, position of its edge on)."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(graph, white)
+    found: list[list[tuple[str, ast.Pos]]] = []
+    for root in graph:
+        if colour[root] != white:
+            continue
+        colour[root] = grey
+        path: list[tuple[str, ast.Pos | None]] = [(root, None)]
+        iterators = [iter(graph[root])]
+        while iterators:
+            step = next(iterators[-1], None)
+            if step is None:
+                iterators.pop()
+                node, _ = path.pop()
+                colour[node] = black
+                continue
+            target, pos = step
+            path[-1] = (path[-1][0], pos)
+            if colour[target] == grey:
+                start = next(i for i, (n, _) in enumerate(path) if n == target)
+                found.append([(n, p) for n, p in path[start:] if p is not None])
+            elif colour[target] == white:
+                colour[target] = grey
+                path.append((target, None))
+                iterators.append(iter(graph[target]))
+    return found
+
+
+def normalise_rule_body(body: str) -> str:
+    """A rule's CEL text with indentation made canonical.
+
+    Blank edge lines and trailing spaces go and the common indentation is removed, so the
+    formatter may re-indent a body without changing the compiled schema. A body holding a
+    triple-quoted string (which may span lines) is only stripped.
+    """
+    if "'''" in body or '"""' in body:
+        return body.strip()
+    lines = [line.rstrip() for line in body.split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return textwrap.dedent("\n".join(lines))
+
+
+def _subject_entrances(
+    entities: dict[str, EntityDef],
+) -> dict[RelationRef, tuple[tuple[str, str], ...]]:
+    entrances: defaultdict[RelationRef, list[tuple[str, str]]] = defaultdict(list)
+    for entity in entities.values():
+        for relation in entity.relations.values():
+            for ref in relation.subject_types:
+                entrances[ref].append((entity.name, relation.name))
+    return {ref: tuple(found) for ref, found in entrances.items()}
+
+
+def _leaves(node: Node) -> list[Node]:
+    leaves: list[Node] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Rewrite):
+            stack.extend(reversed(current.children))
+        else:
+            leaves.append(current)
+    return leaves
+
+
+def _dependents(entities: dict[str, EntityDef]) -> dict[tuple[str, str], tuple[Edge, ...]]:
+    edges: defaultdict[tuple[str, str], dict[Edge, None]] = defaultdict(dict)
+    for entity in entities.values():
+        for relation in entity.relations.values():
+            for ref in relation.subject_types:
+                if ref.relation:
+                    edge = Edge(EdgeKind.SUBJECT_RELATION, entity.name, relation.name)
+                    edges[(ref.type, ref.relation)][edge] = None
+        for permission in entity.permissions.values():
+            for leaf in _leaves(permission.child):
+                if isinstance(leaf, ComputedUserSet):
+                    edge = Edge(EdgeKind.COMPUTED, entity.name, permission.name)
+                    edges[(entity.name, leaf.relation)][edge] = None
+                elif isinstance(leaf, ComputedAttribute):
+                    edge = Edge(EdgeKind.COMPUTED, entity.name, permission.name)
+                    edges[(entity.name, leaf.name)][edge] = None
+                elif isinstance(leaf, RuleCall):
+                    edge = Edge(EdgeKind.COMPUTED, entity.name, permission.name)
+                    for argument in leaf.arguments:
+                        edges[(entity.name, argument)][edge] = None
+                else:
+                    tupleset = entity.relations[leaf.tupleset]
+                    edge = Edge(
+                        EdgeKind.TUPLE_TO_USERSET, entity.name, permission.name, leaf.tupleset
+                    )
+                    for target in dict.fromkeys(ref.type for ref in tupleset.subject_types):
+                        edges[(target, leaf.computed)][edge] = None
+    return {source: tuple(found) for source, found in edges.items()}
