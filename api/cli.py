@@ -1,0 +1,144 @@
+"""The ``stonetown`` command line.
+
+Today: ``schema validate`` and ``schema fmt``. The server and client commands arrive with the
+HTTP API. Exit codes: 0 success, 1 a schema error or a file that would change, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from dsl.compiler import load
+from dsl.errors import SchemaError
+from dsl.format import format_schema
+
+STDIN = "-"
+
+
+def _read(path: str) -> bytes:
+    if path == STDIN:
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _label(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` so a crash never leaves a half-written schema."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, target.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stonetown")
+def main() -> None:
+    """Stonetown: a Zanzibar-style authorization engine, Permify-compatible."""
+
+
+@main.group()
+def schema() -> None:
+    """Work with schema files (Permify's .perm language)."""
+
+
+@schema.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def schema_validate(files: tuple[str, ...]) -> None:
+    """Check schema FILES; print `file:line:col: message` for every problem.
+
+    Exits 0 when every file is valid, 1 otherwise. `-` reads standard input.
+    """
+    failed = False
+    for path in files:
+        label = _label(path)
+        try:
+            load(_read(path))
+        except OSError as exc:
+            click.echo(f"{label}: cannot read: {exc.strerror or exc}")
+            failed = True
+        except SchemaError as exc:
+            click.echo(exc.render(label))
+            failed = True
+        else:
+            click.echo(f"{label}: valid")
+    sys.exit(1 if failed else 0)
+
+
+@schema.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+@click.option("--write", "-w", is_flag=True, help="Rewrite files in place.")
+@click.option("--diff", is_flag=True, help="With --check, show what would change.")
+def schema_fmt(files: tuple[str, ...], check: bool, write: bool, diff: bool) -> None:
+    """Print schema FILES in canonical form.
+
+    Without options the formatted text goes to standard output (one file, or `-` for standard
+    input). --write rewrites files in place; --check reports files that are not formatted.
+    Comments are kept. A file that does not parse is reported and left alone (exit 1).
+    """
+    if check and write:
+        raise click.UsageError("--check and --write exclude each other")
+    if diff and not check:
+        raise click.UsageError("--diff goes with --check")
+    if not (check or write) and len(files) > 1:
+        raise click.UsageError("give --write or --check to format several files")
+    if write and STDIN in files:
+        raise click.UsageError("--write cannot rewrite standard input")
+    failed = False
+    for path in files:
+        label = _label(path)
+        try:
+            raw = _read(path)
+            formatted = format_schema(raw)
+        except OSError as exc:
+            click.echo(f"{label}: cannot read: {exc.strerror or exc}", err=True)
+            failed = True
+            continue
+        except SchemaError as exc:
+            click.echo(exc.render(label), err=True)
+            failed = True
+            continue
+        if not (check or write):
+            click.echo(formatted, nl=False)
+            continue
+        original = raw.decode("utf-8")
+        if original == formatted:
+            continue
+        if check:
+            click.echo(f"would reformat {label}")
+            if diff:
+                click.echo(
+                    "".join(
+                        difflib.unified_diff(
+                            original.splitlines(keepends=True),
+                            formatted.splitlines(keepends=True),
+                            fromfile=label,
+                            tofile=f"{label} (formatted)",
+                        )
+                    ),
+                    nl=False,
+                )
+            failed = True
+        else:
+            _write_atomically(path, formatted)
+            click.echo(f"reformatted {label}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
