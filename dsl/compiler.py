@@ -419,7 +419,9 @@ class _Compiler:
         member = self.members[entity].get(name)
         if not isinstance(member, ast.Attribute):
             what = "" if member is None else f" (it is {_a(_KIND_OF[type(member)])})"
-            attributes = [n for n, m in self.members[entity].items() if isinstance(m, ast.Attribute)]
+            attributes = [
+                n for n, m in self.members[entity].items() if isinstance(m, ast.Attribute)
+            ]
             self.error(
                 argument.pos,
                 f"`{name}` is not an attribute of entity `{entity}`{what}"
@@ -496,12 +498,12 @@ def _cycles(graph: dict[str, list[tuple[str, ast.Pos]]]) -> list[list[tuple[str,
     white, grey, black = 0, 1, 2
     colour = dict.fromkeys(graph, white)
     found: list[list[tuple[str, ast.Pos]]] = []
-    for root in graph:
+    for root, edges in graph.items():
         if colour[root] != white:
             continue
         colour[root] = grey
         path: list[tuple[str, ast.Pos | None]] = [(root, None)]
-        iterators = [iter(graph[root])]
+        iterators = [iter(edges)]
         while iterators:
             step = next(iterators[-1], None)
             if step is None:
@@ -562,30 +564,31 @@ def _leaves(node: Node) -> list[Node]:
 
 
 def _dependents(entities: dict[str, EntityDef]) -> dict[tuple[str, str], tuple[Edge, ...]]:
-    edges: defaultdict[tuple[str, str], dict[Edge, None]] = defaultdict(dict)
+    # Plain tuples while collecting: hashing them is much cheaper than hashing dataclasses.
+    found: defaultdict[tuple[str, str], dict[tuple[EdgeKind, str, str, str], None]]
+    found = defaultdict(dict)
+    relation_edge, computed, walk = (
+        EdgeKind.SUBJECT_RELATION, EdgeKind.COMPUTED, EdgeKind.TUPLE_TO_USERSET
+    )
     for entity in entities.values():
+        name = entity.name
         for relation in entity.relations.values():
             for ref in relation.subject_types:
                 if ref.relation:
-                    edge = Edge(EdgeKind.SUBJECT_RELATION, entity.name, relation.name)
-                    edges[(ref.type, ref.relation)][edge] = None
+                    found[(ref.type, ref.relation)][(relation_edge, name, relation.name, "")] = None
         for permission in entity.permissions.values():
+            edge = (computed, name, permission.name, "")
             for leaf in _leaves(permission.child):
                 if isinstance(leaf, ComputedUserSet):
-                    edge = Edge(EdgeKind.COMPUTED, entity.name, permission.name)
-                    edges[(entity.name, leaf.relation)][edge] = None
+                    found[(name, leaf.relation)][edge] = None
                 elif isinstance(leaf, ComputedAttribute):
-                    edge = Edge(EdgeKind.COMPUTED, entity.name, permission.name)
-                    edges[(entity.name, leaf.name)][edge] = None
+                    found[(name, leaf.name)][edge] = None
                 elif isinstance(leaf, RuleCall):
-                    edge = Edge(EdgeKind.COMPUTED, entity.name, permission.name)
                     for argument in leaf.arguments:
-                        edges[(entity.name, argument)][edge] = None
-                else:
+                        found[(name, argument)][edge] = None
+                elif isinstance(leaf, TupleToUserSet):
                     tupleset = entity.relations[leaf.tupleset]
-                    edge = Edge(
-                        EdgeKind.TUPLE_TO_USERSET, entity.name, permission.name, leaf.tupleset
-                    )
+                    via = (walk, name, permission.name, leaf.tupleset)
                     for target in dict.fromkeys(ref.type for ref in tupleset.subject_types):
-                        edges[(target, leaf.computed)][edge] = None
-    return {source: tuple(found) for source, found in edges.items()}
+                        found[(target, leaf.computed)][via] = None
+    return {source: tuple(Edge(*e) for e in edges) for source, edges in found.items()}

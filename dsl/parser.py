@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import re
 from bisect import bisect_right
-from typing import Final
+from typing import Any, Final, Protocol
 
-from lark import Lark, Token, Transformer
+import lark_cython  # type: ignore[import-untyped]
+from lark import Lark, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from dsl.ast import (
@@ -24,7 +25,6 @@ from dsl.ast import (
     Definition,
     Entity,
     Expr,
-    Member,
     Op,
     Param,
     Path,
@@ -71,8 +71,9 @@ _TERMINAL_NAMES: Final = {
     "RULE_BODY": "a rule body `{ ... }`",
     "$END": "end of file",
 }
-_TOKEN_DESCRIPTIONS: Final = {"$END": "end of file"}
-_KEYWORD_TOKENS: Final = frozenset({"ENTITY", "RULE", "RELATION", "PERMISSION_KW", "ATTRIBUTE", "OP"})
+_KEYWORD_TOKENS: Final = frozenset(
+    {"ENTITY", "RULE", "RELATION", "PERMISSION_KW", "ATTRIBUTE", "OP"}
+)
 _MEMBER_KEYWORDS: Final = ("relation", "permission", "action", "attribute")
 _RESERVED_AT: Final = re.compile(
     r"(?:" + "|".join(sorted(RESERVED_WORDS)) + r")(?![A-Za-z0-9_])"
@@ -80,99 +81,118 @@ _RESERVED_AT: Final = re.compile(
 _COMMENT: Final = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
-def _pos(token: Token) -> Pos:
-    return Pos(token.line or 0, token.column or 0)
+class _Token(Protocol):
+    """What the callbacks read of a token: Lark's `Token` and lark-cython's both provide it."""
+
+    value: str
+    type: str
+    line: int
+    column: int
+    end_line: int
 
 
-class _ToAst(Transformer[Token, object]):
+def _pos(token: _Token) -> Pos:
+    return Pos(token.line, token.column)
+
+
+class _ToAst(Transformer[Any, Any]):
     """Builds AST nodes from tokens while the parser reduces. Builds only; checks nothing."""
 
-    def start(self, children: list[Definition]) -> tuple[Definition, ...]:
-        return tuple(children)
+    def start(self, children: list[Any]) -> tuple[Definition, ...]:
+        return tuple(children[0])
 
-    def entity(self, children: list[object]) -> Entity:
-        keyword, name, *members, rbrace = children
-        assert isinstance(keyword, Token) and isinstance(name, Token)
-        assert isinstance(rbrace, Token)
-        return Entity(
-            name=str(name),
-            members=tuple(members),  # type: ignore[arg-type]
-            pos=_pos(keyword),
-            name_pos=_pos(name),
-            end_line=rbrace.end_line or 0,
-        )
+    @staticmethod
+    def _append(children: list[Any]) -> list[Any]:
+        """``list: | list item``: LALR never shares the list, so extend it in place."""
+        if not children:
+            return []
+        items: list[Any] = children[0]
+        items.append(children[1])
+        return items
 
-    def relation(self, children: list[object]) -> Relation:
-        keyword, name, *types = children
-        assert isinstance(keyword, Token) and isinstance(name, Token)
-        subject_types: list[SubjectType] = types  # type: ignore[assignment]
-        end_line = max(
-            [name.end_line or 0]
-            + [(t.relation_pos or t.pos).line for t in subject_types]
-        )
-        return Relation(str(name), tuple(subject_types), _pos(keyword), _pos(name), end_line)
+    definitions = members = subject_types = _append
 
-    def subject_type(self, children: list[Token]) -> SubjectType:
+    def _first_then_append(self, children: list[Any]) -> list[Any]:
+        """``list: item | list "," item``."""
         if len(children) == 1:
-            return SubjectType(str(children[0]), None, _pos(children[0]))
-        entity, relation = children
-        return SubjectType(str(entity), str(relation), _pos(entity), _pos(relation))
+            return children
+        items: list[Any] = children[0]
+        items.append(children[2])
+        return items
 
-    def attribute(self, children: list[object]) -> Attribute:
-        keyword, name, type_ref = children
-        assert isinstance(keyword, Token) and isinstance(name, Token)
-        assert isinstance(type_ref, TypeRef)
-        return Attribute(
-            str(name), type_ref, _pos(keyword), _pos(name), max(type_ref.pos.line, name.line or 0)
-        )
+    arguments = params = _first_then_append
 
-    def type_ref(self, children: list[object]) -> TypeRef:
-        name = children[0]
-        assert isinstance(name, Token)
-        return TypeRef(str(name), len(children) > 1, _pos(name))
+    def entity(self, children: list[Any]) -> Entity:
+        keyword: _Token = children[0]  # entity NAME { members }
+        name: _Token = children[1]
+        rbrace: _Token = children[4]
+        return Entity(name.value, tuple(children[3]), _pos(keyword), _pos(name), rbrace.end_line)
 
-    def array_suffix(self, children: list[object]) -> bool:
-        return True
+    def relation(self, children: list[Any]) -> Relation:
+        keyword: _Token = children[0]  # relation NAME subject_types
+        name: _Token = children[1]
+        types: tuple[SubjectType, ...] = tuple(children[2])
+        end_line = max([name.end_line] + [(t.relation_pos or t.pos).line for t in types])
+        return Relation(name.value, types, _pos(keyword), _pos(name), end_line)
 
-    def permission(self, children: list[object]) -> Permission:
-        keyword, name, expr = children
-        assert isinstance(keyword, Token) and isinstance(name, Token)
-        return Permission(
-            str(name), expr, str(keyword), _pos(keyword), _pos(name), _end_line(expr)  # type: ignore[arg-type]
-        )
+    def subject_type(self, children: list[_Token]) -> SubjectType:
+        entity = children[1]  # @ NAME [# NAME]
+        if len(children) == 2:
+            return SubjectType(entity.value, None, _pos(entity))
+        relation = children[3]
+        return SubjectType(entity.value, relation.value, _pos(entity), _pos(relation))
 
-    def binary(self, children: list[object]) -> Binary:
-        left, op, right = children
-        assert isinstance(op, Token)
-        return Binary(Op(str(op)), left, right, _pos(op))  # type: ignore[arg-type]
+    def attribute(self, children: list[Any]) -> Attribute:
+        keyword: _Token = children[0]  # attribute NAME type_ref
+        name: _Token = children[1]
+        type_ref: TypeRef = children[2]
+        end_line = max(type_ref.pos.line, name.line)
+        return Attribute(name.value, type_ref, _pos(keyword), _pos(name), end_line)
 
-    def path(self, children: list[Token]) -> Path:
-        return Path(tuple(str(c) for c in children), tuple(_pos(c) for c in children))
+    def type_ref(self, children: list[Any]) -> TypeRef:
+        name: _Token = children[0]  # NAME [ "[" "]" ]
+        return TypeRef(name.value, len(children) > 1, _pos(name))
 
-    def call(self, children: list[object]) -> Call:
-        name, *arguments, rpar = children
-        assert isinstance(name, Token) and isinstance(rpar, Token)
-        args = tuple(a for a in arguments if a is not None)
-        return Call(str(name), args, _pos(name), rpar.end_line or 0)  # type: ignore[arg-type]
+    def permission(self, children: list[Any]) -> Permission:
+        keyword: _Token = children[0]  # permission NAME = expr
+        name: _Token = children[1]
+        expr: Expr = children[3]
+        return Permission(name.value, expr, keyword.value, _pos(keyword), _pos(name),
+                          _end_line(expr))
 
-    def rule(self, children: list[object]) -> Rule:
-        keyword, name, *params, body = children
-        assert isinstance(keyword, Token) and isinstance(name, Token)
-        assert isinstance(body, Token)
-        return Rule(
-            name=str(name),
-            params=tuple(p for p in params if p is not None),  # type: ignore[misc]
-            body=str(body)[1:-1],
-            pos=_pos(keyword),
-            name_pos=_pos(name),
-            body_pos=_pos(body),
-            end_line=body.end_line or 0,
-        )
+    def binary(self, children: list[Any]) -> Binary:
+        op: _Token = children[1]  # expr OP operand
+        return Binary(Op(op.value), children[0], children[2], _pos(op))
 
-    def param(self, children: list[object]) -> Param:
-        name, type_ref = children
-        assert isinstance(name, Token) and isinstance(type_ref, TypeRef)
-        return Param(str(name), type_ref, _pos(name))
+    def group(self, children: list[Any]) -> Expr:
+        expr: Expr = children[1]  # ( expr )
+        return expr
+
+    def path(self, children: list[Any]) -> Path:
+        if len(children) == 1:  # NAME | path . NAME
+            name: _Token = children[0]
+            return Path((name.value,), (_pos(name),))
+        prefix: Path = children[0]
+        last: _Token = children[2]
+        return Path((*prefix.segments, last.value), (*prefix.positions, _pos(last)))
+
+    def call(self, children: list[Any]) -> Call:
+        name: _Token = children[0]  # NAME ( [arguments] )
+        rpar: _Token = children[-1]
+        arguments = tuple(children[2]) if len(children) == 4 else ()
+        return Call(name.value, arguments, _pos(name), rpar.end_line)
+
+    def rule(self, children: list[Any]) -> Rule:
+        keyword: _Token = children[0]  # rule NAME ( [params] ) BODY
+        name: _Token = children[1]
+        body: _Token = children[-1]
+        params = tuple(children[3]) if len(children) == 6 else ()
+        return Rule(name.value, params, body.value[1:-1], _pos(keyword), _pos(name), _pos(body),
+                    body.end_line)
+
+    def param(self, children: list[Any]) -> Param:
+        name: _Token = children[0]  # NAME type_ref
+        return Param(name.value, children[1], _pos(name))
 
 
 def _end_line(expr: Expr) -> int:
@@ -181,13 +201,16 @@ def _end_line(expr: Expr) -> int:
     return expr.end_line
 
 
+# lark-cython runs Lark's own LALR tables and lexer in compiled code (same results, faster).
 _LARK: Final = Lark.open(
     "grammar.lark",
     rel_to=__file__,
     parser="lalr",
     lexer="contextual",
     transformer=_ToAst(),
-    maybe_placeholders=True,
+    keep_all_tokens=True,
+    maybe_placeholders=False,
+    _plugins=lark_cython.plugins,
 )
 
 
@@ -209,14 +232,13 @@ def decode(source: str | bytes) -> str:
     """Schema text from str or UTF-8 bytes, without a leading byte-order mark."""
     if isinstance(source, bytes):
         try:
-            source = source.decode("utf-8")
+            return source.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             before = source[: exc.start]
             line = before.count(b"\n") + 1
             column = len(before) - (before.rfind(b"\n") + 1) + 1
-            raise SchemaError(
-                [Diagnostic(line, column, f"schema is not valid UTF-8 (byte 0x{source[exc.start]:02x})")]
-            ) from None
+            message = f"schema is not valid UTF-8 (byte 0x{source[exc.start]:02x})"
+            raise SchemaError([Diagnostic(line, column, message)]) from None
     return source.removeprefix("\ufeff")
 
 
@@ -240,10 +262,14 @@ def _describe_expected(expected: set[str] | frozenset[str]) -> str:
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
     line, column = exc.line, exc.column
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
+        # Lark places the end at the last token; point at the end of the text instead.
+        line = text.count("\n") + 1
+        column = len(text) - (text.rfind("\n") + 1) + 1
     if isinstance(exc, UnexpectedToken):
         return _diagnostic(text, line, column, _unexpected_token_message(exc, text))
     assert isinstance(exc, UnexpectedCharacters)
-    offset = exc.pos_in_stream
+    offset: int = exc.pos_in_stream or 0
     char = text[offset]
     allowed = exc.allowed or set()
     if text.startswith("/*", offset):
@@ -267,14 +293,14 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
 
 
 def _unexpected_token_message(exc: UnexpectedToken, text: str) -> str:
-    token: Token = exc.token
+    token: Any = exc.token
     expected = exc.expected or set()
     kind = token.type
     if kind == "$END":
         return f"unexpected end of file; expected {_describe_expected(expected)}"
-    value = str(token)
+    value = str(token.value)
     if kind == "OP" and value == "not" and "NAME" in expected and "OP" not in expected:
-        before = text[: token.start_pos or 0].rstrip()
+        before = text[: token.start_pos].rstrip()
         if before.endswith(("and", "or")):
             return (
                 f"`{before.split()[-1]} not` is not an operator: `not` is binary exclusion, "

@@ -21,7 +21,7 @@ from dsl.schema import (
     TupleToUserSet,
 )
 
-U, I, X = Operation.UNION, Operation.INTERSECTION, Operation.EXCLUSION
+U, AND, X = Operation.UNION, Operation.INTERSECTION, Operation.EXCLUSION
 
 
 def _perm(expr: str, extra: str = "") -> object:
@@ -49,11 +49,11 @@ A, B, C, D = (ComputedUserSet(n) for n in "abcd")
         ("a", A),
         ("a or b", _r(U, A, B)),
         # one precedence level, left-associative (Permify)
-        ("a or b and c", _r(I, _r(U, A, B), C)),
-        ("a and b or c", _r(U, _r(I, A, B), C)),
+        ("a or b and c", _r(AND, _r(U, A, B), C)),
+        ("a and b or c", _r(U, _r(AND, A, B), C)),
         ("a not b not c", _r(X, _r(X, A, B), C)),
-        ("a and b or c not d", _r(X, _r(U, _r(I, A, B), C), D)),
-        ("a or (b and c)", _r(U, A, _r(I, B, C))),
+        ("a and b or c not d", _r(X, _r(U, _r(AND, A, B), C), D)),
+        ("a or (b and c)", _r(U, A, _r(AND, B, C))),
         ("(a or b) or c", _r(U, _r(U, A, B), C)),
         ("((a))", A),
         ("a not (b or c)", _r(X, A, _r(U, B, C))),
