@@ -25,6 +25,7 @@ from typing import Final
 
 from dsl import ast
 from dsl.errors import Diagnostic, SchemaError
+from dsl.gcpause import gc_paused
 from dsl.parser import parse, source_line
 from dsl.schema import (
     AttributeDef,
@@ -76,7 +77,8 @@ def load(source: str | bytes) -> Schema:
 def compile_schema(tree: ast.SchemaAst, source: str | bytes = "") -> Schema:
     """Compile a parsed schema; ``source`` (the text parsed) fills in each error's source line."""
     text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-    return _Compiler(tree, text.removeprefix("\ufeff")).compile()
+    with gc_paused():
+        return _Compiler(tree, text.removeprefix("\ufeff")).compile()
 
 
 def _a(kind: ReferenceKind) -> str:
@@ -98,6 +100,9 @@ class _Compiler:
         self.members: dict[str, dict[str, ast.Member]] = {}
         self.attribute_types: dict[tuple[str, str], AttributeType] = {}
         self.rule_params: dict[str, dict[str, AttributeType | None]] = {}
+        # Recorded while compiling expressions, so no later pass walks them again.
+        self.leaves: dict[tuple[str, str], list[Node]] = {}
+        self.computed_refs: dict[str, dict[str, list[tuple[str, ast.Pos]]]] = {}
 
     def error(self, pos: ast.Pos, message: str) -> None:
         self.diagnostics.append(
@@ -132,7 +137,7 @@ class _Compiler:
             entities=entities,
             rules=rules,
             subject_entrances=_subject_entrances(entities),
-            dependents=_dependents(entities),
+            dependents=_dependents(entities, self.leaves),
         )
 
     def _check_name(self, name: str, pos: ast.Pos) -> None:
@@ -279,24 +284,42 @@ class _Compiler:
     # -- permissions ----------------------------------------------------------------------------
 
     def _permissions(self, entity: ast.Entity) -> dict[str, PermissionDef]:
-        return {
-            m.name: PermissionDef(m.name, self._expr(entity.name, m.expr))
-            for m in self.members[entity.name].values()
-            if isinstance(m, ast.Permission)
-        }
+        permissions: dict[str, PermissionDef] = {}
+        refs = self.computed_refs[entity.name] = {}
+        for member in self.members[entity.name].values():
+            if isinstance(member, ast.Permission):
+                leaves = self.leaves[(entity.name, member.name)] = []
+                computed = refs[member.name] = []
+                node = self._expr(entity.name, member.expr, leaves, computed)
+                permissions[member.name] = PermissionDef(member.name, node)
+        return permissions
 
-    def _expr(self, entity: str, expr: ast.Expr) -> Node:
+    def _expr(
+        self,
+        entity: str,
+        expr: ast.Expr,
+        leaves: list[Node],
+        computed: list[tuple[str, ast.Pos]],
+    ) -> Node:
+        """Compile an expression, appending its leaves and its single-name operands."""
         # Recursion is bounded by the parser's MAX_EXPRESSION_DEPTH.
         if isinstance(expr, ast.Binary):
             return Rewrite(
                 _OPERATIONS[expr.op],
-                (self._expr(entity, expr.left), self._expr(entity, expr.right)),
+                (
+                    self._expr(entity, expr.left, leaves, computed),
+                    self._expr(entity, expr.right, leaves, computed),
+                ),
             )
         if isinstance(expr, ast.Call):
-            return self._call(entity, expr)
-        if len(expr.segments) == 1:
-            return self._computed(entity, expr)
-        return self._walk(entity, expr)
+            node = self._call(entity, expr)
+        elif len(expr.segments) == 1:
+            computed.append((expr.segments[0], expr.pos))
+            node = self._computed(entity, expr)
+        else:
+            node = self._walk(entity, expr)
+        leaves.append(node)
+        return node
 
     def _computed(self, entity: str, path: ast.Path) -> Node:
         name = path.segments[0]
@@ -455,13 +478,10 @@ class _Compiler:
     def _check_cycles(self) -> None:
         """Report every permission cycle made of computed references only."""
         for entity_name, members in self.members.items():
-            graph: dict[str, list[tuple[str, ast.Pos]]] = {}
-            for name, member in members.items():
-                if isinstance(member, ast.Permission):
-                    graph[name] = [
-                        (ref, pos) for ref, pos in _computed_refs(member.expr)
-                        if isinstance(members.get(ref), ast.Permission)
-                    ]
+            graph = {
+                name: [(r, pos) for r, pos in refs if isinstance(members.get(r), ast.Permission)]
+                for name, refs in self.computed_refs.get(entity_name, {}).items()
+            }
             reported: set[frozenset[str]] = set()
             for cycle in _cycles(graph):
                 key = frozenset(name for name, _ in cycle)
@@ -477,20 +497,6 @@ class _Compiler:
                     f"permission `{ordered[0][0]}` of `{entity_name}` depends on itself with no "
                     f"relation in between ({loop}); it could never be evaluated",
                 )
-
-
-def _computed_refs(expr: ast.Expr) -> list[tuple[str, ast.Pos]]:
-    """Single-name operands of an expression, in source order."""
-    refs: list[tuple[str, ast.Pos]] = []
-    stack: list[ast.Expr] = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Binary):
-            stack.append(node.right)
-            stack.append(node.left)
-        elif isinstance(node, ast.Path) and len(node.segments) == 1:
-            refs.append((node.segments[0], node.pos))
-    return refs
 
 
 def _cycles(graph: dict[str, list[tuple[str, ast.Pos]]]) -> list[list[tuple[str, ast.Pos]]]:
@@ -551,19 +557,9 @@ def _subject_entrances(
     return {ref: tuple(found) for ref, found in entrances.items()}
 
 
-def _leaves(node: Node) -> list[Node]:
-    leaves: list[Node] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, Rewrite):
-            stack.extend(reversed(current.children))
-        else:
-            leaves.append(current)
-    return leaves
-
-
-def _dependents(entities: dict[str, EntityDef]) -> dict[tuple[str, str], tuple[Edge, ...]]:
+def _dependents(
+    entities: dict[str, EntityDef], leaves: dict[tuple[str, str], list[Node]]
+) -> dict[tuple[str, str], tuple[Edge, ...]]:
     # Plain tuples while collecting: hashing them is much cheaper than hashing dataclasses.
     found: defaultdict[tuple[str, str], dict[tuple[EdgeKind, str, str, str], None]]
     found = defaultdict(dict)
@@ -578,7 +574,7 @@ def _dependents(entities: dict[str, EntityDef]) -> dict[tuple[str, str], tuple[E
                     found[(ref.type, ref.relation)][(relation_edge, name, relation.name, "")] = None
         for permission in entity.permissions.values():
             edge = (computed, name, permission.name, "")
-            for leaf in _leaves(permission.child):
+            for leaf in leaves[(name, permission.name)]:
                 if isinstance(leaf, ComputedUserSet):
                     found[(name, leaf.relation)][edge] = None
                 elif isinstance(leaf, ComputedAttribute):

@@ -37,6 +37,7 @@ from dsl.ast import (
     TypeRef,
 )
 from dsl.errors import Diagnostic, SchemaError
+from dsl.gcpause import gc_paused
 
 #: Operators nested deeper than this are refused: every later walk over an expression (compiler,
 #: formatter, engine) may then recurse safely.
@@ -218,7 +219,8 @@ def parse(source: str | bytes) -> SchemaAst:
     """Parse schema text (or UTF-8 bytes) into an AST. Raises `SchemaError` on any bad input."""
     text = decode(source)
     try:
-        definitions = _LARK.parse(text)
+        with gc_paused():
+            definitions = _LARK.parse(text)
     except UnexpectedInput as exc:
         raise SchemaError([_syntax_diagnostic(exc, text)]) from None
     except LarkError as exc:  # pragma: no cover - Lark raises only UnexpectedInput on input
