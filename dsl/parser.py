@@ -245,8 +245,9 @@ def decode(source: str | bytes) -> str:
 
 
 def source_line(text: str, line: int) -> str:
-    lines = text.splitlines()
-    return lines[line - 1] if 0 < line <= len(lines) else ""
+    """Line ``line`` of ``text``, counting only ``\n`` as Lark does (not U+2028, form feed...)."""
+    lines = text.split("\n")
+    return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""
 
 
 def _diagnostic(text: str, line: int, column: int, message: str) -> Diagnostic:

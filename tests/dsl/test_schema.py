@@ -6,6 +6,7 @@ import pytest
 
 from dsl import ast
 from dsl.compiler import load
+from dsl.errors import SchemaError
 from dsl.parser import parse
 from dsl.schema import (
     AttributeType,
@@ -187,3 +188,12 @@ def test_schemas_equal_iff_meaning_equal() -> None:
     assert load("entity user {} entity d { relation a @user }") != load(
         "entity user {} entity d { relation b @user }"
     )
+
+
+def test_error_source_line_counts_only_newlines() -> None:
+    text = "entity user {} // a\u2028b\x0cc\r\nentity doc { relation r @nope }\r\n"
+    with pytest.raises(SchemaError) as caught:
+        load(text)
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.line, diagnostic.column) == (2, 26)
+    assert diagnostic.source_line == "entity doc { relation r @nope }"
