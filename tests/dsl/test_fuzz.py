@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from dsl.compiler import load
 from dsl.errors import SchemaError
+from dsl.format import format_schema
+from dsl.parser import parse
 from dsl.schema import Schema
 
 FUZZ = settings(
@@ -197,3 +199,20 @@ def test_schema_like_text(source: str) -> None:
 def test_mutated_valid_schemas(source: str) -> None:
     _check(source)
     _check(source.encode("utf-8"))
+
+
+_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+@FUZZ
+@given(_mutated())
+def test_formatting_any_valid_mutation_keeps_meaning_and_comments(source: str) -> None:
+    try:
+        schema = load(source)
+    except SchemaError:
+        return
+    formatted = format_schema(source)
+    assert format_schema(formatted) == formatted
+    assert load(formatted) == schema
+    kept = [c.text.strip() for c in parse(formatted).comments]
+    assert kept == [c.text.strip() for c in parse(source).comments]
