@@ -39,9 +39,10 @@ from dsl.ast import (
 from dsl.errors import Diagnostic, SchemaError
 from dsl.gcpause import gc_paused
 
-#: Operators nested deeper than this are refused: every later walk over an expression (compiler,
-#: formatter, engine) may then recurse safely.
-MAX_EXPRESSION_DEPTH: Final = 256
+#: Operators nested deeper than this are refused, so every later walk over an expression
+#: (compiler, formatter, comparison of compiled schemas, the engine) may recurse with room to
+#: spare: Python's default limit of 1000 frames breaks equality of rewrite trees near 250 levels.
+MAX_EXPRESSION_DEPTH: Final = 128
 
 #: Words that can never be names.
 RESERVED_WORDS: Final = frozenset(

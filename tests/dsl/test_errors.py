@@ -14,6 +14,7 @@ import pytest
 
 from dsl.compiler import load
 from dsl.errors import SchemaError
+from dsl.format import format_schema
 from dsl.parser import MAX_EXPRESSION_DEPTH
 from dsl.schema import ComputedUserSet, Operation, Rewrite, TupleToUserSet
 
@@ -539,16 +540,16 @@ CASES = [
             "(owner or " * (MAX_EXPRESSION_DEPTH + 1) + "owner" + ")" * (MAX_EXPRESSION_DEPTH + 1)
         ),
         [
-            (4, 14, "permission `view` nests operators more than 256 deep; split it "
-                    "into named permissions"),
+            (4, 14, "permission `view` nests operators more than "
+                    f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions"),
         ],
         id="nesting_too_deep",
     ),
     pytest.param(
         _permission("owner" + " or owner" * (MAX_EXPRESSION_DEPTH + 1)),
         [
-            (4, 14, "permission `view` nests operators more than 256 deep; split it "
-                    "into named permissions"),
+            (4, 14, "permission `view` nests operators more than "
+                    f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions"),
         ],
         id="chain_too_long",
     ),
@@ -1390,10 +1391,10 @@ def test_case_table_is_large_and_ids_are_unique() -> None:
 def test_error_renders_file_line_column_message() -> None:
     with pytest.raises(SchemaError) as info:
         load("entity user {}\nentity doc {\n  relation owner @usr\n}\n")
-    assert info.value.render("doc.perm") == (
-        "doc.perm:3:19: unknown entity `usr` in subject type `@usr` (did you mean `user`?)"
-    )
-    assert str(info.value) == info.value.render("x")[len("x:") :]
+    message = "unknown entity `usr` in subject type `@usr` (did you mean `user`?)"
+    assert info.value.render("doc.perm") == f"doc.perm:3:19: {message}"
+    assert str(info.value) == f"3:19: {message}"
+    assert info.value.first.source_line == "  relation owner @usr"
 
 
 # -------------------------------------------------------------------------------------------
@@ -1551,6 +1552,11 @@ def test_limits_are_inclusive() -> None:
     deepest = "(owner or " * MAX_EXPRESSION_DEPTH + "owner" + ")" * MAX_EXPRESSION_DEPTH
     schema = load(_permission(deepest).replace("entity doc", f"entity {name}"))
     assert name in schema.entities
+    # A tree at the limit survives every recursive walk: formatting, comparison, repr.
+    chain = _permission("owner" + " or owner" * MAX_EXPRESSION_DEPTH)
+    for source in (_permission(deepest), chain):
+        assert load(format_schema(source)) == load(source)
+        assert repr(load(source))
     parenthesised = "(" * 2000 + "owner" + ")" * 2000
     assert load(_permission(parenthesised)).entities["doc"].permissions["view"].child == (
         ComputedUserSet("owner")
