@@ -17,7 +17,6 @@ Checks, each reported with the position of the offending name:
 from __future__ import annotations
 
 import difflib
-import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Iterable
@@ -49,7 +48,6 @@ from dsl.schema import (
 )
 
 MAX_NAME_LENGTH: Final = 64
-_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TYPE_NAMES: Final = "boolean, string, integer, double (each optionally with [])"
 #: Words CEL reserves, plus the ``context`` variable every rule sees: no rule parameter may
 #: take one of these names.
@@ -141,10 +139,9 @@ class _Compiler:
         )
 
     def _check_name(self, name: str, pos: ast.Pos) -> None:
+        # The grammar admits only identifiers; their length is checked here.
         if len(name) > MAX_NAME_LENGTH:
             self.error(pos, f"name `{name[:16]}…` is longer than {MAX_NAME_LENGTH} characters")
-        elif not _NAME.fullmatch(name):  # pragma: no cover - the grammar admits only NAMEs
-            self.error(pos, f"`{name}` is not a valid name")
 
     def _declare(self) -> None:
         """Collect top-level and member names, report duplicates, resolve declared types."""

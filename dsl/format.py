@@ -104,10 +104,8 @@ class _Printer:
     # -- definitions ----------------------------------------------------------------------------
 
     def _entity(self, entity: ast.Entity) -> None:
-        inner = [c for c in self.comments if c.pos.line < entity.end_line]
-        if not entity.members and not [c for c in inner if c.pos.line > entity.pos.line] and (
-            not inner
-        ):
+        has_inner_comments = any(c.pos.line < entity.end_line for c in self.comments)
+        if not entity.members and not has_inner_comments:
             self.lines.append(f"entity {entity.name} {{}}")
             self._trailing(entity.end_line, "")
             return
@@ -120,7 +118,7 @@ class _Printer:
             ):
                 self.lines.append("")
             self.lines.append(INDENT + _member(member))
-            self._trailing(member_end(member), INDENT)
+            self._trailing(member.end_line, INDENT)
         self._leading(entity.end_line, INDENT, blank_before=True)
         self.lines.append("}")
         self._trailing(entity.end_line, "")
@@ -136,10 +134,6 @@ class _Printer:
             self.lines.extend(INDENT + line if line else "" for line in body.split("\n"))
             self.lines.append("}")
         self._trailing(rule.end_line, "")
-
-
-def member_end(member: ast.Member) -> int:
-    return member.end_line
 
 
 def _member(member: ast.Member) -> str:
