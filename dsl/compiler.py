@@ -25,7 +25,7 @@ from typing import Final
 from dsl import ast
 from dsl.errors import Diagnostic, SchemaError
 from dsl.gcpause import gc_paused
-from dsl.parser import parse, source_line
+from dsl.parser import parse
 from dsl.schema import (
     AttributeDef,
     AttributeType,
@@ -48,6 +48,9 @@ from dsl.schema import (
 )
 
 MAX_NAME_LENGTH: Final = 64
+#: Past this many errors the rest are not collected: a pathological schema cannot make the
+#: compiler spend quadratic time on suggestions and quoted lines.
+MAX_DIAGNOSTICS: Final = 100
 _TYPE_NAMES: Final = "boolean, string, integer, double (each optionally with [])"
 #: Words CEL reserves, plus the ``context`` variable every rule sees: no rule parameter may
 #: take one of these names.
@@ -83,16 +86,17 @@ def _a(kind: ReferenceKind) -> str:
     return "an attribute" if kind is ReferenceKind.ATTRIBUTE else f"a {kind.value}"
 
 
-def _suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" (did you mean `{close[0]}`?)" if close else ""
+def _shown(segments: tuple[str, ...]) -> str:
+    """A walk as written, shortened when very long."""
+    return ".".join(segments) if len(segments) <= 4 else ".".join(segments[:3]) + ".…"
 
 
 class _Compiler:
     def __init__(self, tree: ast.SchemaAst, text: str) -> None:
         self.tree = tree
-        self.text = text
+        self.lines = text.split("\n")
         self.diagnostics: list[Diagnostic] = []
+        self.truncated = False
         self.entities: dict[str, ast.Entity] = {}
         self.rules: dict[str, ast.Rule] = {}
         self.members: dict[str, dict[str, ast.Member]] = {}
@@ -103,9 +107,17 @@ class _Compiler:
         self.computed_refs: dict[str, dict[str, list[tuple[str, ast.Pos]]]] = {}
 
     def error(self, pos: ast.Pos, message: str) -> None:
-        self.diagnostics.append(
-            Diagnostic(pos.line, pos.column, message, source_line(self.text, pos.line))
-        )
+        if len(self.diagnostics) >= MAX_DIAGNOSTICS:
+            self.truncated = True
+            return
+        line = self.lines[pos.line - 1].removesuffix("\r") if pos.line <= len(self.lines) else ""
+        self.diagnostics.append(Diagnostic(pos.line, pos.column, message, line))
+
+    def _suggest(self, name: str, candidates: Iterable[str]) -> str:
+        if len(self.diagnostics) >= MAX_DIAGNOSTICS:
+            return ""  # not shown anyway
+        close = difflib.get_close_matches(name, list(candidates), n=1)
+        return f" (did you mean `{close[0]}`?)" if close else ""
 
     # -- driver ---------------------------------------------------------------------------------
 
@@ -130,6 +142,16 @@ class _Compiler:
             )
         self._check_cycles()
         if self.diagnostics:
+            if self.truncated:
+                last = max(self.diagnostics)
+                self.diagnostics.append(
+                    Diagnostic(
+                        last.line,
+                        last.column,
+                        f"too many errors: only the first {MAX_DIAGNOSTICS} are reported",
+                        last.source_line,
+                    )
+                )
             raise SchemaError(self.diagnostics)
         return Schema(
             entities=entities,
@@ -207,7 +229,7 @@ class _Compiler:
             self.error(
                 ref.pos,
                 f"unknown type `{ref}` for {what}; expected {_TYPE_NAMES}"
-                + _suggest(ref.name, ("boolean", "string", "integer", "double")),
+                + self._suggest(ref.name, ("boolean", "string", "integer", "double")),
             )
         return resolved
 
@@ -244,7 +266,7 @@ class _Compiler:
             self.error(
                 subject.pos,
                 f"unknown entity `{subject.entity}` in subject type `{subject}`"
-                + _suggest(subject.entity, self.entities),
+                + self._suggest(subject.entity, self.entities),
             )
             return None
         if subject.relation is None:
@@ -257,7 +279,7 @@ class _Compiler:
             self.error(
                 subject.relation_pos,
                 f"entity `{subject.entity}` has no relation `{subject.relation}`"
-                + _suggest(subject.relation, relations),
+                + self._suggest(subject.relation, relations),
             )
             return None
         if not isinstance(target, ast.Relation):
@@ -339,7 +361,7 @@ class _Compiler:
                 self.error(
                     path.pos,
                     f"`{name}` is not a relation, permission or attribute of entity `{entity}`"
-                    + _suggest(name, self.members[entity]),
+                    + self._suggest(name, self.members[entity]),
                 )
         return ComputedUserSet(name)
 
@@ -349,7 +371,7 @@ class _Compiler:
         if len(path.segments) > 2:
             self.error(
                 path.positions[2],
-                f"`{'.'.join(path.segments)}` walks more than one relation; write "
+                f"`{_shown(path.segments)}` walks more than one relation; write "
                 "`relation.permission` and define a permission on the next entity to go further",
             )
             return node
@@ -358,7 +380,7 @@ class _Compiler:
             self.error(
                 path.pos,
                 f"`{tupleset}` is not a relation of entity `{entity}`"
-                + _suggest(tupleset, self.members[entity]),
+                + self._suggest(tupleset, self.members[entity]),
             )
             return node
         if not isinstance(relation, ast.Relation):
@@ -380,7 +402,7 @@ class _Compiler:
                     path.positions[1],
                     f"`{computed}` is not a relation or permission of entity `{target_entity}` "
                     f"(which `{entity}#{tupleset}` admits)"
-                    + _suggest(computed, self.members[target_entity]),
+                    + self._suggest(computed, self.members[target_entity]),
                 )
             elif isinstance(target, ast.Attribute):
                 self.error(
@@ -401,7 +423,7 @@ class _Compiler:
                 )
             else:
                 self.error(
-                    call.pos, f"unknown rule `{call.rule}`" + _suggest(call.rule, self.rules)
+                    call.pos, f"unknown rule `{call.rule}`" + self._suggest(call.rule, self.rules)
                 )
             return node
         params = self.rule_params[call.rule]
@@ -433,7 +455,7 @@ class _Compiler:
             self.error(
                 argument.pos,
                 f"rule arguments are attribute names of `{entity}`; "
-                f"`{'.'.join(argument.segments)}` is a walk (not supported)",
+                f"`{_shown(argument.segments)}` is a walk (not supported)",
             )
             return False
         member = self.members[entity].get(name)
@@ -445,7 +467,7 @@ class _Compiler:
             self.error(
                 argument.pos,
                 f"`{name}` is not an attribute of entity `{entity}`{what}"
-                + _suggest(name, attributes),
+                + self._suggest(name, attributes),
             )
             return False
         if name not in params:

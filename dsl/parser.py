@@ -171,12 +171,16 @@ class _ToAst(Transformer[Any, Any]):
         return expr
 
     def path(self, children: list[Any]) -> Path:
-        if len(children) == 1:  # NAME | path . NAME
-            name: _Token = children[0]
-            return Path((name.value,), (_pos(name),))
-        prefix: Path = children[0]
-        last: _Token = children[2]
-        return Path((*prefix.segments, last.value), (*prefix.positions, _pos(last)))
+        names: list[_Token] = children[0]
+        return Path(tuple(n.value for n in names), tuple(_pos(n) for n in names))
+
+    def names(self, children: list[Any]) -> list[Any]:
+        """``names: NAME | names . NAME``, one list extended in place."""
+        if len(children) == 1:
+            return children
+        items: list[Any] = children[0]
+        items.append(children[2])
+        return items
 
     def call(self, children: list[Any]) -> Call:
         name: _Token = children[0]  # NAME ( [arguments] )
@@ -237,9 +241,9 @@ def decode(source: str | bytes) -> str:
         try:
             return source.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
-            before = source[: exc.start]
-            line = before.count(b"\n") + 1
-            column = len(before) - (before.rfind(b"\n") + 1) + 1
+            before = source[: exc.start].decode("utf-8")  # valid up to the bad byte
+            line = before.count("\n") + 1
+            column = len(before) - (before.rfind("\n") + 1) + 1
             message = f"schema is not valid UTF-8 (byte 0x{source[exc.start]:02x})"
             raise SchemaError([Diagnostic(line, column, message)]) from None
     return source.removeprefix("\ufeff")
@@ -285,6 +289,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
         )
     elif (word := _RESERVED_AT.match(text, offset)) and "NAME" in allowed:
         message = f"`{word.group()}` is a reserved word and cannot be used as a name"
+    elif word:
+        message = f"unexpected `{word.group()}`; expected {_describe_expected(allowed)}"
     elif char.isdigit() and "NAME" in allowed:
         message = f"names start with a letter or `_`, not `{char}`"
     elif not char.isascii() or not char.isprintable():
@@ -303,11 +309,14 @@ def _unexpected_token_message(exc: UnexpectedToken, text: str) -> str:
     if kind == "$END":
         return f"unexpected end of file; expected {_describe_expected(expected)}"
     value = str(token.value)
-    if kind == "OP" and value == "not" and "NAME" in expected and "OP" not in expected:
-        before = text[: token.start_pos].rstrip()
-        if before.endswith(("and", "or")):
+    if kind == "RULE_BODY":
+        value = "{"  # a stray brace, lexed as a whole block: quote only the brace
+    if kind == "OP" and value == "not" and "LPAR" in expected and "OP" not in expected:
+        before = _COMMENT.sub(" ", text[: token.start_pos])
+        previous = re.search(r"(?<![A-Za-z0-9_])(and|or)\s*$", before)
+        if previous:
             return (
-                f"`{before.split()[-1]} not` is not an operator: `not` is binary exclusion, "
+                f"`{previous.group(1)} not` is not an operator: `not` is binary exclusion, "
                 "write `a not b` (a but not b)"
             )
         return (
@@ -320,21 +329,27 @@ def _unexpected_token_message(exc: UnexpectedToken, text: str) -> str:
             "unterminated rule body: the `{` is never closed (braces must balance, "
             "strings must be closed on their line)"
         )
-    if kind == "NAME" and "OP" in expected:
-        return f"unexpected `{value}`: join operands with `and`, `or` or `not`"
-    message = f"unexpected `{value}`; expected {_describe_expected(expected)}"
+    message = f"unexpected `{_shorten(value)}`; expected {_describe_expected(expected)}"
     if kind == "NAME":
+        # A misspelt keyword first: it explains the error better than any other hint.
+        if "RELATION" in expected and (
+            close := difflib.get_close_matches(value, _MEMBER_KEYWORDS, n=1)
+        ):
+            return message + f" (did you mean `{close[0]}`?)"
+        if "OP" in expected:
+            return f"unexpected `{value}`: join operands with `and`, `or` or `not`"
         if "AT" in expected:
             message += f" (subject types start with `@`: `@{value}`)"
-        elif "RELATION" in expected:
-            close = difflib.get_close_matches(value, _MEMBER_KEYWORDS, n=1)
-            if close:
-                message += f" (did you mean `{close[0]}`?)"
         elif "ENTITY" in expected:
             close = difflib.get_close_matches(value, ("entity", "rule"), n=1)
             if close:
                 message += f" (did you mean `{close[0]}`?)"
     return message
+
+
+def _shorten(value: str, limit: int = 40) -> str:
+    first = value.split("\n", 1)[0]
+    return first if len(first) <= limit and first == value else first[:limit] + "…"
 
 
 def _check_depth(definitions: tuple[Definition, ...], text: str) -> None:

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from dsl.compiler import load
+from dsl.compiler import MAX_DIAGNOSTICS, load
 from dsl.errors import SchemaError
 from dsl.format import format_schema
 from dsl.parser import MAX_EXPRESSION_DEPTH
@@ -1560,4 +1560,97 @@ def test_limits_are_inclusive() -> None:
     parenthesised = "(" * 2000 + "owner" + ")" * 2000
     assert load(_permission(parenthesised)).entities["doc"].permissions["view"].child == (
         ComputedUserSet("owner")
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# Regressions: inputs that once gave misleading messages or took exponential/quadratic time.
+
+_LIST = "`relation`, `permission`, `action`, `attribute`"
+REGRESSIONS = [
+    pytest.param(
+        "entity user {}\nrule r(x string) {" + "//" * 40,
+        [(2, 18, "unterminated rule body: the `{` is never closed (braces must balance, "
+                 "strings must be closed on their line)")],
+        id="unclosed_body_of_slashes_fails_fast",
+    ),
+    pytest.param(
+        "entity user {}\n{\n  relation owner @user\n}\n",
+        [(2, 1, "unexpected `{`; expected `entity` or `rule`")],
+        id="stray_block_quotes_only_the_brace",
+    ),
+    pytest.param(
+        "entity not {}\n",
+        [(1, 8, "`not` is a reserved word and cannot be used as a name")],
+        id="not_as_entity_name",
+    ),
+    pytest.param(
+        "entity user {}\nentity doc {\n  relation owner @user\n  permission p = owner.not\n}\n",
+        [(4, 24, "`not` is a reserved word and cannot be used as a name")],
+        id="not_as_walk_target",
+    ),
+    pytest.param(
+        "entity user {}\nentity doc {\n  relation owner @user\n"
+        "  permission view = // see editor\n    not owner\n}\n",
+        [(5, 5, "`not` is binary exclusion (`a not b`: a but not b) and cannot start an "
+                "expression")],
+        id="unary_not_after_a_comment_ending_in_or",
+    ),
+    pytest.param(
+        "entity user {}\nentity doc {\n  relation owner @user\n"
+        "  permission p = owner in owner\n}\n",
+        [(4, 24, f"unexpected `in`; expected {_LIST}, `.`, `or`, `and`, `not`, `(`, `)` or `}}`")],
+        id="reserved_word_after_operand_quoted_whole",
+    ),
+    pytest.param(
+        "entity user {}\nentity doc {\n  relation owner @user\n  permission view = owner\n"
+        "  permision edit = owner\n}\n",
+        [(5, 3, f"unexpected `permision`; expected {_LIST}, `.`, `or`, `and`, `not`, `(`, `)` "
+                "or `}` (did you mean `permission`?)")],
+        id="keyword_typo_after_a_permission",
+    ),
+    pytest.param(
+        "entity user {}\nentity doc {\n  relation owner @user\n  relaton editor @user\n}\n",
+        [(4, 3, f"unexpected `relaton`; expected {_LIST}, `@`, `#` or `}}` "
+                "(did you mean `relation`?)")],
+        id="keyword_typo_after_a_relation",
+    ),
+    pytest.param(
+        b"entity user {}\n// \xc3\xa9\xc3\xa9\xff",
+        [(2, 6, "schema is not valid UTF-8 (byte 0xff)")],
+        id="utf8_error_column_counts_characters",
+    ),
+    pytest.param(
+        "entity user {}\nentity doc {\n  relation o @user\n  permission p = o.o.o.o.o.o\n}\n",
+        [(4, 22, "`o.o.o.…` walks more than one relation; write `relation.permission` and "
+                 "define a permission on the next entity to go further")],
+        id="long_walk_is_shortened_in_the_message",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), REGRESSIONS)
+def test_regressions_report_exact_diagnostics(
+    source: str | bytes, expected: list[Triple]
+) -> None:
+    test_invalid_schema_reports_exact_diagnostics(source, expected)
+
+
+def test_cel_map_literals_nest_two_levels_inside_a_rule_body() -> None:
+    body = "{'a': {'b': x}}['a']['b'] == 'q'"
+    rule = "entity user {}\nentity doc {\n  attribute x string\n  permission p = r(x)\n}\n"
+    assert load(rule + f"rule r(x string) {{ {body} }}\n").rules["r"].expression == body
+    with pytest.raises(SchemaError) as info:
+        load(rule + "rule r(x string) { {'a': {'b': {'c': x}}}['a']['b']['c'] == 'q' }\n")
+    assert info.value.first.message.startswith("unterminated rule body")
+
+
+def test_errors_stop_being_collected_after_the_limit() -> None:
+    members = " ".join(f"permission p{i} = missing{i}" for i in range(MAX_DIAGNOSTICS + 50))
+    with pytest.raises(SchemaError) as info:
+        load(f"entity user {{}}\nentity doc {{ {members} }}\n")
+    diagnostics = info.value.diagnostics
+    assert len(diagnostics) == MAX_DIAGNOSTICS + 1
+    assert diagnostics[-1].message == (
+        f"too many errors: only the first {MAX_DIAGNOSTICS} are reported"
     )
