@@ -115,14 +115,14 @@ class _ToAst(Transformer[Any, Any]):
     definitions = members = subject_types = _append
 
     def _first_then_append(self, children: list[Any]) -> list[Any]:
-        """``list: item | list "," item``."""
+        """``list: item | list SEPARATOR item`` (``,`` or ``.``), extended in place."""
         if len(children) == 1:
             return children
         items: list[Any] = children[0]
         items.append(children[2])
         return items
 
-    arguments = params = _first_then_append
+    arguments = params = names = _first_then_append
 
     def entity(self, children: list[Any]) -> Entity:
         keyword: _Token = children[0]  # entity NAME { members }
@@ -173,14 +173,6 @@ class _ToAst(Transformer[Any, Any]):
     def path(self, children: list[Any]) -> Path:
         names: list[_Token] = children[0]
         return Path(tuple(n.value for n in names), tuple(_pos(n) for n in names))
-
-    def names(self, children: list[Any]) -> list[Any]:
-        """``names: NAME | names . NAME``, one list extended in place."""
-        if len(children) == 1:
-            return children
-        items: list[Any] = children[0]
-        items.append(children[2])
-        return items
 
     def call(self, children: list[Any]) -> Call:
         name: _Token = children[0]  # NAME ( [arguments] )
