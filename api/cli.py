@@ -10,7 +10,9 @@ import difflib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -19,6 +21,7 @@ from dsl.errors import SchemaError
 from dsl.format import format_schema
 
 STDIN = "-"
+T = TypeVar("T")
 
 
 def _read(path: str) -> bytes:
@@ -29,6 +32,20 @@ def _read(path: str) -> bytes:
 
 def _label(path: str) -> str:
     return "<stdin>" if path == STDIN else path
+
+
+def _read_schema(path: str, use: Callable[[bytes], T], *, err: bool) -> tuple[bytes, T] | None:
+    """Read ``path`` and apply ``use`` to it; report an unreadable file or a schema error (on
+    stderr with ``err``) and return None."""
+    label = _label(path)
+    try:
+        raw = _read(path)
+        return raw, use(raw)
+    except OSError as exc:
+        click.echo(f"{label}: cannot read: {exc.strerror or exc}", err=err)
+    except SchemaError as exc:
+        click.echo(exc.render(label), err=err)
+    return None
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -65,17 +82,10 @@ def schema_validate(files: tuple[str, ...]) -> None:
     """
     failed = False
     for path in files:
-        label = _label(path)
-        try:
-            load(_read(path))
-        except OSError as exc:
-            click.echo(f"{label}: cannot read: {exc.strerror or exc}")
-            failed = True
-        except SchemaError as exc:
-            click.echo(exc.render(label))
+        if _read_schema(path, load, err=False) is None:
             failed = True
         else:
-            click.echo(f"{label}: valid")
+            click.echo(f"{_label(path)}: valid")
     sys.exit(1 if failed else 0)
 
 
@@ -102,17 +112,11 @@ def schema_fmt(files: tuple[str, ...], check: bool, write: bool, diff: bool) -> 
     failed = False
     for path in files:
         label = _label(path)
-        try:
-            raw = _read(path)
-            formatted = format_schema(raw)
-        except OSError as exc:
-            click.echo(f"{label}: cannot read: {exc.strerror or exc}", err=True)
+        result = _read_schema(path, format_schema, err=True)
+        if result is None:
             failed = True
             continue
-        except SchemaError as exc:
-            click.echo(exc.render(label), err=True)
-            failed = True
-            continue
+        raw, formatted = result
         if not (check or write):
             click.echo(formatted, nl=False)
             continue

@@ -25,7 +25,7 @@ from typing import Final
 from dsl import ast
 from dsl.errors import Diagnostic, SchemaError
 from dsl.gcpause import gc_paused
-from dsl.parser import parse
+from dsl.parser import line_at, parse
 from dsl.schema import (
     AttributeDef,
     AttributeType,
@@ -110,8 +110,9 @@ class _Compiler:
         if len(self.diagnostics) >= MAX_DIAGNOSTICS:
             self.truncated = True
             return
-        line = self.lines[pos.line - 1].removesuffix("\r") if pos.line <= len(self.lines) else ""
-        self.diagnostics.append(Diagnostic(pos.line, pos.column, message, line))
+        self.diagnostics.append(
+            Diagnostic(pos.line, pos.column, message, line_at(self.lines, pos.line))
+        )
 
     def _suggest(self, name: str, candidates: Iterable[str]) -> str:
         if len(self.diagnostics) >= MAX_DIAGNOSTICS:
@@ -548,6 +549,11 @@ def _cycles(graph: dict[str, list[tuple[str, ast.Pos]]]) -> list[list[tuple[str,
     return found
 
 
+def keeps_verbatim(body: str) -> bool:
+    """A body with a triple-quoted string, which may span lines: never re-indented."""
+    return "'''" in body or '"""' in body
+
+
 def normalise_rule_body(body: str) -> str:
     """A rule's CEL text with indentation made canonical.
 
@@ -555,7 +561,7 @@ def normalise_rule_body(body: str) -> str:
     formatter may re-indent a body without changing the compiled schema. A body holding a
     triple-quoted string (which may span lines) is only stripped.
     """
-    if "'''" in body or '"""' in body:
+    if keeps_verbatim(body):
         return body.strip()
     lines = [line.rstrip() for line in body.split("\n")]
     while lines and not lines[0]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 from dsl import ast
-from dsl.compiler import normalise_rule_body
+from dsl.compiler import keeps_verbatim, normalise_rule_body
 from dsl.parser import parse
 
 INDENT: Final = "    "
@@ -49,10 +49,7 @@ class _Printer:
             if index:
                 self.lines.append("")
             self._leading(definition.pos.line, "", blank_before=index == 0)
-            if self.last_line and definition.pos.line > self.last_line + 1 and self.lines and (
-                self.lines[-1]
-            ):
-                self.lines.append("")  # keep a header comment apart from what follows
+            self._blank_if_gap(definition.pos.line)  # keeps a header comment apart
             if isinstance(definition, ast.Entity):
                 self._entity(definition)
             else:
@@ -73,18 +70,20 @@ class _Printer:
         self.comments = self.comments[len(taken):]
         return taken
 
+    def _blank_if_gap(self, line: int) -> None:
+        """One blank line before source ``line`` if the source left one after the last line
+        printed (and the output does not already end in one)."""
+        if self.last_line and line > self.last_line + 1 and self.lines and self.lines[-1]:
+            self.lines.append("")
+
     def _leading(self, line: int | None, indent: str, *, blank_before: bool) -> None:
         """Print the comments found before source ``line`` on their own lines."""
-        previous = self.last_line
         for comment in self._take(line):
-            if blank_before and previous and comment.pos.line > previous + 1 and self.lines and (
-                self.lines[-1]
-            ):
-                self.lines.append("")
+            if blank_before:
+                self._blank_if_gap(comment.pos.line)
             self._comment_lines(comment, indent)
-            previous = comment.end_line
+            self.last_line = comment.end_line
             blank_before = True
-        self.last_line = previous
 
     def _comment_lines(self, comment: ast.Comment, indent: str) -> None:
         text_lines = comment.text.split("\n")
@@ -113,10 +112,8 @@ class _Printer:
         self._trailing(entity.pos.line, INDENT)
         for index, member in enumerate(entity.members):
             self._leading(member.pos.line, INDENT, blank_before=True)
-            if index and self.last_line and member.pos.line > self.last_line + 1 and (
-                self.lines[-1] and not self.lines[-1].endswith("{")
-            ):
-                self.lines.append("")
+            if index and not self.lines[-1].endswith("{"):
+                self._blank_if_gap(member.pos.line)
             self.lines.append(INDENT + _member(member))
             self._trailing(member.end_line, INDENT)
         self._leading(entity.end_line, INDENT, blank_before=True)
@@ -126,8 +123,7 @@ class _Printer:
     def _rule(self, rule: ast.Rule) -> None:
         params = ", ".join(f"{p.name} {p.type}" for p in rule.params)
         self.lines.append(f"rule {rule.name}({params}) {{")
-        if "'''" in rule.body or '"""' in rule.body:
-            # A triple-quoted string may span lines: keep the body byte for byte.
+        if keeps_verbatim(rule.body):
             self.lines[-1] += rule.body + "}"
         else:
             body = normalise_rule_body(rule.body)

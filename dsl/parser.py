@@ -81,6 +81,10 @@ _RESERVED_AT: Final = re.compile(
     r"(?:" + "|".join(sorted(RESERVED_WORDS)) + r")(?![A-Za-z0-9_])"
 )
 _COMMENT: Final = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+_UNTERMINATED_BODY: Final = (
+    "unterminated rule body: the `{` is never closed (braces must balance, "
+    "strings must be closed on their line)"
+)
 
 
 class _Token(Protocol):
@@ -234,17 +238,25 @@ def decode(source: str | bytes) -> str:
             return source.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             before = source[: exc.start].decode("utf-8")  # valid up to the bad byte
-            line = before.count("\n") + 1
-            column = len(before) - (before.rfind("\n") + 1) + 1
+            line, column = _end_of(before)
             message = f"schema is not valid UTF-8 (byte 0x{source[exc.start]:02x})"
             raise SchemaError([Diagnostic(line, column, message)]) from None
     return source.removeprefix("\ufeff")
 
 
-def source_line(text: str, line: int) -> str:
-    """Line ``line`` of ``text``, counting only ``\n`` as Lark does (not U+2028, form feed...)."""
-    lines = text.split("\n")
+def _end_of(text: str) -> tuple[int, int]:
+    """Line and column just past the end of ``text``."""
+    return text.count("\n") + 1, len(text) - (text.rfind("\n") + 1) + 1
+
+
+def line_at(lines: list[str], line: int) -> str:
+    """Line ``line`` of ``text.split("\n")``: only ``\n`` ends a line, as Lark counts (not U+2028,
+    form feed...); a CRLF line is quoted without its ``\r``."""
     return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""
+
+
+def source_line(text: str, line: int) -> str:
+    return line_at(text.split("\n"), line)
 
 
 def _diagnostic(text: str, line: int, column: int, message: str) -> Diagnostic:
@@ -264,8 +276,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         # Lark places the end at the last token; point at the end of the text instead.
-        line = text.count("\n") + 1
-        column = len(text) - (text.rfind("\n") + 1) + 1
+        line, column = _end_of(text)
     if isinstance(exc, UnexpectedToken):
         return _diagnostic(text, line, column, _unexpected_token_message(exc, text))
     assert isinstance(exc, UnexpectedCharacters)
@@ -275,10 +286,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
     if text.startswith("/*", offset):
         message = "unterminated comment: `/*` is never closed by `*/`"
     elif char == "{" and "RULE_BODY" in allowed:
-        message = (
-            "unterminated rule body: the `{` is never closed (braces must balance, "
-            "strings must be closed on their line)"
-        )
+        message = _UNTERMINATED_BODY
     elif (word := _RESERVED_AT.match(text, offset)) and "NAME" in allowed:
         message = f"`{word.group()}` is a reserved word and cannot be used as a name"
     elif word:
@@ -317,10 +325,7 @@ def _unexpected_token_message(exc: UnexpectedToken, text: str) -> str:
     if kind in _KEYWORD_TOKENS and "NAME" in expected:
         return f"`{value}` is a reserved word and cannot be used as a name"
     if kind == "LBRACE" and "RULE_BODY" in expected:
-        return (
-            "unterminated rule body: the `{` is never closed (braces must balance, "
-            "strings must be closed on their line)"
-        )
+        return _UNTERMINATED_BODY
     message = f"unexpected `{_shorten(value)}`; expected {_describe_expected(expected)}"
     if kind == "NAME":
         # A misspelt keyword first: it explains the error better than any other hint.
