@@ -1,0 +1,452 @@
+"""What every store offers: value types and the ``Store`` / ``SnapshotReader`` protocols.
+
+The engine sees only a ``SnapshotReader`` bound to one tenant and one revision; the API sees the
+``Store``. Two backends implement them: ``leveldb.py`` (the product) and ``memory.py`` (the
+reference the conformance suite compares against). A PostgreSQL backend would implement the same
+two protocols; nothing above this package names a backend.
+
+Semantics every backend keeps:
+
+* **Revisions.** Every ``write`` is atomic and lands at a new revision; it returns an opaque snap
+  token naming that revision. A reader at token T sees exactly the state after revision T: a
+  tuple or attribute version is visible when it was created at or before T and not deleted at or
+  before T. Reads without a token see the latest revision.
+* **Idempotence.** Writing a tuple that is already present changes nothing; writing an attribute
+  replaces its value (upsert); deleting something absent is not an error.
+* **Order inside one write.** Deletes (explicit and by filter, both judged against the state
+  before the write) apply first, then writes; so a write that deletes and writes the same tuple
+  leaves it present, and a write and delete of the same attribute leaves the written value.
+* **Records** are the relations layer's extra rows (metadata, positions, registries). They live in
+  named keyspaces beside a tenant's tuples and are written in the same atomic batch, but they are
+  not versioned: every reader sees their latest state. Inside ``Store.transact`` the latest state
+  is also the reader's revision, so a build function can read, decide and write atomically.
+
+Value types that are built by the million on the read path (``Subject``, ``Tuple``) are
+``NamedTuple``s: construction is about half the cost of a frozen slotted dataclass, and they are
+just as immutable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Generic, NamedTuple, NewType, Protocol, TypeVar
+
+from dsl.schema import AttributeType
+
+TenantId = NewType("TenantId", str)
+Revision = NewType("Revision", int)
+SnapToken = NewType("SnapToken", str)
+
+DEFAULT_TENANT = "t1"
+TENANT_ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-@.:+]{1,128}")
+DEFAULT_MAX_WRITE_ITEMS = 1000
+DEFAULT_GC_WINDOW_SECONDS = 24 * 60 * 60.0
+
+_TUPLE_PATTERN = re.compile(
+    r"(?P<et>[^:#@]+):(?P<eid>[^:#@]+)#(?P<rel>[^:#@]+)"
+    r"@(?P<st>[^:#@]+):(?P<sid>[^:#@]+)(?:#(?P<srel>[^:#@]+))?"
+)
+
+T = TypeVar("T")
+
+
+def check_tenant_id(tenant: str) -> TenantId:
+    """Return ``tenant`` as a TenantId, or raise ValueError naming the allowed pattern."""
+    if not TENANT_ID_PATTERN.fullmatch(tenant):
+        raise ValueError(
+            f"invalid tenant id {tenant!r}: expected 1 to 128 characters from "
+            "letters, digits and _ - @ . : +"
+        )
+    return TenantId(tenant)
+
+
+class Subject(NamedTuple):
+    """A tuple's subject: ``type:id`` or the userset ``type:id#relation``."""
+
+    type: str
+    id: str
+    relation: str = ""
+
+    def __str__(self) -> str:
+        base = f"{self.type}:{self.id}"
+        return f"{base}#{self.relation}" if self.relation else base
+
+
+class Tuple(NamedTuple):
+    """``entity_type:entity_id#relation@subject_type:subject_id[#subject_relation]``.
+
+    ``subject_relation`` is ``""`` for a plain subject; Permify's ``...`` means the same and is
+    normalised to ``""`` by ``parse``.
+    """
+
+    entity_type: str
+    entity_id: str
+    relation: str
+    subject_type: str
+    subject_id: str
+    subject_relation: str = ""
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.subject_type, self.subject_id, self.subject_relation)
+
+    def __str__(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}#{self.relation}@{self.subject}"
+
+    @classmethod
+    def parse(cls, text: str) -> Tuple:
+        """Parse Permify's string form; raise ValueError saying what the form is."""
+        match = _TUPLE_PATTERN.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(
+                f"invalid tuple {text!r}: expected "
+                "entity_type:entity_id#relation@subject_type:subject_id[#subject_relation]"
+            )
+        srel = match["srel"] or ""
+        return cls(
+            match["et"],
+            match["eid"],
+            match["rel"],
+            match["st"],
+            match["sid"],
+            "" if srel == "..." else srel,
+        )
+
+
+Scalar = bool | int | float | str
+AttributeValue = Scalar | tuple[bool, ...] | tuple[int, ...] | tuple[float, ...] | tuple[str, ...]
+
+_SCALAR_CHECKS: dict[AttributeType, Callable[[object], bool]] = {
+    AttributeType.BOOLEAN: lambda v: isinstance(v, bool),
+    AttributeType.STRING: lambda v: isinstance(v, str),
+    AttributeType.INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    AttributeType.DOUBLE: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+}
+
+
+def normalise_value(kind: AttributeType, value: object) -> AttributeValue:
+    """Check ``value`` against ``kind`` and return its canonical form.
+
+    Arrays become tuples and doubles become floats, so equal values compare equal whatever
+    backend they come from. Raises ValueError on a mismatch.
+    """
+    check = _SCALAR_CHECKS[kind.element]
+    if kind.is_array:
+        if not isinstance(value, list | tuple) or not all(check(v) for v in value):
+            raise ValueError(f"expected a list of {kind.element.keyword} for {kind.keyword}")
+        if kind is AttributeType.DOUBLE_ARRAY:
+            return tuple(float(v) for v in value)
+        return tuple(value)
+    if not check(value):
+        raise ValueError(f"expected a {kind.keyword} value, got {type(value).__name__}")
+    if kind is AttributeType.DOUBLE:
+        return float(value)  # type: ignore[arg-type]
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """``entity_type:entity_id$name|type:value``; ``value`` is checked against ``type``."""
+
+    entity_type: str
+    entity_id: str
+    name: str
+    type: AttributeType
+    value: AttributeValue
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", normalise_value(self.type, self.value))
+
+    @property
+    def key(self) -> AttributeKey:
+        return AttributeKey(self.entity_type, self.entity_id, self.name)
+
+    def same_value(self, other: Attribute) -> bool:
+        """Equal type and value, where NaN equals NaN (so rewriting a NaN is a no-op)."""
+        if self.type is not other.type:
+            return False
+        if isinstance(self.value, float) and isinstance(other.value, float):
+            return self.value == other.value or (math.isnan(self.value) and math.isnan(other.value))
+        return self.value == other.value
+
+
+class AttributeKey(NamedTuple):
+    """Names one attribute of one entity (what an attribute delete takes)."""
+
+    entity_type: str
+    entity_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TupleFilter:
+    """Permify's ``TupleFilter``: every field that is set must match; unset fields match all.
+
+    ``subject_relation`` is ``None`` for "any"; ``""`` asks for plain subjects only.
+    """
+
+    entity_type: str = ""
+    entity_ids: tuple[str, ...] = ()
+    relation: str = ""
+    subject_type: str = ""
+    subject_ids: tuple[str, ...] = ()
+    subject_relation: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_ids", tuple(sorted(set(self.entity_ids))))
+        object.__setattr__(self, "subject_ids", tuple(sorted(set(self.subject_ids))))
+
+    @property
+    def is_empty(self) -> bool:
+        return self == TupleFilter()
+
+    def matches(self, t: Tuple) -> bool:
+        return (
+            (not self.entity_type or t.entity_type == self.entity_type)
+            and (not self.entity_ids or t.entity_id in self.entity_ids)
+            and (not self.relation or t.relation == self.relation)
+            and (not self.subject_type or t.subject_type == self.subject_type)
+            and (not self.subject_ids or t.subject_id in self.subject_ids)
+            and (self.subject_relation is None or t.subject_relation == self.subject_relation)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeFilter:
+    """Permify's ``AttributeFilter``: entity type and ids, and attribute names; unset = all."""
+
+    entity_type: str = ""
+    entity_ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_ids", tuple(sorted(set(self.entity_ids))))
+        object.__setattr__(self, "names", tuple(sorted(set(self.names))))
+
+    @property
+    def is_empty(self) -> bool:
+        return self == AttributeFilter()
+
+    def matches(self, a: Attribute) -> bool:
+        return (
+            (not self.entity_type or a.entity_type == self.entity_type)
+            and (not self.entity_ids or a.entity_id in self.entity_ids)
+            and (not self.names or a.name in self.names)
+        )
+
+
+RecordKey = tuple[str, ...]
+
+
+class Record(NamedTuple):
+    """One relations-layer row: ``key`` (components, ordered) in ``keyspace``."""
+
+    keyspace: str
+    key: RecordKey
+    value: bytes
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one atomic write does; build it up, then hand it to ``Store.write``.
+
+    Only tuple and attribute items count towards the store's per-write maximum; filters and
+    records do not.
+    """
+
+    write_tuples: list[Tuple] = field(default_factory=list)
+    delete_tuples: list[Tuple] = field(default_factory=list)
+    write_attributes: list[Attribute] = field(default_factory=list)
+    delete_attributes: list[AttributeKey] = field(default_factory=list)
+    delete_tuple_filters: list[TupleFilter] = field(default_factory=list)
+    delete_attribute_filters: list[AttributeFilter] = field(default_factory=list)
+    put_records: list[Record] = field(default_factory=list)
+    delete_records: list[tuple[str, RecordKey]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.write_tuples)
+            + len(self.delete_tuples)
+            + len(self.write_attributes)
+            + len(self.delete_attributes)
+        )
+
+
+class Operation(Enum):
+    CREATE = 1
+    DELETE = 2
+
+
+class Change(NamedTuple):
+    """One entry of the change log: a tuple or attribute created or deleted."""
+
+    operation: Operation
+    item: Tuple | Attribute
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """Every change one write made, in the order the write applied them."""
+
+    revision: Revision
+    token: SnapToken
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a paginated read; ``cursor`` is ``""`` when there is nothing more."""
+
+    items: list[T]
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantInfo:
+    id: TenantId
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    """One written schema: ``version`` ids sort in write order within a tenant."""
+
+    version: str
+    created_at: datetime
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GCStats:
+    """What one garbage-collection pass did."""
+
+    horizon: Revision
+    removed: int
+
+
+class SnapshotReader(Protocol):
+    """Reads of one tenant at one revision; every call sees the same state.
+
+    Methods that return iterators may be consumed lazily; the state they yield is still the
+    reader's revision.
+    """
+
+    @property
+    def tenant(self) -> TenantId: ...
+
+    @property
+    def revision(self) -> Revision: ...
+
+    @property
+    def token(self) -> SnapToken: ...
+
+    def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
+        """Every subject of ``entity_type:entity_id#relation``, ordered by (type, id, relation)."""
+        ...
+
+    def has_tuple(self, t: Tuple) -> bool: ...
+
+    def entity_ids(
+        self, entity_type: str, relation: str, subject: Subject
+    ) -> Iterator[str]:
+        """Reverse read: ids of ``entity_type`` with ``relation`` to exactly ``subject``, sorted."""
+        ...
+
+    def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None: ...
+
+    def attributes(self, entity_type: str, entity_id: str) -> list[Attribute]:
+        """Every attribute of one entity, ordered by name."""
+        ...
+
+    def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
+        """One page of tuples matching ``flt``; pass the returned cursor back for the next."""
+        ...
+
+    def iter_tuples(self, flt: TupleFilter) -> Iterator[Tuple]: ...
+
+    def read_attributes(
+        self, flt: AttributeFilter, *, page_size: int, cursor: str = ""
+    ) -> Page[Attribute]: ...
+
+    def iter_attributes(self, flt: AttributeFilter) -> Iterator[Attribute]: ...
+
+    def record(self, keyspace: str, key: RecordKey) -> bytes | None:
+        """The latest value of one record (records are not versioned)."""
+        ...
+
+    def records(
+        self,
+        keyspace: str,
+        prefix: RecordKey = (),
+        *,
+        after: RecordKey | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
+        """Records whose key starts with ``prefix``, in key order (or reversed).
+
+        ``after`` resumes past that key (exclusive; "before" it when ``reverse``).
+        """
+        ...
+
+
+class Store(Protocol):
+    """A multi-tenant store of tuples, attributes, schemas and records at revisions."""
+
+    @property
+    def max_write_items(self) -> int: ...
+
+    def create_tenant(self, tenant: str, name: str = "") -> TenantInfo: ...
+
+    def get_tenant(self, tenant: str) -> TenantInfo: ...
+
+    def list_tenants(self, *, page_size: int, cursor: str = "") -> Page[TenantInfo]:
+        """Tenants ordered by id."""
+        ...
+
+    def delete_tenant(self, tenant: str) -> TenantInfo:
+        """Remove the tenant and every key it owns; returns what was deleted."""
+        ...
+
+    def write_schema(self, tenant: str, text: str) -> SchemaVersion: ...
+
+    def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
+        """The named version, or the newest (head) when ``version`` is empty."""
+        ...
+
+    def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:
+        """Schema versions, newest first."""
+        ...
+
+    def write(self, tenant: str, changes: Changes) -> SnapToken: ...
+
+    def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
+        """Call ``build`` with a reader of the latest state while no other write can land, then
+        apply the changes it returns in one atomic write. ``build`` may raise (e.g. Conflict) to
+        write nothing."""
+        ...
+
+    def reader(self, tenant: str, token: str = "") -> SnapshotReader:
+        """A reader at ``token``'s revision, or at the latest one when ``token`` is empty."""
+        ...
+
+    def head(self, tenant: str) -> SnapToken:
+        """The token of the latest revision."""
+        ...
+
+    def changes(self, tenant: str, after: str, *, limit: int) -> list[ChangeSet]:
+        """The tenant's writes after ``after``'s revision, oldest first, at most ``limit``."""
+        ...
+
+    def collect_garbage(self, *, now: float | None = None) -> GCStats:
+        """Remove versions no reader inside the retention window can see."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,151 @@
+"""LevelDB key encoding: the only place keys are built or taken apart.
+
+Layout (``|`` only separates the parts here; it is not a byte)::
+
+    00 'M' name                          store metadata (format, store id, GC horizon)
+    00 'T' c(tenant)                     tenant registry
+    00 'V' rev8                          revision log: commit time and tenant of each write
+    01 c(tenant) 'F' c(et) c(eid) c(rel) c(st) c(sid) c(srel) rev8   forward tuple index
+    01 c(tenant) 'R' c(st) c(sid) c(srel) c(et) c(rel) c(eid) rev8   reverse tuple index
+    01 c(tenant) 'A' c(et) c(eid) c(name) rev8                       attributes
+    01 c(tenant) 'D' rev8 ('F' | 'A') rest                           versions deleted at rev8
+    01 c(tenant) 'C' rev8                                            change log of one write
+    01 c(tenant) 'S' c(version)                                      schema versions
+    01 c(tenant) 'X' c(keyspace) c(part)...                          relations-layer records
+
+``rev8`` is a revision as 8 big-endian bytes (the version's creation revision); the value of an
+``F``/``R``/``A`` key starts with the 8-byte revision that deleted it, ``LIVE`` while it lives.
+
+``c(s)`` encodes one string component: its UTF-8 bytes (lone surrogates allowed) with every
+``00`` byte escaped as ``00 FF``, then the terminator ``00 01``. So:
+
+* it is injective: the terminator is the only ``00 01`` in an encoded component, so a sequence
+  of components splits back exactly, whatever the strings hold (separators, NUL, any unicode);
+* it preserves order: components compare like the strings' code points, and a shorter string
+  sorts before any string it is a prefix of;
+* a prefix of whole components never matches a key whose component merely starts with the same
+  text (``doc`` never matches ``docs``), so each tenant, entity or relation owns a contiguous
+  range that no other value's range overlaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from storage.base import Tuple
+
+TERMINATOR = b"\x00\x01"
+_ESCAPED_NUL = b"\x00\xff"
+LIVE = b"\xff" * 8
+LIVE_REVISION = (1 << 64) - 1
+
+META = b"\x00M"
+TENANTS = b"\x00T"
+REVISIONS = b"\x00V"
+TENANT = b"\x01"
+
+FORWARD = b"F"
+REVERSE = b"R"
+ATTRIBUTES = b"A"
+DEAD = b"D"
+CHANGES = b"C"
+SCHEMAS = b"S"
+RECORDS = b"X"
+
+
+def component(text: str) -> bytes:
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"\x00" in raw:
+        raw = raw.replace(b"\x00", _ESCAPED_NUL)
+    return raw + TERMINATOR
+
+
+def components(parts: Iterable[str]) -> bytes:
+    return b"".join([component(p) for p in parts])
+
+
+def split(body: bytes) -> list[str]:
+    """Decode a run of whole components back to strings."""
+    parts = body.split(TERMINATOR)
+    if parts.pop() != b"":
+        raise ValueError("key body does not end with a component terminator")
+    return [
+        (p.replace(_ESCAPED_NUL, b"\x00") if b"\x00" in p else p).decode("utf-8", "surrogatepass")
+        for p in parts
+    ]
+
+
+def rev8(revision: int) -> bytes:
+    return revision.to_bytes(8, "big")
+
+
+def revision_of(raw: bytes) -> int:
+    return int.from_bytes(raw, "big")
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key that starts with ``prefix``."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise ValueError("a prefix of only FF bytes has no end")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def tenant_prefix(tenant: str) -> bytes:
+    return TENANT + component(tenant)
+
+
+def tenant_registry_key(tenant: str) -> bytes:
+    return TENANTS + component(tenant)
+
+
+def forward_prefix(tp: bytes, *parts: str) -> bytes:
+    """Prefix of forward keys: (entity_type, entity_id, relation, subject...) leading parts."""
+    return tp + FORWARD + components(parts)
+
+
+def reverse_prefix(tp: bytes, *parts: str) -> bytes:
+    """Prefix of reverse keys: (subject_type, subject_id, subject_relation, entity_type,
+    relation, entity_id) leading parts."""
+    return tp + REVERSE + components(parts)
+
+
+def forward_body(t: Tuple) -> bytes:
+    return components(t)
+
+
+def reverse_body(t: Tuple) -> bytes:
+    return components(
+        (t.subject_type, t.subject_id, t.subject_relation, t.entity_type, t.relation, t.entity_id)
+    )
+
+
+def tuple_from_forward(body: bytes) -> Tuple:
+    return Tuple(*split(body))
+
+
+def tuple_from_reverse(body: bytes) -> Tuple:
+    st, sid, srel, et, rel, eid = split(body)
+    return Tuple(et, eid, rel, st, sid, srel)
+
+
+def attribute_prefix(tp: bytes, *parts: str) -> bytes:
+    """Prefix of attribute keys: (entity_type, entity_id, name) leading parts."""
+    return tp + ATTRIBUTES + components(parts)
+
+
+def dead_key(tp: bytes, deleted: int, kind: bytes, rest: bytes) -> bytes:
+    """Index entry for a version deleted at ``deleted``; ``kind + rest`` is its key after tp."""
+    return tp + DEAD + rev8(deleted) + kind + rest
+
+
+def change_key(tp: bytes, revision: int) -> bytes:
+    return tp + CHANGES + rev8(revision)
+
+
+def schema_key(tp: bytes, version: str) -> bytes:
+    return tp + SCHEMAS + component(version)
+
+
+def record_prefix(tp: bytes, keyspace: str, parts: Iterable[str] = ()) -> bytes:
+    return tp + RECORDS + component(keyspace) + components(parts)
