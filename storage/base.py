@@ -353,9 +353,7 @@ class SnapshotReader(Protocol):
 
     def has_tuple(self, t: Tuple) -> bool: ...
 
-    def entity_ids(
-        self, entity_type: str, relation: str, subject: Subject
-    ) -> Iterator[str]:
+    def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
         """Reverse read: ids of ``entity_type`` with ``relation`` to exactly ``subject``, sorted."""
         ...
 

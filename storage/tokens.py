@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 
 from storage.base import Revision, SnapToken
@@ -71,3 +72,20 @@ def decode_cursor(query: bytes, token: str) -> bytes:
     if raw[:_FINGERPRINT_BYTES] != query:
         raise InvalidToken("continuation token does not belong to this query")
     return raw[_FINGERPRINT_BYTES:]
+
+
+_BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
+_VERSION_CHARS = 20  # 100 bits: 48 of milliseconds, then 52 random
+
+
+def new_schema_version(previous: str, now_ms: int) -> str:
+    """A 20-character schema version id (lowercase base32hex, like Permify's xid ids) that
+    sorts after ``previous`` and, clocks permitting, in time order."""
+    value = (now_ms << 52) | int.from_bytes(os.urandom(7), "big") >> 4
+    if previous:
+        value = max(value, int(previous, 32) + 1)
+    chars = []
+    for _ in range(_VERSION_CHARS):
+        value, digit = divmod(value, 32)
+        chars.append(_BASE32HEX[digit])
+    return "".join(reversed(chars))

@@ -1,0 +1,945 @@
+"""The product store: tuples, attributes, schemas and records in LevelDB (plyvel).
+
+Every write is one LevelDB ``WriteBatch`` that also appends the revision log and the tenant's
+change log, so a crash leaves each write wholly present or wholly absent. Versions carry the
+revision that created them in their key and the revision that deleted them in their value
+(``keys.LIVE`` while they live); a reader at revision T keeps ``created <= T < deleted``.
+
+Concurrency model:
+
+* Writes (``write``, ``transact``, tenant and schema changes) are serialised by one lock; a
+  write becomes visible to new readers when the batch is in LevelDB and the in-memory latest
+  revision moves. Readers never lock: LevelDB is safe for concurrent readers and one writer, and a
+  reader filters by its revision, so it sees the same state however many writes land meanwhile.
+* Every call is synchronous and short (µs for point reads; a page for paginated reads). Callers
+  on an event loop run long jobs (bulk imports, whole-tenant scans, tenant deletion, GC) in a
+  thread. plyvel releases the GIL inside LevelDB calls.
+* Garbage collection runs in a background thread every ``gc_interval`` seconds. It removes only
+  versions deleted at or before the horizon: the newest revision older than ``gc_window`` and
+  no newer than any live reader's revision. Readers below the horizon are refused with
+  SnapshotExpired, so no reader ever sees a half-collected state.
+* ``sync=False`` (the default) survives a process crash: LevelDB hands each batch to the OS
+  before the write returns. ``sync=True`` also fsyncs each write, surviving power loss, at the
+  cost of one disk flush per write (see the README for numbers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import plyvel
+
+from dsl.schema import AttributeType
+from storage import keys, tokens
+from storage.base import (
+    DEFAULT_GC_WINDOW_SECONDS,
+    DEFAULT_MAX_WRITE_ITEMS,
+    DEFAULT_TENANT,
+    Attribute,
+    AttributeFilter,
+    Change,
+    Changes,
+    ChangeSet,
+    GCStats,
+    Operation,
+    Page,
+    Record,
+    RecordKey,
+    Revision,
+    SchemaVersion,
+    SnapshotReader,
+    SnapToken,
+    Subject,
+    TenantId,
+    TenantInfo,
+    Tuple,
+    TupleFilter,
+    check_tenant_id,
+)
+from storage.errors import (
+    InvalidFilter,
+    InvalidTenantId,
+    InvalidToken,
+    SchemaNotFound,
+    SnapshotExpired,
+    StorageError,
+    StoreClosed,
+    StoreLocked,
+    TenantExists,
+    TenantNotFound,
+    TooManyChanges,
+)
+from storage.keys import LIVE, component, components, rev8, split
+
+log = logging.getLogger(__name__)
+ItemT = TypeVar("ItemT")
+
+FORMAT = b"1"
+_FORMAT_KEY = keys.META + b"format"
+_STORE_ID_KEY = keys.META + b"store-id"
+_HORIZON_KEY = keys.META + b"gc-horizon"
+_DELETE_CHUNK = 10_000
+_CREATE = b"\x01"
+_DELETE = b"\x02"
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def _encode_value(attr: Attribute) -> bytes:
+    return bytes([attr.type.value]) + json.dumps(attr.value, separators=(",", ":")).encode()
+
+
+def _decode_attribute(parts: list[str], payload: bytes) -> Attribute:
+    et, eid, name = parts
+    return Attribute(et, eid, name, AttributeType(payload[0]), json.loads(payload[1:]))
+
+
+class LevelDBStore:
+    """A ``Store`` over one LevelDB directory; open one per directory per process."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_write_items: int = DEFAULT_MAX_WRITE_ITEMS,
+        gc_window: float = DEFAULT_GC_WINDOW_SECONDS,
+        gc_interval: float | None = 600.0,
+        sync: bool = False,
+        cache_bytes: int = 64 << 20,
+        write_buffer_bytes: int = 32 << 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_write_items < 1:
+            raise ValueError("max_write_items must be at least 1")
+        self._path = Path(path)
+        self._max_write_items = max_write_items
+        self._gc_window = gc_window
+        self._sync = sync
+        self._clock = clock
+        try:
+            self._db: Any = plyvel.DB(
+                str(self._path),
+                create_if_missing=True,
+                lru_cache_size=cache_bytes,
+                write_buffer_size=write_buffer_bytes,
+            )
+        except plyvel.IOError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"data directory {self._path} is already open in another process or store "
+                    "(its LevelDB LOCK is held); stop that one or choose another --data-dir"
+                ) from exc
+            raise StorageError(f"cannot open data directory {self._path}: {exc}") from exc
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open data directory {self._path}: {exc}") from exc
+
+        self._write_lock = threading.Lock()
+        self._writer: int | None = None
+        self._pin_lock = threading.Lock()
+        self._readers: weakref.WeakSet[LevelDBReader] = weakref.WeakSet()
+        self._closed = False
+        try:
+            self._initialise()
+        except BaseException:
+            self._db.close()
+            raise
+        self._gc_stop = threading.Event()
+        self._gc_thread: threading.Thread | None = None
+        if gc_interval is not None:
+            self._gc_thread = threading.Thread(
+                target=self._gc_loop, args=(gc_interval,), name="stonetown-gc", daemon=True
+            )
+            self._gc_thread.start()
+
+    # -- opening and closing -------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        db = self._db
+        fmt = db.get(_FORMAT_KEY)
+        if fmt is None:
+            if next(db.iterator(include_value=False), None) is not None:
+                raise StorageError(f"{self._path} holds a LevelDB that is not a Stonetown store")
+            store_id = os.urandom(tokens.STORE_ID_BYTES)
+            with db.write_batch(sync=True) as batch:
+                batch.put(_FORMAT_KEY, FORMAT)
+                batch.put(_STORE_ID_KEY, store_id)
+                batch.put(_HORIZON_KEY, rev8(0))
+                batch.put(
+                    keys.tenant_registry_key(DEFAULT_TENANT), self._tenant_value("", time.time_ns())
+                )
+        elif fmt != FORMAT:
+            raise StorageError(
+                f"{self._path} uses store format {fmt.decode(errors='replace')}, "
+                f"this version reads format {FORMAT.decode()}"
+            )
+        self._store_id: bytes = db.get(_STORE_ID_KEY)
+        self._horizon = keys.revision_of(db.get(_HORIZON_KEY))
+        last = next(db.iterator(prefix=keys.REVISIONS, reverse=True, include_value=False), None)
+        self._revision = keys.revision_of(last[len(keys.REVISIONS) :]) if last else 0
+        self._last_commit_ns = 0
+        self._tenants: dict[str, bytes] = {}
+        for key in db.iterator(prefix=keys.TENANTS, include_value=False):
+            (tenant,) = split(key[len(keys.TENANTS) :])
+            self._tenants[tenant] = keys.tenant_prefix(tenant)
+
+    def close(self) -> None:
+        """Stop the GC thread and close LevelDB; later calls raise StoreClosed."""
+        if self._closed:
+            return
+        self._gc_stop.set()
+        if self._gc_thread is not None:
+            self._gc_thread.join()
+        with self._write_lock:
+            self._closed = True
+            self._db.close()
+
+    def __enter__(self) -> LevelDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def max_write_items(self) -> int:
+        return self._max_write_items
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+    def _prefix(self, tenant: str) -> bytes:
+        tp = self._tenants.get(tenant)
+        if tp is None:
+            self._check_open()
+            raise TenantNotFound(tenant)
+        return tp
+
+    # -- tenants ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _tenant_value(name: str, created_ns: int) -> bytes:
+        return rev8(created_ns) + name.encode("utf-8", "surrogatepass")
+
+    @staticmethod
+    def _tenant_info(tenant: str, value: bytes) -> TenantInfo:
+        return TenantInfo(
+            TenantId(tenant),
+            value[8:].decode("utf-8", "surrogatepass"),
+            _utc(keys.revision_of(value[:8])),
+        )
+
+    def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
+        try:
+            check_tenant_id(tenant)
+        except ValueError as exc:
+            raise InvalidTenantId(str(exc)) from exc
+        with self._locked():
+            if tenant in self._tenants:
+                raise TenantExists(tenant)
+            tp = keys.tenant_prefix(tenant)
+            # A crash part-way through deleting an earlier tenant of this id may have left keys.
+            self._delete_range(tp, keys.prefix_end(tp))
+            value = self._tenant_value(name, time.time_ns())
+            self._db.put(keys.tenant_registry_key(tenant), value, sync=self._sync)
+            self._tenants[tenant] = tp
+        return self._tenant_info(tenant, value)
+
+    def get_tenant(self, tenant: str) -> TenantInfo:
+        self._prefix(tenant)
+        value = self._db.get(keys.tenant_registry_key(tenant))
+        if value is None:
+            raise TenantNotFound(tenant)
+        return self._tenant_info(tenant, value)
+
+    def list_tenants(self, *, page_size: int, cursor: str = "") -> Page[TenantInfo]:
+        _check_page_size(page_size)
+        self._check_open()
+        query = tokens.fingerprint("tenants")
+        start = keys.TENANTS
+        if cursor:
+            position = tokens.decode_cursor(query, cursor)
+            start = keys.TENANTS + position
+        items: list[TenantInfo] = []
+        for key, value in self._db.iterator(
+            start=start, stop=keys.prefix_end(keys.TENANTS), include_start=not cursor
+        ):
+            if len(items) == page_size:
+                return Page(items, tokens.encode_cursor(query, component(items[-1].id)))
+            (tenant,) = split(key[len(keys.TENANTS) :])
+            items.append(self._tenant_info(tenant, value))
+        return Page(items, "")
+
+    def delete_tenant(self, tenant: str) -> TenantInfo:
+        with self._locked():
+            info = self.get_tenant(tenant)
+            tp = self._tenants.pop(tenant)
+            # Unregister first: from here on no call can reach the tenant, and create_tenant
+            # wipes whatever a crash during the range delete below would leave behind.
+            self._db.delete(keys.tenant_registry_key(tenant), sync=self._sync)
+            self._delete_range(tp, keys.prefix_end(tp))
+        return info
+
+    def _delete_range(self, start: bytes, stop: bytes) -> int:
+        removed = 0
+        while True:
+            chunk = []
+            for key in self._db.iterator(start=start, stop=stop, include_value=False):
+                chunk.append(key)
+                if len(chunk) == _DELETE_CHUNK:
+                    break
+            if not chunk:
+                return removed
+            with self._db.write_batch(sync=self._sync) as batch:
+                for key in chunk:
+                    batch.delete(key)
+            removed += len(chunk)
+
+    # -- schemas ---------------------------------------------------------------------------
+
+    def write_schema(self, tenant: str, text: str) -> SchemaVersion:
+        with self._locked():
+            tp = self._prefix(tenant)
+            head = self._head_schema(tp)
+            now_ns = time.time_ns()
+            version = tokens.new_schema_version(head.version if head else "", now_ns // 1_000_000)
+            self._db.put(
+                keys.schema_key(tp, version),
+                rev8(now_ns) + text.encode("utf-8", "surrogatepass"),
+                sync=self._sync,
+            )
+        return SchemaVersion(version, _utc(now_ns), text)
+
+    @staticmethod
+    def _schema(version: str, value: bytes) -> SchemaVersion:
+        return SchemaVersion(
+            version,
+            _utc(keys.revision_of(value[:8])),
+            value[8:].decode("utf-8", "surrogatepass"),
+        )
+
+    def _head_schema(self, tp: bytes) -> SchemaVersion | None:
+        prefix = tp + keys.SCHEMAS
+        for key, value in self._db.iterator(prefix=prefix, reverse=True):
+            (version,) = split(key[len(prefix) :])
+            return self._schema(version, value)
+        return None
+
+    def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
+        tp = self._prefix(tenant)
+        if not version:
+            head = self._head_schema(tp)
+            if head is None:
+                raise SchemaNotFound(f"tenant {tenant!r} has no schema yet: write one first")
+            return head
+        value = self._db.get(keys.schema_key(tp, version))
+        if value is None:
+            raise SchemaNotFound(f"tenant {tenant!r} has no schema version {version!r}")
+        return self._schema(version, value)
+
+    def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:
+        _check_page_size(page_size)
+        tp = self._prefix(tenant)
+        prefix = tp + keys.SCHEMAS
+        query = tokens.fingerprint("schemas", tenant)
+        stop = keys.prefix_end(prefix)
+        if cursor:
+            last = tokens.decode_cursor(query, cursor).decode("ascii", "replace")
+            stop = prefix + component(last)
+        items: list[SchemaVersion] = []
+        for key, value in self._db.iterator(start=prefix, stop=stop, reverse=True):
+            (version,) = split(key[len(prefix) :])
+            if len(items) == page_size:
+                return Page(items, tokens.encode_cursor(query, items[-1].version.encode()))
+            items.append(self._schema(version, value))
+        return Page(items, "")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _locked(self) -> _WriteLock:
+        return _WriteLock(self)
+
+    def write(self, tenant: str, changes: Changes) -> SnapToken:
+        with self._locked():
+            return self._apply(self._prefix(tenant), tenant, changes)
+
+    def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
+        with self._locked():
+            tp = self._prefix(tenant)
+            changes = build(self.reader(tenant))
+            return self._apply(tp, tenant, changes)
+
+    def _apply(self, tp: bytes, tenant: str, changes: Changes) -> SnapToken:
+        if changes.size > self._max_write_items:
+            raise TooManyChanges(changes.size, self._max_write_items)
+        for flt in changes.delete_tuple_filters:
+            if flt.is_empty:
+                raise InvalidFilter("a tuple delete filter must set at least one field")
+        for aflt in changes.delete_attribute_filters:
+            if aflt.is_empty:
+                raise InvalidFilter("an attribute delete filter must set at least one field")
+        db = self._db
+        revision = self._revision + 1
+        rb = rev8(revision)
+        batch = db.write_batch(sync=self._sync)
+        it = db.raw_iterator()
+        log_entries: list[bytes] = []
+        try:
+            writes = dict.fromkeys(changes.write_tuples)
+            deletes = dict.fromkeys(t for t in changes.delete_tuples if t not in writes)
+            if changes.delete_tuple_filters:
+                before = LevelDBReader(self, tp, TenantId(tenant), Revision(self._revision))
+                for flt in changes.delete_tuple_filters:
+                    for t in before.iter_tuples(flt):
+                        if t not in writes:
+                            deletes[t] = None
+            fwd = tp + keys.FORWARD
+            rev = tp + keys.REVERSE
+            for t in deletes:
+                body = keys.forward_body(t)
+                created = _live_version(it, fwd + body)
+                if created is None:
+                    continue
+                batch.put(fwd + body + created, rb)
+                batch.put(rev + keys.reverse_body(t) + created, rb)
+                batch.put(keys.dead_key(tp, revision, keys.FORWARD, body + created), b"")
+                log_entries.append(_entry(_DELETE, keys.FORWARD, body))
+
+            attr_writes = {a.key: a for a in changes.write_attributes}
+            attr_deletes = dict.fromkeys(
+                k for k in changes.delete_attributes if k not in attr_writes
+            )
+            if changes.delete_attribute_filters:
+                before = LevelDBReader(self, tp, TenantId(tenant), Revision(self._revision))
+                for aflt in changes.delete_attribute_filters:
+                    for a in before.iter_attributes(aflt):
+                        if a.key not in attr_writes:
+                            attr_deletes[a.key] = None
+            apfx = tp + keys.ATTRIBUTES
+            for k in attr_deletes:
+                body = components(k)
+                found = _live_attribute(it, apfx + body)
+                if found is not None:
+                    created, payload = found
+                    _expire_attribute(
+                        batch, tp, apfx + body, created=created, payload=payload, revision=revision
+                    )
+                    log_entries.append(_entry(_DELETE, keys.ATTRIBUTES, body, payload))
+
+            for t in writes:
+                body = keys.forward_body(t)
+                if _live_version(it, fwd + body) is not None:
+                    continue
+                batch.put(fwd + body + rb, LIVE)
+                batch.put(rev + keys.reverse_body(t) + rb, LIVE)
+                log_entries.append(_entry(_CREATE, keys.FORWARD, body))
+
+            for k, a in attr_writes.items():
+                body = components(k)
+                payload = _encode_value(a)
+                found = _live_attribute(it, apfx + body)
+                if found is not None:
+                    created, old = found
+                    if old == payload or _decode_attribute(list(k), old).same_value(a):
+                        continue
+                    _expire_attribute(
+                        batch, tp, apfx + body, created=created, payload=old, revision=revision
+                    )
+                    log_entries.append(_entry(_DELETE, keys.ATTRIBUTES, body, old))
+                batch.put(apfx + body + rb, LIVE + payload)
+                log_entries.append(_entry(_CREATE, keys.ATTRIBUTES, body, payload))
+
+            for keyspace, key in changes.delete_records:
+                batch.delete(keys.record_prefix(tp, keyspace, key))
+            for record in changes.put_records:
+                batch.put(keys.record_prefix(tp, record.keyspace, record.key), record.value)
+
+            if log_entries:
+                batch.put(keys.change_key(tp, revision), b"".join(log_entries))
+            now_ns = max(time.time_ns(), self._last_commit_ns)
+            batch.put(keys.REVISIONS + rb, rev8(now_ns) + component(tenant))
+            batch.write()
+        except plyvel.Error as exc:
+            raise StorageError(f"write failed: {exc}") from exc
+        finally:
+            del it
+        self._last_commit_ns = now_ns
+        self._revision = revision
+        return tokens.encode_snap(self._store_id, revision)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def reader(self, tenant: str, token: str = "") -> LevelDBReader:
+        tp = self._prefix(tenant)
+        latest = self._revision
+        revision = self._decode_token(token, latest) if token else latest
+        reader = LevelDBReader(self, tp, TenantId(tenant), Revision(revision))
+        with self._pin_lock:
+            if revision < self._horizon:
+                raise self._expired(revision)
+            self._readers.add(reader)
+        return reader
+
+    def _decode_token(self, token: str, latest: int) -> int:
+        revision = tokens.decode_snap(self._store_id, token)
+        if revision > latest:
+            raise InvalidToken(
+                f"snap token names revision {revision}, newer than this store's latest {latest}"
+            )
+        return revision
+
+    def _expired(self, revision: int) -> SnapshotExpired:
+        return SnapshotExpired(
+            f"snap token names revision {revision}, which garbage collection has removed: "
+            f"the oldest readable revision is {self._horizon} "
+            f"(history is kept for {self._gc_window:g} s); read without a token for the latest"
+        )
+
+    def head(self, tenant: str) -> SnapToken:
+        self._prefix(tenant)
+        return tokens.encode_snap(self._store_id, self._revision)
+
+    def changes(self, tenant: str, after: str, *, limit: int) -> list[ChangeSet]:
+        tp = self._prefix(tenant)
+        start = self._decode_token(after, self._revision) if after else 0
+        if start < self._horizon:
+            raise self._expired(start)
+        prefix = tp + keys.CHANGES
+        out: list[ChangeSet] = []
+        for key, value in self._db.iterator(
+            start=prefix + rev8(start + 1), stop=keys.prefix_end(prefix)
+        ):
+            if len(out) == limit:
+                break
+            revision = keys.revision_of(key[len(prefix) :])
+            out.append(
+                ChangeSet(
+                    Revision(revision),
+                    tokens.encode_snap(self._store_id, revision),
+                    tuple(_decode_entries(value)),
+                )
+            )
+        return out
+
+    @property
+    def revision(self) -> Revision:
+        return Revision(self._revision)
+
+    # -- garbage collection ----------------------------------------------------------------
+
+    def _gc_loop(self, interval: float) -> None:
+        while not self._gc_stop.wait(interval):
+            try:
+                stats = self.collect_garbage()
+                log.info("gc: horizon %d, removed %d versions", stats.horizon, stats.removed)
+            except StoreClosed:
+                return
+            except Exception:
+                log.exception("garbage collection failed; will retry")
+
+    def collect_garbage(self, *, now: float | None = None) -> GCStats:
+        self._check_open()
+        cutoff_ns = int(((self._clock() if now is None else now) - self._gc_window) * 1e9)
+        candidate = self._horizon
+        for key, value in self._db.iterator(
+            start=keys.REVISIONS + rev8(self._horizon), stop=keys.prefix_end(keys.REVISIONS)
+        ):
+            if keys.revision_of(value[:8]) > cutoff_ns:
+                break
+            candidate = keys.revision_of(key[len(keys.REVISIONS) :])
+        with self._pin_lock:
+            pinned = [r.revision for r in list(self._readers)]
+            horizon = max(self._horizon, min([candidate, *pinned]))
+            if horizon > self._horizon:
+                self._db.put(_HORIZON_KEY, rev8(horizon), sync=self._sync)
+                self._horizon = horizon
+        removed = 0
+        stop = rev8(horizon + 1)
+        for tp in list(self._tenants.values()):
+            removed += self._collect_tenant(tp, stop)
+            self._delete_range(tp + keys.CHANGES, tp + keys.CHANGES + stop)
+        self._delete_range(keys.REVISIONS, keys.REVISIONS + rev8(horizon))
+        return GCStats(Revision(horizon), removed)
+
+    def _collect_tenant(self, tp: bytes, stop: bytes) -> int:
+        dead = tp + keys.DEAD
+        removed = 0
+        while True:
+            chunk = []
+            for key in self._db.iterator(start=dead, stop=dead + stop, include_value=False):
+                chunk.append(key)
+                if len(chunk) == _DELETE_CHUNK:
+                    break
+            if not chunk:
+                return removed
+            with self._db.write_batch(sync=self._sync) as batch:
+                for key in chunk:
+                    kind, rest = key[len(dead) + 8 : len(dead) + 9], key[len(dead) + 9 :]
+                    batch.delete(tp + kind + rest)
+                    if kind == keys.FORWARD:
+                        t = keys.tuple_from_forward(rest[:-8])
+                        batch.delete(tp + keys.REVERSE + keys.reverse_body(t) + rest[-8:])
+                    batch.delete(key)
+            removed += len(chunk)
+
+
+def _check_page_size(page_size: int) -> None:
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+
+
+class _WriteLock:
+    """The store's write lock, refusing a nested write from a ``transact`` build function
+    (which would deadlock, or if allowed would not be atomic with the transaction)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: LevelDBStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._writer == threading.get_ident():
+            raise StorageError(
+                "a transact build function may not write: return the changes instead"
+            )
+        store._write_lock.acquire()
+        if store._closed:
+            store._write_lock.release()
+            raise StoreClosed("the store is closed")
+        store._writer = threading.get_ident()
+
+    def __exit__(self, *exc: object) -> None:
+        self._store._writer = None
+        self._store._write_lock.release()
+
+
+def _live_version(it: Any, prefix: bytes) -> bytes | None:
+    """The creation revision (8 bytes) of the live version under ``prefix``, if any."""
+    it.seek(prefix)
+    found = None
+    while it.valid():
+        key = it.key()
+        if not key.startswith(prefix):
+            break
+        if it.value()[:8] == LIVE:
+            found = key[-8:]
+        it.next()
+    return found
+
+
+def _live_attribute(it: Any, prefix: bytes) -> tuple[bytes, bytes] | None:
+    it.seek(prefix)
+    found = None
+    while it.valid():
+        key = it.key()
+        if not key.startswith(prefix):
+            break
+        value = it.value()
+        if value[:8] == LIVE:
+            found = (key[-8:], value[8:])
+        it.next()
+    return found
+
+
+def _expire_attribute(
+    batch: Any, tp: bytes, prefix: bytes, *, created: bytes, payload: bytes, revision: int
+) -> None:
+    batch.put(prefix + created, rev8(revision) + payload)
+    batch.put(keys.dead_key(tp, revision, keys.ATTRIBUTES, prefix[len(tp) + 1 :] + created), b"")
+
+
+def _entry(op: bytes, kind: bytes, body: bytes, payload: bytes = b"") -> bytes:
+    return (
+        op + kind + len(body).to_bytes(4, "big") + body + len(payload).to_bytes(4, "big") + payload
+    )
+
+
+def _decode_entries(raw: bytes) -> Iterator[Change]:
+    pos = 0
+    while pos < len(raw):
+        op, kind = raw[pos : pos + 1], raw[pos + 1 : pos + 2]
+        n = int.from_bytes(raw[pos + 2 : pos + 6], "big")
+        body = raw[pos + 6 : pos + 6 + n]
+        pos += 6 + n
+        m = int.from_bytes(raw[pos : pos + 4], "big")
+        payload = raw[pos + 4 : pos + 4 + m]
+        pos += 4 + m
+        item: Tuple | Attribute = (
+            keys.tuple_from_forward(body)
+            if kind == keys.FORWARD
+            else _decode_attribute(split(body), payload)
+        )
+        yield Change(Operation.CREATE if op == _CREATE else Operation.DELETE, item)
+
+
+class LevelDBReader:
+    """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
+    duration of a request (while it is referenced, GC keeps everything it can see)."""
+
+    __slots__ = ("__weakref__", "_db", "_rb", "_revision", "_store", "_tenant", "_tp")
+
+    def __init__(self, store: LevelDBStore, tp: bytes, tenant: TenantId, revision: Revision):
+        self._store = store
+        self._db = store._db
+        self._tp = tp
+        self._tenant = tenant
+        self._revision = revision
+        self._rb = rev8(revision)
+
+    @property
+    def tenant(self) -> TenantId:
+        return self._tenant
+
+    @property
+    def revision(self) -> Revision:
+        return self._revision
+
+    @property
+    def token(self) -> SnapToken:
+        return tokens.encode_snap(self._store._store_id, self._revision)
+
+    # -- engine reads ------------------------------------------------------------------
+
+    def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
+        prefix = (
+            self._tp
+            + keys.FORWARD
+            + component(entity_type)
+            + component(entity_id)
+            + component(relation)
+        )
+        n = len(prefix)
+        rb = self._rb
+        out = []
+        it = self._db.raw_iterator()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            if key[-8:] <= rb < it.value():
+                out.append(Subject(*split(key[n:-8])))
+            it.next()
+        return out
+
+    def has_tuple(self, t: Tuple) -> bool:
+        prefix = self._tp + keys.FORWARD + keys.forward_body(t)
+        rb = self._rb
+        it = self._db.raw_iterator()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                return False
+            if key[-8:] <= rb < it.value():
+                return True
+            it.next()
+        return False
+
+    def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
+        prefix = (
+            self._tp
+            + keys.REVERSE
+            + component(subject.type)
+            + component(subject.id)
+            + component(subject.relation)
+            + component(entity_type)
+            + component(relation)
+        )
+        n = len(prefix)
+        rb = self._rb
+        for key, value in self._db.iterator(prefix=prefix):
+            if key[-8:] <= rb < value:
+                yield split(key[n:-8])[0]
+
+    def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
+        prefix = (
+            self._tp
+            + keys.ATTRIBUTES
+            + component(entity_type)
+            + component(entity_id)
+            + component(name)
+        )
+        rb = self._rb
+        it = self._db.raw_iterator()
+        it.seek(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                return None
+            value = it.value()
+            if key[-8:] <= rb < value[:8]:
+                return _decode_attribute([entity_type, entity_id, name], value[8:])
+            it.next()
+        return None
+
+    def attributes(self, entity_type: str, entity_id: str) -> list[Attribute]:
+        return list(self.iter_attributes(AttributeFilter(entity_type, (entity_id,))))
+
+    # -- filtered, paginated reads -----------------------------------------------------
+
+    def _scan(
+        self, prefixes: Iterable[bytes], resume: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Visible (key-after-tenant, value) pairs under each prefix (relative to the tenant,
+        sorted and disjoint), starting strictly after ``resume``."""
+        tp = self._tp
+        n = len(tp)
+        rb = self._rb
+        for rel in prefixes:
+            start, stop = tp + rel, tp + keys.prefix_end(rel)
+            include_start = True
+            if resume is not None:
+                if tp + resume >= stop:
+                    continue
+                if tp + resume >= start:
+                    start, include_start = tp + resume, False
+            for key, value in self._db.iterator(
+                start=start, stop=stop, include_start=include_start
+            ):
+                if key[-8:] <= rb < value[:8]:
+                    yield key[n:], value
+
+    def _tuple_scan(self, flt: TupleFilter, resume: bytes | None) -> Iterator[tuple[bytes, Tuple]]:
+        if flt.entity_type and (flt.entity_ids or not (flt.subject_type and flt.subject_ids)):
+            head = keys.FORWARD + component(flt.entity_type)
+            if flt.entity_ids:
+                tail = component(flt.relation) if flt.relation else b""
+                prefixes = [head + component(i) + tail for i in flt.entity_ids]
+            else:
+                prefixes = [head]
+            decode = keys.tuple_from_forward
+        elif flt.subject_type:
+            head = keys.REVERSE + component(flt.subject_type)
+            if flt.subject_ids:
+                tail = b""
+                if flt.subject_relation is not None:
+                    tail = component(flt.subject_relation)
+                    if flt.entity_type:
+                        tail += component(flt.entity_type)
+                        if flt.relation:
+                            tail += component(flt.relation)
+                prefixes = [head + component(i) + tail for i in flt.subject_ids]
+            else:
+                prefixes = [head]
+            decode = keys.tuple_from_reverse
+        else:
+            prefixes = [keys.FORWARD]
+            decode = keys.tuple_from_forward
+        prefixes.sort()
+        matches = flt.matches
+        for key, _ in self._scan(prefixes, resume):
+            t = decode(key[1:-8])
+            if matches(t):
+                yield key, t
+
+    def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
+        query = tokens.fingerprint("tuples", self._tenant, flt)
+        return _page(self._tuple_scan(flt, _resume(query, cursor)), query, page_size)
+
+    def iter_tuples(self, flt: TupleFilter) -> Iterator[Tuple]:
+        for _, t in self._tuple_scan(flt, None):
+            yield t
+
+    def _attribute_scan(
+        self, flt: AttributeFilter, resume: bytes | None
+    ) -> Iterator[tuple[bytes, Attribute]]:
+        if flt.entity_type:
+            head = keys.ATTRIBUTES + component(flt.entity_type)
+            if flt.entity_ids and flt.names and len(flt.entity_ids) * len(flt.names) <= 1000:
+                prefixes = [
+                    head + component(i) + component(name)
+                    for i in flt.entity_ids
+                    for name in flt.names
+                ]
+            elif flt.entity_ids:
+                prefixes = [head + component(i) for i in flt.entity_ids]
+            else:
+                prefixes = [head]
+        else:
+            prefixes = [keys.ATTRIBUTES]
+        prefixes.sort()
+        matches = flt.matches
+        for key, value in self._scan(prefixes, resume):
+            a = _decode_attribute(split(key[1:-8]), value[8:])
+            if matches(a):
+                yield key, a
+
+    def read_attributes(
+        self, flt: AttributeFilter, *, page_size: int, cursor: str = ""
+    ) -> Page[Attribute]:
+        query = tokens.fingerprint("attributes", self._tenant, flt)
+        return _page(self._attribute_scan(flt, _resume(query, cursor)), query, page_size)
+
+    def iter_attributes(self, flt: AttributeFilter) -> Iterator[Attribute]:
+        for _, a in self._attribute_scan(flt, None):
+            yield a
+
+    # -- records -----------------------------------------------------------------------
+
+    def record(self, keyspace: str, key: RecordKey) -> bytes | None:
+        value: bytes | None = self._db.get(keys.record_prefix(self._tp, keyspace, key))
+        return value
+
+    def records(
+        self,
+        keyspace: str,
+        prefix: RecordKey = (),
+        *,
+        after: RecordKey | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
+        space = keys.record_prefix(self._tp, keyspace)
+        start = space + components(prefix)
+        stop = keys.prefix_end(start)
+        include_start = True
+        if after is not None:
+            mark = space + components(after)
+            if reverse:
+                stop = min(stop, mark)
+            elif mark >= start:
+                start, include_start = mark, False
+        n = len(space)
+        found = self._db.iterator(
+            start=start, stop=stop, include_start=include_start, reverse=reverse
+        )
+        for key, value in itertools.islice(found, limit):
+            yield Record(keyspace, tuple(split(key[n:])), value)
+
+
+def _resume(query: bytes, cursor: str) -> bytes | None:
+    if not cursor:
+        return None
+    position = tokens.decode_cursor(query, cursor)
+    if not position:
+        raise InvalidToken("malformed continuation token: empty position")
+    return position
+
+
+def _page(items: Iterator[tuple[bytes, ItemT]], query: bytes, page_size: int) -> Page[ItemT]:
+    _check_page_size(page_size)
+    out: list[ItemT] = []
+    last = b""
+    for key, item in items:
+        if len(out) == page_size:
+            return Page(out, tokens.encode_cursor(query, last))
+        out.append(item)
+        last = key
+    return Page(out, "")
