@@ -440,7 +440,10 @@ class Store(Protocol):
         ...
 
     def changes(self, tenant: str, after: str, *, limit: int) -> list[ChangeSet]:
-        """The tenant's writes after ``after``'s revision, oldest first, at most ``limit``."""
+        """The tenant's writes after ``after``'s revision, oldest first, at most ``limit``.
+
+        An empty ``after`` starts at the oldest write still retained; a token older than the
+        garbage-collection horizon raises SnapshotExpired."""
         ...
 
     def collect_garbage(self, *, now: float | None = None) -> GCStats:

@@ -227,6 +227,10 @@ class LevelDBStore:
         tp = self._tenants.get(tenant)
         if tp is None:
             self._check_open()
+            try:
+                check_tenant_id(tenant)
+            except ValueError as exc:
+                raise InvalidTenantId(str(exc)) from exc
             raise TenantNotFound(tenant)
         return tp
 
@@ -516,9 +520,11 @@ class LevelDBStore:
 
     def changes(self, tenant: str, after: str, *, limit: int) -> list[ChangeSet]:
         tp = self._prefix(tenant)
-        start = self._decode_token(after, self._revision) if after else 0
-        if start < self._horizon:
-            raise self._expired(start)
+        start = 0
+        if after:
+            start = self._decode_token(after, self._revision)
+            if start < self._horizon:
+                raise self._expired(start)
         prefix = tp + keys.CHANGES
         out: list[ChangeSet] = []
         for key, value in self._db.iterator(

@@ -1,0 +1,655 @@
+"""Dict-backed reference store: the oracle the LevelDB backend is tested against.
+
+It keeps the semantics of ``storage/base.py`` in the plainest form: every version of every tuple
+and attribute as ``(created, deleted)`` revisions in a list per key, records and schemas in dicts,
+the change log in a list. Reads scan and sort on every call; that is the point, since a reference
+should be obviously right rather than fast.
+
+Concurrency: one ``threading.Lock`` serialises every state change (writes, transactions, tenants,
+schemas, garbage collection, close). Reads take no lock. They look up single keys or copy a dict's
+items (one C-level call, atomic under the GIL), and a key's version list is never changed in
+place: a write or a collection installs a new list, so a reader only walks data nobody mutates. A
+second, tiny lock pairs opening a reader with the GC horizon, so a collection never removes a
+version that a reader being opened needs; it is separate from the write lock so that a
+``transact`` build function, which runs under the write lock, may still open readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from storage import tokens
+from storage.base import (
+    DEFAULT_GC_WINDOW_SECONDS,
+    DEFAULT_MAX_WRITE_ITEMS,
+    DEFAULT_TENANT,
+    Attribute,
+    AttributeFilter,
+    AttributeKey,
+    Change,
+    Changes,
+    ChangeSet,
+    GCStats,
+    Operation,
+    Page,
+    Record,
+    RecordKey,
+    Revision,
+    SchemaVersion,
+    SnapshotReader,
+    SnapToken,
+    Subject,
+    TenantId,
+    TenantInfo,
+    Tuple,
+    TupleFilter,
+    check_tenant_id,
+)
+from storage.errors import (
+    InvalidFilter,
+    InvalidTenantId,
+    InvalidToken,
+    SchemaNotFound,
+    SnapshotExpired,
+    StorageError,
+    StoreClosed,
+    TenantExists,
+    TenantNotFound,
+    TooManyChanges,
+)
+
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Version(Generic[V]):
+    """One version of a tuple or attribute: alive from ``created`` until ``deleted``."""
+
+    item: V
+    created: int
+    deleted: int | None = None
+
+    def visible_at(self, revision: int) -> bool:
+        return self.created <= revision and (self.deleted is None or self.deleted > revision)
+
+
+@dataclass(slots=True)
+class _TenantData:
+    info: TenantInfo
+    tuples: dict[Tuple, list[_Version[Tuple]]] = field(default_factory=dict)
+    attributes: dict[AttributeKey, list[_Version[Attribute]]] = field(default_factory=dict)
+    records: dict[tuple[str, RecordKey], bytes] = field(default_factory=dict)
+    schemas: dict[str, SchemaVersion] = field(default_factory=dict)
+    changes: list[ChangeSet] = field(default_factory=list)
+
+
+def _live(versions: Sequence[_Version[V]]) -> _Version[V] | None:
+    """The version not yet deleted, if any (there is at most one)."""
+    return next((v for v in versions if v.deleted is None), None)
+
+
+def _visible(versions: Sequence[_Version[V]], revision: int) -> V | None:
+    return next((v.item for v in versions if v.visible_at(revision)), None)
+
+
+def _expire(versions: list[_Version[V]], revision: int) -> list[_Version[V]]:
+    """A new list with the live version marked deleted at ``revision``."""
+    return [replace(v, deleted=revision) if v.deleted is None else v for v in versions]
+
+
+def _prune(table: dict[T, list[_Version[V]]], horizon: int) -> int:
+    """Drop versions deleted at or before ``horizon``; return how many went."""
+    removed = 0
+    for key, versions in list(table.items()):
+        kept = [v for v in versions if v.deleted is None or v.deleted > horizon]
+        if len(kept) == len(versions):
+            continue
+        removed += len(versions) - len(kept)
+        if kept:
+            table[key] = kept
+        else:
+            del table[key]
+    return removed
+
+
+def _check_page_size(page_size: int) -> None:
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
+
+
+def _page(items: list[T], page_size: int, query: bytes, position: Callable[[T], bytes]) -> Page[T]:
+    """The first ``page_size`` of ``items`` (which holds one more when another page follows)."""
+    if len(items) <= page_size:
+        return Page(items, "")
+    items = items[:page_size]
+    return Page(items, tokens.encode_cursor(query, position(items[-1])))
+
+
+def _encode_strings(parts: Sequence[str]) -> bytes:
+    # json escapes every non-ASCII character (lone surrogates too), so this is injective ASCII.
+    return json.dumps(list(parts)).encode("ascii")
+
+
+def _decode_strings(position: bytes, count: int, what: str) -> list[str]:
+    try:
+        parts = json.loads(position.decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidToken(f"malformed continuation token: bad {what} position") from exc
+    if not (
+        isinstance(parts, list) and len(parts) == count and all(isinstance(p, str) for p in parts)
+    ):
+        raise InvalidToken(f"malformed continuation token: bad {what} position")
+    return parts
+
+
+def _decode_text(position: bytes, encoding: str) -> str:
+    try:
+        return position.decode(encoding, "surrogatepass" if encoding == "utf-8" else "strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidToken("malformed continuation token: bad position") from exc
+
+
+def _timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _check_changes(changes: Changes) -> None:
+    """Refuse anything that could fail half-way through applying ``changes``."""
+    if not isinstance(changes, Changes):
+        raise TypeError(f"expected Changes, got {type(changes).__name__}")
+    for t in (*changes.write_tuples, *changes.delete_tuples):
+        if not isinstance(t, Tuple):
+            raise TypeError(f"expected a Tuple, got {type(t).__name__}: {t!r}")
+    for a in changes.write_attributes:
+        if not isinstance(a, Attribute):
+            raise TypeError(f"expected an Attribute, got {type(a).__name__}: {a!r}")
+    for k in changes.delete_attributes:
+        if not isinstance(k, AttributeKey):
+            raise TypeError(f"expected an AttributeKey, got {type(k).__name__}: {k!r}")
+    for tf in changes.delete_tuple_filters:
+        if not isinstance(tf, TupleFilter):
+            raise TypeError(f"expected a TupleFilter, got {type(tf).__name__}")
+        if tf.is_empty:
+            raise InvalidFilter(
+                "a tuple delete filter must set at least one field; "
+                "an empty filter would delete every tuple of the tenant"
+            )
+    for af in changes.delete_attribute_filters:
+        if not isinstance(af, AttributeFilter):
+            raise TypeError(f"expected an AttributeFilter, got {type(af).__name__}")
+        if af.is_empty:
+            raise InvalidFilter(
+                "an attribute delete filter must set at least one field; "
+                "an empty filter would delete every attribute of the tenant"
+            )
+    for r in changes.put_records:
+        if not (isinstance(r, Record) and isinstance(r.value, bytes)):
+            raise TypeError(f"expected a Record with a bytes value, got {r!r}")
+        _check_record_key(r.keyspace, r.key)
+    for keyspace, key in changes.delete_records:
+        _check_record_key(keyspace, key)
+
+
+def _check_record_key(keyspace: object, key: object) -> None:
+    if not (
+        isinstance(keyspace, str)
+        and isinstance(key, tuple)
+        and all(isinstance(part, str) for part in key)
+    ):
+        raise TypeError(
+            f"expected a record keyspace str and a key tuple of str, got {keyspace!r}, {key!r}"
+        )
+
+
+class MemoryStore:
+    """A ``Store`` in dicts: every version kept until garbage collection, all in one process."""
+
+    def __init__(
+        self,
+        *,
+        max_write_items: int = DEFAULT_MAX_WRITE_ITEMS,
+        gc_window: float = DEFAULT_GC_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_write_items < 1:
+            raise ValueError(f"max_write_items must be at least 1, got {max_write_items}")
+        if gc_window < 0:
+            raise ValueError(f"gc_window must not be negative, got {gc_window}")
+        self._max_write_items = max_write_items
+        self._gc_window = gc_window
+        self._clock = clock
+        self._store_id = os.urandom(tokens.STORE_ID_BYTES)
+        self._lock = threading.Lock()
+        self._lock_owner: int | None = None
+        self._readers_lock = threading.Lock()
+        self._readers: weakref.WeakSet[MemoryReader] = weakref.WeakSet()
+        self._revision = Revision(0)
+        self._horizon = Revision(0)
+        self._commit_times: dict[Revision, float] = {}
+        self._closed = False
+        tenant = TenantId(DEFAULT_TENANT)
+        self._tenants: dict[TenantId, _TenantData] = {
+            tenant: _TenantData(TenantInfo(tenant, "", _timestamp(clock())))
+        }
+
+    @property
+    def max_write_items(self) -> int:
+        return self._max_write_items
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the write lock (refusing, rather than deadlocking, a write inside ``transact``)."""
+        if self._lock_owner == threading.get_ident():
+            raise StorageError(
+                "a transact build function may not write: return the changes instead"
+            )
+        with self._lock:
+            self._lock_owner = threading.get_ident()
+            try:
+                self._check_open()
+                yield
+            finally:
+                self._lock_owner = None
+
+    def _data(self, tenant: str) -> _TenantData:
+        try:
+            tenant_id = check_tenant_id(tenant)
+        except ValueError as exc:
+            raise InvalidTenantId(str(exc)) from exc
+        data = self._tenants.get(tenant_id)
+        if data is None:
+            raise TenantNotFound(tenant)
+        return data
+
+    def _token(self, revision: int) -> SnapToken:
+        return tokens.encode_snap(self._store_id, revision)
+
+    def _decode_snap(self, token: str) -> Revision:
+        """The revision ``token`` names; InvalidToken unless this store issued it."""
+        revision = tokens.decode_snap(self._store_id, token)
+        latest = self._revision
+        if revision > latest:
+            raise InvalidToken(
+                f"snap token names revision {revision}, newer than this store's latest {latest}"
+            )
+        return revision
+
+    def _check_retained(self, revision: int) -> None:
+        if revision < self._horizon:
+            raise SnapshotExpired(
+                f"snap token names revision {revision}, but the oldest retained revision is "
+                f"{self._horizon} (garbage collection keeps {self._gc_window:g} seconds)"
+            )
+
+    def _open_reader(self, tenant: TenantId, data: _TenantData, token: str) -> MemoryReader:
+        revision = self._decode_snap(token) if token else None
+        with self._readers_lock:
+            # Read inside the lock: the horizon never passes the revision current at that time.
+            revision = self._revision if revision is None else revision
+            self._check_retained(revision)
+            reader = MemoryReader(self, tenant, data, revision)
+            self._readers.add(reader)
+        return reader
+
+    # -- tenants ----------------------------------------------------------------------------
+
+    def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
+        try:
+            tenant_id = check_tenant_id(tenant)
+        except ValueError as exc:
+            raise InvalidTenantId(str(exc)) from exc
+        with self._exclusive():
+            if tenant_id in self._tenants:
+                raise TenantExists(tenant)
+            info = TenantInfo(tenant_id, name, _timestamp(self._clock()))
+            self._tenants[tenant_id] = _TenantData(info)
+            return info
+
+    def get_tenant(self, tenant: str) -> TenantInfo:
+        self._check_open()
+        return self._data(tenant).info
+
+    def list_tenants(self, *, page_size: int, cursor: str = "") -> Page[TenantInfo]:
+        self._check_open()
+        _check_page_size(page_size)
+        query = tokens.fingerprint("tenants")
+        infos = sorted((d.info for d in list(self._tenants.values())), key=lambda i: i.id)
+        if cursor:
+            last = _decode_text(tokens.decode_cursor(query, cursor), "utf-8")
+            infos = [i for i in infos if i.id > last]
+        return _page(
+            infos[: page_size + 1],
+            page_size,
+            query,
+            lambda i: i.id.encode("utf-8", "surrogatepass"),
+        )
+
+    def delete_tenant(self, tenant: str) -> TenantInfo:
+        with self._exclusive():
+            data = self._data(tenant)
+            del self._tenants[data.info.id]
+            return data.info
+
+    # -- schemas ----------------------------------------------------------------------------
+
+    def write_schema(self, tenant: str, text: str) -> SchemaVersion:
+        with self._exclusive():
+            data = self._data(tenant)
+            head = max(data.schemas, default="")
+            now = self._clock()
+            version = tokens.new_schema_version(head, int(now * 1000))
+            schema = SchemaVersion(version, _timestamp(now), text)
+            data.schemas[version] = schema
+            return schema
+
+    def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
+        self._check_open()
+        data = self._data(tenant)
+        schemas = dict(data.schemas)
+        if not schemas:
+            raise SchemaNotFound(f"no schema has been written for tenant {tenant!r}")
+        if not version:
+            return schemas[max(schemas)]
+        found = schemas.get(version)
+        if found is None:
+            raise SchemaNotFound(f"tenant {tenant!r} has no schema version {version!r}")
+        return found
+
+    def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:
+        self._check_open()
+        _check_page_size(page_size)
+        data = self._data(tenant)
+        query = tokens.fingerprint("schemas", tenant)
+        schemas = sorted(list(data.schemas.values()), key=lambda s: s.version, reverse=True)
+        if cursor:
+            last = _decode_text(tokens.decode_cursor(query, cursor), "ascii")
+            schemas = [s for s in schemas if s.version < last]
+        return _page(schemas[: page_size + 1], page_size, query, lambda s: s.version.encode())
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write(self, tenant: str, changes: Changes) -> SnapToken:
+        self._check_open()
+        if changes.size > self._max_write_items:
+            raise TooManyChanges(changes.size, self._max_write_items)
+        _check_changes(changes)
+        with self._exclusive():
+            return self._apply(self._data(tenant), changes)
+
+    def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
+        with self._exclusive():
+            data = self._data(tenant)
+            changes = build(self._open_reader(data.info.id, data, ""))
+            _check_changes(changes)
+            if changes.size > self._max_write_items:
+                raise TooManyChanges(changes.size, self._max_write_items)
+            return self._apply(data, changes)
+
+    def _apply(self, data: _TenantData, changes: Changes) -> SnapToken:
+        """Apply checked ``changes`` at the next revision; the caller holds the write lock.
+
+        Everything is decided against the state before the write, and only then installed, so
+        nothing can fail half-way.
+        """
+        revision = Revision(self._revision + 1)
+
+        live_tuples = {t for t, versions in data.tuples.items() if _live(versions)}
+        written_tuples = set(changes.write_tuples)
+        doomed_tuples = set(changes.delete_tuples)
+        for tf in changes.delete_tuple_filters:
+            doomed_tuples.update(t for t in live_tuples if tf.matches(t))
+        expired_tuples = sorted((doomed_tuples - written_tuples) & live_tuples)
+        created_tuples = sorted(written_tuples - live_tuples)
+
+        live_attributes: dict[AttributeKey, Attribute] = {}
+        for key, attribute_versions in data.attributes.items():
+            version = _live(attribute_versions)
+            if version is not None:
+                live_attributes[key] = version.item
+        written = {a.key: a for a in changes.write_attributes}  # the last write of a key wins
+        doomed_keys = set(changes.delete_attributes)
+        for af in changes.delete_attribute_filters:
+            doomed_keys.update(k for k, a in live_attributes.items() if af.matches(a))
+        expired_keys = (doomed_keys - written.keys()) & live_attributes.keys()
+        created_attributes: list[Attribute] = []
+        for key, attribute in written.items():
+            old = live_attributes.get(key)
+            if old is not None and old.same_value(attribute):
+                continue
+            if old is not None:
+                expired_keys.add(key)
+            created_attributes.append(attribute)
+        created_attributes.sort(key=lambda a: a.key)
+
+        log = [
+            *(Change(Operation.DELETE, t) for t in expired_tuples),
+            *(Change(Operation.DELETE, live_attributes[k]) for k in sorted(expired_keys)),
+            *(Change(Operation.CREATE, t) for t in created_tuples),
+            *(Change(Operation.CREATE, a) for a in created_attributes),
+        ]
+
+        for t in expired_tuples:
+            data.tuples[t] = _expire(data.tuples[t], revision)
+        for t in created_tuples:
+            data.tuples[t] = [*data.tuples.get(t, ()), _Version(t, revision)]
+        for k in expired_keys:
+            data.attributes[k] = _expire(data.attributes[k], revision)
+        for a in created_attributes:
+            data.attributes[a.key] = [*data.attributes.get(a.key, ()), _Version(a, revision)]
+        for keyspace, record_key in changes.delete_records:
+            data.records.pop((keyspace, record_key), None)
+        for record in changes.put_records:
+            data.records[(record.keyspace, record.key)] = record.value
+
+        token = self._token(revision)
+        if log:
+            data.changes.append(ChangeSet(revision, token, tuple(log)))
+        self._commit_times[revision] = self._clock()
+        # Last: a reader opened at "latest" meanwhile stays at the previous revision.
+        self._revision = revision
+        return token
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def reader(self, tenant: str, token: str = "") -> MemoryReader:
+        self._check_open()
+        data = self._data(tenant)
+        return self._open_reader(data.info.id, data, token)
+
+    def head(self, tenant: str) -> SnapToken:
+        self._check_open()
+        self._data(tenant)
+        return self._token(self._revision)
+
+    def changes(self, tenant: str, after: str, *, limit: int) -> list[ChangeSet]:
+        self._check_open()
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        data = self._data(tenant)
+        revision = 0
+        if after:
+            revision = self._decode_snap(after)
+            self._check_retained(revision)
+        return [c for c in list(data.changes) if c.revision > revision][:limit]
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def collect_garbage(self, *, now: float | None = None) -> GCStats:
+        with self._exclusive():
+            cutoff = (self._clock() if now is None else now) - self._gc_window
+            old_enough = [r for r, at in self._commit_times.items() if at <= cutoff]
+            horizon = max(old_enough, default=self._horizon)
+            with self._readers_lock:
+                pinned = [reader.revision for reader in self._readers]
+                horizon = max(self._horizon, min([horizon, *pinned]))
+                self._horizon = horizon
+            removed = 0
+            for data in self._tenants.values():
+                removed += _prune(data.tuples, horizon)
+                removed += _prune(data.attributes, horizon)
+                data.changes = [c for c in data.changes if c.revision > horizon]
+            # Older commit times can only name horizons below the current one.
+            self._commit_times = {r: at for r, at in self._commit_times.items() if r >= horizon}
+            return GCStats(horizon=horizon, removed=removed)
+
+    def close(self) -> None:
+        """Refuse every later call (closing twice is harmless)."""
+        if self._lock_owner == threading.get_ident():
+            raise StorageError("a transact build function may not close the store")
+        with self._lock:
+            self._closed = True
+
+
+class MemoryReader:
+    """A ``SnapshotReader`` over one tenant of a ``MemoryStore`` at one revision.
+
+    A reader over a tenant that has since been deleted sees nothing.
+    """
+
+    __slots__ = ("__weakref__", "_data", "_revision", "_store", "_tenant")
+
+    def __init__(
+        self, store: MemoryStore, tenant: TenantId, data: _TenantData, revision: Revision
+    ) -> None:
+        self._store = store
+        self._tenant = tenant
+        self._data = data
+        self._revision = revision
+
+    @property
+    def tenant(self) -> TenantId:
+        return self._tenant
+
+    @property
+    def revision(self) -> Revision:
+        return self._revision
+
+    @property
+    def token(self) -> SnapToken:
+        return self._store._token(self._revision)
+
+    def _current(self) -> _TenantData:
+        """The tenant's data, or an empty stand-in once the tenant is deleted (or replaced)."""
+        self._store._check_open()
+        if self._store._tenants.get(self._tenant) is self._data:
+            return self._data
+        return _TenantData(self._data.info)
+
+    def _tuples(self) -> list[Tuple]:
+        """Every tuple visible at this revision, sorted."""
+        found = [
+            t
+            for t, versions in list(self._current().tuples.items())
+            if _visible(versions, self._revision) is not None
+        ]
+        return sorted(found)
+
+    def _attributes(self) -> list[Attribute]:
+        """Every attribute visible at this revision, sorted by key."""
+        found = [
+            a
+            for versions in list(self._current().attributes.values())
+            if (a := _visible(versions, self._revision)) is not None
+        ]
+        return sorted(found, key=lambda a: a.key)
+
+    def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
+        return [
+            t.subject
+            for t in self._tuples()
+            if (t.entity_type, t.entity_id, t.relation) == (entity_type, entity_id, relation)
+        ]
+
+    def has_tuple(self, t: Tuple) -> bool:
+        return _visible(self._current().tuples.get(t, ()), self._revision) is not None
+
+    def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
+        ids = {
+            t.entity_id
+            for t in self._tuples()
+            if t.entity_type == entity_type and t.relation == relation and t.subject == subject
+        }
+        return iter(sorted(ids))
+
+    def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
+        versions = self._current().attributes.get(AttributeKey(entity_type, entity_id, name), ())
+        return _visible(versions, self._revision)
+
+    def attributes(self, entity_type: str, entity_id: str) -> list[Attribute]:
+        return [
+            a
+            for a in self._attributes()
+            if a.entity_type == entity_type and a.entity_id == entity_id
+        ]
+
+    def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
+        _check_page_size(page_size)
+        query = tokens.fingerprint("tuples", self._tenant, flt)
+        found = [t for t in self._tuples() if flt.matches(t)]
+        if cursor:
+            last = Tuple(*_decode_strings(tokens.decode_cursor(query, cursor), 6, "tuple"))
+            found = [t for t in found if t > last]
+        return _page(found[: page_size + 1], page_size, query, _encode_strings)
+
+    def iter_tuples(self, flt: TupleFilter) -> Iterator[Tuple]:
+        return iter([t for t in self._tuples() if flt.matches(t)])
+
+    def read_attributes(
+        self, flt: AttributeFilter, *, page_size: int, cursor: str = ""
+    ) -> Page[Attribute]:
+        _check_page_size(page_size)
+        query = tokens.fingerprint("attributes", self._tenant, flt)
+        found = [a for a in self._attributes() if flt.matches(a)]
+        if cursor:
+            position = tokens.decode_cursor(query, cursor)
+            last = AttributeKey(*_decode_strings(position, 3, "attribute"))
+            found = [a for a in found if a.key > last]
+        return _page(found[: page_size + 1], page_size, query, lambda a: _encode_strings(a.key))
+
+    def iter_attributes(self, flt: AttributeFilter) -> Iterator[Attribute]:
+        return iter([a for a in self._attributes() if flt.matches(a)])
+
+    def record(self, keyspace: str, key: RecordKey) -> bytes | None:
+        return self._current().records.get((keyspace, tuple(key)))
+
+    def records(
+        self,
+        keyspace: str,
+        prefix: RecordKey = (),
+        *,
+        after: RecordKey | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        prefix = tuple(prefix)
+        found = sorted(
+            (
+                Record(space, key, value)
+                for (space, key), value in list(self._current().records.items())
+                if space == keyspace and key[: len(prefix)] == prefix
+            ),
+            key=lambda r: r.key,
+            reverse=reverse,
+        )
+        if after is not None:
+            bound = tuple(after)
+            found = [r for r in found if (r.key < bound if reverse else r.key > bound)]
+        return iter(found if limit is None else found[:limit])
