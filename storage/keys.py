@@ -60,8 +60,16 @@ def component(text: str) -> bytes:
     return raw + TERMINATOR
 
 
+_SEPARATOR = "\x00\x01"
+
+
 def components(parts: Iterable[str]) -> bytes:
-    return b"".join([component(p) for p in parts])
+    """``component`` of each part, concatenated (one join and one encode in the usual case)."""
+    parts = tuple(parts)
+    text = _SEPARATOR.join(parts)
+    if text.count("\x00") != len(parts) - 1:  # a part holds NUL: escape part by part
+        return b"".join([component(p) for p in parts])
+    return (text + _SEPARATOR).encode("utf-8", "surrogatepass") if parts else b""
 
 
 def split(body: bytes) -> list[str]:
@@ -115,9 +123,8 @@ def forward_body(t: Tuple) -> bytes:
 
 
 def reverse_body(t: Tuple) -> bytes:
-    return components(
-        (t.subject_type, t.subject_id, t.subject_relation, t.entity_type, t.relation, t.entity_id)
-    )
+    et, eid, rel, st, sid, srel = t
+    return components((st, sid, srel, et, rel, eid))
 
 
 def tuple_from_forward(body: bytes) -> Tuple:

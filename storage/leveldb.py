@@ -723,13 +723,7 @@ class LevelDBReader:
     # -- engine reads ------------------------------------------------------------------
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
-        prefix = (
-            self._tp
-            + keys.FORWARD
-            + component(entity_type)
-            + component(entity_id)
-            + component(relation)
-        )
+        prefix = self._tp + keys.FORWARD + components((entity_type, entity_id, relation))
         n = len(prefix)
         rb = self._rb
         out = []
@@ -759,15 +753,8 @@ class LevelDBReader:
         return False
 
     def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
-        prefix = (
-            self._tp
-            + keys.REVERSE
-            + component(subject.type)
-            + component(subject.id)
-            + component(subject.relation)
-            + component(entity_type)
-            + component(relation)
-        )
+        st, sid, srel = subject
+        prefix = self._tp + keys.REVERSE + components((st, sid, srel, entity_type, relation))
         n = len(prefix)
         rb = self._rb
         for key, value in self._db.iterator(prefix=prefix):
@@ -775,13 +762,7 @@ class LevelDBReader:
                 yield split(key[n:-8])[0]
 
     def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
-        prefix = (
-            self._tp
-            + keys.ATTRIBUTES
-            + component(entity_type)
-            + component(entity_id)
-            + component(name)
-        )
+        prefix = self._tp + keys.ATTRIBUTES + components((entity_type, entity_id, name))
         rb = self._rb
         it = self._db.raw_iterator()
         it.seek(prefix)
