@@ -64,9 +64,7 @@ def main() -> None:
         compile_ms.append((done - parsed) * 1000)
     parse_ms, compile_ms = parse_ms[1:], compile_ms[1:]
     total = [p + c for p, c in zip(parse_ms, compile_ms, strict=True)]
-    members = sum(
-        len(e.relations) + len(e.permissions) for e in schema.entities.values()
-    )
+    members = sum(len(e.relations) + len(e.permissions) for e in schema.entities.values())
     print(
         json.dumps(
             {

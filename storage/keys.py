@@ -5,16 +5,20 @@ Layout (``|`` only separates the parts here; it is not a byte)::
     00 'M' name                          store metadata (format, store id, GC horizon)
     00 'T' c(tenant)                     tenant registry
     00 'V' rev8                          revision log: commit time and tenant of each write
-    01 c(tenant) 'F' c(et) c(eid) c(rel) c(st) c(sid) c(srel) rev8   forward tuple index
-    01 c(tenant) 'R' c(st) c(sid) c(srel) c(et) c(rel) c(eid) rev8   reverse tuple index
-    01 c(tenant) 'A' c(et) c(eid) c(name) rev8                       attributes
-    01 c(tenant) 'D' rev8 ('F' | 'A') rest                           versions deleted at rev8
+    01 c(tenant) 'F' c(et) c(eid) c(rel) c(st) c(sid) c(srel) [02]   forward tuple index
+    01 c(tenant) 'R' c(st) c(sid) c(srel) c(et) c(rel) c(eid) [02]   reverse tuple index
+    01 c(tenant) 'A' c(et) c(eid) c(name) [02]                       attributes
+    01 c(tenant) 'D' rev8 ('F' | 'A') body                           history to trim at rev8
     01 c(tenant) 'C' rev8                                            change log of one write
     01 c(tenant) 'S' c(version)                                      schema versions
     01 c(tenant) 'X' c(keyspace) c(part)...                          relations-layer records
 
-``rev8`` is a revision as 8 big-endian bytes (the version's creation revision); the value of an
-``F``/``R``/``A`` key starts with the 8-byte revision that deleted it, ``LIVE`` while it lives.
+Each tuple or attribute has at most two keys: its *live* key (the body, present while it lives;
+the value starts with the 8-byte revision that created it) and its *history* key (the body and
+one ``HISTORY`` byte; the value lists the (created, deleted) revisions of its earlier versions).
+Both are exact keys, so a write's "does this already exist?" is one bloom-filtered ``get``, and
+the history key sorts right after the live key, so a range scan meets both together.
+``rev8`` is a revision as 8 big-endian bytes, whose byte order is numeric order.
 
 ``c(s)`` encodes one string component: its UTF-8 bytes (lone surrogates allowed) with every
 ``00`` byte escaped as ``00 FF``, then the terminator ``00 01``. So:
@@ -36,8 +40,9 @@ from storage.base import Tuple
 
 TERMINATOR = b"\x00\x01"
 _ESCAPED_NUL = b"\x00\xff"
-LIVE = b"\xff" * 8
-LIVE_REVISION = (1 << 64) - 1
+HISTORY = b"\x02"
+_SEPARATOR = TERMINATOR.decode()
+MAX_REVISION = (1 << 64) - 1
 
 META = b"\x00M"
 TENANTS = b"\x00T"
@@ -60,9 +65,6 @@ def component(text: str) -> bytes:
     return raw + TERMINATOR
 
 
-_SEPARATOR = "\x00\x01"
-
-
 def components(parts: Iterable[str]) -> bytes:
     """``component`` of each part, concatenated (one join and one encode in the usual case)."""
     parts = tuple(parts)
@@ -74,13 +76,15 @@ def components(parts: Iterable[str]) -> bytes:
 
 def split(body: bytes) -> list[str]:
     """Decode a run of whole components back to strings."""
+    if _ESCAPED_NUL not in body:  # the usual case: decode once, split the text
+        texts = body.decode("utf-8", "surrogatepass").split(_SEPARATOR)
+        if texts.pop() != "":
+            raise ValueError("key body does not end with a component terminator")
+        return texts
     parts = body.split(TERMINATOR)
     if parts.pop() != b"":
         raise ValueError("key body does not end with a component terminator")
-    return [
-        (p.replace(_ESCAPED_NUL, b"\x00") if b"\x00" in p else p).decode("utf-8", "surrogatepass")
-        for p in parts
-    ]
+    return [p.replace(_ESCAPED_NUL, b"\x00").decode("utf-8", "surrogatepass") for p in parts]
 
 
 def rev8(revision: int) -> bytes:
@@ -141,9 +145,10 @@ def attribute_prefix(tp: bytes, *parts: str) -> bytes:
     return tp + ATTRIBUTES + components(parts)
 
 
-def dead_key(tp: bytes, deleted: int, kind: bytes, rest: bytes) -> bytes:
-    """Index entry for a version deleted at ``deleted``; ``kind + rest`` is its key after tp."""
-    return tp + DEAD + rev8(deleted) + kind + rest
+def dead_key(tp: bytes, deleted: int, kind: bytes, body: bytes) -> bytes:
+    """Marks the history of ``kind + body`` (key after tp) as holding a version deleted at
+    ``deleted``, for garbage collection to trim once that revision leaves the window."""
+    return tp + DEAD + rev8(deleted) + kind + body
 
 
 def change_key(tp: bytes, revision: int) -> bytes:

@@ -46,8 +46,12 @@ CASES = [
             }
         """),
         [
-            (3, 24, "unexpected `$`; expected `relation`, `permission`, `action`, "
-                    "`attribute`, `@`, `#` or `}`"),
+            (
+                3,
+                24,
+                "unexpected `$`; expected `relation`, `permission`, `action`, "
+                "`attribute`, `@`, `#` or `}`",
+            ),
         ],
         id="unexpected_char_dollar",
     ),
@@ -59,8 +63,12 @@ CASES = [
             }
         """),
         [
-            (3, 18, "unexpected `=`; expected `relation`, `permission`, `action`, "
-                    "`attribute`, `@` or `}`"),
+            (
+                3,
+                18,
+                "unexpected `=`; expected `relation`, `permission`, `action`, "
+                "`attribute`, `@` or `}`",
+            ),
         ],
         id="unexpected_token_equals_in_relation",
     ),
@@ -167,8 +175,11 @@ CASES = [
             }
         """),
         [
-            (4, 21, "`not` is binary exclusion (`a not b`: a but not b) and cannot "
-                    "start an expression"),
+            (
+                4,
+                21,
+                "`not` is binary exclusion (`a not b`: a but not b) and cannot start an expression",
+            ),
         ],
         id="unary_not",
     ),
@@ -182,8 +193,12 @@ CASES = [
             }
         """),
         [
-            (5, 31, "`and not` is not an operator: `not` is binary exclusion, write "
-                    "`a not b` (a but not b)"),
+            (
+                5,
+                31,
+                "`and not` is not an operator: `not` is binary exclusion, write "
+                "`a not b` (a but not b)",
+            ),
         ],
         id="old_and_not",
     ),
@@ -197,8 +212,12 @@ CASES = [
             }
         """),
         [
-            (5, 30, "`or not` is not an operator: `not` is binary exclusion, write "
-                    "`a not b` (a but not b)"),
+            (
+                5,
+                30,
+                "`or not` is not an operator: `not` is binary exclusion, write "
+                "`a not b` (a but not b)",
+            ),
         ],
         id="old_or_not",
     ),
@@ -236,9 +255,13 @@ CASES = [
             }
         """),
         [
-            (3, 18, "unexpected `user`; expected `relation`, `permission`, "
-                    "`action`, `attribute`, `@` or `}` (subject types start with "
-                    "`@`: `@user`)"),
+            (
+                3,
+                18,
+                "unexpected `user`; expected `relation`, `permission`, "
+                "`action`, `attribute`, `@` or `}` (subject types start with "
+                "`@`: `@user`)",
+            ),
         ],
         id="missing_at",
     ),
@@ -250,8 +273,12 @@ CASES = [
             }
         """),
         [
-            (3, 3, "unexpected `relaton`; expected `relation`, `permission`, "
-                   "`action`, `attribute` or `}` (did you mean `relation`?)"),
+            (
+                3,
+                3,
+                "unexpected `relaton`; expected `relation`, `permission`, "
+                "`action`, `attribute` or `}` (did you mean `relation`?)",
+            ),
         ],
         id="typo_relaton",
     ),
@@ -263,8 +290,12 @@ CASES = [
             }
         """),
         [
-            (3, 3, "unexpected `permision`; expected `relation`, `permission`, "
-                   "`action`, `attribute` or `}` (did you mean `permission`?)"),
+            (
+                3,
+                3,
+                "unexpected `permision`; expected `relation`, `permission`, "
+                "`action`, `attribute` or `}` (did you mean `permission`?)",
+            ),
         ],
         id="typo_permision",
     ),
@@ -274,8 +305,7 @@ CASES = [
             enity doc {}
         """),
         [
-            (2, 1, "unexpected `enity`; expected `entity` or `rule` (did you mean "
-                   "`entity`?)"),
+            (2, 1, "unexpected `enity`; expected `entity` or `rule` (did you mean `entity`?)"),
         ],
         id="typo_enity",
     ),
@@ -297,8 +327,12 @@ CASES = [
               x == 'a'
         """),
         [
-            (2, 18, "unterminated rule body: the `{` is never closed (braces must "
-                    "balance, strings must be closed on their line)"),
+            (
+                2,
+                18,
+                "unterminated rule body: the `{` is never closed (braces must "
+                "balance, strings must be closed on their line)",
+            ),
         ],
         id="unterminated_rule_body",
     ),
@@ -310,8 +344,12 @@ CASES = [
             }
         """),
         [
-            (2, 18, "unterminated rule body: the `{` is never closed (braces must "
-                    "balance, strings must be closed on their line)"),
+            (
+                2,
+                18,
+                "unterminated rule body: the `{` is never closed (braces must "
+                "balance, strings must be closed on their line)",
+            ),
         ],
         id="unterminated_string_in_rule_body",
     ),
@@ -321,8 +359,12 @@ CASES = [
               relation owner @user
         """),
         [
-            (3, 1, "unexpected end of file; expected `relation`, `permission`, "
-                   "`action`, `attribute`, `@`, `#` or `}`"),
+            (
+                3,
+                1,
+                "unexpected end of file; expected `relation`, `permission`, "
+                "`action`, `attribute`, `@`, `#` or `}`",
+            ),
         ],
         id="unclosed_entity",
     ),
@@ -442,8 +484,7 @@ CASES = [
             entity dóc {}
         """),
         [
-            (2, 9, "unexpected character 'ó' (U+00F3); names use ASCII letters, "
-                   "digits and `_`"),
+            (2, 9, "unexpected character 'ó' (U+00F3); names use ASCII letters, digits and `_`"),
         ],
         id="non_ascii_name",
     ),
@@ -540,16 +581,24 @@ CASES = [
             "(owner or " * (MAX_EXPRESSION_DEPTH + 1) + "owner" + ")" * (MAX_EXPRESSION_DEPTH + 1)
         ),
         [
-            (4, 14, "permission `view` nests operators more than "
-                    f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions"),
+            (
+                4,
+                14,
+                "permission `view` nests operators more than "
+                f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions",
+            ),
         ],
         id="nesting_too_deep",
     ),
     pytest.param(
         _permission("owner" + " or owner" * (MAX_EXPRESSION_DEPTH + 1)),
         [
-            (4, 14, "permission `view` nests operators more than "
-                    f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions"),
+            (
+                4,
+                14,
+                "permission `view` nests operators more than "
+                f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions",
+            ),
         ],
         id="chain_too_long",
     ),
@@ -562,8 +611,7 @@ CASES = [
             entity doc {}
         """),
         [
-            (3, 8, "duplicate definition of `doc` (entity); `doc` is already "
-                   "defined at 2:8"),
+            (3, 8, "duplicate definition of `doc` (entity); `doc` is already defined at 2:8"),
         ],
         id="duplicate_entity",
     ),
@@ -573,8 +621,7 @@ CASES = [
             rule user(x string) { x == 'a' }
         """),
         [
-            (2, 6, "duplicate definition of `user` (rule); `user` is already "
-                   "defined at 1:8"),
+            (2, 6, "duplicate definition of `user` (rule); `user` is already defined at 1:8"),
         ],
         id="entity_rule_name_clash",
     ),
@@ -585,8 +632,7 @@ CASES = [
             rule r(x string) { x == 'b' }
         """),
         [
-            (3, 6, "duplicate definition of `r` (rule); `r` is already defined at "
-                   "2:6"),
+            (3, 6, "duplicate definition of `r` (rule); `r` is already defined at 2:6"),
         ],
         id="duplicate_rule",
     ),
@@ -599,8 +645,11 @@ CASES = [
             }
         """),
         [
-            (4, 12, "duplicate name `owner` in entity `doc`: already defined as a "
-                    "relation at 3:12"),
+            (
+                4,
+                12,
+                "duplicate name `owner` in entity `doc`: already defined as a relation at 3:12",
+            ),
         ],
         id="duplicate_relation",
     ),
@@ -614,8 +663,11 @@ CASES = [
             }
         """),
         [
-            (5, 10, "duplicate name `view` in entity `doc`: already defined as a "
-                    "permission at 4:14"),
+            (
+                5,
+                10,
+                "duplicate name `view` in entity `doc`: already defined as a permission at 4:14",
+            ),
         ],
         id="duplicate_permission_and_action",
     ),
@@ -628,8 +680,11 @@ CASES = [
             }
         """),
         [
-            (4, 13, "duplicate name `public` in entity `doc`: already defined as an "
-                    "attribute at 3:13"),
+            (
+                4,
+                13,
+                "duplicate name `public` in entity `doc`: already defined as an attribute at 3:13",
+            ),
         ],
         id="duplicate_attribute",
     ),
@@ -642,8 +697,11 @@ CASES = [
             }
         """),
         [
-            (4, 14, "duplicate name `owner` in entity `doc`: already defined as a "
-                    "relation at 3:12"),
+            (
+                4,
+                14,
+                "duplicate name `owner` in entity `doc`: already defined as a relation at 3:12",
+            ),
         ],
         id="permission_named_like_relation",
     ),
@@ -656,8 +714,11 @@ CASES = [
             }
         """),
         [
-            (4, 13, "duplicate name `owner` in entity `doc`: already defined as a "
-                    "relation at 3:12"),
+            (
+                4,
+                13,
+                "duplicate name `owner` in entity `doc`: already defined as a relation at 3:12",
+            ),
         ],
         id="attribute_named_like_relation",
     ),
@@ -704,8 +765,11 @@ CASES = [
             }
         """),
         [
-            (3, 12, "relation `owner` needs at least one subject type, e.g. `@user` "
-                    "or `@group#member`"),
+            (
+                3,
+                12,
+                "relation `owner` needs at least one subject type, e.g. `@user` or `@group#member`",
+            ),
         ],
         id="relation_without_subject_types",
     ),
@@ -717,8 +781,7 @@ CASES = [
             }
         """),
         [
-            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean "
-                    "`user`?)"),
+            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean `user`?)"),
         ],
         id="unknown_subject_entity",
     ),
@@ -733,8 +796,7 @@ CASES = [
             }
         """),
         [
-            (6, 26, "entity `group` has no relation `membr` (did you mean "
-                    "`member`?)"),
+            (6, 26, "entity `group` has no relation `membr` (did you mean `member`?)"),
         ],
         id="subject_relation_missing",
     ),
@@ -750,8 +812,7 @@ CASES = [
             }
         """),
         [
-            (7, 26, "`group#admin` is a permission; a subject relation must be a "
-                    "relation"),
+            (7, 26, "`group#admin` is a permission; a subject relation must be a relation"),
         ],
         id="subject_relation_is_permission",
     ),
@@ -766,8 +827,7 @@ CASES = [
             }
         """),
         [
-            (6, 26, "`group#open` is an attribute; a subject relation must be a "
-                    "relation"),
+            (6, 26, "`group#open` is an attribute; a subject relation must be a relation"),
         ],
         id="subject_relation_is_attribute",
     ),
@@ -791,8 +851,12 @@ CASES = [
             }
         """),
         [
-            (3, 19, "unknown type `float` for attribute `price`; expected boolean, "
-                    "string, integer, double (each optionally with [])"),
+            (
+                3,
+                19,
+                "unknown type `float` for attribute `price`; expected boolean, "
+                "string, integer, double (each optionally with [])",
+            ),
         ],
         id="attribute_type_float",
     ),
@@ -804,9 +868,13 @@ CASES = [
             }
         """),
         [
-            (3, 19, "unknown type `int` for attribute `price`; expected boolean, "
-                    "string, integer, double (each optionally with []) (did you "
-                    "mean `integer`?)"),
+            (
+                3,
+                19,
+                "unknown type `int` for attribute `price`; expected boolean, "
+                "string, integer, double (each optionally with []) (did you "
+                "mean `integer`?)",
+            ),
         ],
         id="attribute_type_int",
     ),
@@ -818,9 +886,13 @@ CASES = [
             }
         """),
         [
-            (3, 20, "unknown type `Boolean` for attribute `public`; expected "
-                    "boolean, string, integer, double (each optionally with []) "
-                    "(did you mean `boolean`?)"),
+            (
+                3,
+                20,
+                "unknown type `Boolean` for attribute `public`; expected "
+                "boolean, string, integer, double (each optionally with []) "
+                "(did you mean `boolean`?)",
+            ),
         ],
         id="attribute_type_capitalised",
     ),
@@ -832,8 +904,12 @@ CASES = [
             }
         """),
         [
-            (3, 18, "unknown type `text[]` for attribute `tags`; expected boolean, "
-                    "string, integer, double (each optionally with [])"),
+            (
+                3,
+                18,
+                "unknown type `text[]` for attribute `tags`; expected boolean, "
+                "string, integer, double (each optionally with [])",
+            ),
         ],
         id="attribute_type_unknown_array",
     ),
@@ -843,8 +919,12 @@ CASES = [
             rule r(x float) { x > 1.0 }
         """),
         [
-            (2, 10, "unknown type `float` for parameter `x`; expected boolean, "
-                    "string, integer, double (each optionally with [])"),
+            (
+                2,
+                10,
+                "unknown type `float` for parameter `x`; expected boolean, "
+                "string, integer, double (each optionally with [])",
+            ),
         ],
         id="rule_param_type_float",
     ),
@@ -857,8 +937,12 @@ CASES = [
             }
         """),
         [
-            (4, 21, "attribute `price` is `integer`; only `boolean` attributes can "
-                    "be permission operands (use a rule for other types)"),
+            (
+                4,
+                21,
+                "attribute `price` is `integer`; only `boolean` attributes can "
+                "be permission operands (use a rule for other types)",
+            ),
         ],
         id="non_boolean_attribute_operand",
     ),
@@ -871,8 +955,12 @@ CASES = [
             }
         """),
         [
-            (4, 21, "attribute `flags` is `boolean[]`; only `boolean` attributes "
-                    "can be permission operands (use a rule for other types)"),
+            (
+                4,
+                21,
+                "attribute `flags` is `boolean[]`; only `boolean` attributes "
+                "can be permission operands (use a rule for other types)",
+            ),
         ],
         id="boolean_array_attribute_operand",
     ),
@@ -885,8 +973,12 @@ CASES = [
             }
         """),
         [
-            (4, 21, "`ownr` is not a relation, permission or attribute of entity "
-                    "`doc` (did you mean `owner`?)"),
+            (
+                4,
+                21,
+                "`ownr` is not a relation, permission or attribute of entity "
+                "`doc` (did you mean `owner`?)",
+            ),
         ],
         id="unknown_operand",
     ),
@@ -927,8 +1019,12 @@ CASES = [
             }
         """),
         [
-            (5, 21, "`edit` is a permission of entity `doc`; the left side of "
-                    "`edit.view` must be a relation"),
+            (
+                5,
+                21,
+                "`edit` is a permission of entity `doc`; the left side of "
+                "`edit.view` must be a relation",
+            ),
         ],
         id="walk_from_permission",
     ),
@@ -941,8 +1037,12 @@ CASES = [
             }
         """),
         [
-            (4, 21, "`public` is an attribute of entity `doc`; the left side of "
-                    "`public.view` must be a relation"),
+            (
+                4,
+                21,
+                "`public` is an attribute of entity `doc`; the left side of "
+                "`public.view` must be a relation",
+            ),
         ],
         id="walk_from_attribute",
     ),
@@ -962,10 +1062,18 @@ CASES = [
             }
         """),
         [
-            (11, 28, "`org#view` is an attribute; the right side of `parent.view` "
-                     "must be a relation or permission"),
-            (11, 28, "`view` is not a relation or permission of entity `user` (which "
-                     "`doc#parent` admits)"),
+            (
+                11,
+                28,
+                "`org#view` is an attribute; the right side of `parent.view` "
+                "must be a relation or permission",
+            ),
+            (
+                11,
+                28,
+                "`view` is not a relation or permission of entity `user` (which "
+                "`doc#parent` admits)",
+            ),
         ],
         id="walk_target_missing_or_attribute",
     ),
@@ -979,9 +1087,13 @@ CASES = [
             }
         """),
         [
-            (5, 35, "`parent.parent.viewer` walks more than one relation; write "
-                    "`relation.permission` and define a permission on the next "
-                    "entity to go further"),
+            (
+                5,
+                35,
+                "`parent.parent.viewer` walks more than one relation; write "
+                "`relation.permission` and define a permission on the next "
+                "entity to go further",
+            ),
         ],
         id="walk_three_segments",
     ),
@@ -1038,8 +1150,7 @@ CASES = [
             }
         """),
         [
-            (8, 21, "rule `check` is called without arguments; it takes (balance, "
-                    "tags)"),
+            (8, 21, "rule `check` is called without arguments; it takes (balance, tags)"),
         ],
         id="call_without_arguments",
     ),
@@ -1057,8 +1168,12 @@ CASES = [
             }
         """),
         [
-            (9, 27, "rule arguments are attribute names of `doc`; `parent.balance` "
-                    "is a walk (not supported)"),
+            (
+                9,
+                27,
+                "rule arguments are attribute names of `doc`; `parent.balance` "
+                "is a walk (not supported)",
+            ),
         ],
         id="dotted_argument",
     ),
@@ -1075,8 +1190,7 @@ CASES = [
             }
         """),
         [
-            (8, 27, "`balance` is not an attribute of entity `doc` (it is a "
-                    "relation)"),
+            (8, 27, "`balance` is not an attribute of entity `doc` (it is a relation)"),
         ],
         id="argument_is_relation",
     ),
@@ -1093,8 +1207,7 @@ CASES = [
             }
         """),
         [
-            (8, 27, "`balanse` is not an attribute of entity `doc` (did you mean "
-                    "`balance`?)"),
+            (8, 27, "`balanse` is not an attribute of entity `doc` (did you mean `balance`?)"),
         ],
         id="argument_unknown",
     ),
@@ -1112,8 +1225,12 @@ CASES = [
             }
         """),
         [
-            (9, 42, "rule `check` has no parameter `owner`: arguments bind to the "
-                    "parameter of the same name (balance, tags)"),
+            (
+                9,
+                42,
+                "rule `check` has no parameter `owner`: arguments bind to the "
+                "parameter of the same name (balance, tags)",
+            ),
         ],
         id="argument_not_a_parameter",
     ),
@@ -1130,8 +1247,12 @@ CASES = [
             }
         """),
         [
-            (8, 27, "attribute `doc.balance` is `string` but parameter `balance` of "
-                    "rule `check` is `integer`"),
+            (
+                8,
+                27,
+                "attribute `doc.balance` is `string` but parameter `balance` of "
+                "rule `check` is `integer`",
+            ),
         ],
         id="argument_type_mismatch",
     ),
@@ -1148,8 +1269,12 @@ CASES = [
             }
         """),
         [
-            (8, 36, "attribute `doc.tags` is `string` but parameter `tags` of rule "
-                    "`check` is `string[]`"),
+            (
+                8,
+                36,
+                "attribute `doc.tags` is `string` but parameter `tags` of rule "
+                "`check` is `string[]`",
+            ),
         ],
         id="argument_array_type_mismatch",
     ),
@@ -1202,8 +1327,7 @@ CASES = [
             rule r(context string) { context == 'a' }
         """),
         [
-            (2, 8, "`context` is reserved in rule expressions and cannot name a "
-                   "parameter"),
+            (2, 8, "`context` is reserved in rule expressions and cannot name a parameter"),
         ],
         id="rule_parameter_named_context",
     ),
@@ -1213,8 +1337,7 @@ CASES = [
             rule r(null string) { true }
         """),
         [
-            (2, 8, "`null` is reserved in rule expressions and cannot name a "
-                   "parameter"),
+            (2, 8, "`null` is reserved in rule expressions and cannot name a parameter"),
         ],
         id="rule_parameter_named_null",
     ),
@@ -1238,8 +1361,12 @@ CASES = [
             }
         """),
         [
-            (4, 30, "permission `view` of `doc` depends on itself with no relation "
-                    "in between (view -> view); it could never be evaluated"),
+            (
+                4,
+                30,
+                "permission `view` of `doc` depends on itself with no relation "
+                "in between (view -> view); it could never be evaluated",
+            ),
         ],
         id="self_cycle",
     ),
@@ -1253,8 +1380,12 @@ CASES = [
             }
         """),
         [
-            (4, 30, "permission `view` of `doc` depends on itself with no relation "
-                    "in between (view -> edit -> view); it could never be evaluated"),
+            (
+                4,
+                30,
+                "permission `view` of `doc` depends on itself with no relation "
+                "in between (view -> edit -> view); it could never be evaluated",
+            ),
         ],
         id="two_permission_cycle",
     ),
@@ -1269,8 +1400,12 @@ CASES = [
             }
         """),
         [
-            (4, 18, "permission `a` of `doc` depends on itself with no relation in "
-                    "between (a -> b -> c -> a); it could never be evaluated"),
+            (
+                4,
+                18,
+                "permission `a` of `doc` depends on itself with no relation in "
+                "between (a -> b -> c -> a); it could never be evaluated",
+            ),
         ],
         id="three_permission_cycle",
     ),
@@ -1286,10 +1421,18 @@ CASES = [
             }
         """),
         [
-            (4, 18, "permission `a` of `doc` depends on itself with no relation in "
-                    "between (a -> b -> a); it could never be evaluated"),
-            (6, 18, "permission `c` of `doc` depends on itself with no relation in "
-                    "between (c -> d -> c); it could never be evaluated"),
+            (
+                4,
+                18,
+                "permission `a` of `doc` depends on itself with no relation in "
+                "between (a -> b -> a); it could never be evaluated",
+            ),
+            (
+                6,
+                18,
+                "permission `c` of `doc` depends on itself with no relation in "
+                "between (c -> d -> c); it could never be evaluated",
+            ),
         ],
         id="two_separate_cycles",
     ),
@@ -1306,51 +1449,60 @@ CASES = [
             entity doc {}
         """),
         [
-            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean "
-                    "`user`?)"),
-            (4, 12, "duplicate name `owner` in entity `doc`: already defined as a "
-                    "relation at 3:12"),
-            (5, 19, "unknown type `float` for attribute `price`; expected boolean, "
-                    "string, integer, double (each optionally with [])"),
-            (6, 21, "`ownr` is not a relation, permission or attribute of entity "
-                    "`doc` (did you mean `owner`?)"),
-            (8, 8, "`context` is reserved in rule expressions and cannot name a "
-                   "parameter"),
+            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean `user`?)"),
+            (
+                4,
+                12,
+                "duplicate name `owner` in entity `doc`: already defined as a relation at 3:12",
+            ),
+            (
+                5,
+                19,
+                "unknown type `float` for attribute `price`; expected boolean, "
+                "string, integer, double (each optionally with [])",
+            ),
+            (
+                6,
+                21,
+                "`ownr` is not a relation, permission or attribute of entity "
+                "`doc` (did you mean `owner`?)",
+            ),
+            (8, 8, "`context` is reserved in rule expressions and cannot name a parameter"),
             (8, 24, "rule `r` has an empty body"),
-            (9, 8, "duplicate definition of `doc` (entity); `doc` is already "
-                   "defined at 2:8"),
+            (9, 8, "duplicate definition of `doc` (entity); `doc` is already defined at 2:8"),
         ],
         id="several_errors_in_position_order",
     ),
     pytest.param(
         "entity user {}\r\nentity doc {\r\n  relation owner @usr\r\n}\r\n",
         [
-            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean "
-                    "`user`?)"),
+            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean `user`?)"),
         ],
         id="crlf_semantic_error",
     ),
     pytest.param(
         "entity user {}\r\nentity doc {\r\n  relation owner @user $\r\n}\r\n",
         [
-            (3, 24, "unexpected `$`; expected `relation`, `permission`, `action`, "
-                    "`attribute`, `@`, `#` or `}`"),
+            (
+                3,
+                24,
+                "unexpected `$`; expected `relation`, `permission`, `action`, "
+                "`attribute`, `@`, `#` or `}`",
+            ),
         ],
         id="crlf_syntax_error",
     ),
     pytest.param(
         "\ufeffentity user {}\nentity doc {\n  relation owner @usr\n}\n",
         [
-            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean "
-                    "`user`?)"),
+            (3, 19, "unknown entity `usr` in subject type `@usr` (did you mean `user`?)"),
         ],
         id="bom_semantic_error",
     ),
     pytest.param(
         "entity user {}\nentity doc {\n\trelation owner @usr\n}\n",
         [
-            (3, 18, "unknown entity `usr` in subject type `@usr` (did you mean "
-                    "`user`?)"),
+            (3, 18, "unknown entity `usr` in subject type `@usr` (did you mean `user`?)"),
         ],
         id="tab_indented_error",
     ),
@@ -1402,20 +1554,23 @@ def test_error_renders_file_line_column_message() -> None:
 
 
 def test_digits_in_names() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         entity user2 {}
         entity doc_3 {
           relation member2 @user2
           relation r2d2 @user2
           permission view4 = member2 or r2d2
         }
-    """))
+    """)
+    )
     assert set(schema.entities["doc_3"].relations) == {"member2", "r2d2"}
     assert "view4" in schema.entities["doc_3"].permissions
 
 
 def test_names_that_start_with_reserved_words() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         entity user {}
         entity entity_x {
           relation notes @user
@@ -1426,7 +1581,8 @@ def test_names_that_start_with_reserved_words() -> None:
           attribute inner boolean
           permission actions = notes or android and order not ruler or true_ or inner
         }
-    """))
+    """)
+    )
     assert "actions" in schema.entities["entity_x"].permissions
 
 
@@ -1439,7 +1595,8 @@ def test_semicolons_separate_members() -> None:
 
 
 def test_operator_may_start_the_next_line() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         entity user {}
         entity doc {
           relation owner @user
@@ -1453,28 +1610,32 @@ def test_operator_may_start_the_next_line() -> None:
             and editor
           )
         }
-    """))
+    """)
+    )
     edit = schema.entities["doc"].permissions["edit"].child
     assert isinstance(edit, Rewrite) and edit.operation is Operation.EXCLUSION
     assert edit.children[1] == ComputedUserSet("banned")
 
 
 def test_action_is_a_synonym_of_permission() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         entity user {}
         entity doc {
           relation owner @user
           action edit = owner
           permission view = edit
         }
-    """))
+    """)
+    )
     doc = schema.entities["doc"]
     assert doc.permissions["edit"].child == ComputedUserSet("owner")
     assert doc.permissions["view"].child == ComputedUserSet("edit")
 
 
 def test_comments_everywhere() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         // leading comment
         /* block
            comment */ entity user {} // trailing
@@ -1491,7 +1652,8 @@ def test_comments_everywhere() -> None:
         }
         rule s(y string) { y == "{" // {
         }
-        // final comment without newline"""))
+        // final comment without newline""")
+    )
     assert schema.entities["doc"].attributes["public"].name == "public"
     assert schema.rules["r"].expression == "x == '}' // } \""
     assert schema.rules["s"].expression == 'y == "{" // {'
@@ -1524,17 +1686,20 @@ def test_byte_order_mark_and_utf8_bytes() -> None:
 
 
 def test_cel_map_literal_and_strings_with_braces_in_rule_body() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         entity user {}
         rule r(x string) {
           {'a': 1, "}": 2}[x] == 1 || x in ['{', "\\"}"]
         }
-    """))
+    """)
+    )
     assert schema.rules["r"].expression == """{'a': 1, "}": 2}[x] == 1 || x in ['{', "\\"}"]"""
 
 
 def test_cycle_broken_by_a_relation_walk_is_not_an_error() -> None:
-    schema = load(_s("""
+    schema = load(
+        _s("""
         entity user {}
         entity folder {
           relation parent @folder
@@ -1543,7 +1708,8 @@ def test_cycle_broken_by_a_relation_walk_is_not_an_error() -> None:
           permission a = owner or parent.b
           permission b = a
         }
-    """))
+    """)
+    )
     assert schema.entities["folder"].permissions["b"].child == ComputedUserSet("a")
 
 
@@ -1570,8 +1736,14 @@ _LIST = "`relation`, `permission`, `action`, `attribute`"
 REGRESSIONS = [
     pytest.param(
         "entity user {}\nrule r(x string) {" + "//" * 40,
-        [(2, 18, "unterminated rule body: the `{` is never closed (braces must balance, "
-                 "strings must be closed on their line)")],
+        [
+            (
+                2,
+                18,
+                "unterminated rule body: the `{` is never closed (braces must balance, "
+                "strings must be closed on their line)",
+            )
+        ],
         id="unclosed_body_of_slashes_fails_fast",
     ),
     pytest.param(
@@ -1592,8 +1764,13 @@ REGRESSIONS = [
     pytest.param(
         "entity user {}\nentity doc {\n  relation owner @user\n"
         "  permission view = // see editor\n    not owner\n}\n",
-        [(5, 5, "`not` is binary exclusion (`a not b`: a but not b) and cannot start an "
-                "expression")],
+        [
+            (
+                5,
+                5,
+                "`not` is binary exclusion (`a not b`: a but not b) and cannot start an expression",
+            )
+        ],
         id="unary_not_after_a_comment_ending_in_or",
     ),
     pytest.param(
@@ -1605,14 +1782,26 @@ REGRESSIONS = [
     pytest.param(
         "entity user {}\nentity doc {\n  relation owner @user\n  permission view = owner\n"
         "  permision edit = owner\n}\n",
-        [(5, 3, f"unexpected `permision`; expected {_LIST}, `.`, `or`, `and`, `not`, `(`, `)` "
-                "or `}` (did you mean `permission`?)")],
+        [
+            (
+                5,
+                3,
+                f"unexpected `permision`; expected {_LIST}, `.`, `or`, `and`, `not`, `(`, `)` "
+                "or `}` (did you mean `permission`?)",
+            )
+        ],
         id="keyword_typo_after_a_permission",
     ),
     pytest.param(
         "entity user {}\nentity doc {\n  relation owner @user\n  relaton editor @user\n}\n",
-        [(4, 3, f"unexpected `relaton`; expected {_LIST}, `@`, `#` or `}}` "
-                "(did you mean `relation`?)")],
+        [
+            (
+                4,
+                3,
+                f"unexpected `relaton`; expected {_LIST}, `@`, `#` or `}}` "
+                "(did you mean `relation`?)",
+            )
+        ],
         id="keyword_typo_after_a_relation",
     ),
     pytest.param(
@@ -1622,17 +1811,21 @@ REGRESSIONS = [
     ),
     pytest.param(
         "entity user {}\nentity doc {\n  relation o @user\n  permission p = o.o.o.o.o.o\n}\n",
-        [(4, 22, "`o.o.o.…` walks more than one relation; write `relation.permission` and "
-                 "define a permission on the next entity to go further")],
+        [
+            (
+                4,
+                22,
+                "`o.o.o.…` walks more than one relation; write `relation.permission` and "
+                "define a permission on the next entity to go further",
+            )
+        ],
         id="long_walk_is_shortened_in_the_message",
     ),
 ]
 
 
 @pytest.mark.parametrize(("source", "expected"), REGRESSIONS)
-def test_regressions_report_exact_diagnostics(
-    source: str | bytes, expected: list[Triple]
-) -> None:
+def test_regressions_report_exact_diagnostics(source: str | bytes, expected: list[Triple]) -> None:
     test_invalid_schema_reports_exact_diagnostics(source, expected)
 
 

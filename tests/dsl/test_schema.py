@@ -61,8 +61,20 @@ A, B, C, D = (ComputedUserSet(n) for n in "abcd")
         ("a or\n b", _r(U, A, B)),
         ("a\n  or b", _r(U, A, B)),
     ],
-    ids=["leaf", "or", "or-then-and", "and-then-or", "not-chain", "mixed", "parens-right",
-         "parens-left", "double-parens", "not-group", "newline-after-op", "op-on-next-line"],
+    ids=[
+        "leaf",
+        "or",
+        "or-then-and",
+        "and-then-or",
+        "not-chain",
+        "mixed",
+        "parens-right",
+        "parens-left",
+        "double-parens",
+        "not-group",
+        "newline-after-op",
+        "op-on-next-line",
+    ],
 )
 def test_operators_share_one_left_associative_level(expr: str, tree: object) -> None:
     assert _perm(expr) == tree
@@ -177,7 +189,7 @@ def test_rule_body_is_verbatim_cel_with_braces_strings_and_comments() -> None:
         "      && {'k': x}['k'] == x\n}\n"
     )
     assert schema.rules["r"].expression == (
-        'x == "}" // a } and a \' quote\n  && {\'k\': x}[\'k\'] == x'
+        "x == \"}\" // a } and a ' quote\n  && {'k': x}['k'] == x"
     )
 
 
