@@ -84,6 +84,8 @@ def new_schema_version(previous: str, now_ms: int) -> str:
     value = (now_ms << 52) | int.from_bytes(os.urandom(7), "big") >> 4
     if previous:
         value = max(value, int(previous, 32) + 1)
+    if value >= 1 << (5 * _VERSION_CHARS):
+        raise ValueError(f"no 20-character schema version sorts after {previous!r}")
     chars = []
     for _ in range(_VERSION_CHARS):
         value, digit = divmod(value, 32)

@@ -497,10 +497,8 @@ def test_schema_versions_follow_the_clock(now_ms: int) -> None:
     assert tokens.new_schema_version("", now_ms) < tokens.new_schema_version("", now_ms + 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokens.new_schema_version wraps to 00000000000000000000 after the largest "
-    "20-character version instead of refusing; unreachable before the year 10889",
-)
-def test_new_schema_version_after_the_largest_version() -> None:
-    assert tokens.new_schema_version("v" * 20, 0) > "v" * 20
+def test_new_schema_version_after_the_largest_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="sorts after"):
+        tokens.new_schema_version("v" * 20, 0)
+    with pytest.raises(ValueError, match="sorts after"):
+        tokens.new_schema_version("", 1 << 48)
