@@ -33,6 +33,7 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/dsl_bench.py
+	$(BIN)/python bench/storage_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

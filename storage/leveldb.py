@@ -80,7 +80,7 @@ from storage.errors import (
     TenantNotFound,
     TooManyChanges,
 )
-from storage.keys import HISTORY, component, components, rev8, split
+from storage.keys import HISTORY, TERMINATOR, component, components, rev8, split
 
 log = logging.getLogger(__name__)
 ItemT = TypeVar("ItemT")
@@ -917,7 +917,14 @@ class LevelDBReader:
             decode = keys.tuple_from_forward
         prefixes.sort()
         matches = flt.matches
+        # A relation the index prefix does not cover is checked on the raw key first, so the
+        # tuples of other relations are skipped without being decoded.
+        relation = b""
+        if decode is keys.tuple_from_forward and flt.relation and not flt.entity_ids:
+            relation = component(flt.relation)[: -len(TERMINATOR)]
         for key, body, _ in self._scan(prefixes, resume, attributes=False):
+            if relation and body[1:].split(TERMINATOR, 3)[2] != relation:
+                continue
             t = decode(body[1:])
             if matches(t):
                 yield key, t
