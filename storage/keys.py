@@ -122,13 +122,24 @@ def reverse_prefix(tp: bytes, *parts: str) -> bytes:
     return tp + REVERSE + components(parts)
 
 
+# The two tuple bodies are built once per tuple written: one join and one encode each, with
+# the trailing terminator joined in (an empty last part), and the NUL check done on the text.
+
+
 def forward_body(t: Tuple) -> bytes:
-    return components(t)
+    et, eid, rel, st, sid, srel = t
+    text = _SEPARATOR.join((et, eid, rel, st, sid, srel, ""))
+    if text.count("\x00") != 6:
+        return b"".join([component(p) for p in t])
+    return text.encode("utf-8", "surrogatepass")
 
 
 def reverse_body(t: Tuple) -> bytes:
     et, eid, rel, st, sid, srel = t
-    return components((st, sid, srel, et, rel, eid))
+    text = _SEPARATOR.join((st, sid, srel, et, rel, eid, ""))
+    if text.count("\x00") != 6:
+        return b"".join([component(p) for p in (st, sid, srel, et, rel, eid)])
+    return text.encode("utf-8", "surrogatepass")
 
 
 def tuple_from_forward(body: bytes) -> Tuple:
