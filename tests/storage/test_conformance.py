@@ -6,7 +6,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -764,24 +763,31 @@ changes_st = st.builds(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(history=st.lists(changes_st, min_size=1, max_size=12))
-def test_any_history_reads_back_at_every_token(store: Store, history: Iterable[Changes]) -> None:
+@given(history=st.lists(changes_st, min_size=1, max_size=12), collect=st.booleans())
+def test_any_history_reads_back_at_every_token(
+    store: Store, history: list[Changes], collect: bool
+) -> None:
     tenant = f"h{uuid.uuid4().hex}"
     store.create_tenant(tenant)
     state: set[Tuple] = set()
     seen = []
     for changes in history:
         state = _apply_to_model(state, changes)
-        seen.append((store.write(tenant, changes), set(state)))
-    for token, expected in seen:
-        r = store.reader(tenant, token)
+        seen.append((store.reader(tenant, store.write(tenant, changes)), set(state)))
+    if collect:  # every reader above pins its revision: GC must not change what they see
+        store.collect_garbage(now=time.time() + 10 * 24 * 3600)
+    touched = {t for changes in history for t in (*changes.write_tuples, *changes.delete_tuples)}
+    for r, expected in seen:
         assert everything(r) == expected
         assert sorted(walk(r, TupleFilter(entity_type="doc", relation="r"), 2)) == sorted(
             t for t in expected if t.relation == "r"
         )
-        for t in expected:
-            assert r.has_tuple(t)
-            assert t.entity_id in list(r.entity_ids("doc", t.relation, t.subject))
+        for t in touched:
+            assert r.has_tuple(t) == (t in expected)
+            assert (t.entity_id in list(r.entity_ids("doc", t.relation, t.subject))) == (
+                t in expected
+            )
+            assert (t.subject in r.subjects("doc", t.entity_id, t.relation)) == (t in expected)
 
 
 def test_gc_up_to_a_pinned_reader_keeps_everything_later_readers_see(store: Store) -> None:
@@ -802,3 +808,53 @@ def test_gc_up_to_a_pinned_reader_keeps_everything_later_readers_see(store: Stor
         store.collect_garbage(now=time.time() + 10 * 24 * 3600).horizon
         == store.reader(DEFAULT_TENANT, later).revision
     )
+
+
+attr_keys_st = st.builds(AttributeKey, st.just("doc"), names, st.sampled_from(["n", "m"]))
+attr_changes_st = st.builds(
+    Changes,
+    write_attributes=st.lists(
+        st.builds(
+            lambda k, v: Attribute(k.entity_type, k.entity_id, k.name, INT, v),
+            attr_keys_st,
+            st.integers(0, 3),
+        ),
+        max_size=3,
+    ),
+    delete_attributes=st.lists(attr_keys_st, max_size=2),
+    delete_attribute_filters=st.lists(
+        st.builds(AttributeFilter, entity_type=st.just("doc"), names=st.just(("m",))), max_size=1
+    ),
+)
+
+
+def _apply_attributes(state: dict[AttributeKey, int], changes: Changes) -> dict[AttributeKey, int]:
+    written = {a.key: int(a.value) for a in changes.write_attributes}  # the last one wins
+    doomed = set(changes.delete_attributes)
+    for flt in changes.delete_attribute_filters:
+        doomed |= {k for k in state if flt.matches(Attribute(*k, INT, state[k]))}
+    return {k: v for k, v in state.items() if k not in doomed} | written
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(history=st.lists(attr_changes_st, min_size=1, max_size=12), collect=st.booleans())
+def test_any_attribute_history_reads_back_at_every_token(
+    store: Store, history: list[Changes], collect: bool
+) -> None:
+    tenant = f"h{uuid.uuid4().hex}"
+    store.create_tenant(tenant)
+    state: dict[AttributeKey, int] = {}
+    seen = []
+    for changes in history:
+        state = _apply_attributes(state, changes)
+        seen.append((store.reader(tenant, store.write(tenant, changes)), dict(state)))
+    if collect:  # every reader above pins its revision: GC must not change what they see
+        store.collect_garbage(now=time.time() + 10 * 24 * 3600)
+    for reader, expected in seen:
+        got = {a.key: a.value for a in reader.iter_attributes(AttributeFilter())}
+        assert got == expected
+        for key in {k for changes in history for k in changes.delete_attributes} | set(expected):
+            found = reader.attribute(*key)
+            assert (found.value if found else None) == expected.get(key)
