@@ -125,6 +125,10 @@ class LevelDBStore:
     ) -> None:
         if max_write_items < 1:
             raise ValueError("max_write_items must be at least 1")
+        if gc_window < 0:
+            raise ValueError("gc_window must not be negative")
+        if gc_interval is not None and gc_interval <= 0:
+            raise ValueError("gc_interval must be positive (None turns the GC thread off)")
         self._path = Path(path)
         self._max_write_items = max_write_items
         self._gc_window = gc_window
@@ -186,7 +190,7 @@ class LevelDBStore:
                 batch.put(_STORE_ID_KEY, store_id)
                 batch.put(_HORIZON_KEY, rev8(0))
                 batch.put(
-                    keys.tenant_registry_key(DEFAULT_TENANT), self._tenant_value("", time.time_ns())
+                    keys.tenant_registry_key(DEFAULT_TENANT), self._tenant_value("", self._now_ns())
                 )
         elif fmt != FORMAT:
             raise StorageError(
@@ -207,6 +211,8 @@ class LevelDBStore:
         """Stop the GC thread and close LevelDB; later calls raise StoreClosed."""
         if self._closed:
             return
+        if self._writer == threading.get_ident():
+            raise StorageError("a transact build function may not close the store")
         self._gc_stop.set()
         if self._gc_thread is not None:
             self._gc_thread.join()
@@ -227,6 +233,9 @@ class LevelDBStore:
     @property
     def max_write_items(self) -> int:
         return self._max_write_items
+
+    def _now_ns(self) -> int:
+        return int(self._clock() * 1e9)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -269,7 +278,7 @@ class LevelDBStore:
             tp = keys.tenant_prefix(tenant)
             # A crash part-way through deleting an earlier tenant of this id may have left keys.
             self._delete_range(tp, keys.prefix_end(tp))
-            value = self._tenant_value(name, time.time_ns())
+            value = self._tenant_value(name, self._now_ns())
             self._db.put(keys.tenant_registry_key(tenant), value, sync=self._sync)
             self._tenants[tenant] = tp
         return self._tenant_info(tenant, value)
@@ -312,17 +321,18 @@ class LevelDBStore:
     def _delete_range(self, start: bytes, stop: bytes) -> int:
         removed = 0
         while True:
-            chunk = []
-            for key in self._db.iterator(start=start, stop=stop, include_value=False):
-                chunk.append(key)
-                if len(chunk) == _DELETE_CHUNK:
-                    break
+            chunk = list(
+                itertools.islice(
+                    self._db.iterator(start=start, stop=stop, include_value=False), _DELETE_CHUNK
+                )
+            )
             if not chunk:
                 return removed
             with self._db.write_batch(sync=self._sync) as batch:
                 for key in chunk:
                     batch.delete(key)
             removed += len(chunk)
+            start = chunk[-1] + b"\x00"  # the next possible key: skip the fresh tombstones
 
     # -- schemas ---------------------------------------------------------------------------
 
@@ -330,7 +340,7 @@ class LevelDBStore:
         with self._locked():
             tp = self._prefix(tenant)
             head = self._head_schema(tp)
-            now_ns = time.time_ns()
+            now_ns = self._now_ns()
             version = tokens.new_schema_version(head.version if head else "", now_ns // 1_000_000)
             self._db.put(
                 keys.schema_key(tp, version),
@@ -413,7 +423,6 @@ class LevelDBStore:
         rb = rev8(revision)
         batch = db.write_batch(sync=self._sync)
         put = batch.put
-        log: list[bytes] = []
         try:
             writes = dict.fromkeys(changes.write_tuples)
             deletes = dict.fromkeys(t for t in changes.delete_tuples if t not in writes)
@@ -439,8 +448,9 @@ class LevelDBStore:
                 put(rev + rbody + HISTORY, history)
                 put(keys.dead_key(tp, revision, keys.FORWARD, body), b"")
                 bodies.append(body)
-            if bodies:
-                log.append(_entry(_DELETE, keys.FORWARD, b"".join(bodies)))
+            deleted_tuples = sorted(bodies)
+            attr_deleted: list[tuple[bytes, bytes]] = []
+            attr_created: list[tuple[bytes, bytes]] = []
 
             attr_writes = {a.key: a for a in changes.write_attributes}
             attr_deletes = dict.fromkeys(
@@ -459,10 +469,11 @@ class LevelDBStore:
                 if current is not None:
                     self._retire_attribute(batch, tp, body, current, revision)
                     batch.delete(apfx + body)
-                    log.append(_entry(_DELETE, keys.ATTRIBUTES, _attribute_data(body, current)))
+                    attr_deleted.append((body, current))
 
-            bodies = []
-            forward_body, reverse_body, add = keys.forward_body, keys.reverse_body, bodies.append
+            created_tuples: list[bytes] = []
+            forward_body, reverse_body = keys.forward_body, keys.reverse_body
+            add = created_tuples.append
             # In key order: LevelDB's lookups and inserts are cheaper with locality.
             for body, t in sorted([(forward_body(t), t) for t in writes]):
                 key = fwd + body
@@ -470,8 +481,6 @@ class LevelDBStore:
                     put(key, rb)
                     put(rev + reverse_body(t), rb)
                     add(body)
-            if bodies:
-                log.append(_entry(_CREATE, keys.FORWARD, b"".join(bodies)))
 
             for k, a in attr_writes.items():
                 body = components(k)
@@ -482,24 +491,27 @@ class LevelDBStore:
                     if old == payload or _decode_attribute(list(k), old).same_value(a):
                         continue
                     self._retire_attribute(batch, tp, body, current, revision)
-                    log.append(_entry(_DELETE, keys.ATTRIBUTES, _attribute_data(body, current)))
+                    attr_deleted.append((body, current))
                 put(apfx + body, rb + payload)
-                log.append(_entry(_CREATE, keys.ATTRIBUTES, _attribute_data(body, rb + payload)))
+                attr_created.append((body, rb + payload))
 
             for keyspace, parts in changes.delete_records:
                 batch.delete(keys.record_prefix(tp, keyspace, parts))
             for record in changes.put_records:
                 put(keys.record_prefix(tp, record.keyspace, record.key), record.value)
 
+            log = _change_log(deleted_tuples, attr_deleted, created_tuples, attr_created)
             if log:
-                put(keys.change_key(tp, revision), b"".join(log))
-            now_ns = max(time.time_ns(), self._last_commit_ns)
+                put(keys.change_key(tp, revision), log)
+            now_ns = max(self._now_ns(), self._last_commit_ns)
             put(keys.REVISIONS + rb, rev8(now_ns) + component(tenant))
             batch.write()
         except plyvel.Error as exc:
             raise StorageError(f"write failed: {exc}") from exc
         except RuntimeError as exc:
-            raise StoreClosed("the store is closed") from exc
+            if self._closed:
+                raise StoreClosed("the store is closed") from exc
+            raise
         self._last_commit_ns = now_ns
         self._revision = revision
         return tokens.encode_snap(self._store_id, revision)
@@ -602,7 +614,9 @@ class LevelDBStore:
             candidate = keys.revision_of(key[len(keys.REVISIONS) :])
         with self._pin_lock:
             pinned = [r.revision for r in list(self._readers)]
-            horizon = max(self._horizon, min([candidate, *pinned]))
+            # Never past the published latest revision: a batch already in the revision log
+            # may not be visible to readers yet.
+            horizon = max(self._horizon, min([candidate, self._revision, *pinned]))
             if horizon > self._horizon:
                 self._db.put(_HORIZON_KEY, rev8(horizon), sync=self._sync)
                 self._horizon = horizon
@@ -620,16 +634,18 @@ class LevelDBStore:
         dead = tp + keys.DEAD
         horizon = rev8(keys.revision_of(stop) - 1)
         removed = 0
+        start = dead
         while True:
             with self._locked():
                 chunk = list(
                     itertools.islice(
-                        self._db.iterator(start=dead, stop=dead + stop, include_value=False),
+                        self._db.iterator(start=start, stop=dead + stop, include_value=False),
                         _GC_CHUNK,
                     )
                 )
                 if not chunk:
                     return removed
+                start = chunk[-1] + b"\x00"
                 trimmed: dict[bytes, bytes] = {}
                 with self._db.write_batch(sync=self._sync) as batch:
                     for key in chunk:
@@ -699,6 +715,26 @@ class _WriteLock:
 def _attribute_data(body: bytes, value: bytes) -> bytes:
     """A change-log record of an attribute: its key body and the payload of ``value``."""
     return len(body).to_bytes(4, "big") + body + value[8:]
+
+
+def _change_log(
+    deleted_tuples: list[bytes],
+    deleted_attributes: list[tuple[bytes, bytes]],
+    created_tuples: list[bytes],
+    created_attributes: list[tuple[bytes, bytes]],
+) -> bytes:
+    """One write's change-log value: tuple deletes, attribute deletes, tuple creates and
+    attribute creates, each in key order (the tuple creates are already sorted)."""
+    log = []
+    if deleted_tuples:
+        log.append(_entry(_DELETE, keys.FORWARD, b"".join(deleted_tuples)))
+    for body, value in sorted(deleted_attributes):
+        log.append(_entry(_DELETE, keys.ATTRIBUTES, _attribute_data(body, value)))
+    if created_tuples:
+        log.append(_entry(_CREATE, keys.FORWARD, b"".join(created_tuples)))
+    for body, value in sorted(created_attributes):
+        log.append(_entry(_CREATE, keys.ATTRIBUTES, _attribute_data(body, value)))
+    return b"".join(log)
 
 
 def _entry(op: bytes, kind: bytes, data: bytes) -> bytes:
@@ -786,6 +822,11 @@ class LevelDBReader:
     def token(self) -> SnapToken:
         return tokens.encode_snap(self._store._store_id, self._revision)
 
+    def _current(self) -> bool:
+        """False once the tenant is deleted (even if an equal id was created again since):
+        a reader of a deleted tenant sees nothing, never a half-deleted or newer tenant."""
+        return self._store._tenants.get(self._tenant) is self._tp
+
     # -- engine reads ------------------------------------------------------------------
     # plyvel raises RuntimeError once the database is closed; every read translates it.
 
@@ -793,7 +834,9 @@ class LevelDBReader:
         prefix = self._tp + keys.FORWARD + components((entity_type, entity_id, relation))
         n = len(prefix)
         rb = self._rb
-        out = []
+        out: list[Subject] = []
+        if not self._current():
+            return out
         try:
             for key, value in self._db.iterator(prefix=prefix):
                 if key[-1] == 1:  # live key: the value is its creation revision
@@ -808,6 +851,8 @@ class LevelDBReader:
     def has_tuple(self, t: Tuple) -> bool:
         key = self._tp + keys.FORWARD + keys.forward_body(t)
         rb = self._rb
+        if not self._current():
+            return False
         try:
             created = self._db.get(key)
             if created is not None and created <= rb:
@@ -822,6 +867,8 @@ class LevelDBReader:
         prefix = self._tp + keys.REVERSE + components((st, sid, srel, entity_type, relation))
         n = len(prefix)
         rb = self._rb
+        if not self._current():
+            return
         try:
             for key, value in self._db.iterator(prefix=prefix):
                 if key[-1] == 1:
@@ -835,6 +882,8 @@ class LevelDBReader:
     def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
         key = self._tp + keys.ATTRIBUTES + components((entity_type, entity_id, name))
         rb = self._rb
+        if not self._current():
+            return None
         try:
             current = self._db.get(key)
             if current is not None and current[:8] <= rb:
@@ -849,7 +898,11 @@ class LevelDBReader:
         return _decode_attribute([entity_type, entity_id, name], payload)
 
     def attributes(self, entity_type: str, entity_id: str) -> list[Attribute]:
-        return list(self.iter_attributes(AttributeFilter(entity_type, (entity_id,))))
+        prefix = keys.ATTRIBUTES + components((entity_type, entity_id))
+        return [
+            _decode_attribute(split(body[1:]), payload)
+            for _, body, payload in self._scan([prefix], None, attributes=True)
+        ]
 
     # -- filtered, paginated reads -----------------------------------------------------
 
@@ -865,6 +918,8 @@ class LevelDBReader:
         tp = self._tp
         n = len(tp)
         rb = self._rb
+        if not self._current():
+            return
         for rel in prefixes:
             start, stop = tp + rel, tp + keys.prefix_end(rel)
             include_start = True
@@ -974,6 +1029,8 @@ class LevelDBReader:
     # -- records -----------------------------------------------------------------------
 
     def record(self, keyspace: str, key: RecordKey) -> bytes | None:
+        if not self._current():
+            return None
         try:
             value: bytes | None = self._db.get(keys.record_prefix(self._tp, keyspace, key))
         except RuntimeError as exc:
@@ -1002,9 +1059,18 @@ class LevelDBReader:
         n = len(space)
         if self._store._closed:
             raise _closed()
-        found = self._db.iterator(
-            start=start, stop=stop, include_start=include_start, reverse=reverse
-        )
+        if not self._current():
+            return
+        if reverse:
+            # plyvel 1.5 skips a reverse iterator's start key itself; start one byte lower
+            # (no key ends in that byte) and keep the range by filtering.
+            found = (
+                item
+                for item in self._db.iterator(start=start[:-1], stop=stop, reverse=True)
+                if item[0] >= start
+            )
+        else:
+            found = self._db.iterator(start=start, stop=stop, include_start=include_start)
         try:
             for key, value in itertools.islice(found, limit):
                 yield Record(keyspace, tuple(split(key[n:])), value)

@@ -143,7 +143,7 @@ def _encode_strings(parts: Sequence[str]) -> bytes:
 def _decode_strings(position: bytes, count: int, what: str) -> list[str]:
     try:
         parts = json.loads(position.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidToken(f"malformed continuation token: bad {what} position") from exc
     if not (
         isinstance(parts, list) and len(parts) == count and all(isinstance(p, str) for p in parts)
@@ -484,8 +484,8 @@ class MemoryStore:
         data = self._data(tenant)
         revision = 0
         if after:
-            revision = self._decode_snap(after)
-            self._check_retained(revision)
+            pin = self.reader(tenant, after)  # keeps GC from trimming the log while we read
+            revision = pin.revision
         return [c for c in list(data.changes) if c.revision > revision][:limit]
 
     # -- maintenance ------------------------------------------------------------------------

@@ -858,3 +858,107 @@ def test_any_attribute_history_reads_back_at_every_token(
         for key in {k for changes in history for k in changes.delete_attributes} | set(expected):
             found = reader.attribute(*key)
             assert (found.value if found else None) == expected.get(key)
+
+
+def test_reverse_record_scans_include_the_key_equal_to_the_prefix(store: Store) -> None:
+    recs = [Record("k", key, b"") for key in [(), ("b",), ("b", "a"), ("b", "c"), ("c",)]]
+    store.write(DEFAULT_TENANT, Changes(put_records=recs))
+    r = store.reader(DEFAULT_TENANT)
+
+    def scan(prefix: tuple[str, ...], **kw: object) -> list[tuple[str, ...]]:
+        return [rec.key for rec in r.records("k", prefix, **kw)]  # type: ignore[arg-type]
+
+    assert scan(()) == [(), ("b",), ("b", "a"), ("b", "c"), ("c",)]
+    assert scan((), reverse=True) == [("c",), ("b", "c"), ("b", "a"), ("b",), ()]
+    assert scan(("b",), reverse=True) == [("b", "c"), ("b", "a"), ("b",)]
+    assert scan(("b",), after=("b", "c"), reverse=True) == [("b", "a"), ("b",)]
+    assert scan(("b",), after=("b", "a"), reverse=True) == [("b",)]
+    assert scan(("b",), after=("b",), reverse=True) == []
+    assert scan(("b",), after=("b",)) == [("b", "a"), ("b", "c")]
+    assert scan(("b",), after=("a",)) == [("b",), ("b", "a"), ("b", "c")]
+    assert scan(("b",), after=("z",)) == []
+    assert scan((), reverse=True, limit=2) == [("c",), ("b", "c")]
+
+
+def test_the_change_log_lists_deletes_then_creates_in_key_order(store: Store) -> None:
+    store.write(
+        DEFAULT_TENANT,
+        Changes(
+            write_tuples=[T("doc:1#viewer@user:1"), T("doc:2#viewer@user:1")],
+            write_attributes=[
+                Attribute("doc", "1", "b", INT, 1),
+                Attribute("doc", "1", "a", INT, 1),
+            ],
+        ),
+    )
+    token = store.write(
+        DEFAULT_TENANT,
+        Changes(
+            write_tuples=[T("doc:3#viewer@user:1"), T("doc:0#viewer@user:1")],
+            delete_tuples=[T("doc:2#viewer@user:1"), T("doc:1#viewer@user:1")],
+            write_attributes=[
+                Attribute("doc", "1", "b", INT, 2),
+                Attribute("doc", "1", "a", INT, 2),
+            ],
+        ),
+    )
+    (changeset,) = [cs for cs in store.changes(DEFAULT_TENANT, "", limit=10) if cs.token == token]
+    assert [(c.operation, c.item) for c in changeset.changes] == [
+        (Operation.DELETE, T("doc:1#viewer@user:1")),
+        (Operation.DELETE, T("doc:2#viewer@user:1")),
+        (Operation.DELETE, Attribute("doc", "1", "a", INT, 1)),
+        (Operation.DELETE, Attribute("doc", "1", "b", INT, 1)),
+        (Operation.CREATE, T("doc:0#viewer@user:1")),
+        (Operation.CREATE, T("doc:3#viewer@user:1")),
+        (Operation.CREATE, Attribute("doc", "1", "a", INT, 2)),
+        (Operation.CREATE, Attribute("doc", "1", "b", INT, 2)),
+    ]
+
+
+def test_a_reader_of_a_deleted_tenant_sees_nothing_even_after_the_id_is_reused(
+    store: Store,
+) -> None:
+    store.create_tenant("acme")
+    store.write(
+        "acme",
+        Changes(
+            write_tuples=[T("doc:1#viewer@user:1")],
+            write_attributes=[Attribute("doc", "1", "a", INT, 1)],
+            put_records=[Record("meta", ("k",), b"old")],
+        ),
+    )
+    old = store.reader("acme")
+    store.delete_tenant("acme")
+    store.create_tenant("acme")
+    store.write(
+        "acme",
+        Changes(
+            write_tuples=[T("doc:1#viewer@user:2")],
+            write_attributes=[Attribute("doc", "1", "a", INT, 2)],
+            put_records=[Record("meta", ("k",), b"new")],
+        ),
+    )
+    assert everything(old) == set()
+    assert old.subjects("doc", "1", "viewer") == []
+    assert not old.has_tuple(T("doc:1#viewer@user:1"))
+    assert list(old.entity_ids("doc", "viewer", Subject("user", "2"))) == []
+    assert old.attribute("doc", "1", "a") is None
+    assert old.attributes("doc", "1") == []
+    assert old.record("meta", ("k",)) is None
+    assert list(old.records("meta")) == []
+    assert store.reader("acme").record("meta", ("k",)) == b"new"
+
+
+def test_attributes_of_one_entity_never_include_other_types(store: Store) -> None:
+    store.write(
+        DEFAULT_TENANT,
+        Changes(
+            write_attributes=[
+                Attribute("doc", "1", "a", INT, 1),
+                Attribute("folder", "1", "a", INT, 2),
+            ]
+        ),
+    )
+    r = store.reader(DEFAULT_TENANT)
+    assert r.attributes("", "1") == []
+    assert [a.value for a in r.attributes("folder", "1")] == [2]

@@ -873,3 +873,29 @@ def test_killed_writer_loses_no_acknowledged_write_and_leaves_no_partial_batch(
         check_every_batch_is_whole(store, latest)
         for n, token in every_ack[:: max(1, len(every_ack) // 200)]:
             assert store.reader(T1, token).subjects("doc", str(n), "viewer") == batch_subjects(n)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_write_items": 0}, "max_write_items"),
+        ({"gc_window": -1.0}, "gc_window"),
+        ({"gc_interval": 0.0}, "gc_interval"),
+    ],
+    ids=["max_write_items", "gc_window", "gc_interval"],
+)
+def test_nonsense_options_are_refused(
+    data_dir: Path, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        LevelDBStore(data_dir, **options)
+
+
+def test_closing_from_inside_a_transaction_is_refused_not_a_deadlock(store: LevelDBStore) -> None:
+    def build(reader: Any) -> Changes:
+        store.close()
+        return Changes()
+
+    with pytest.raises(StorageError, match="may not close"):
+        store.transact(T1, build)
+    assert store.reader(T1).revision == 0
