@@ -206,6 +206,25 @@ class LevelDBStore:
         for key in db.iterator(prefix=keys.TENANTS, include_value=False):
             (tenant,) = split(key[len(keys.TENANTS) :])
             self._tenants[tenant] = keys.tenant_prefix(tenant)
+        self._finish_interrupted_deletes()
+
+    def _finish_interrupted_deletes(self) -> None:
+        """Remove the keys of tenants that are no longer registered: what a crash during
+        ``delete_tenant`` leaves behind. One seek per tenant present on disk."""
+        registered = set(self._tenants.values())
+        it = self._db.raw_iterator()
+        it.seek(keys.TENANT)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(keys.TENANT):
+                break
+            tp = key[: key.index(TERMINATOR, 1) + len(TERMINATOR)]
+            end = keys.prefix_end(tp)
+            if tp not in registered:
+                (tenant,) = split(tp[1:])
+                log.warning("removing the rest of deleted tenant %r (interrupted delete)", tenant)
+                self._delete_range(tp, end)
+            it.seek(end)
 
     def close(self) -> None:
         """Stop the GC thread and close LevelDB; later calls raise StoreClosed."""

@@ -635,18 +635,27 @@ def test_recreated_tenant_is_empty(store: LevelDBStore) -> None:
         store.read_schema("acme")
 
 
-def test_create_tenant_wipes_keys_left_by_an_interrupted_delete(data_dir: Path) -> None:
+def test_opening_finishes_an_interrupted_tenant_delete(data_dir: Path) -> None:
     with LevelDBStore(data_dir, gc_interval=None) as first:
         first.create_tenant("acme")
+        first.create_tenant("acm")
         write_all(first, workload(), tenant="acme")
+        for tenant in (T1, "acm"):
+            first.write(tenant, Changes(write_tuples=[Tuple("doc", "1", "viewer", "user", "1")]))
     # Simulate a crash just after delete_tenant unregistered the tenant: its keys remain.
     raw = plyvel.DB(str(data_dir))
     raw.delete(keys.tenant_registry_key("acme"))
     raw.close()
+    raw = plyvel.DB(str(data_dir))
+    assert list(raw.iterator(prefix=keys.tenant_prefix("acme")))
+    raw.close()
     with LevelDBStore(data_dir, gc_interval=None) as second:
+        # Opening finishes the interrupted delete; other tenants are untouched.
+        assert raw_keys(second, keys.tenant_prefix("acme")) == []
+        for tenant in (T1, "acm"):
+            assert second.reader(tenant).has_tuple(Tuple("doc", "1", "viewer", "user", "1"))
         with pytest.raises(TenantNotFound):
             second.get_tenant("acme")
-        assert raw_keys(second, keys.tenant_prefix("acme"))
         second.create_tenant("acme")
         assert list(second.reader("acme").iter_tuples(TupleFilter())) == []
         assert raw_keys(second, keys.tenant_prefix("acme")) == []
