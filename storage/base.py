@@ -364,7 +364,10 @@ class SnapshotReader(Protocol):
         ...
 
     def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
-        """One page of tuples matching ``flt``; pass the returned cursor back for the next."""
+        """One page of tuples matching ``flt``; pass the returned cursor back for the next.
+
+        The order is the backend's (LevelDB follows the index the filter uses), fixed for a
+        given filter, so walking every page returns each match exactly once."""
         ...
 
     def iter_tuples(self, flt: TupleFilter) -> Iterator[Tuple]: ...
