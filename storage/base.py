@@ -37,6 +37,7 @@ from enum import Enum
 from typing import Generic, NamedTuple, NewType, Protocol, TypeVar
 
 from dsl.schema import AttributeType
+from storage.errors import InvalidFilter, TooManyChanges
 
 TenantId = NewType("TenantId", str)
 Revision = NewType("Revision", int)
@@ -276,6 +277,23 @@ class Changes:
             + len(self.write_attributes)
             + len(self.delete_attributes)
         )
+
+    def check(self, max_items: int) -> None:
+        """Refuse what every store refuses before writing anything: too many items (
+        TooManyChanges), or an empty delete filter, which would delete a whole tenant's tuples
+        or attributes (InvalidFilter)."""
+        if self.size > max_items:
+            raise TooManyChanges(self.size, max_items)
+        if any(f.is_empty for f in self.delete_tuple_filters):
+            raise InvalidFilter(
+                "a tuple delete filter must set at least one field; "
+                "an empty filter would delete every tuple of the tenant"
+            )
+        if any(f.is_empty for f in self.delete_attribute_filters):
+            raise InvalidFilter(
+                "an attribute delete filter must set at least one field; "
+                "an empty filter would delete every attribute of the tenant"
+            )
 
 
 class Operation(Enum):

@@ -68,7 +68,6 @@ from storage.base import (
     check_tenant_id,
 )
 from storage.errors import (
-    InvalidFilter,
     InvalidTenantId,
     InvalidToken,
     SchemaNotFound,
@@ -78,7 +77,6 @@ from storage.errors import (
     StoreLocked,
     TenantExists,
     TenantNotFound,
-    TooManyChanges,
 )
 from storage.keys import HISTORY, TERMINATOR, component, components, rev8, split
 
@@ -425,14 +423,7 @@ class LevelDBStore:
             return self._apply(tp, tenant, changes)
 
     def _apply(self, tp: bytes, tenant: str, changes: Changes) -> SnapToken:
-        if changes.size > self._max_write_items:
-            raise TooManyChanges(changes.size, self._max_write_items)
-        for flt in changes.delete_tuple_filters:
-            if flt.is_empty:
-                raise InvalidFilter("a tuple delete filter must set at least one field")
-        for aflt in changes.delete_attribute_filters:
-            if aflt.is_empty:
-                raise InvalidFilter("an attribute delete filter must set at least one field")
+        changes.check(self._max_write_items)
         db = self._db
         get = db.get
         revision = self._revision + 1

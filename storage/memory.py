@@ -55,7 +55,6 @@ from storage.base import (
     check_tenant_id,
 )
 from storage.errors import (
-    InvalidFilter,
     InvalidTenantId,
     InvalidToken,
     SchemaNotFound,
@@ -64,7 +63,6 @@ from storage.errors import (
     StoreClosed,
     TenantExists,
     TenantNotFound,
-    TooManyChanges,
 )
 
 V = TypeVar("V")
@@ -179,19 +177,9 @@ def _check_changes(changes: Changes) -> None:
     for tf in changes.delete_tuple_filters:
         if not isinstance(tf, TupleFilter):
             raise TypeError(f"expected a TupleFilter, got {type(tf).__name__}")
-        if tf.is_empty:
-            raise InvalidFilter(
-                "a tuple delete filter must set at least one field; "
-                "an empty filter would delete every tuple of the tenant"
-            )
     for af in changes.delete_attribute_filters:
         if not isinstance(af, AttributeFilter):
             raise TypeError(f"expected an AttributeFilter, got {type(af).__name__}")
-        if af.is_empty:
-            raise InvalidFilter(
-                "an attribute delete filter must set at least one field; "
-                "an empty filter would delete every attribute of the tenant"
-            )
     for r in changes.put_records:
         if not (isinstance(r, Record) and isinstance(r.value, bytes)):
             raise TypeError(f"expected a Record with a bytes value, got {r!r}")
@@ -386,9 +374,8 @@ class MemoryStore:
 
     def write(self, tenant: str, changes: Changes) -> SnapToken:
         self._check_open()
-        if changes.size > self._max_write_items:
-            raise TooManyChanges(changes.size, self._max_write_items)
         _check_changes(changes)
+        changes.check(self._max_write_items)
         with self._exclusive():
             return self._apply(self._data(tenant), changes)
 
@@ -397,8 +384,7 @@ class MemoryStore:
             data = self._data(tenant)
             changes = build(self._open_reader(data.info.id, data, ""))
             _check_changes(changes)
-            if changes.size > self._max_write_items:
-                raise TooManyChanges(changes.size, self._max_write_items)
+            changes.check(self._max_write_items)
             return self._apply(data, changes)
 
     def _apply(self, data: _TenantData, changes: Changes) -> SnapToken:
