@@ -37,7 +37,7 @@ from enum import Enum
 from typing import Generic, NamedTuple, NewType, Protocol, TypeVar
 
 from dsl.schema import AttributeType
-from storage.errors import InvalidFilter, TooManyChanges
+from storage.errors import InvalidFilter, InvalidTenantId, TooManyChanges
 
 TenantId = NewType("TenantId", str)
 Revision = NewType("Revision", int)
@@ -57,13 +57,18 @@ T = TypeVar("T")
 
 
 def check_tenant_id(tenant: str) -> TenantId:
-    """Return ``tenant`` as a TenantId, or raise ValueError naming the allowed pattern."""
+    """Return ``tenant`` as a TenantId, or raise InvalidTenantId naming the allowed pattern."""
     if not TENANT_ID_PATTERN.fullmatch(tenant):
-        raise ValueError(
+        raise InvalidTenantId(
             f"invalid tenant id {tenant!r}: expected 1 to 128 characters from "
             "letters, digits and _ - @ . : +"
         )
     return TenantId(tenant)
+
+
+def check_page_size(page_size: int) -> None:
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
 
 
 class Subject(NamedTuple):

@@ -52,10 +52,10 @@ from storage.base import (
     TenantInfo,
     Tuple,
     TupleFilter,
+    check_page_size,
     check_tenant_id,
 )
 from storage.errors import (
-    InvalidTenantId,
     InvalidToken,
     SchemaNotFound,
     SnapshotExpired,
@@ -118,11 +118,6 @@ def _prune(table: dict[T, list[_Version[V]]], horizon: int) -> int:
         else:
             del table[key]
     return removed
-
-
-def _check_page_size(page_size: int) -> None:
-    if page_size < 1:
-        raise ValueError(f"page_size must be at least 1, got {page_size}")
 
 
 def _page(items: list[T], page_size: int, query: bytes, position: Callable[[T], bytes]) -> Page[T]:
@@ -256,10 +251,7 @@ class MemoryStore:
                 self._lock_owner = None
 
     def _data(self, tenant: str) -> _TenantData:
-        try:
-            tenant_id = check_tenant_id(tenant)
-        except ValueError as exc:
-            raise InvalidTenantId(str(exc)) from exc
+        tenant_id = check_tenant_id(tenant)
         data = self._tenants.get(tenant_id)
         if data is None:
             raise TenantNotFound(tenant)
@@ -298,10 +290,7 @@ class MemoryStore:
     # -- tenants ----------------------------------------------------------------------------
 
     def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
-        try:
-            tenant_id = check_tenant_id(tenant)
-        except ValueError as exc:
-            raise InvalidTenantId(str(exc)) from exc
+        tenant_id = check_tenant_id(tenant)
         with self._exclusive():
             if tenant_id in self._tenants:
                 raise TenantExists(tenant)
@@ -315,7 +304,7 @@ class MemoryStore:
 
     def list_tenants(self, *, page_size: int, cursor: str = "") -> Page[TenantInfo]:
         self._check_open()
-        _check_page_size(page_size)
+        check_page_size(page_size)
         query = tokens.fingerprint("tenants")
         infos = sorted((d.info for d in list(self._tenants.values())), key=lambda i: i.id)
         if cursor:
@@ -361,7 +350,7 @@ class MemoryStore:
 
     def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:
         self._check_open()
-        _check_page_size(page_size)
+        check_page_size(page_size)
         data = self._data(tenant)
         query = tokens.fingerprint("schemas", tenant)
         schemas = sorted(list(data.schemas.values()), key=lambda s: s.version, reverse=True)
@@ -585,7 +574,7 @@ class MemoryReader:
         ]
 
     def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
-        _check_page_size(page_size)
+        check_page_size(page_size)
         query = tokens.fingerprint("tuples", self._tenant, flt)
         found = [t for t in self._tuples() if flt.matches(t)]
         if cursor:
@@ -599,7 +588,7 @@ class MemoryReader:
     def read_attributes(
         self, flt: AttributeFilter, *, page_size: int, cursor: str = ""
     ) -> Page[Attribute]:
-        _check_page_size(page_size)
+        check_page_size(page_size)
         query = tokens.fingerprint("attributes", self._tenant, flt)
         found = [a for a in self._attributes() if flt.matches(a)]
         if cursor:
