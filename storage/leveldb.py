@@ -65,10 +65,10 @@ from storage.base import (
     TenantInfo,
     Tuple,
     TupleFilter,
+    check_page_size,
     check_tenant_id,
 )
 from storage.errors import (
-    InvalidTenantId,
     InvalidToken,
     SchemaNotFound,
     SnapshotExpired,
@@ -262,10 +262,7 @@ class LevelDBStore:
         self._check_open()
         tp = self._tenants.get(tenant)
         if tp is None:
-            try:
-                check_tenant_id(tenant)
-            except ValueError as exc:
-                raise InvalidTenantId(str(exc)) from exc
+            check_tenant_id(tenant)
             raise TenantNotFound(tenant)
         return tp
 
@@ -284,10 +281,7 @@ class LevelDBStore:
         )
 
     def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
-        try:
-            check_tenant_id(tenant)
-        except ValueError as exc:
-            raise InvalidTenantId(str(exc)) from exc
+        check_tenant_id(tenant)
         with self._locked():
             if tenant in self._tenants:
                 raise TenantExists(tenant)
@@ -305,7 +299,7 @@ class LevelDBStore:
         return self._tenant_info(tenant, value)
 
     def list_tenants(self, *, page_size: int, cursor: str = "") -> Page[TenantInfo]:
-        _check_page_size(page_size)
+        check_page_size(page_size)
         self._check_open()
         query = tokens.fingerprint("tenants")
         start = keys.TENANTS
@@ -391,7 +385,7 @@ class LevelDBStore:
         return self._schema(version, value)
 
     def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:
-        _check_page_size(page_size)
+        check_page_size(page_size)
         tp = self._prefix(tenant)
         prefix = tp + keys.SCHEMAS
         query = tokens.fingerprint("schemas", tenant)
@@ -688,11 +682,6 @@ def _put_or_delete(batch: Any, key: bytes, value: bytes) -> None:
         batch.delete(key)
 
 
-def _check_page_size(page_size: int) -> None:
-    if page_size < 1:
-        raise ValueError("page_size must be at least 1")
-
-
 class _WriteLock:
     """The store's write lock, refusing a nested write from a ``transact`` build function
     (which would deadlock, or if allowed would not be atomic with the transaction)."""
@@ -840,7 +829,7 @@ class LevelDBReader:
     # subjects and entity_ids are _scan specialised by hand: they are the engine's inner loop.
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
-        prefix = self._tp + keys.FORWARD + components((entity_type, entity_id, relation))
+        prefix = keys.forward_prefix(self._tp, entity_type, entity_id, relation)
         n = len(prefix)
         rb = self._rb
         out: list[Subject] = []
@@ -873,7 +862,7 @@ class LevelDBReader:
 
     def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
         st, sid, srel = subject
-        prefix = self._tp + keys.REVERSE + components((st, sid, srel, entity_type, relation))
+        prefix = keys.reverse_prefix(self._tp, st, sid, srel, entity_type, relation)
         n = len(prefix)
         rb = self._rb
         if not self._current():
@@ -889,7 +878,7 @@ class LevelDBReader:
             raise _closed() from exc
 
     def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
-        key = self._tp + keys.ATTRIBUTES + components((entity_type, entity_id, name))
+        key = keys.attribute_prefix(self._tp, entity_type, entity_id, name)
         rb = self._rb
         if not self._current():
             return None
@@ -1101,7 +1090,7 @@ def _resume(query: bytes, cursor: str) -> bytes | None:
 
 
 def _page(items: Iterator[tuple[bytes, ItemT]], query: bytes, page_size: int) -> Page[ItemT]:
-    _check_page_size(page_size)
+    check_page_size(page_size)
     out: list[ItemT] = []
     last = b""
     for key, item in items:
