@@ -370,6 +370,14 @@ class SnapshotReader(Protocol):
     @property
     def token(self) -> SnapToken: ...
 
+    def relations(
+        self, entity_type: str, entity_id: str, *, limit: int
+    ) -> dict[str, list[Subject]] | None:
+        """Every tuple of one entity as relation -> subjects (each list ordered as
+        ``subjects``), or None when the entity has more than ``limit`` tuples: one read for
+        the engine when a permission needs several relations of one entity."""
+        ...
+
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
         """Every subject of ``entity_type:entity_id#relation``, ordered by (type, id, relation)."""
         ...
@@ -443,6 +451,10 @@ class Store(Protocol):
 
     def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
         """The named version, or the newest (head) when ``version`` is empty."""
+        ...
+
+    def schema_head(self, tenant: str) -> str:
+        """The newest schema version id, or "" when none was written; cheap (no text read)."""
         ...
 
     def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:

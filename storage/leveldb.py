@@ -201,6 +201,8 @@ class LevelDBStore:
         self._revision = keys.revision_of(last[len(keys.REVISIONS) :]) if last else 0
         self._last_commit_ns = 0
         self._tenants: dict[str, bytes] = {}
+        # tenant -> newest schema version, filled on first use; changed under the write lock.
+        self._schema_heads: dict[str, str] = {}
         for key in db.iterator(prefix=keys.TENANTS, include_value=False):
             (tenant,) = split(key[len(keys.TENANTS) :])
             self._tenants[tenant] = keys.tenant_prefix(tenant)
@@ -320,6 +322,7 @@ class LevelDBStore:
         with self._locked():
             info = self.get_tenant(tenant)
             tp = self._tenants.pop(tenant)
+            self._schema_heads.pop(tenant, None)
             # Unregister first: from here on no call can reach the tenant, and the next open
             # finishes the range delete below if a crash interrupts it.
             self._db.delete(keys.tenant_registry_key(tenant), sync=self._sync)
@@ -355,6 +358,7 @@ class LevelDBStore:
                 rev8(now_ns) + text.encode("utf-8", "surrogatepass"),
                 sync=self._sync,
             )
+            self._schema_heads[tenant] = version
         return SchemaVersion(version, _utc(now_ns), text)
 
     @staticmethod
@@ -371,6 +375,15 @@ class LevelDBStore:
             (version,) = split(key[len(prefix) :])
             return self._schema(version, value)
         return None
+
+    def schema_head(self, tenant: str) -> str:
+        self._prefix(tenant)
+        found = self._schema_heads.get(tenant)
+        if found is None:
+            with self._locked():
+                head = self._head_schema(self._prefix(tenant))
+                found = self._schema_heads[tenant] = head.version if head else ""
+        return found
 
     def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
         tp = self._prefix(tenant)
@@ -842,6 +855,41 @@ class LevelDBReader:
                         out.append(Subject(*split(key[n:])))
                 elif _visible_pair(value, rb):
                     out.append(Subject(*split(key[n:-1])))
+        except RuntimeError as exc:
+            raise _closed() from exc
+        return out
+
+    def relations(
+        self, entity_type: str, entity_id: str, *, limit: int
+    ) -> dict[str, list[Subject]] | None:
+        prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
+        n = len(prefix)
+        rb = self._rb
+        out: dict[str, list[Subject]] = {}
+        if not self._current():
+            return out
+        found = 0
+        scanned = 0
+        try:
+            for key, value in self._db.iterator(prefix=prefix):
+                scanned += 1
+                if scanned > 4 * limit:  # mostly history: not worth it either
+                    return None
+                if key[-1] == 1:
+                    if value > rb:
+                        continue
+                    rel, st, sid, srel = split(key[n:])
+                elif _visible_pair(value, rb):
+                    rel, st, sid, srel = split(key[n:-1])
+                else:
+                    continue
+                found += 1
+                if found > limit:
+                    return None
+                subjects = out.get(rel)
+                if subjects is None:
+                    subjects = out[rel] = []
+                subjects.append(Subject(st, sid, srel))
         except RuntimeError as exc:
             raise _closed() from exc
         return out

@@ -335,6 +335,10 @@ class MemoryStore:
             data.schemas[version] = schema
             return schema
 
+    def schema_head(self, tenant: str) -> str:
+        self._check_open()
+        return max(self._data(tenant).schemas, default="")
+
     def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
         self._check_open()
         data = self._data(tenant)
@@ -543,6 +547,19 @@ class MemoryReader:
             if (a := _visible(versions, self._revision)) is not None
         ]
         return sorted(found, key=lambda a: a.key)
+
+    def relations(
+        self, entity_type: str, entity_id: str, *, limit: int
+    ) -> dict[str, list[Subject]] | None:
+        found = sorted(
+            t for t in self._tuples() if (t.entity_type, t.entity_id) == (entity_type, entity_id)
+        )
+        if len(found) > limit:
+            return None
+        out: dict[str, list[Subject]] = {}
+        for t in found:
+            out.setdefault(t.relation, []).append(t.subject)
+        return out
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
         return [

@@ -93,6 +93,28 @@ def test_written_tuples_are_read_forward_reverse_and_by_point(store: Store) -> N
     assert list(r.entity_ids("doc", "viewer", Subject("group", "g"))) == []
 
 
+def test_relations_reads_one_entity_grouped_by_relation_at_its_revision(store: Store) -> None:
+    write(store, "doc:1#viewer@user:1", "doc:1#viewer@group:g#member", "doc:1#owner@user:2")
+    write(store, "doc:10#viewer@user:3", "doc:1x#viewer@user:4")
+    old = store.reader(DEFAULT_TENANT)
+    delete(store, "doc:1#owner@user:2")
+    write(store, "doc:1#parent@folder:f")
+    r = store.reader(DEFAULT_TENANT)
+    assert r.relations("doc", "1", limit=10) == {
+        "viewer": [Subject("group", "g", "member"), Subject("user", "1")],
+        "parent": [Subject("folder", "f")],
+    }
+    assert old.relations("doc", "1", limit=10) == {
+        "owner": [Subject("user", "2")],
+        "viewer": [Subject("group", "g", "member"), Subject("user", "1")],
+    }
+    for name, subjects in r.relations("doc", "1", limit=10).items():  # type: ignore[union-attr]
+        assert subjects == r.subjects("doc", "1", name)
+    assert r.relations("doc", "1", limit=3) == r.relations("doc", "1", limit=10)
+    assert r.relations("doc", "1", limit=2) is None  # more tuples than the limit
+    assert r.relations("doc", "nope", limit=2) == {}
+
+
 def test_writes_are_idempotent_and_deleting_absent_tuples_is_harmless(store: Store) -> None:
     write(store, "doc:1#viewer@user:1", "doc:1#viewer@user:1")
     write(store, "doc:1#viewer@user:1")
@@ -609,6 +631,21 @@ def test_tenants_are_isolated_even_with_prefix_and_separator_ids(store: Store) -
 
 
 # -- schemas -------------------------------------------------------------------------------
+
+
+def test_schema_head_names_the_newest_version_per_tenant(store: Store) -> None:
+    assert store.schema_head(DEFAULT_TENANT) == ""
+    store.create_tenant("other")
+    first = store.write_schema(DEFAULT_TENANT, "entity user {}")
+    assert store.schema_head(DEFAULT_TENANT) == first.version
+    assert store.schema_head("other") == ""
+    second = store.write_schema(DEFAULT_TENANT, "entity user {} // 2")
+    assert store.schema_head(DEFAULT_TENANT) == second.version == store.read_schema("t1").version
+    store.delete_tenant("other")
+    with pytest.raises(TenantNotFound):
+        store.schema_head("other")
+    store.create_tenant("other")
+    assert store.schema_head("other") == ""
 
 
 def test_schema_versions_sort_in_write_order_and_list_newest_first(store: Store) -> None:

@@ -214,6 +214,8 @@ def test_reopened_store_keeps_everything(data_dir: Path) -> None:
         assert second.get_tenant("acme") == acme
         assert [t.id for t in second.list_tenants(page_size=10).items] == ["acme", T1]
         assert second.read_schema("acme") == v2
+        assert second.schema_head("acme") == v2.version
+        assert second.schema_head(T1) == ""
         assert second.read_schema("acme", v1.version) == v1
         assert second.list_schemas("acme", page_size=10).items == [v2, v1]
         assert snapshot(second.reader("acme")) == before
@@ -330,6 +332,8 @@ AFTER_CLOSE: list[tuple[str, Callable[[LevelDBStore, LevelDBReader], object]]] =
     ("reader", lambda s, r: s.reader(T1)),
     ("reader.has_tuple", lambda s, r: s.reader(T1).has_tuple(ALICE)),
     ("open-reader.subjects", lambda s, r: r.subjects("doc", "1", "viewer")),
+    ("open-reader.relations", lambda s, r: r.relations("doc", "1", limit=10)),
+    ("schema_head", lambda s, r: s.schema_head(T1)),
     ("open-reader.attribute", lambda s, r: r.attribute(*LEVEL)),
     ("open-reader.iter_tuples", lambda s, r: list(r.iter_tuples(TupleFilter()))),
     ("open-reader.read_attributes", lambda s, r: r.read_attributes(AttributeFilter(), page_size=5)),
