@@ -10,13 +10,20 @@ Checks, each reported with the position of the offending name:
   entity type ``rel`` admits (the engine evaluates ``name`` there); longer walks are refused;
 * rule calls: the rule exists; arguments are attributes of the entity and bind to the parameter
   of the same name and type (Permify's by-name binding), each parameter exactly once;
+* rule bodies: CEL that parses (syntax errors at their line:col in the schema). The CEL library
+  (``cel``) only evaluates, it has no type checker, so a body is also run once on sample values
+  of its parameters' types (``context.data`` empty): a non-boolean result, an undeclared name or,
+  in a body that does not read ``context``, an operator applied to the wrong types is an error;
+  what depends on the request (a missing ``context.data`` key, ...) is left to check time;
 * cycles: a permission that reaches itself through computed references alone (no relation hop)
   could never be evaluated, so it is an error here rather than a depth error at check time.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Iterable
@@ -51,6 +58,8 @@ MAX_NAME_LENGTH: Final = 64
 #: Past this many errors the rest are not collected: a pathological schema cannot make the
 #: compiler spend quadratic time on suggestions and quoted lines.
 MAX_DIAGNOSTICS: Final = 100
+#: Longest line of a rule body (no real rule comes near it).
+MAX_RULE_LINE: Final = 10_000
 _TYPE_NAMES: Final = "boolean, string, integer, double (each optionally with [])"
 #: Words CEL reserves, plus the ``context`` variable every rule sees: no rule parameter may
 #: take one of these names.
@@ -58,6 +67,16 @@ _CEL_RESERVED: Final = frozenset(
     {"as", "break", "const", "continue", "else", "for", "function", "if", "import", "let",
      "loop", "package", "namespace", "null", "return", "var", "void", "while", "context"}
 )
+#: A parse error in the CEL library's message: ``ERROR: <input>:line:col: text`` (1-based).
+_CEL_SYNTAX_ERROR: Final = re.compile(r"^ERROR: <input>:(\d+):(\d+): (.*)$", re.MULTILINE)
+_CEL_UNDEFINED: Final = re.compile(r"Undefined variable or function: '([^']*)'")
+#: The values a rule body is tried on, by parameter type (arrays are tried empty).
+_SAMPLE_VALUES: Final[dict[AttributeType, object]] = {
+    AttributeType.BOOLEAN: False,
+    AttributeType.STRING: "",
+    AttributeType.INTEGER: 0,
+    AttributeType.DOUBLE: 0.0,
+}
 _OPERATIONS: Final = {
     ast.Op.OR: Operation.UNION,
     ast.Op.AND: Operation.INTERSECTION,
@@ -296,10 +315,91 @@ class _Compiler:
 
     def _rule(self, rule: ast.Rule) -> RuleDef:
         expression = normalise_rule_body(rule.body)
+        declared = self.rule_params[rule.name]
+        params = {n: t for n, t in declared.items() if t is not None}
         if not expression:
             self.error(rule.body_pos, f"rule `{rule.name}` has an empty body")
-        params = {n: t for n, t in self.rule_params[rule.name].items() if t is not None}
+        else:
+            self._check_body(rule, params if len(params) == len(declared) else None)
         return RuleDef(rule.name, params, expression)
+
+    def _check_body(self, rule: ast.Rule, params: dict[str, AttributeType] | None) -> None:
+        """Report a rule body that is not CEL, or (``params`` known) not a boolean expression."""
+        # Imported only for a schema with rules: the package's import costs ~0.1 s (it pulls in
+        # its command-line tool), and most schemas have none.
+        import cel  # noqa: PLC0415
+
+        for number, text in enumerate(rule.body.split("\n"), start=1):
+            if len(text) > MAX_RULE_LINE:
+                # The CEL library panics (no exception) on a syntax error past column 65535.
+                self.error(
+                    self._body_pos(rule, number, 1),
+                    f"rule body line is longer than {MAX_RULE_LINE} characters",
+                )
+                return
+        # The verbatim body, not the normalised expression: the two differ only in whitespace,
+        # and the verbatim one's line:col map straight into the schema.
+        try:
+            program = cel.compile(rule.body)
+        except ValueError as exc:
+            # "Failed to parse expression '<body>': " then one "ERROR: ..." line per error, each
+            # followed by the offending line and a caret.
+            details = str(exc).removeprefix(f"Failed to parse expression '{rule.body}': ")
+            found = False
+            for match in _CEL_SYNTAX_ERROR.finditer(details):
+                found = True
+                line, column = int(match[1]), int(match[2])
+                self.error(self._body_pos(rule, line, column), match[3])
+            if not found:
+                self.error(self._body_start(rule), str(exc))
+            return
+        if params is None:
+            return  # a parameter's type is in error already: nothing to try the body on
+        sample: dict[str, object] = {
+            name: () if kind.is_array else _SAMPLE_VALUES[kind] for name, kind in params.items()
+        }
+        sample["context"] = {"data": {}}
+        try:
+            value = program.execute(sample)
+        except TypeError as exc:
+            # Parameters have fixed types, so without ``context`` (dynamic) or ``dyn()`` an
+            # operator that fails on the sample fails on every input: cel-go rejects it too.
+            if "context" not in program.variables() and "dyn" not in program.functions():
+                self.error(self._body_start(rule), _first_sentence(str(exc)))
+            return
+        except RuntimeError as exc:
+            undefined = _CEL_UNDEFINED.match(str(exc))
+            if undefined:
+                name = undefined[1]
+                self.error(
+                    self._body_start(rule),
+                    f"undeclared reference to `{name}` in rule `{rule.name}`: a rule sees its "
+                    "parameters and `context.data`" + self._suggest(name, params),
+                )
+            return
+        except Exception:
+            # Anything else (a ``context.data`` key the sample lacks, a division by zero on
+            # the sample values, ...) depends on the request: an error at check time.
+            return
+        if not isinstance(value, bool):
+            self.error(
+                self._body_start(rule),
+                f"rule expression must result in a boolean type not {_cel_type_name(value)}",
+            )
+
+    @staticmethod
+    def _body_pos(rule: ast.Rule, line: int, column: int) -> ast.Pos:
+        """The schema position of 1-based ``line``:``column`` of the verbatim rule body."""
+        if line == 1:  # the body starts right after the `{` at body_pos
+            return ast.Pos(rule.body_pos.line, rule.body_pos.column + column)
+        return ast.Pos(rule.body_pos.line + line - 1, column)
+
+    def _body_start(self, rule: ast.Rule) -> ast.Pos:
+        """The schema position of the body's first non-blank character."""
+        body = rule.body
+        index = len(body) - len(body.lstrip())
+        line = body.count("\n", 0, index) + 1
+        return self._body_pos(rule, line, index - body.rfind("\n", 0, index))
 
     # -- permissions ----------------------------------------------------------------------------
 
@@ -547,6 +647,43 @@ def _cycles(graph: dict[str, list[tuple[str, ast.Pos]]]) -> list[list[tuple[str,
                 path.append((target, None))
                 iterators.append(iter(graph[target]))
     return found
+
+
+def _first_sentence(message: str) -> str:
+    """The CEL library's runtime messages go on with advice; the first sentence says it."""
+    head, dot, _ = message.partition(". ")
+    return head + dot.strip()
+
+
+def _cel_type_name(value: object) -> str:
+    """A CEL value's type as cel-go prints it: ``int``, ``list(string)``, ``map(string, int)``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if value is None:
+        return "null_type"
+    if isinstance(value, list):
+        return f"list({_common_type(value)})"
+    if isinstance(value, dict):
+        return f"map({_common_type(value)}, {_common_type(value.values())})"
+    if isinstance(value, datetime.datetime):
+        return "google.protobuf.Timestamp"
+    if isinstance(value, datetime.timedelta):
+        return "google.protobuf.Duration"
+    return type(value).__name__
+
+
+def _common_type(values: Iterable[object]) -> str:
+    """The one type of ``values``, or ``dyn`` when they have none (or several)."""
+    names = {_cel_type_name(v) for v in values}
+    return names.pop() if len(names) == 1 else "dyn"
 
 
 def keeps_verbatim(body: str) -> bool:

@@ -1,0 +1,47 @@
+"""What the engine raises. Every error says what was wrong and what was expected.
+
+``EngineError`` is the root; the API maps each class to an HTTP status in one table
+(``api/errors.py``). Storage errors (TenantNotFound, SnapshotExpired, InvalidToken, ...) pass
+through unchanged: they already say what was wrong.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every engine error."""
+
+
+class InvalidRequest(EngineError):
+    """The request itself is malformed: a bad page size, cursor, reference or context item."""
+
+
+class SchemaNotFound(EngineError):
+    """The tenant has no schema, or not the version asked for (Permify's SCHEMA_NOT_FOUND)."""
+
+
+class UnknownEntityType(EngineError):
+    """The entity type is not defined in the schema version in use."""
+
+
+class UnknownPermission(EngineError):
+    """The name is not a relation, permission or attribute of the entity type."""
+
+
+class DepthExceeded(EngineError):
+    """The depth budget ran out before the answer was known; never reported as "denied"."""
+
+
+class RuleError(EngineError):
+    """A rule could not be evaluated (CEL runtime error, or a result that is not boolean)."""
+
+
+class InvalidWrite(EngineError):
+    """A tuple or attribute does not fit the schema (Permify's ValidateTuple codes).
+
+    ``code`` is Permify's error code name, e.g. ``ERROR_CODE_SUBJECT_TYPE_NOT_FOUND``.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
