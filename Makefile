@@ -4,8 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA_DIR ?= ./data
 PORT   ?= 3476
+# The shared harness (../shared/bench, read-only) and where its datasets and anchors go.
+SIZE         ?= S
+SHARED_BENCH ?= $(or $(STONETOWN_SHARED_BENCH),$(abspath $(CURDIR)/../shared/bench))
+BENCH_DATA   ?= /tmp/benchdata
+ANCHORS_DIR  ?= /tmp/anchors
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench bench-engine bench-anchors clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +39,20 @@ test: lint
 bench: $(VENV)/.installed
 	$(BIN)/python bench/dsl_bench.py
 	$(BIN)/python bench/storage_bench.py
+
+# dataset.py is deterministic, so a missing size is regenerated outside the read-only ../shared.
+$(BENCH_DATA)/%/tuples.jsonl:
+	$(PYTHON) -B $(SHARED_BENCH)/dataset.py --size $* --out $(BENCH_DATA)
+
+# Run alone on the machine, right after bench-anchors, and compare ratios, not absolutes.
+bench-engine: $(VENV)/.installed $(BENCH_DATA)/$(SIZE)/tuples.jsonl
+	STONETOWN_SHARED_BENCH=$(SHARED_BENCH) $(BIN)/python bench/run_stonetown.py \
+		--size $(SIZE) --data $(BENCH_DATA)
+
+# -B: the anchors' python would otherwise leave __pycache__ in ../shared/bench.
+bench-anchors: $(BENCH_DATA)/$(SIZE)/tuples.jsonl
+	ANCHORS_DIR=$(ANCHORS_DIR) bash $(SHARED_BENCH)/setup_anchors.sh >&2
+	$(ANCHORS_DIR)/venv/bin/python -B $(SHARED_BENCH)/run_pemba.py --size $(SIZE) --data $(BENCH_DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,145 @@
+"""Stonetown's adapter for the team's shared benchmark harness (../shared/bench/common.py).
+
+Measures the product configuration in process, on the same dataset and with the same rules as
+the anchors (pemba, SpiceDB) beside it in ../shared/bench, so its JSON line can be compared
+with theirs from the same run:
+
+* **load_s**: every tuple of ``data/<SIZE>/tuples.jsonl`` turned into ``storage.base.Tuple``
+  and written through ``LevelDBStore.write`` in writes of ``max_write_items`` (1000), then
+  ``Engine(store)`` built. The store lives in a fresh temporary directory (``$TMPDIR``),
+  removed afterwards, with the store's defaults except ``gc_interval=None`` (no GC thread).
+  The schema (../shared/bench/model.perm) is written before the timer starts. Tuples go
+  through the ``Store``, not the API, so they are not validated against the schema.
+* **checks**: ``Engine.check(tenant, Entity, permission, Subject("user", id)).allowed``, one
+  call at a time, default ``EngineConfig`` (its caches are the engine's defaults, so compare
+  ``first_pass_*`` too: the harness repeats the check list until ``--min-check-s``).
+* **lookup**: ``Engine.lookup_entity(tenant, "document", "view", user)``, every page (one page
+  of up to 1,000,000 ids, so normally one call per query).
+
+Run it alone on the machine, right after the anchors (``make bench-anchors SIZE=S``)::
+
+    make bench-engine SIZE=S          # or SIZE=M; BENCH_DATA=/tmp/benchdata by default
+    .venv/bin/python bench/run_stonetown.py --size S --data /tmp/benchdata [--checks 50 ...]
+
+Every option of the harness's ``parse_args`` applies (``--checks``, ``--lookups``,
+``--check-budget``, ``--min-check-s``, ``--no-lookup``, ...). The harness is imported from
+../shared/bench beside the repository, or from ``$STONETOWN_SHARED_BENCH``; its dataset is
+generated with ``python3 ../shared/bench/dataset.py --size S --out /tmp/benchdata`` (the Makefile
+target does that when it is missing), since ../shared is read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.engine import Engine, EngineConfig
+from engine.types import Entity
+from storage.base import Changes, Subject, Tuple
+from storage.leveldb import LevelDBStore
+
+SHARED_BENCH = Path(
+    os.environ.get(
+        "STONETOWN_SHARED_BENCH", Path(__file__).resolve().parents[2] / "shared" / "bench"
+    )
+)
+TENANT = "t1"  # exists in every new store
+LOOKUP_PAGE_SIZE = 1_000_000  # above any size's document count, so one page per query
+
+
+def import_harness() -> Any:
+    """The shared harness module ``common``, imported from SHARED_BENCH without writing there."""
+    if not (SHARED_BENCH / "common.py").is_file():
+        sys.exit(
+            f"no benchmark harness at {SHARED_BENCH}/common.py: the team's shared bench is read "
+            "from ../shared/bench beside the repository; set STONETOWN_SHARED_BENCH to its "
+            "directory if it lives elsewhere"
+        )
+    sys.dont_write_bytecode = True  # leave ../shared untouched
+    sys.path.insert(0, str(SHARED_BENCH))
+    import common  # type: ignore[import-not-found]  # noqa: PLC0415 (found only at run time)
+
+    return common
+
+
+def notes(store: LevelDBStore) -> str:
+    config = EngineConfig()
+    return (
+        f"LevelDB store in a temp dir (defaults, gc_interval=None), tenant {TENANT}; "
+        f"tuples written through Store.write in batches of {store.max_write_items} "
+        "(not validated against the schema); schema write outside load_s, Engine(store) "
+        f"inside it; default EngineConfig (check cache {config.check_cache_entries:,} "
+        f"entries, read cache {config.read_cache_entries:,})"
+    )
+
+
+def run(common: Any, args: Any, store: LevelDBStore) -> None:
+    b = common.Bench("stonetown", "stonetown", args, notes=notes(store))
+    store.write_schema(TENANT, (SHARED_BENCH / "model.perm").read_text())
+    raw: list[tuple[str, str, str, str, str, str]] = b.ds.tuples
+
+    def load() -> Engine:
+        tuples = [Tuple(*t) for t in raw]
+        step = store.max_write_items
+        for i in range(0, len(tuples), step):
+            store.write(TENANT, Changes(write_tuples=tuples[i : i + step]))
+        return Engine(store)
+
+    engine: Engine = b.timed_load(load)
+
+    def check(entity_type: str, entity_id: str, permission: str, user_id: str) -> bool:
+        result = engine.check(
+            TENANT, Entity(entity_type, entity_id), permission, Subject("user", user_id)
+        )
+        return result.allowed
+
+    def lookup(user_id: str) -> Iterable[str]:
+        ids: list[str] = []
+        cursor = ""
+        while True:
+            page = engine.lookup_entity(
+                TENANT,
+                "document",
+                "view",
+                Subject("user", user_id),
+                page_size=LOOKUP_PAGE_SIZE,
+                cursor=cursor,
+            )
+            ids.extend(page.ids)
+            cursor = page.cursor
+            if not cursor:
+                return ids
+
+    b.run_checks(check)
+    try:
+        b.run_lookups(lookup, "Engine.lookup_entity")
+    except NotImplementedError as exc:  # the harness stops on a lookup error; say why instead
+        b.no_lookup(f"Engine.lookup_entity raised NotImplementedError {exc}".rstrip())
+    b.emit()
+
+
+def main() -> None:
+    common = import_harness()
+    args = common.parse_args()
+    where = Path(args.data) / args.size
+    if not (where / "tuples.jsonl").is_file():
+        sys.exit(
+            f"no dataset in {where}: run `python3 -B {SHARED_BENCH / 'dataset.py'} --size "
+            f"{args.size} --out {args.data}` (../shared is read-only: pass --data to a "
+            "writable directory, e.g. --data /tmp/benchdata)"
+        )
+    with (
+        tempfile.TemporaryDirectory(prefix="stonetown-bench-") as tmp,
+        LevelDBStore(Path(tmp) / "db", gc_interval=None) as store,
+    ):
+        run(common, args, store)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,486 @@
+"""Check: is ``subject`` in ``entity#name``? Permify's semantics (reference §2.2), evaluated fast.
+
+Each schema version is compiled once into a `Program`: one closure per (entity type, name), built
+from one small function per rewrite-node kind. A request gets an `Evaluation` (its reader, its
+context, its caches) and calls `Evaluation.dispatch`.
+
+Semantics worth knowing when reading this file:
+
+* **Answers are three-valued.** A sub-check answers True, False, or raises an `EngineError`
+  (depth exhausted, a rule failed, a stored tuple names something the schema lacks). Set
+  operations combine them like Kleene logic, so the answer never depends on child order: a union
+  is True if any child is True, else it raises the first error, else False; an intersection is
+  False if any child is False; an exclusion is False if its base is False or its subtrahend True.
+  An error therefore never turns into "denied", and never hides a proof of "allowed".
+* **Depth.** Every dispatch (a computed reference, a userset subject, a tuple-to-userset hop, an
+  attribute or rule leaf) costs one unit, as in Permify; a dispatch with a negative budget raises
+  DepthExceeded.
+* **Cycles in data** (group 1 in group 2 in group 1, a folder that is its own ancestor) are cut:
+  a hop to a (entity, name, subject) already being evaluated on the current path answers False.
+  For union/intersection this yields the least fixed point, which is the right answer; results
+  computed under such an assumption are "tainted" and never cached, because they are only true
+  relative to the path they were computed on.
+* **Caches.** `Evaluation.results` memoises untainted hop results; `Evaluation.reads` memoises
+  relation and attribute reads. The engine shares both between requests at the same (tenant,
+  schema version, revision) -- data at a revision never changes, so a hit is never stale -- and
+  gives a request with a context private ones, since its contextual tuples and data change
+  answers.
+
+Concurrency: evaluation is synchronous and CPU-bound (storage reads are µs-scale C calls). The
+API runs it in a thread pool so the event loop keeps serving; caches are plain dicts whose
+single get/set operations are atomic under the GIL, and two threads racing to fill the same key
+store the same fact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dsl.schema import (
+    AttributeType,
+    ComputedAttribute,
+    ComputedUserSet,
+    EntityDef,
+    Node,
+    Operation,
+    Rewrite,
+    RuleCall,
+    Schema,
+    TupleToUserSet,
+)
+from engine.errors import (
+    DepthExceeded,
+    EngineError,
+    RuleError,
+    UnknownEntityType,
+    UnknownPermission,
+)
+from engine.rules import RuleSet
+from engine.types import Context
+from storage.base import Attribute, AttributeKey, AttributeValue, SnapshotReader, Subject
+
+Evaluator = Callable[["Evaluation", str, Subject, int], bool]
+#: An entity with at most this many tuples is read in one scan (see Evaluation.relation).
+PREFETCH_LIMIT = 64
+ResultKey = tuple[str, str, str, Subject]
+
+
+class Relation:
+    """One relation of one entity as read at a revision, shaped for the checks that use it."""
+
+    __slots__ = ("_objects", "exact", "subjects", "usersets")
+
+    def __init__(self, subjects: list[Subject]) -> None:
+        self.subjects = subjects
+        self.exact = frozenset(subjects)
+        self.usersets = tuple([s for s in subjects if s[2]])
+        self._objects: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def objects(self) -> tuple[tuple[str, str], ...]:
+        """Distinct (type, id) of the subjects: what a tuple-to-userset hop follows (the
+        stored subject relation plays no part there)."""
+        objects = self._objects
+        if objects is None:
+            objects = self._objects = tuple(dict.fromkeys([(s[0], s[1]) for s in self.subjects]))
+        return objects
+
+
+def _depth_error(depth: int) -> DepthExceeded:
+    return DepthExceeded(
+        "depth budget exhausted before the answer was known; retry with a larger depth "
+        f"(the request allowed {depth} nested dispatches at this point)"
+    )
+
+
+class Program:
+    """The evaluators of one schema version: one closure per (entity type, name)."""
+
+    def __init__(self, schema: Schema, rules: RuleSet) -> None:
+        self.schema = schema
+        self.rules = rules
+        self.evaluators: dict[tuple[str, str], Evaluator] = {}
+        #: entity type -> its relations, for types whose relations are read in one scan.
+        self.prefetch: dict[str, tuple[str, ...]] = {
+            e.name: tuple(e.relations) for e in schema.entities.values() if len(e.relations) > 1
+        }
+        for entity in schema.entities.values():
+            for name in entity.relations:
+                self.evaluators[(entity.name, name)] = _direct(entity.name, name)
+            for name, attribute in entity.attributes.items():
+                self.evaluators[(entity.name, name)] = _attribute_check(
+                    entity.name, name, attribute.type
+                )
+        # Permissions last: their closures look up the evaluators of what they reference.
+        compiling: dict[tuple[str, str], Evaluator] = {}
+        for entity in schema.entities.values():
+            for name in entity.permissions:
+                self._permission(entity, name, compiling)
+
+    def _permission(
+        self, entity: EntityDef, name: str, compiling: dict[tuple[str, str], Evaluator]
+    ) -> Evaluator:
+        key = (entity.name, name)
+        found = self.evaluators.get(key)
+        if found is not None:
+            return found
+        fn = self._node(entity, entity.permissions[name].child, compiling)
+        self.evaluators[key] = fn
+        return fn
+
+    def _node(
+        self, entity: EntityDef, node: Node, compiling: dict[tuple[str, str], Evaluator]
+    ) -> Evaluator:
+        if isinstance(node, Rewrite):
+            if node.operation is Operation.EXCLUSION:
+                base, subtract = (self._node(entity, c, compiling) for c in node.children)
+                return _exclusion(base, subtract)
+            # `a or b or c` is nested binary rewrites; flattening gives the same answer with
+            # fewer calls.
+            children = [
+                self._node(entity, c, compiling)
+                for c in _flatten(node.operation, node.children)
+            ]
+            if node.operation is Operation.UNION:
+                return _union(tuple(children))
+            return _intersection(tuple(children))
+        if isinstance(node, ComputedUserSet):
+            name = node.relation
+            if name in entity.permissions:
+                # Same entity: no data in between, so no cycle is possible (the compiler
+                # rejects permission cycles) and no hop bookkeeping is needed.
+                return _computed(entity.name, name, self._permission(entity, name, compiling))
+            target = self.evaluators.get((entity.name, name))
+            if target is None:
+                return _unknown(entity.name, name)
+            return _computed(entity.name, name, target)
+        if isinstance(node, TupleToUserSet):
+            return _tuple_to_userset(entity.name, node.tupleset, node.computed)
+        if isinstance(node, ComputedAttribute):
+            return _computed(
+                entity.name, node.name, self.evaluators.get((entity.name, node.name))
+                or _unknown(entity.name, node.name)
+            )
+        if isinstance(node, RuleCall):
+            return _rule_call(entity.name, node.rule, node.arguments)
+        raise AssertionError(f"unknown node {node!r}")
+
+    def resolve(self, entity_type: str, name: str) -> Evaluator:
+        """The evaluator of a name with no compiled one: a rule named directly, or an error."""
+        entity = self.schema.entities.get(entity_type)
+        if entity is None:
+            raise UnknownEntityType(
+                f"entity type `{entity_type}` is not defined in the schema"
+            )
+        rule = self.schema.rules.get(name)
+        if rule is not None:
+            arguments = tuple(p for p in rule.parameters if p in entity.attributes)
+            return _rule_call(entity_type, name, arguments)
+        raise UnknownPermission(
+            f"`{name}` is not a relation, permission or attribute of entity `{entity_type}`"
+        )
+
+
+def _flatten(operation: Operation, children: tuple[Node, ...]) -> list[Node]:
+    out: list[Node] = []
+    for child in children:
+        if isinstance(child, Rewrite) and child.operation is operation:
+            out.extend(_flatten(operation, child.children))
+        else:
+            out.append(child)
+    return out
+
+
+# --- node kinds ---------------------------------------------------------------------------------
+
+
+def _union(children: tuple[Evaluator, ...]) -> Evaluator:
+    def union(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        error: EngineError | None = None
+        for child in children:
+            try:
+                if child(ev, eid, s, depth):
+                    return True
+            except EngineError as exc:
+                if error is None:
+                    error = exc
+        if error is not None:
+            raise error
+        return False
+
+    return union
+
+
+def _intersection(children: tuple[Evaluator, ...]) -> Evaluator:
+    def intersection(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        error: EngineError | None = None
+        for child in children:
+            try:
+                if not child(ev, eid, s, depth):
+                    return False
+            except EngineError as exc:
+                if error is None:
+                    error = exc
+        if error is not None:
+            raise error
+        return True
+
+    return intersection
+
+
+def _exclusion(base: Evaluator, subtract: Evaluator) -> Evaluator:
+    def exclusion(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        error: EngineError | None = None
+        try:
+            if not base(ev, eid, s, depth):
+                return False
+        except EngineError as exc:
+            error = exc
+        # The base holds (or is unknown): the subtrahend decides.
+        if subtract(ev, eid, s, depth):
+            return False
+        if error is not None:
+            raise error
+        return True
+
+    return exclusion
+
+
+def _computed(entity_type: str, name: str, target: Evaluator) -> Evaluator:
+    """A reference to another name of the same entity: one dispatch, no data in between."""
+
+    def computed(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        if s[2] == name and s[1] == eid and s[0] == entity_type:
+            return True
+        if depth < 1:
+            raise _depth_error(depth)
+        return target(ev, eid, s, depth - 1)
+
+    return computed
+
+
+def _unknown(entity_type: str, name: str) -> Evaluator:
+    def unknown(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        raise UnknownPermission(
+            f"`{name}` is not a relation, permission or attribute of entity `{entity_type}`"
+        )
+
+    return unknown
+
+
+def _direct(entity_type: str, relation: str) -> Evaluator:
+    """``entity#relation``: the subject is stored there, or is in a stored userset."""
+
+    def direct(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        data = ev.relation(entity_type, eid, relation)
+        if s in data.exact:
+            return True
+        usersets = data.usersets
+        if not usersets:
+            return False
+        if depth < 1:
+            raise _depth_error(depth)
+        depth -= 1
+        error: EngineError | None = None
+        dispatch = ev.dispatch
+        for u in usersets:
+            try:
+                if dispatch(u[0], u[1], u[2], s, depth):
+                    return True
+            except EngineError as exc:
+                if error is None:
+                    error = exc
+        if error is not None:
+            raise error
+        return False
+
+    return direct
+
+
+def _tuple_to_userset(entity_type: str, tupleset: str, computed: str) -> Evaluator:
+    """``tupleset.computed``: ``computed`` on every subject object of ``tupleset``."""
+
+    def tuple_to_userset(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        objects = ev.relation(entity_type, eid, tupleset).objects
+        if not objects:
+            return False
+        if depth < 1:
+            raise _depth_error(depth)
+        depth -= 1
+        error: EngineError | None = None
+        dispatch = ev.dispatch
+        for object_type, object_id in objects:
+            try:
+                if dispatch(object_type, object_id, computed, s, depth):
+                    return True
+            except EngineError as exc:
+                if error is None:
+                    error = exc
+        if error is not None:
+            raise error
+        return False
+
+    return tuple_to_userset
+
+
+def _attribute_check(entity_type: str, name: str, kind: AttributeType) -> Evaluator:
+    """A boolean attribute as an operand: contextual value first, then the stored one."""
+
+    def attribute(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        if kind is not AttributeType.BOOLEAN:
+            raise RuleError(
+                f"attribute `{entity_type}.{name}` is `{kind.keyword}`; only boolean "
+                "attributes answer a check"
+            )
+        found = ev.context_attribute(entity_type, eid, name)
+        if found is None:
+            found = ev.stored_attribute(entity_type, eid, name)
+        return found is not None and found.value is True
+
+    return attribute
+
+
+def _rule_call(entity_type: str, rule: str, arguments: tuple[str, ...]) -> Evaluator:
+    """A rule over this entity's attributes (stored value first, as Permify) and context.data."""
+
+    def call(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        if depth < 1:
+            raise _depth_error(depth)
+        values: dict[str, AttributeValue] = {}
+        for name in arguments:
+            found = ev.stored_attribute(entity_type, eid, name)
+            if found is None:
+                found = ev.context_attribute(entity_type, eid, name)
+            if found is not None:
+                values[name] = found.value
+        return ev.program.rules.evaluate(rule, values, ev.data)
+
+    return call
+
+
+# --- one request --------------------------------------------------------------------------------
+
+
+class Evaluation:
+    """The state of one request: reader, context, caches, the current path, counters."""
+
+    __slots__ = (
+        "_attributes",
+        "_context_attributes",
+        "_context_tuples",
+        "context_attributes",
+        "context_tuples",
+        "count",
+        "cuts",
+        "data",
+        "evaluators",
+        "in_progress",
+        "program",
+        "reader",
+        "reads",
+        "results",
+    )
+
+    def __init__(
+        self,
+        program: Program,
+        reader: SnapshotReader,
+        context: Context,
+        reads: dict[Any, Any],
+        results: dict[ResultKey, bool],
+    ) -> None:
+        self.program = program
+        self.evaluators = program.evaluators
+        self.reader = reader
+        self.reads = reads
+        self.results = results
+        self.in_progress: set[ResultKey] = set()
+        self.cuts = 0
+        self.count = 0
+        self.data: Mapping[str, Any] = context.data
+        self.context_tuples = context.tuples
+        self.context_attributes = context.attributes
+        self._context_tuples: dict[tuple[str, str, str], list[Subject]] = {}
+        for t in context.tuples:
+            key = (t.entity_type, t.entity_id, t.relation)
+            self._context_tuples.setdefault(key, []).append(t.subject)
+        self._context_attributes = {a.key: a for a in context.attributes}
+        self._attributes: dict[tuple[str, str, str], Attribute | None] = {}
+
+    def dispatch(self, entity_type: str, eid: str, name: str, s: Subject, depth: int) -> bool:
+        """Check ``entity_type:eid#name`` for ``s``: the one recursion point of evaluation."""
+        if s[2] == name and s[1] == eid and s[0] == entity_type:
+            return True  # the subject is this very userset
+        if depth < 0:
+            raise _depth_error(depth)
+        key = (entity_type, eid, name, s)
+        results = self.results
+        hit = results.get(key)
+        if hit is not None:
+            return hit
+        progress = self.in_progress
+        if key in progress:
+            self.cuts += 1
+            return False
+        fn = self.evaluators.get((entity_type, name))
+        if fn is None:
+            fn = self.program.resolve(entity_type, name)
+        progress.add(key)
+        self.count += 1
+        cuts = self.cuts
+        try:
+            answer = fn(self, eid, s, depth)
+        finally:
+            progress.discard(key)
+        if cuts == self.cuts:
+            results[key] = answer
+        return answer
+
+    def relation(self, entity_type: str, eid: str, relation: str) -> Relation:
+        key = (entity_type, eid, relation)
+        reads = self.reads
+        data: Relation | None = reads.get(key)
+        if data is None:
+            data = self._read_relation(entity_type, eid, relation)
+        if self._context_tuples:
+            extra = self._context_tuples.get(key)
+            if extra:
+                data = Relation(list(dict.fromkeys([*data.subjects, *extra])))
+        return data
+
+    def _read_relation(self, entity_type: str, eid: str, relation: str) -> Relation:
+        """Read one relation; for an entity type with several relations, read all of the
+        entity's tuples in one scan when there are few (a permission usually needs several)."""
+        reads = self.reads
+        names = self.program.prefetch.get(entity_type)
+        big = (entity_type, eid, "")
+        if names is not None and big not in reads:
+            found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
+            if found is not None:
+                for name in names:
+                    reads[(entity_type, eid, name)] = Relation(found.pop(name, []))
+                for name, subjects in found.items():  # relations the schema no longer has
+                    reads[(entity_type, eid, name)] = Relation(subjects)
+                data: Relation = reads.get((entity_type, eid, relation)) or Relation([])
+                reads[(entity_type, eid, relation)] = data
+                return data
+            reads[big] = True
+        data = Relation(self.reader.subjects(entity_type, eid, relation))
+        reads[(entity_type, eid, relation)] = data
+        return data
+
+    def stored_attribute(self, entity_type: str, eid: str, name: str) -> Attribute | None:
+        key = (entity_type, eid, "$" + name)
+        reads = self.reads
+        if key in reads:
+            found: Attribute | None = reads[key]
+            return found
+        found = self.reader.attribute(entity_type, eid, name)
+        reads[key] = found
+        return found
+
+    def context_attribute(self, entity_type: str, eid: str, name: str) -> Attribute | None:
+        if not self._context_attributes:
+            return None
+        return self._context_attributes.get(AttributeKey(entity_type, eid, name))

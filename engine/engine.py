@@ -1,0 +1,360 @@
+"""The engine facade: pick the snapshot and schema version, then evaluate.
+
+Every operation reads one tenant at one snapshot (``snap_token``, or the latest revision) with
+one schema version (``schema_version``, or the newest). Schemas are compiled once per version
+(rewrite trees into closures, rules into CEL programs, the reverse graph for lookups) and kept
+in a bounded cache.
+
+Caching and concurrency: sub-results and reads are cached per (tenant, schema version,
+revision) -- an answer at a revision can never go stale, so there is nothing to invalidate; a
+write simply makes a new revision whose requests fill fresh caches. At most
+``cache_generations`` such generations are kept, each bounded by ``check_cache_entries`` /
+``read_cache_entries`` (a full generation is emptied when the next request starts). A request
+with a context (contextual tuples, attributes or data) gets private caches. The engine is
+synchronous and thread-safe: the API calls it from a thread pool so a slow check never blocks
+the event loop; see ``check.py`` for the evaluation model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dsl.compiler import load
+from dsl.errors import SchemaError
+from dsl.schema import Schema
+from engine import lookup
+from engine.check import Evaluation, Program
+from engine.errors import DepthExceeded, EngineError, InvalidRequest, SchemaNotFound
+from engine.expand import expand as expand_tree
+from engine.rules import RuleSet
+from engine.types import (
+    DEFAULT_DEPTH,
+    DEFAULT_LOOKUP_PAGE_SIZE,
+    EMPTY_CONTEXT,
+    MAX_BULK_CHECK_ITEMS,
+    MAX_DEPTH,
+    CheckItem,
+    CheckResult,
+    Context,
+    Entity,
+    LookupPage,
+    SubjectReference,
+)
+from storage import errors as storage_errors
+from storage.base import SnapshotReader, Store, Subject
+
+
+class Compiled:
+    """Everything derived from one schema version."""
+
+    __slots__ = ("graph", "program", "schema", "version")
+
+    def __init__(self, version: str, schema: Schema) -> None:
+        self.version = version
+        self.schema = schema
+        self.program = Program(schema, RuleSet.compile(schema.rules))
+        self.graph = lookup.Graph(schema)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Bounds of the engine's caches (entries) and of the depth budget."""
+
+    check_cache_entries: int = 200_000
+    read_cache_entries: int = 200_000
+    schema_cache_entries: int = 64
+    cache_generations: int = 4
+    max_depth: int = MAX_DEPTH
+
+
+class _Generations:
+    """At most ``keep`` dicts, one per key (newest kept), each emptied when over ``entries``."""
+
+    def __init__(self, keep: int, entries: int) -> None:
+        self._keep = keep
+        self._entries = entries
+        self._dicts: dict[Any, dict[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> dict[Any, Any]:
+        found = self._dicts.get(key)
+        if found is not None and len(found) <= self._entries:
+            return found
+        with self._lock:
+            found = self._dicts.get(key)
+            if found is None:
+                found = {}
+                self._dicts[key] = found
+                while len(self._dicts) > self._keep:
+                    del self._dicts[next(iter(self._dicts))]
+            elif len(found) > self._entries:
+                found.clear()
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._dicts.clear()
+
+
+class Engine:
+    """Evaluates checks, lookups and expands for every tenant of one store."""
+
+    def __init__(self, store: Store, config: EngineConfig | None = None) -> None:
+        self.store = store
+        self.config = config = config or EngineConfig()
+        self._compiled: dict[tuple[str, str], Compiled] = {}
+        self._compile_lock = threading.Lock()
+        self._results = _Generations(config.cache_generations, config.check_cache_entries)
+        self._reads = _Generations(config.cache_generations, config.read_cache_entries)
+
+    # -- schema and snapshot -------------------------------------------------------------------
+
+    def compiled(self, tenant: str, version: str = "") -> Compiled:
+        """The compiled schema ``version`` (or head) of ``tenant``; compiled once."""
+        if not version:
+            version = self.store.schema_head(tenant)
+            if not version:
+                raise SchemaNotFound(f"tenant {tenant!r} has no schema yet: write one first")
+        key = (tenant, version)
+        found = self._compiled.get(key)
+        if found is not None:
+            return found
+        try:
+            stored = self.store.read_schema(tenant, version)
+        except storage_errors.SchemaNotFound as exc:
+            raise SchemaNotFound(str(exc)) from exc
+        with self._compile_lock:
+            found = self._compiled.get(key)
+            if found is None:
+                try:
+                    schema = load(stored.text)
+                except SchemaError as exc:
+                    raise SchemaNotFound(
+                        f"schema version {stored.version} of tenant {tenant!r} does not "
+                        f"compile: {exc}"
+                    ) from exc
+                found = Compiled(stored.version, schema)
+                while len(self._compiled) >= self.config.schema_cache_entries:
+                    del self._compiled[next(iter(self._compiled))]
+                self._compiled[key] = found
+        return found
+
+    def schema(self, tenant: str, version: str = "") -> tuple[str, Schema]:
+        """The compiled schema (``version`` or head) and its version id."""
+        compiled = self.compiled(tenant, version)
+        return compiled.version, compiled.schema
+
+    def _evaluation(
+        self, tenant: str, snap_token: str, schema_version: str, context: Context
+    ) -> tuple[Evaluation, Compiled]:
+        compiled = self.compiled(tenant, schema_version)
+        reader: SnapshotReader = self.store.reader(tenant, snap_token)
+        revision = reader.revision
+        if context.is_empty:
+            reads = self._reads.get((tenant, revision))
+            results = self._results.get((tenant, compiled.version, revision))
+        else:
+            reads, results = {}, {}
+        return Evaluation(compiled.program, reader, context, reads, results), compiled
+
+    def _depth(self, depth: int) -> int:
+        if depth < 0:
+            raise DepthExceeded(f"depth must not be negative, got {depth}")
+        return min(depth, self.config.max_depth)
+
+    def forget(self, tenant: str) -> None:
+        """Drop cached state of ``tenant`` (after the tenant is deleted)."""
+        with self._compile_lock:
+            for key in [k for k in self._compiled if k[0] == tenant]:
+                del self._compiled[key]
+        self._results.clear()
+        self._reads.clear()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def check(
+        self,
+        tenant: str,
+        entity: Entity,
+        permission: str,
+        subject: Subject,
+        *,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+    ) -> CheckResult:
+        """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?"""
+        depth = self._depth(depth)
+        ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
+        allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
+        return CheckResult(allowed, ev.count)
+
+    def bulk_check(
+        self,
+        tenant: str,
+        items: Sequence[CheckItem],
+        *,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+    ) -> list[CheckResult | EngineError]:
+        """Up to 100 checks at one snapshot, sharing reads and sub-results; an item that fails
+        gets its error in place of a result."""
+        if len(items) > MAX_BULK_CHECK_ITEMS:
+            raise InvalidRequest(
+                f"a bulk check takes at most {MAX_BULK_CHECK_ITEMS} items, got {len(items)}"
+            )
+        depth = self._depth(depth)
+        ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
+        out: list[CheckResult | EngineError] = []
+        for item in items:
+            before = ev.count
+            try:
+                allowed = ev.dispatch(
+                    item.entity.type, item.entity.id, item.permission, item.subject, depth
+                )
+            except EngineError as exc:
+                out.append(exc)
+            else:
+                out.append(CheckResult(allowed, ev.count - before))
+        return out
+
+    def expand(
+        self,
+        tenant: str,
+        entity: Entity,
+        permission: str,
+        *,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+    ) -> dict[str, Any]:
+        """Permify's expand tree in its proto-JSON field names."""
+        depth = self._depth(depth)
+        compiled = self.compiled(tenant, schema_version)
+        reader = self.store.reader(tenant, snap_token)
+        return expand_tree(
+            compiled.schema, reader, entity, permission, context=context, depth=depth
+        )
+
+    def lookup_entity(
+        self,
+        tenant: str,
+        entity_type: str,
+        permission: str,
+        subject: Subject,
+        *,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+        scope: Mapping[str, Sequence[str]] | None = None,
+        page_size: int = DEFAULT_LOOKUP_PAGE_SIZE,
+        cursor: str = "",
+    ) -> LookupPage:
+        """One page of the ids of ``entity_type`` on which ``subject`` has ``permission``."""
+        ids = self._lookup_entity(
+            tenant, entity_type=entity_type, permission=permission, subject=subject,
+            snap_token=snap_token, schema_version=schema_version, depth=depth,
+            context=context, scope=scope,
+        )
+        return lookup.page(ids, page_size, cursor)
+
+    def _lookup_entity(
+        self,
+        tenant: str,
+        *,
+        entity_type: str,
+        permission: str,
+        subject: Subject,
+        snap_token: str,
+        schema_version: str,
+        depth: int,
+        context: Context,
+        scope: Mapping[str, Sequence[str]] | None,
+    ) -> list[str]:
+        depth = self._depth(depth)
+        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        return lookup.lookup_entity_ids(
+            ev, compiled.graph, entity_type, permission, subject, depth=depth, scope=scope
+        )
+
+    def lookup_entity_stream(
+        self,
+        tenant: str,
+        entity_type: str,
+        permission: str,
+        subject: Subject,
+        *,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+        cursor: str = "",
+    ) -> Iterator[tuple[str, str]]:
+        """Every id in order, each with the cursor that resumes after it. The answer is computed
+        when this is called (errors raise here), then handed out lazily."""
+        ids = self._lookup_entity(
+            tenant, entity_type=entity_type, permission=permission, subject=subject,
+            snap_token=snap_token, schema_version=schema_version, depth=depth,
+            context=context, scope=None,
+        )
+        if cursor:
+            lookup.decode_cursor(cursor)
+        return lookup.stream(ids, cursor)
+
+    def lookup_subject(
+        self,
+        tenant: str,
+        entity: Entity,
+        permission: str,
+        reference: SubjectReference,
+        *,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+        page_size: int = DEFAULT_LOOKUP_PAGE_SIZE,
+        cursor: str = "",
+    ) -> LookupPage:
+        """One page of the ids of ``reference`` subjects with ``permission`` on ``entity``."""
+        depth = self._depth(depth)
+        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        ids = lookup.lookup_subject_ids(
+            ev, compiled.schema, entity.type, entity.id, permission,
+            reference=reference, depth=depth,
+        )
+        return lookup.page(ids, page_size, cursor)
+
+    def subject_permission(
+        self,
+        tenant: str,
+        entity: Entity,
+        subject: Subject,
+        *,
+        only_permission: bool = False,
+        snap_token: str = "",
+        schema_version: str = "",
+        depth: int = DEFAULT_DEPTH,
+        context: Context = EMPTY_CONTEXT,
+    ) -> dict[str, bool]:
+        """Every permission (and, unless ``only_permission``, relation) -> allowed; any error
+        fails the whole answer."""
+        depth = self._depth(depth)
+        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        definition = compiled.schema.entities.get(entity.type)
+        if definition is None:
+            lookup.check_target(compiled.schema, entity.type, "")
+            raise AssertionError("unreachable")
+        names = list(definition.permissions)
+        if not only_permission:
+            names = list(definition.relations) + names
+        return {
+            name: ev.dispatch(entity.type, entity.id, name, subject, depth) for name in names
+        }
