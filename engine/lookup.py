@@ -19,15 +19,17 @@ Results are complete: a confirmation that fails with an error fails the whole lo
 silently shorter list. Ids are sorted ascending as strings (Permify's order), and pages are
 cut from that order with a cursor naming the last id returned.
 
-The walk follows the relations the schema declares (``subject_entrances``, tuple-to-userset
-subject types). A tuple the current schema does not admit (written under an older schema) is
-still followed by check, but a lookup does not start from it.
+The walk's edges come from the schema (which permission reads which name) completed with the
+tuple kinds present in the data (which entity relations hold which subject types), so a tuple
+the current schema does not admit -- written under an older one -- is followed by a lookup just
+as check follows it, and a declared relation that holds nothing costs no read.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -46,7 +48,7 @@ from dsl.schema import (
 from engine.check import Evaluation
 from engine.errors import InvalidRequest, UnknownEntityType, UnknownPermission
 from engine.types import LookupPage, SubjectReference
-from storage.base import AttributeFilter, Subject, TupleFilter
+from storage.base import AttributeFilter, Subject, TupleFilter, TupleKind
 
 CANDIDATE = 1
 CERTAIN = 2
@@ -88,68 +90,90 @@ def _is_open(node: Node) -> bool:
 
 
 class Graph:
-    """The reverse permission graph of one schema version, built once and kept with it."""
+    """The reverse permission graph of one schema version: the schema's part is built once;
+    the tuple kinds present in the data (`SnapshotReader.tuple_kinds`) complete it per lookup,
+    so that tuples the schema does not declare (left by an older schema) are followed exactly
+    as check follows them."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        #: (T, r) -> (E, rel): tuples ``E:x#rel@T:id#r`` put a member of T:id#r into E:x#rel.
-        self.entrances: dict[NodeKey, tuple[NodeKey, ...]] = {
-            (ref.type, ref.relation): pairs for ref, pairs in schema.subject_entrances.items()
-        }
         #: (T, r) -> (p, monotone): permission p of T has r as a positive leaf.
         self.computed: dict[NodeKey, list[tuple[str, bool]]] = {}
-        #: (T, c) -> (E, p, ts, subject relations, monotone): p of E has ``ts.c`` and E#ts
-        #: admits T.
-        self.walks: dict[NodeKey, list[tuple[str, str, str, tuple[str, ...], bool]]] = {}
-        #: (E, p) -> monotone, for permissions with an attribute or rule as a positive leaf.
+        #: (E, tupleset) -> (p, computed, monotone) for each ``tupleset.computed`` leaf of E#p.
+        self.arrows: dict[NodeKey, list[tuple[str, str, bool]]] = {}
+        #: (E, p) -> monotone, for names that an attribute or rule can make true.
         self.open: dict[NodeKey, bool] = {}
-        #: (T, r) -> the (E, name) nodes it feeds: the forward graph, for relevance.
-        self.feeds: dict[NodeKey, set[NodeKey]] = {}
         for entity in schema.entities.values():
             e = entity.name
-            for relation in entity.relations.values():
-                for ref in relation.subject_types:
-                    self._feed((ref.type, ref.relation), (e, relation.name))
             for attribute in entity.attributes:
-                self.open.setdefault((e, attribute), True)
+                self.open[(e, attribute)] = True
             for permission in entity.permissions.values():
                 p = permission.name
                 for leaf in positive_leaves(permission.child):
                     node = leaf.node
                     if isinstance(node, ComputedUserSet):
                         self.computed.setdefault((e, node.relation), []).append((p, leaf.monotone))
-                        self._feed((e, node.relation), (e, p))
                     elif isinstance(node, TupleToUserSet):
-                        tupleset = entity.relations.get(node.tupleset)
-                        if tupleset is None:
-                            continue
-                        by_type: dict[str, list[str]] = {}
-                        for ref in tupleset.subject_types:
-                            by_type.setdefault(ref.type, []).append(ref.relation)
-                        for target, relations in by_type.items():
-                            self.walks.setdefault((target, node.computed), []).append(
-                                (e, p, node.tupleset, tuple(relations), leaf.monotone)
-                            )
-                            self._feed((target, node.computed), (e, p))
+                        self.arrows.setdefault((e, node.tupleset), []).append(
+                            (p, node.computed, leaf.monotone)
+                        )
                     else:
                         self.open[(e, p)] = self.open.get((e, p), True) and leaf.monotone
-        self._relevant: dict[NodeKey, frozenset[NodeKey]] = {}
+        self._bound: dict[frozenset[TupleKind], Reach] = {}
+        self._lock = threading.Lock()
 
-    def _feed(self, source: NodeKey, target: NodeKey) -> None:
-        self.feeds.setdefault(source, set()).add(target)
+    def reach(self, kinds: frozenset[TupleKind]) -> Reach:
+        """The graph completed with ``kinds``; cached for the few latest kind sets."""
+        found = self._bound.get(kinds)
+        if found is None:
+            found = Reach(self, kinds)
+            with self._lock:
+                while len(self._bound) >= 4:
+                    del self._bound[next(iter(self._bound))]
+                self._bound[kinds] = found
+        return found
+
+
+class Reach:
+    """A `Graph` completed with the tuple kinds of the data: every edge a walk can take."""
+
+    def __init__(self, graph: Graph, kinds: frozenset[TupleKind]) -> None:
+        self.schema = graph.schema
+        self.computed = graph.computed
+        self.open = graph.open
+        #: (T, r) -> (E, rel): tuples ``E:x#rel@T:id#r`` exist; a member of T:id#r is in
+        #: E:x#rel (r = "" : T:id itself).
+        self.entrances: dict[NodeKey, list[NodeKey]] = {}
+        #: (T, c) -> (E, p, ts, subject relations, monotone): p of E has ``ts.c`` and tuples
+        #: ``E:x#ts@T:id[#srel]`` exist.
+        self.walks: dict[NodeKey, list[tuple[str, str, str, tuple[str, ...], bool]]] = {}
+        feeds: dict[NodeKey, set[NodeKey]] = {}
+        walked: dict[tuple[str, str, str], list[str]] = {}
+        for et, rel, st, srel in sorted(kinds):
+            self.entrances.setdefault((st, srel), []).append((et, rel))
+            feeds.setdefault((st, srel), set()).add((et, rel))
+            if (et, rel) in graph.arrows:
+                walked.setdefault((et, rel, st), []).append(srel)
+        for (et, rel, st), srels in walked.items():
+            for p, c, monotone in graph.arrows[(et, rel)]:
+                self.walks.setdefault((st, c), []).append((et, p, rel, tuple(srels), monotone))
+                feeds.setdefault((st, c), set()).add((et, p))
+        for (t, r), permissions in graph.computed.items():
+            feeds.setdefault((t, r), set()).update((t, p) for p, _ in permissions)
+        self._back: dict[NodeKey, set[NodeKey]] = {}
+        for source, targets in feeds.items():
+            for target in targets:
+                self._back.setdefault(target, set()).add(source)
+        self._relevant: dict[NodeKey, frozenset[NodeKey]] = {}
 
     def relevant(self, target: NodeKey) -> frozenset[NodeKey]:
         """Every (type, name) from which ``target`` can be reached (itself included)."""
         found = self._relevant.get(target)
         if found is None:
-            back: dict[NodeKey, set[NodeKey]] = {}
-            for source, targets in self.feeds.items():
-                for t in targets:
-                    back.setdefault(t, set()).add(source)
             seen = {target}
             queue = [target]
             while queue:
-                for source in back.get(queue.pop(), ()):
+                for source in self._back.get(queue.pop(), ()):
                     if source not in seen:
                         seen.add(source)
                         queue.append(source)
@@ -182,8 +206,12 @@ def lookup_entity_ids(
 ) -> list[str]:
     """Every id of ``entity_type`` on which ``subject`` has ``permission``, sorted."""
     check_target(graph.schema, entity_type, permission)
+    kinds = ev.reader.tuple_kinds()
+    if ev.context_tuples:
+        kinds = kinds | {(t[0], t[2], t[3], t[5]) for t in ev.context_tuples}
+    reach_graph = graph.reach(kinds)
     target = (entity_type, permission)
-    relevant = graph.relevant(target)
+    relevant = reach_graph.relevant(target)
     scopes = {t: frozenset(ids) for t, ids in (scope or {}).items()}
     reader = ev.reader
     context = _ContextIndex(ev)
@@ -203,11 +231,11 @@ def lookup_entity_ids(
 
     reach(subject.type, subject.id, subject.relation, CERTAIN)
     for t, name in relevant:
-        if (t, name) in graph.open:
+        if (t, name) in reach_graph.open:
             for i in known_ids(ev, t):
                 reach(t, i, name, CANDIDATE)
 
-    entrances, computed, walks = graph.entrances, graph.computed, graph.walks
+    entrances, computed, walks = reach_graph.entrances, reach_graph.computed, reach_graph.walks
     while queue:
         key = queue.popleft()
         t, i, r = key

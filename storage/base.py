@@ -83,6 +83,10 @@ class Subject(NamedTuple):
         return f"{base}#{self.relation}" if self.relation else base
 
 
+#: (entity type, relation, subject type, subject relation): the shape of a tuple, without ids.
+TupleKind = tuple[str, str, str, str]
+
+
 class Tuple(NamedTuple):
     """``entity_type:entity_id#relation@subject_type:subject_id[#subject_relation]``.
 
@@ -376,6 +380,12 @@ class SnapshotReader(Protocol):
         """Every tuple of one entity as relation -> subjects (each list ordered as
         ``subjects``), or None when the entity has more than ``limit`` tuples: one read for
         the engine when a permission needs several relations of one entity."""
+        ...
+
+    def tuple_kinds(self) -> frozenset[TupleKind]:
+        """(entity type, relation, subject type, subject relation) of every tuple the tenant
+        has ever stored: a superset of the kinds visible at this revision (kinds are never
+        forgotten), so a lookup can follow tuples the current schema does not declare."""
         ...
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:

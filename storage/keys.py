@@ -56,6 +56,8 @@ DEAD = b"D"
 CHANGES = b"C"
 SCHEMAS = b"S"
 RECORDS = b"X"
+#: (entity type, relation, subject type, subject relation) of every tuple ever written.
+KINDS = b"K"
 
 
 def component(text: str) -> bytes:

@@ -65,6 +65,7 @@ from storage.base import (
     TenantInfo,
     Tuple,
     TupleFilter,
+    TupleKind,
     check_page_size,
     check_tenant_id,
 )
@@ -203,6 +204,8 @@ class LevelDBStore:
         self._tenants: dict[str, bytes] = {}
         # tenant -> newest schema version, filled on first use; changed under the write lock.
         self._schema_heads: dict[str, str] = {}
+        # tenant -> its tuple kinds (keyspace K), loaded on first use under the write lock.
+        self._kinds: dict[str, frozenset[TupleKind]] = {}
         for key in db.iterator(prefix=keys.TENANTS, include_value=False):
             (tenant,) = split(key[len(keys.TENANTS) :])
             self._tenants[tenant] = keys.tenant_prefix(tenant)
@@ -323,6 +326,7 @@ class LevelDBStore:
             info = self.get_tenant(tenant)
             tp = self._tenants.pop(tenant)
             self._schema_heads.pop(tenant, None)
+            self._kinds.pop(tenant, None)
             # Unregister first: from here on no call can reach the tenant, and the next open
             # finishes the range delete below if a crash interrupts it.
             self._db.delete(keys.tenant_registry_key(tenant), sync=self._sync)
@@ -496,6 +500,11 @@ class LevelDBStore:
                     put(rev + reverse_body(t), rb)
                     add(body)
 
+            known = self._tenant_kinds(tenant, tp)
+            new_kinds = {(t[0], t[2], t[3], t[5]) for t in writes} - known
+            for kind in new_kinds:
+                put(tp + keys.KINDS + components(kind), b"")
+
             for k, a in attr_writes.items():
                 body = components(k)
                 payload = _encode_value(a)
@@ -528,7 +537,29 @@ class LevelDBStore:
             raise
         self._last_commit_ns = now_ns
         self._revision = revision
+        if new_kinds:
+            self._kinds[tenant] = known | new_kinds
         return tokens.encode_snap(self._store_id, revision)
+
+    def _tenant_kinds(self, tenant: str, tp: bytes) -> frozenset[TupleKind]:
+        """The tenant's tuple kinds; the caller holds the write lock."""
+        found = self._kinds.get(tenant)
+        if found is None:
+            prefix = tp + keys.KINDS
+            found = frozenset(
+                (et, rel, st, srel)
+                for key in self._db.iterator(prefix=prefix, include_value=False)
+                for et, rel, st, srel in [split(key[len(prefix) :])]
+            )
+            self._kinds[tenant] = found
+        return found
+
+    def tuple_kinds(self, tenant: str) -> frozenset[TupleKind]:
+        found = self._kinds.get(tenant)
+        if found is None:
+            with self._locked():
+                found = self._tenant_kinds(tenant, self._prefix(tenant))
+        return found
 
     def _retire_attribute(
         self, batch: Any, tp: bytes, body: bytes, current: bytes, revision: int
@@ -858,6 +889,11 @@ class LevelDBReader:
         except RuntimeError as exc:
             raise _closed() from exc
         return out
+
+    def tuple_kinds(self) -> frozenset[TupleKind]:
+        if not self._current():
+            return frozenset()
+        return self._store.tuple_kinds(self._tenant)
 
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int

@@ -52,6 +52,7 @@ from storage.base import (
     TenantInfo,
     Tuple,
     TupleFilter,
+    TupleKind,
     check_page_size,
     check_tenant_id,
 )
@@ -85,6 +86,7 @@ class _Version(Generic[V]):
 class _TenantData:
     info: TenantInfo
     tuples: dict[Tuple, list[_Version[Tuple]]] = field(default_factory=dict)
+    kinds: frozenset[TupleKind] = frozenset()
     attributes: dict[AttributeKey, list[_Version[Attribute]]] = field(default_factory=dict)
     records: dict[tuple[str, RecordKey], bytes] = field(default_factory=dict)
     schemas: dict[str, SchemaVersion] = field(default_factory=dict)
@@ -390,6 +392,9 @@ class MemoryStore:
 
         live_tuples = {t for t, versions in data.tuples.items() if _live(versions)}
         written_tuples = set(changes.write_tuples)
+        kinds = {(t[0], t[2], t[3], t[5]) for t in written_tuples}
+        if not kinds <= data.kinds:
+            data.kinds = data.kinds | kinds
         doomed_tuples = set(changes.delete_tuples)
         for tf in changes.delete_tuple_filters:
             doomed_tuples.update(t for t in live_tuples if tf.matches(t))
@@ -560,6 +565,9 @@ class MemoryReader:
         for t in found:
             out.setdefault(t.relation, []).append(t.subject)
         return out
+
+    def tuple_kinds(self) -> frozenset[TupleKind]:
+        return self._current().kinds
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
         return [

@@ -115,6 +115,23 @@ def test_relations_reads_one_entity_grouped_by_relation_at_its_revision(store: S
     assert r.relations("doc", "nope", limit=2) == {}
 
 
+def test_tuple_kinds_remember_every_shape_ever_written_per_tenant(store: Store) -> None:
+    assert store.reader(DEFAULT_TENANT).tuple_kinds() == frozenset()
+    write(store, "doc:1#viewer@user:1", "doc:2#viewer@user:2", "doc:1#viewer@group:g#member")
+    first = store.reader(DEFAULT_TENANT)
+    delete(store, "doc:1#viewer@group:g#member")
+    store.create_tenant("other")
+    write(store, "folder:1#parent@folder:2", tenant="other")
+    expected = {("doc", "viewer", "user", ""), ("doc", "viewer", "group", "member")}
+    # Never forgotten: still there after the delete, and at every revision.
+    assert store.reader(DEFAULT_TENANT).tuple_kinds() == expected
+    assert first.tuple_kinds() >= expected
+    assert store.reader("other").tuple_kinds() == {("folder", "parent", "folder", "")}
+    store.delete_tenant("other")
+    store.create_tenant("other")
+    assert store.reader("other").tuple_kinds() == frozenset()
+
+
 def test_writes_are_idempotent_and_deleting_absent_tuples_is_harmless(store: Store) -> None:
     write(store, "doc:1#viewer@user:1", "doc:1#viewer@user:1")
     write(store, "doc:1#viewer@user:1")

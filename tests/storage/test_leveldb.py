@@ -209,12 +209,15 @@ def test_reopened_store_keeps_everything(data_dir: Path) -> None:
         before_t1 = snapshot(first.reader(T1))
         head = first.head("acme")
         changes = first.changes("acme", "", limit=100)
+        first_kinds = first.reader("acme").tuple_kinds()
+        assert first_kinds
 
     with LevelDBStore(data_dir, gc_interval=None) as second:
         assert second.get_tenant("acme") == acme
         assert [t.id for t in second.list_tenants(page_size=10).items] == ["acme", T1]
         assert second.read_schema("acme") == v2
         assert second.schema_head("acme") == v2.version
+        assert second.reader("acme").tuple_kinds() == first_kinds
         assert second.schema_head(T1) == ""
         assert second.read_schema("acme", v1.version) == v1
         assert second.list_schemas("acme", page_size=10).items == [v2, v1]
@@ -333,6 +336,7 @@ AFTER_CLOSE: list[tuple[str, Callable[[LevelDBStore, LevelDBReader], object]]] =
     ("reader.has_tuple", lambda s, r: s.reader(T1).has_tuple(ALICE)),
     ("open-reader.subjects", lambda s, r: r.subjects("doc", "1", "viewer")),
     ("open-reader.relations", lambda s, r: r.relations("doc", "1", limit=10)),
+    ("reader.tuple_kinds", lambda s, r: s.reader(T1).tuple_kinds()),
     ("schema_head", lambda s, r: s.schema_head(T1)),
     ("open-reader.attribute", lambda s, r: r.attribute(*LEVEL)),
     ("open-reader.iter_tuples", lambda s, r: list(r.iter_tuples(TupleFilter()))),
