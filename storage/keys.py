@@ -39,9 +39,9 @@ from collections.abc import Iterable
 from storage.base import Tuple
 
 TERMINATOR = b"\x00\x01"
-_ESCAPED_NUL = b"\x00\xff"
+ESCAPED_NUL = _ESCAPED_NUL = b"\x00\xff"
 HISTORY = b"\x02"
-_SEPARATOR = TERMINATOR.decode()
+SEPARATOR = _SEPARATOR = TERMINATOR.decode()
 MAX_REVISION = (1 << 64) - 1
 
 META = b"\x00M"

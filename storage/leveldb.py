@@ -79,9 +79,20 @@ from storage.errors import (
     TenantExists,
     TenantNotFound,
 )
-from storage.keys import HISTORY, TERMINATOR, component, components, rev8, split
+from storage.keys import (
+    ESCAPED_NUL,
+    HISTORY,
+    SEPARATOR,
+    TERMINATOR,
+    component,
+    components,
+    rev8,
+    split,
+)
 
 log = logging.getLogger(__name__)
+# Builds a NamedTuple from a list without the Python-level __new__ (the read loops are hot).
+_new_tuple = tuple.__new__
 ItemT = TypeVar("ItemT")
 
 FORMAT = b"1"
@@ -204,6 +215,8 @@ class LevelDBStore:
         self._tenants: dict[str, bytes] = {}
         # tenant -> newest schema version, filled on first use; changed under the write lock.
         self._schema_heads: dict[str, str] = {}
+        # tenant -> a reader at the latest revision, handed to every request that names none.
+        self._latest_readers: dict[str, LevelDBReader] = {}
         # tenant -> its tuple kinds (keyspace K), loaded on first use under the write lock.
         self._kinds: dict[str, frozenset[TupleKind]] = {}
         for key in db.iterator(prefix=keys.TENANTS, include_value=False):
@@ -327,6 +340,7 @@ class LevelDBStore:
             tp = self._tenants.pop(tenant)
             self._schema_heads.pop(tenant, None)
             self._kinds.pop(tenant, None)
+            self._latest_readers.pop(tenant, None)
             # Unregister first: from here on no call can reach the tenant, and the next open
             # finishes the range delete below if a crash interrupts it.
             self._db.delete(keys.tenant_registry_key(tenant), sync=self._sync)
@@ -575,6 +589,12 @@ class LevelDBStore:
 
     def reader(self, tenant: str, token: str = "") -> LevelDBReader:
         tp = self._prefix(tenant)
+        if not token:
+            # Readers are immutable: requests at the latest revision share one (still pinned,
+            # as it is referenced here until the next write).
+            latest = self._latest_readers.get(tenant)
+            if latest is not None and latest._revision == self._revision and latest._tp is tp:
+                return latest
         revision = self._decode_token(token, self._revision) if token else -1
         with self._pin_lock:
             # The latest revision is read under the pin lock so that GC cannot move the
@@ -585,6 +605,8 @@ class LevelDBStore:
                 raise self._expired(revision)
             reader = LevelDBReader(self, tp, TenantId(tenant), Revision(revision))
             self._readers.add(reader)
+            if not token:
+                self._latest_readers[tenant] = reader
         return reader
 
     def _decode_token(self, token: str, latest: int) -> int:
@@ -658,6 +680,10 @@ class LevelDBStore:
                 break
             candidate = keys.revision_of(key[len(keys.REVISIONS) :])
         with self._pin_lock:
+            # The shared latest readers of older revisions pin nothing anyone asked for.
+            for tenant, latest in list(self._latest_readers.items()):
+                if latest._revision != self._revision:
+                    del self._latest_readers[tenant]
             pinned = [r.revision for r in list(self._readers)]
             # Never past the published latest revision: a batch already in the revision log
             # may not be visible to readers yet.
@@ -879,13 +905,23 @@ class LevelDBReader:
         out: list[Subject] = []
         if not self._current():
             return out
+        add = out.append
         try:
             for key, value in self._db.iterator(prefix=prefix):
                 if key[-1] == 1:  # live key: the value is its creation revision
-                    if value <= rb:
-                        out.append(Subject(*split(key[n:])))
+                    if value > rb:
+                        continue
+                    body = key[n:]
                 elif _visible_pair(value, rb):
-                    out.append(Subject(*split(key[n:-1])))
+                    body = key[n:-1]
+                else:
+                    continue
+                if ESCAPED_NUL in body:
+                    add(_new_tuple(Subject, split(body)))
+                    continue
+                parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
+                parts.pop()
+                add(_new_tuple(Subject, parts))
         except RuntimeError as exc:
             raise _closed() from exc
         return out
@@ -914,18 +950,23 @@ class LevelDBReader:
                 if key[-1] == 1:
                     if value > rb:
                         continue
-                    rel, st, sid, srel = split(key[n:])
+                    body = key[n:]
                 elif _visible_pair(value, rb):
-                    rel, st, sid, srel = split(key[n:-1])
+                    body = key[n:-1]
                 else:
                     continue
                 found += 1
                 if found > limit:
                     return None
+                if ESCAPED_NUL in body:
+                    parts = split(body)
+                else:
+                    parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
+                rel = parts[0]
                 subjects = out.get(rel)
                 if subjects is None:
                     subjects = out[rel] = []
-                subjects.append(Subject(st, sid, srel))
+                subjects.append(_new_tuple(Subject, parts[1:4]))
         except RuntimeError as exc:
             raise _closed() from exc
         return out
