@@ -1,0 +1,105 @@
+"""Write validation: does a tuple or attribute fit the compiled schema? (Permify's ValidateTuple /
+ValidateAttribute.)
+
+The data-write API and the validation-file runner call these before anything reaches the store;
+stored data is never re-validated (a tuple written before a schema change is followed as-is). The
+checks run in Permify's order, so the same bad write gets the same code: entity type, then
+"entity equals subject", then relation, then subject type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dsl.schema import EntityDef, ReferenceKind, Schema
+from engine.errors import InvalidWrite
+from storage.base import Attribute, Subject, Tuple
+
+ENTITY_DEFINITION_NOT_FOUND = "ERROR_CODE_ENTITY_DEFINITION_NOT_FOUND"
+RELATION_DEFINITION_NOT_FOUND = "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"
+SUBJECT_TYPE_NOT_FOUND = "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"
+ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL = "ERROR_CODE_ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL"
+ATTRIBUTE_DEFINITION_NOT_FOUND = "ERROR_CODE_ATTRIBUTE_DEFINITION_NOT_FOUND"
+ATTRIBUTE_TYPE_MISMATCH = "ERROR_CODE_ATTRIBUTE_TYPE_MISMATCH"
+
+
+def attribute_text(a: Attribute) -> str:
+    """Permify's string form ``type:id$name|valuetype:value`` (arrays comma-separated)."""
+    values = a.value if isinstance(a.value, tuple) else (a.value,)
+    shown = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+    return f"{a.entity_type}:{a.entity_id}${a.name}|{a.type.keyword}:{shown}"
+
+
+def _listing(names: Iterable[object]) -> str:
+    items = sorted(str(n) for n in names)
+    return ", ".join(items) if items else "(none)"
+
+
+def _misnamed(name: str, kind: ReferenceKind | None, wanted: str) -> str:
+    if kind is None:
+        return f"`{name}` is not defined"
+    article = "an" if kind is ReferenceKind.ATTRIBUTE else "a"
+    return f"`{name}` is {article} {kind.value}, not {wanted},"
+
+
+def _entity(schema: Schema, entity_type: str, what: str) -> EntityDef:
+    definition = schema.entity(entity_type)
+    if definition is None:
+        raise InvalidWrite(
+            ENTITY_DEFINITION_NOT_FOUND,
+            f"{what}: entity type `{entity_type}` is not defined in the schema; "
+            f"defined entities: {_listing(schema.entities)}",
+        )
+    return definition
+
+
+def check_tuple(schema: Schema, t: Tuple) -> None:
+    """Raise InvalidWrite (with Permify's code) unless ``t`` may be written under ``schema``.
+
+    ``t.relation`` must be a relation (not a permission or attribute) of the entity type, and the
+    subject's ``type`` or ``type#relation`` one of the types that relation declares. A tuple may
+    not relate an object to itself (``group:1#member@group:1#member``).
+    """
+    what = f"tuple {t}"
+    definition = _entity(schema, t.entity_type, what)
+    if t.subject == Subject(t.entity_type, t.entity_id, t.relation):
+        raise InvalidWrite(
+            ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL,
+            f"{what}: the entity and the subject are the same object and relation; "
+            "a tuple may not relate something to itself",
+        )
+    relation = definition.relations.get(t.relation)
+    if relation is None:
+        found = _misnamed(t.relation, definition.references.get(t.relation), "a relation")
+        raise InvalidWrite(
+            RELATION_DEFINITION_NOT_FOUND,
+            f"{what}: {found} on entity `{t.entity_type}`; "
+            f"its relations: {_listing(definition.relations)}",
+        )
+    if not relation.allows(t.subject_type, t.subject_relation):
+        shown = f"{t.subject_type}#{t.subject_relation}" if t.subject_relation else t.subject_type
+        raise InvalidWrite(
+            SUBJECT_TYPE_NOT_FOUND,
+            f"{what}: subject type `{shown}` is not allowed in "
+            f"`{t.entity_type}#{t.relation}`, which admits: {_listing(relation.subject_types)}",
+        )
+
+
+def check_attribute(schema: Schema, a: Attribute) -> None:
+    """Raise InvalidWrite unless ``a`` names an attribute of its entity type with the same type."""
+    what = f"attribute {attribute_text(a)}"
+    definition = _entity(schema, a.entity_type, what)
+    declared = definition.attributes.get(a.name)
+    if declared is None:
+        found = _misnamed(a.name, definition.references.get(a.name), "an attribute")
+        raise InvalidWrite(
+            ATTRIBUTE_DEFINITION_NOT_FOUND,
+            f"{what}: {found} on entity `{a.entity_type}`; "
+            f"its attributes: {_listing(definition.attributes)}",
+        )
+    if declared.type is not a.type:
+        raise InvalidWrite(
+            ATTRIBUTE_TYPE_MISMATCH,
+            f"{what}: `{a.entity_type}#{a.name}` is declared `{declared.type.keyword}`, "
+            f"the value is `{a.type.keyword}`",
+        )
