@@ -89,10 +89,8 @@ class Relation:
 
 
 def _depth_error(depth: int) -> DepthExceeded:
-    return DepthExceeded(
-        "depth budget exhausted before the answer was known; retry with a larger depth "
-        f"(the request allowed {depth} nested dispatches at this point)"
-    )
+    # The engine facade adds the request's budget to the message.
+    return DepthExceeded("the depth budget ran out before the answer was known")
 
 
 class Program:

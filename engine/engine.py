@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,24 @@ class _Generations:
     def clear(self) -> None:
         with self._lock:
             self._dicts.clear()
+
+
+@contextmanager
+def _depth_guard(depth: int) -> Iterator[None]:
+    """Say which budget ran out; and report nesting deeper than Python's stack allows (a chain
+    of hundreds of nested usersets) as a depth error, not a crash."""
+    try:
+        yield
+    except DepthExceeded as exc:
+        raise DepthExceeded(
+            f"{exc} (depth {depth}: each nested relation, permission or tuple hop costs 1); "
+            "retry with a larger depth"
+        ) from None
+    except RecursionError:
+        raise DepthExceeded(
+            f"evaluation nested deeper than this process can follow before the depth budget "
+            f"({depth}) ran out; the data holds a chain of hundreds of nested hops"
+        ) from None
 
 
 class Engine:
@@ -190,7 +209,8 @@ class Engine:
         """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?"""
         depth = self._depth(depth)
         ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
-        allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
+        with _depth_guard(depth):
+            allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
         return CheckResult(allowed, ev.count)
 
     def bulk_check(
@@ -215,9 +235,10 @@ class Engine:
         for item in items:
             before = ev.count
             try:
-                allowed = ev.dispatch(
-                    item.entity.type, item.entity.id, item.permission, item.subject, depth
-                )
+                with _depth_guard(depth):
+                    allowed = ev.dispatch(
+                        item.entity.type, item.entity.id, item.permission, item.subject, depth
+                    )
             except EngineError as exc:
                 out.append(exc)
             else:
@@ -281,9 +302,10 @@ class Engine:
     ) -> list[str]:
         depth = self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        return lookup.lookup_entity_ids(
-            ev, compiled.graph, entity_type, permission, subject, depth=depth, scope=scope
-        )
+        with _depth_guard(depth):
+            return lookup.lookup_entity_ids(
+                ev, compiled.graph, entity_type, permission, subject, depth=depth, scope=scope
+            )
 
     def lookup_entity_stream(
         self,
@@ -326,10 +348,11 @@ class Engine:
         """One page of the ids of ``reference`` subjects with ``permission`` on ``entity``."""
         depth = self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        ids = lookup.lookup_subject_ids(
-            ev, compiled.schema, entity.type, entity.id, permission,
-            reference=reference, depth=depth,
-        )
+        with _depth_guard(depth):
+            ids = lookup.lookup_subject_ids(
+                ev, compiled.schema, entity.type, entity.id, permission,
+                reference=reference, depth=depth,
+            )
         return lookup.page(ids, page_size, cursor)
 
     def subject_permission(
@@ -355,6 +378,7 @@ class Engine:
         names = list(definition.permissions)
         if not only_permission:
             names = list(definition.relations) + names
-        return {
-            name: ev.dispatch(entity.type, entity.id, name, subject, depth) for name in names
-        }
+        with _depth_guard(depth):
+            return {
+                name: ev.dispatch(entity.type, entity.id, name, subject, depth) for name in names
+            }
