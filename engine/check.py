@@ -34,7 +34,7 @@ store the same fact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dsl.schema import (
@@ -63,29 +63,43 @@ from storage.base import Attribute, AttributeKey, AttributeValue, SnapshotReader
 Evaluator = Callable[["Evaluation", str, Subject, int], bool]
 #: An entity with at most this many tuples is read in one scan (see Evaluation.relation).
 PREFETCH_LIMIT = 64
+#: Relations with fewer subjects are cached as plain lists (see `Relation`).
+SHORT_RELATION = 9
 ResultKey = tuple[str, str, str, Subject]
 
 
 class Relation:
-    """One relation of one entity as read at a revision, shaped for the checks that use it."""
+    """A relation of one entity with many subjects, shaped for membership tests.
 
-    __slots__ = ("_objects", "exact", "subjects", "usersets")
+    A relation with few subjects (the usual case) is cached as its plain list instead: a short
+    list answers ``in`` as fast as a set, and one object less per cached relation keeps the
+    garbage collector's work down. `RelationData` is either."""
+
+    __slots__ = ("exact", "subjects", "usersets")
 
     def __init__(self, subjects: list[Subject]) -> None:
         self.subjects = subjects
-        # A short list answers `in` as fast as a set and costs nothing to build.
-        self.exact: Collection[Subject] = subjects if len(subjects) < 9 else frozenset(subjects)
+        self.exact = frozenset(subjects)
         self.usersets = [s for s in subjects if s[2]]
-        self._objects: tuple[tuple[str, str], ...] | None = None
 
-    @property
-    def objects(self) -> tuple[tuple[str, str], ...]:
-        """Distinct (type, id) of the subjects: what a tuple-to-userset hop follows (the
-        stored subject relation plays no part there)."""
-        objects = self._objects
-        if objects is None:
-            objects = self._objects = tuple(dict.fromkeys([(s[0], s[1]) for s in self.subjects]))
-        return objects
+
+RelationData = list[Subject] | Relation
+#: The cached form of a relation with no subjects (never mutated).
+_NO_SUBJECTS: list[Subject] = []
+
+
+def shape(subjects: list[Subject]) -> RelationData:
+    return subjects if len(subjects) < SHORT_RELATION else Relation(subjects)
+
+
+def subjects_of(data: RelationData) -> list[Subject]:
+    return data if data.__class__ is list else data.subjects  # type: ignore[union-attr]
+
+
+def objects_of(data: RelationData) -> list[tuple[str, str]]:
+    """Distinct (type, id) of the subjects: what a tuple-to-userset hop follows (the stored
+    subject relation plays no part there)."""
+    return list(dict.fromkeys([(s[0], s[1]) for s in subjects_of(data)]))
 
 
 def _depth_error(depth: int) -> DepthExceeded:
@@ -273,9 +287,14 @@ def _direct(entity_type: str, relation: str) -> Evaluator:
 
     def direct(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
         data = ev.relation(entity_type, eid, relation)
-        if s in data.exact:
-            return True
-        usersets = data.usersets
+        if data.__class__ is list:
+            if s in data:
+                return True
+            usersets = [u for u in data if u[2]]
+        else:
+            if s in data.exact:  # type: ignore[union-attr]
+                return True
+            usersets = data.usersets  # type: ignore[union-attr]
         if not usersets:
             return False
         if depth < 1:
@@ -301,9 +320,10 @@ def _tuple_to_userset(entity_type: str, tupleset: str, computed: str) -> Evaluat
     """``tupleset.computed``: ``computed`` on every subject object of ``tupleset``."""
 
     def tuple_to_userset(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
-        objects = ev.relation(entity_type, eid, tupleset).objects
-        if not objects:
+        data = ev.relation(entity_type, eid, tupleset)
+        if not subjects_of(data):
             return False
+        objects = objects_of(data)
         if depth < 1:
             raise _depth_error(depth)
         depth -= 1
@@ -365,7 +385,6 @@ class Evaluation:
     """The state of one request: reader, context, caches, the current path, counters."""
 
     __slots__ = (
-        "_attributes",
         "_context_attributes",
         "_context_tuples",
         "context_attributes",
@@ -401,11 +420,13 @@ class Evaluation:
         self.context_tuples = context.tuples
         self.context_attributes = context.attributes
         self._context_tuples: dict[tuple[str, str, str], list[Subject]] = {}
-        for t in context.tuples:
-            key = (t.entity_type, t.entity_id, t.relation)
-            self._context_tuples.setdefault(key, []).append(t.subject)
-        self._context_attributes = {a.key: a for a in context.attributes}
-        self._attributes: dict[tuple[str, str, str], Attribute | None] = {}
+        self._context_attributes: dict[AttributeKey, Attribute] = {}
+        if context.tuples:
+            for t in context.tuples:
+                key = (t.entity_type, t.entity_id, t.relation)
+                self._context_tuples.setdefault(key, []).append(t.subject)
+        if context.attributes:
+            self._context_attributes = {a.key: a for a in context.attributes}
 
     def dispatch(self, entity_type: str, eid: str, name: str, s: Subject, depth: int) -> bool:
         """Check ``entity_type:eid#name`` for ``s``: the one recursion point of evaluation."""
@@ -436,19 +457,18 @@ class Evaluation:
             results[key] = answer
         return answer
 
-    def relation(self, entity_type: str, eid: str, relation: str) -> Relation:
+    def relation(self, entity_type: str, eid: str, relation: str) -> RelationData:
         key = (entity_type, eid, relation)
-        reads = self.reads
-        data: Relation | None = reads.get(key)
+        data: RelationData | None = self.reads.get(key)
         if data is None:
             data = self._read_relation(entity_type, eid, relation)
         if self._context_tuples:
             extra = self._context_tuples.get(key)
             if extra:
-                data = Relation(list(dict.fromkeys([*data.subjects, *extra])))
+                data = shape(list(dict.fromkeys([*subjects_of(data), *extra])))
         return data
 
-    def _read_relation(self, entity_type: str, eid: str, relation: str) -> Relation:
+    def _read_relation(self, entity_type: str, eid: str, relation: str) -> RelationData:
         """Read one relation; for an entity type with several relations, read all of the
         entity's tuples in one scan when there are few (a permission usually needs several)."""
         reads = self.reads
@@ -458,14 +478,18 @@ class Evaluation:
             found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
             if found is not None:
                 for name in names:
-                    reads[(entity_type, eid, name)] = Relation(found.pop(name, []))
+                    subjects = found.pop(name, None)
+                    reads[(entity_type, eid, name)] = (
+                        _NO_SUBJECTS if subjects is None else shape(subjects)
+                    )
                 for name, subjects in found.items():  # relations the schema no longer has
-                    reads[(entity_type, eid, name)] = Relation(subjects)
-                data: Relation = reads.get((entity_type, eid, relation)) or Relation([])
-                reads[(entity_type, eid, relation)] = data
+                    reads[(entity_type, eid, name)] = shape(subjects)
+                data: RelationData | None = reads.get((entity_type, eid, relation))
+                if data is None:
+                    data = reads[(entity_type, eid, relation)] = _NO_SUBJECTS
                 return data
             reads[big] = True
-        data = Relation(self.reader.subjects(entity_type, eid, relation))
+        data = shape(self.reader.subjects(entity_type, eid, relation))
         reads[(entity_type, eid, relation)] = data
         return data
 

@@ -209,8 +209,11 @@ class Engine:
         """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?"""
         depth = self._depth(depth)
         ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
-        with _depth_guard(depth):
+        try:
             allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
+        except (DepthExceeded, RecursionError):
+            with _depth_guard(depth):
+                raise
         return CheckResult(allowed, ev.count)
 
     def bulk_check(

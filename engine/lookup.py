@@ -45,7 +45,7 @@ from dsl.schema import (
     Schema,
     TupleToUserSet,
 )
-from engine.check import Evaluation
+from engine.check import Evaluation, objects_of, subjects_of
 from engine.errors import InvalidRequest, UnknownEntityType, UnknownPermission
 from engine.types import LookupPage, SubjectReference
 from storage.base import AttributeFilter, Subject, TupleFilter, TupleKind
@@ -353,7 +353,7 @@ def lookup_subject_ids(
         if entity is None:
             continue
         if r in entity.relations:
-            for s in ev.relation(t, i, r).subjects:
+            for s in subjects_of(ev.relation(t, i, r)):
                 if s[0] == want_type and s[2] == want_relation:
                     found(s[1], st)
                 if s[2]:
@@ -368,7 +368,7 @@ def lookup_subject_ids(
                 if isinstance(node, ComputedUserSet):
                     reach(t, i, node.relation, leaf_state)
                 elif isinstance(node, TupleToUserSet):
-                    for ot, oid in ev.relation(t, i, node.tupleset).objects:
+                    for ot, oid in objects_of(ev.relation(t, i, node.tupleset)):
                         reach(ot, oid, node.computed, leaf_state)
                 else:
                     wildcard = True
