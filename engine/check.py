@@ -14,7 +14,9 @@ Semantics worth knowing when reading this file:
   An error therefore never turns into "denied", and never hides a proof of "allowed".
 * **Depth.** Every dispatch (a computed reference, a userset subject, a tuple-to-userset hop, an
   attribute or rule leaf) costs one unit, as in Permify; a dispatch with a negative budget raises
-  DepthExceeded.
+  DepthExceeded. A cached answer is a proven fact whatever budget found it, so a later request
+  with a smaller budget may get that answer rather than a depth error (Permify's cache does the
+  same); it never gets a wrong one.
 * **Cycles in data** (group 1 in group 2 in group 1, a folder that is its own ancestor) are cut:
   a hop to a (entity, name, subject) already being evaluated on the current path answers False.
   For union/intersection this yields the least fixed point, which is the right answer; results
@@ -34,7 +36,7 @@ store the same fact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dsl.schema import (
@@ -58,48 +60,54 @@ from engine.errors import (
 )
 from engine.rules import RuleSet
 from engine.types import Context
-from storage.base import Attribute, AttributeKey, AttributeValue, SnapshotReader, Subject
+from storage.base import (
+    Attribute,
+    AttributeKey,
+    AttributeValue,
+    ListSubjects,
+    SnapshotReader,
+    Subject,
+    SubjectSet,
+)
 
 Evaluator = Callable[["Evaluation", str, Subject, int], bool]
 #: An entity with at most this many tuples is read in one scan (see Evaluation.relation).
 PREFETCH_LIMIT = 64
-#: Relations with fewer subjects are cached as plain lists (see `Relation`).
-SHORT_RELATION = 9
 ResultKey = tuple[str, str, str, Subject]
 
 
-class Relation:
-    """A relation of one entity with many subjects, shaped for membership tests.
-
-    A relation with few subjects (the usual case) is cached as its plain list instead: a short
-    list answers ``in`` as fast as a set, and one object less per cached relation keeps the
-    garbage collector's work down. `RelationData` is either."""
-
-    __slots__ = ("exact", "subjects", "usersets")
-
-    def __init__(self, subjects: list[Subject]) -> None:
-        self.subjects = subjects
-        self.exact = frozenset(subjects)
-        self.usersets = [s for s in subjects if s[2]]
+#: What the engine caches per relation read: the backend's `SubjectSet`.
+RelationData = SubjectSet
+_NO_SUBJECTS = ListSubjects([])
 
 
-RelationData = list[Subject] | Relation
-#: The cached form of a relation with no subjects (never mutated).
-_NO_SUBJECTS: list[Subject] = []
-
-
-def shape(subjects: list[Subject]) -> RelationData:
-    return subjects if len(subjects) < SHORT_RELATION else Relation(subjects)
-
-
-def subjects_of(data: RelationData) -> list[Subject]:
-    return data if data.__class__ is list else data.subjects  # type: ignore[union-attr]
-
-
-def objects_of(data: RelationData) -> list[tuple[str, str]]:
+def objects_of(data: SubjectSet) -> list[tuple[str, str]]:
     """Distinct (type, id) of the subjects: what a tuple-to-userset hop follows (the stored
     subject relation plays no part there)."""
-    return list(dict.fromkeys([(s[0], s[1]) for s in subjects_of(data)]))
+    return list(dict.fromkeys([(s[0], s[1]) for s in data]))
+
+
+class _Merged:
+    """Stored subjects plus a request's contextual ones (a `SubjectSet`)."""
+
+    __slots__ = ("_extra", "_stored", "_tokens", "usersets")
+
+    def __init__(self, stored: SubjectSet, extra: list[Subject], tokens: set[object]) -> None:
+        self._stored = stored
+        present = set(stored)
+        self._extra = [s for s in extra if s not in present]
+        self._tokens = tokens
+        self.usersets = [*stored.usersets, *(s for s in self._extra if s[2])]
+
+    def has(self, token: object) -> bool:
+        return token in self._tokens or self._stored.has(token)
+
+    def __len__(self) -> int:
+        return len(self._stored) + len(self._extra)
+
+    def __iter__(self) -> Iterator[Subject]:
+        yield from self._stored
+        yield from self._extra
 
 
 def _depth_error(depth: int) -> DepthExceeded:
@@ -287,14 +295,12 @@ def _direct(entity_type: str, relation: str) -> Evaluator:
 
     def direct(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
         data = ev.relation(entity_type, eid, relation)
-        if data.__class__ is list:
-            if s in data:
-                return True
-            usersets = [u for u in data if u[2]]
-        else:
-            if s in data.exact:  # type: ignore[union-attr]
-                return True
-            usersets = data.usersets  # type: ignore[union-attr]
+        token = ev.tokens.get(s)
+        if token is None:
+            token = ev.token(s)
+        if data.has(token):
+            return True
+        usersets = data.usersets
         if not usersets:
             return False
         if depth < 1:
@@ -320,10 +326,9 @@ def _tuple_to_userset(entity_type: str, tupleset: str, computed: str) -> Evaluat
     """``tupleset.computed``: ``computed`` on every subject object of ``tupleset``."""
 
     def tuple_to_userset(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
-        data = ev.relation(entity_type, eid, tupleset)
-        if not subjects_of(data):
+        objects = ev.objects(entity_type, eid, tupleset)
+        if not objects:
             return False
-        objects = objects_of(data)
         if depth < 1:
             raise _depth_error(depth)
         depth -= 1
@@ -398,6 +403,7 @@ class Evaluation:
         "reader",
         "reads",
         "results",
+        "tokens",
     )
 
     def __init__(
@@ -414,6 +420,7 @@ class Evaluation:
         self.reads = reads
         self.results = results
         self.in_progress: set[ResultKey] = set()
+        self.tokens: dict[Subject, object] = {}
         self.cuts = 0
         self.count = 0
         self.data: Mapping[str, Any] = context.data
@@ -457,18 +464,33 @@ class Evaluation:
             results[key] = answer
         return answer
 
-    def relation(self, entity_type: str, eid: str, relation: str) -> RelationData:
+    def token(self, s: Subject) -> object:
+        """The reader's membership token for ``s`` (memoised for the request)."""
+        token = self.tokens[s] = self.reader.subject_token(s)
+        return token
+
+    def objects(self, entity_type: str, eid: str, relation: str) -> list[tuple[str, str]]:
+        """`objects_of` the relation, cached beside it."""
+        if self._context_tuples:
+            return objects_of(self.relation(entity_type, eid, relation))
+        key = (entity_type, eid, relation, "")
+        found: list[tuple[str, str]] | None = self.reads.get(key)
+        if found is None:
+            found = self.reads[key] = objects_of(self.relation(entity_type, eid, relation))
+        return found
+
+    def relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
         key = (entity_type, eid, relation)
-        data: RelationData | None = self.reads.get(key)
+        data: SubjectSet | None = self.reads.get(key)
         if data is None:
             data = self._read_relation(entity_type, eid, relation)
         if self._context_tuples:
             extra = self._context_tuples.get(key)
             if extra:
-                data = shape(list(dict.fromkeys([*subjects_of(data), *extra])))
+                data = _Merged(data, extra, {self.reader.subject_token(s) for s in extra})
         return data
 
-    def _read_relation(self, entity_type: str, eid: str, relation: str) -> RelationData:
+    def _read_relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
         """Read one relation; for an entity type with several relations, read all of the
         entity's tuples in one scan when there are few (a permission usually needs several)."""
         reads = self.reads
@@ -478,18 +500,15 @@ class Evaluation:
             found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
             if found is not None:
                 for name in names:
-                    subjects = found.pop(name, None)
-                    reads[(entity_type, eid, name)] = (
-                        _NO_SUBJECTS if subjects is None else shape(subjects)
-                    )
+                    reads[(entity_type, eid, name)] = found.pop(name, _NO_SUBJECTS)
                 for name, subjects in found.items():  # relations the schema no longer has
-                    reads[(entity_type, eid, name)] = shape(subjects)
-                data: RelationData | None = reads.get((entity_type, eid, relation))
+                    reads[(entity_type, eid, name)] = subjects
+                data: SubjectSet | None = reads.get((entity_type, eid, relation))
                 if data is None:
                     data = reads[(entity_type, eid, relation)] = _NO_SUBJECTS
                 return data
             reads[big] = True
-        data = shape(self.reader.subjects(entity_type, eid, relation))
+        data = self.reader.subject_set(entity_type, eid, relation)
         reads[(entity_type, eid, relation)] = data
         return data
 

@@ -17,6 +17,7 @@ the event loop; see ``check.py`` for the evaluation model.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,8 +36,10 @@ from engine.types import (
     DEFAULT_DEPTH,
     DEFAULT_LOOKUP_PAGE_SIZE,
     EMPTY_CONTEXT,
+    FRAMES_PER_DEPTH,
     MAX_BULK_CHECK_ITEMS,
     MAX_DEPTH,
+    RESERVED_FRAMES,
     CheckItem,
     CheckResult,
     Context,
@@ -101,12 +104,17 @@ class _Generations:
 
 
 @contextmanager
-def _depth_guard(depth: int) -> Iterator[None]:
+def _depth_guard(asked: int, depth: int) -> Iterator[None]:
     """Say which budget ran out; and report nesting deeper than Python's stack allows (a chain
     of hundreds of nested usersets) as a depth error, not a crash."""
     try:
         yield
     except DepthExceeded as exc:
+        if asked > depth:
+            raise DepthExceeded(
+                f"{exc} (depth {asked}, capped to {depth}, the most this engine follows: "
+                "each nested relation, permission or tuple hop costs 1)"
+            ) from None
         raise DepthExceeded(
             f"{exc} (depth {depth}: each nested relation, permission or tuple hop costs 1); "
             "retry with a larger depth"
@@ -182,7 +190,14 @@ class Engine:
     def _depth(self, depth: int) -> int:
         if depth < 0:
             raise DepthExceeded(f"depth must not be negative, got {depth}")
-        return min(depth, self.config.max_depth)
+        return min(depth, self.depth_cap())
+
+    def depth_cap(self) -> int:
+        """The largest depth a request gets: ``max_depth``, lowered to what Python's recursion
+        limit can follow (about 225 with the default limit of 1000; a process that raises the
+        limit with ``sys.setrecursionlimit`` gets more)."""
+        room = (sys.getrecursionlimit() - RESERVED_FRAMES) // FRAMES_PER_DEPTH
+        return max(0, min(self.config.max_depth, room))
 
     def forget(self, tenant: str) -> None:
         """Drop cached state of ``tenant`` (after the tenant is deleted)."""
@@ -207,12 +222,12 @@ class Engine:
         context: Context = EMPTY_CONTEXT,
     ) -> CheckResult:
         """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?"""
-        depth = self._depth(depth)
+        asked, depth = depth, self._depth(depth)
         ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
         try:
             allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
         except (DepthExceeded, RecursionError):
-            with _depth_guard(depth):
+            with _depth_guard(asked, depth):
                 raise
         return CheckResult(allowed, ev.count)
 
@@ -232,13 +247,13 @@ class Engine:
             raise InvalidRequest(
                 f"a bulk check takes at most {MAX_BULK_CHECK_ITEMS} items, got {len(items)}"
             )
-        depth = self._depth(depth)
+        asked, depth = depth, self._depth(depth)
         ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
         out: list[CheckResult | EngineError] = []
         for item in items:
             before = ev.count
             try:
-                with _depth_guard(depth):
+                with _depth_guard(asked, depth):
                     allowed = ev.dispatch(
                         item.entity.type, item.entity.id, item.permission, item.subject, depth
                     )
@@ -260,12 +275,13 @@ class Engine:
         context: Context = EMPTY_CONTEXT,
     ) -> dict[str, Any]:
         """Permify's expand tree in its proto-JSON field names."""
-        depth = self._depth(depth)
+        asked, depth = depth, self._depth(depth)
         compiled = self.compiled(tenant, schema_version)
         reader = self.store.reader(tenant, snap_token)
-        return expand_tree(
-            compiled.schema, reader, entity, permission, context=context, depth=depth
-        )
+        with _depth_guard(asked, depth):
+            return expand_tree(
+                compiled.schema, reader, entity, permission, context=context, depth=depth
+            )
 
     def lookup_entity(
         self,
@@ -303,9 +319,9 @@ class Engine:
         context: Context,
         scope: Mapping[str, Sequence[str]] | None,
     ) -> list[str]:
-        depth = self._depth(depth)
+        asked, depth = depth, self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        with _depth_guard(depth):
+        with _depth_guard(asked, depth):
             return lookup.lookup_entity_ids(
                 ev, compiled.graph, entity_type, permission, subject, depth=depth, scope=scope
             )
@@ -349,9 +365,9 @@ class Engine:
         cursor: str = "",
     ) -> LookupPage:
         """One page of the ids of ``reference`` subjects with ``permission`` on ``entity``."""
-        depth = self._depth(depth)
+        asked, depth = depth, self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        with _depth_guard(depth):
+        with _depth_guard(asked, depth):
             ids = lookup.lookup_subject_ids(
                 ev, compiled.schema, entity.type, entity.id, permission,
                 reference=reference, depth=depth,
@@ -372,7 +388,7 @@ class Engine:
     ) -> dict[str, bool]:
         """Every permission (and, unless ``only_permission``, relation) -> allowed; any error
         fails the whole answer."""
-        depth = self._depth(depth)
+        asked, depth = depth, self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
         definition = compiled.schema.entities.get(entity.type)
         if definition is None:
@@ -381,7 +397,7 @@ class Engine:
         names = list(definition.permissions)
         if not only_permission:
             names = list(definition.relations) + names
-        with _depth_guard(depth):
+        with _depth_guard(asked, depth):
             return {
                 name: ev.dispatch(entity.type, entity.id, name, subject, depth) for name in names
             }

@@ -16,7 +16,9 @@ confirmation at all:
   candidate (Permify's wildcard), and candidates are confirmed by check.
 
 Results are complete: a confirmation that fails with an error fails the whole lookup, never a
-silently shorter list. Ids are sorted ascending as strings (Permify's order), and pages are
+silently shorter list. The walks themselves follow every path (their visited sets end cycles),
+so a result reached through unions alone is returned even where a check with the same depth
+would run out of budget; only confirmations spend depth. Ids are sorted ascending as strings (Permify's order), and pages are
 cut from that order with a cursor naming the last id returned.
 
 The walk's edges come from the schema (which permission reads which name) completed with the
@@ -45,7 +47,7 @@ from dsl.schema import (
     Schema,
     TupleToUserSet,
 )
-from engine.check import Evaluation, objects_of, subjects_of
+from engine.check import Evaluation, objects_of
 from engine.errors import InvalidRequest, UnknownEntityType, UnknownPermission
 from engine.types import LookupPage, SubjectReference
 from storage.base import AttributeFilter, Subject, TupleFilter, TupleKind
@@ -353,7 +355,7 @@ def lookup_subject_ids(
         if entity is None:
             continue
         if r in entity.relations:
-            for s in subjects_of(ev.relation(t, i, r)):
+            for s in ev.relation(t, i, r):
                 if s[0] == want_type and s[2] == want_relation:
                     found(s[1], st)
                 if s[2]:

@@ -17,8 +17,12 @@ from storage.base import Attribute, Subject, Tuple
 #: validation runner pass their own).
 DEFAULT_DEPTH = 50
 #: Requests may ask for any depth; evaluation recurses once per dispatch, so the budget used is
-#: capped here (a path longer than this is an error, never a silent "denied").
+#: capped here (a path longer than this is an error, never a silent "denied"). The engine also
+#: caps it to what Python's recursion limit can follow (`FRAMES_PER_DEPTH` frames a unit).
 MAX_DEPTH = 1000
+FRAMES_PER_DEPTH = 4
+#: Frames kept free for the callers of the engine (a web server, a test runner).
+RESERVED_FRAMES = 100
 #: Permify's default page size for lookups.
 DEFAULT_LOOKUP_PAGE_SIZE = 1000
 MAX_BULK_CHECK_ITEMS = 100

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -358,6 +358,52 @@ class GCStats:
     removed: int
 
 
+class SubjectSet(Protocol):
+    """The subjects of one relation of one entity, shaped for the engine's membership tests.
+
+    A backend keeps them in whatever form is cheapest to build from its reads (LevelDB: the
+    raw key bytes, decoded only when iterated). ``has`` takes a token from the same reader's
+    `SnapshotReader.subject_token`, computed once per request subject.
+    """
+
+    def has(self, token: object) -> bool:
+        """Whether the subject ``token`` stands for is stored here exactly (type, id, relation)."""
+        ...
+
+    @property
+    def usersets(self) -> Sequence[Subject]:
+        """The subjects that have a relation (``group:1#member``), in order."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Subject]:
+        """Every subject, ordered by (type, id, relation)."""
+        ...
+
+
+class ListSubjects:
+    """A `SubjectSet` over decoded subjects (the memory store's, and merged ones)."""
+
+    __slots__ = ("_exact", "_subjects", "usersets")
+
+    def __init__(self, subjects: list[Subject]) -> None:
+        self._subjects = subjects
+        self._exact: frozenset[Subject] | list[Subject] = (
+            subjects if len(subjects) < 9 else frozenset(subjects)
+        )
+        self.usersets: Sequence[Subject] = [s for s in subjects if s[2]]
+
+    def has(self, token: object) -> bool:
+        return token in self._exact
+
+    def __len__(self) -> int:
+        return len(self._subjects)
+
+    def __iter__(self) -> Iterator[Subject]:
+        return iter(self._subjects)
+
+
 class SnapshotReader(Protocol):
     """Reads of one tenant at one revision; every call sees the same state.
 
@@ -374,12 +420,20 @@ class SnapshotReader(Protocol):
     @property
     def token(self) -> SnapToken: ...
 
+    def subject_token(self, subject: Subject) -> object:
+        """What `SubjectSet.has` takes for ``subject`` (hashable; compute once, test often)."""
+        ...
+
+    def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
+        """``subjects`` as a `SubjectSet`: the engine's read of one relation."""
+        ...
+
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
-    ) -> dict[str, list[Subject]] | None:
-        """Every tuple of one entity as relation -> subjects (each list ordered as
-        ``subjects``), or None when the entity has more than ``limit`` tuples: one read for
-        the engine when a permission needs several relations of one entity."""
+    ) -> dict[str, SubjectSet] | None:
+        """Every tuple of one entity as relation -> its `SubjectSet`, or None when the entity
+        has more than ``limit`` tuples: one read for the engine when a permission needs several
+        relations of one entity."""
         ...
 
     def tuple_kinds(self) -> frozenset[TupleKind]:

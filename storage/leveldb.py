@@ -61,6 +61,7 @@ from storage.base import (
     SnapshotReader,
     SnapToken,
     Subject,
+    SubjectSet,
     TenantId,
     TenantInfo,
     Tuple,
@@ -862,6 +863,49 @@ def _trim_attribute_history(history: bytes, horizon: bytes) -> bytes:
     )
 
 
+_PLAIN_END = TERMINATOR + TERMINATOR  # a subject body whose relation is empty
+
+
+def _decode_subject(body: bytes) -> Subject:
+    if ESCAPED_NUL in body:
+        return _new_tuple(Subject, split(body))
+    parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
+    parts.pop()
+    return _new_tuple(Subject, parts)
+
+
+class _RawSubjects:
+    """A `SubjectSet` kept as the subjects' key bytes: membership needs no decoding, and the
+    bytes (unlike tuples) are no work for the garbage collector."""
+
+    __slots__ = ("_bodies", "_lookup", "_usersets")
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self._bodies = bodies
+        self._lookup: list[bytes] | frozenset[bytes] = (
+            bodies if len(bodies) < 9 else frozenset(bodies)
+        )
+        self._usersets: list[Subject] | None = None
+
+    def has(self, token: object) -> bool:
+        return token in self._lookup
+
+    @property
+    def usersets(self) -> list[Subject]:
+        found = self._usersets
+        if found is None:
+            found = self._usersets = [
+                _decode_subject(b) for b in self._bodies if not b.endswith(_PLAIN_END)
+            ]
+        return found
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def __iter__(self) -> Iterator[Subject]:
+        return map(_decode_subject, self._bodies)
+
+
 class LevelDBReader:
     """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
     duration of a request (while it is referenced, GC keeps everything it can see)."""
@@ -899,32 +943,29 @@ class LevelDBReader:
     # subjects and entity_ids are _scan specialised by hand: they are the engine's inner loop.
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
+        return list(self.subject_set(entity_type, entity_id, relation))
+
+    def subject_token(self, subject: Subject) -> object:
+        return components(subject)
+
+    def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id, relation)
         n = len(prefix)
         rb = self._rb
-        out: list[Subject] = []
+        bodies: list[bytes] = []
         if not self._current():
-            return out
-        add = out.append
+            return _RawSubjects(bodies)
+        add = bodies.append
         try:
             for key, value in self._db.iterator(prefix=prefix):
                 if key[-1] == 1:  # live key: the value is its creation revision
-                    if value > rb:
-                        continue
-                    body = key[n:]
+                    if value <= rb:
+                        add(key[n:])
                 elif _visible_pair(value, rb):
-                    body = key[n:-1]
-                else:
-                    continue
-                if ESCAPED_NUL in body:
-                    add(_new_tuple(Subject, split(body)))
-                    continue
-                parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
-                parts.pop()
-                add(_new_tuple(Subject, parts))
+                    add(key[n:-1])
         except RuntimeError as exc:
             raise _closed() from exc
-        return out
+        return _RawSubjects(bodies)
 
     def tuple_kinds(self) -> frozenset[TupleKind]:
         if not self._current():
@@ -933,13 +974,13 @@ class LevelDBReader:
 
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
-    ) -> dict[str, list[Subject]] | None:
+    ) -> dict[str, SubjectSet] | None:
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
         n = len(prefix)
         rb = self._rb
-        out: dict[str, list[Subject]] = {}
+        grouped: dict[bytes, list[bytes]] = {}
         if not self._current():
-            return out
+            return {}
         found = 0
         scanned = 0
         try:
@@ -958,18 +999,22 @@ class LevelDBReader:
                 found += 1
                 if found > limit:
                     return None
-                if ESCAPED_NUL in body:
-                    parts = split(body)
-                else:
-                    parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
-                rel = parts[0]
-                subjects = out.get(rel)
-                if subjects is None:
-                    subjects = out[rel] = []
-                subjects.append(_new_tuple(Subject, parts[1:4]))
+                end = body.index(TERMINATOR)
+                relation = body[:end]
+                bodies = grouped.get(relation)
+                if bodies is None:
+                    bodies = grouped[relation] = []
+                bodies.append(body[end + 2 :])
         except RuntimeError as exc:
             raise _closed() from exc
-        return out
+        return {
+            (
+                split(relation + TERMINATOR)[0]
+                if ESCAPED_NUL in relation
+                else relation.decode("utf-8", "surrogatepass")
+            ): _RawSubjects(bodies)
+            for relation, bodies in grouped.items()
+        }
 
     def has_tuple(self, t: Tuple) -> bool:
         key = self._tp + keys.FORWARD + keys.forward_body(t)

@@ -39,6 +39,7 @@ from storage.base import (
     Changes,
     ChangeSet,
     GCStats,
+    ListSubjects,
     Operation,
     Page,
     Record,
@@ -48,6 +49,7 @@ from storage.base import (
     SnapshotReader,
     SnapToken,
     Subject,
+    SubjectSet,
     TenantId,
     TenantInfo,
     Tuple,
@@ -553,21 +555,27 @@ class MemoryReader:
         ]
         return sorted(found, key=lambda a: a.key)
 
+    def tuple_kinds(self) -> frozenset[TupleKind]:
+        return self._current().kinds
+
+    def subject_token(self, subject: Subject) -> object:
+        return subject
+
+    def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
+        return ListSubjects(self.subjects(entity_type, entity_id, relation))
+
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
-    ) -> dict[str, list[Subject]] | None:
+    ) -> dict[str, SubjectSet] | None:
         found = sorted(
             t for t in self._tuples() if (t.entity_type, t.entity_id) == (entity_type, entity_id)
         )
         if len(found) > limit:
             return None
-        out: dict[str, list[Subject]] = {}
+        grouped: dict[str, list[Subject]] = {}
         for t in found:
-            out.setdefault(t.relation, []).append(t.subject)
-        return out
-
-    def tuple_kinds(self) -> frozenset[TupleKind]:
-        return self._current().kinds
+            grouped.setdefault(t.relation, []).append(t.subject)
+        return {name: ListSubjects(subjects) for name, subjects in grouped.items()}
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
         return [

@@ -23,6 +23,7 @@ from storage.base import (
     SnapshotReader,
     Store,
     Subject,
+    SubjectSet,
     Tuple,
     TupleFilter,
 )
@@ -93,6 +94,10 @@ def test_written_tuples_are_read_forward_reverse_and_by_point(store: Store) -> N
     assert list(r.entity_ids("doc", "viewer", Subject("group", "g"))) == []
 
 
+def as_lists(found: dict[str, SubjectSet] | None) -> dict[str, list[Subject]] | None:
+    return None if found is None else {name: list(subjects) for name, subjects in found.items()}
+
+
 def test_relations_reads_one_entity_grouped_by_relation_at_its_revision(store: Store) -> None:
     write(store, "doc:1#viewer@user:1", "doc:1#viewer@group:g#member", "doc:1#owner@user:2")
     write(store, "doc:10#viewer@user:3", "doc:1x#viewer@user:4")
@@ -100,19 +105,41 @@ def test_relations_reads_one_entity_grouped_by_relation_at_its_revision(store: S
     delete(store, "doc:1#owner@user:2")
     write(store, "doc:1#parent@folder:f")
     r = store.reader(DEFAULT_TENANT)
-    assert r.relations("doc", "1", limit=10) == {
+    assert as_lists(r.relations("doc", "1", limit=10)) == {
         "viewer": [Subject("group", "g", "member"), Subject("user", "1")],
         "parent": [Subject("folder", "f")],
     }
-    assert old.relations("doc", "1", limit=10) == {
+    assert as_lists(old.relations("doc", "1", limit=10)) == {
         "owner": [Subject("user", "2")],
         "viewer": [Subject("group", "g", "member"), Subject("user", "1")],
     }
     for name, subjects in r.relations("doc", "1", limit=10).items():  # type: ignore[union-attr]
-        assert subjects == r.subjects("doc", "1", name)
-    assert r.relations("doc", "1", limit=3) == r.relations("doc", "1", limit=10)
+        assert list(subjects) == r.subjects("doc", "1", name)
+    assert as_lists(r.relations("doc", "1", limit=3)) == as_lists(r.relations("doc", "1", limit=10))
     assert r.relations("doc", "1", limit=2) is None  # more tuples than the limit
     assert r.relations("doc", "nope", limit=2) == {}
+
+
+@pytest.mark.parametrize("size", [0, 1, 8, 9, 40], ids=lambda n: f"{n}-subjects")
+def test_subject_sets_answer_exact_membership_and_list_usersets(store: Store, size: int) -> None:
+    stored = [f"doc:1#viewer@user:{i}" for i in range(size)]
+    write(store, *stored, "doc:1#viewer@group:g#member", "doc:1#viewer@user:0#friend")
+    nul = Tuple("doc", "1", "viewer", "a", "\x00", "r\x00")  # escaped bytes in every part
+    store.write(DEFAULT_TENANT, Changes(write_tuples=[nul]))
+    r = store.reader(DEFAULT_TENANT)
+    found = r.subject_set("doc", "1", "viewer")
+    expected = r.subjects("doc", "1", "viewer")
+    assert list(found) == expected and len(found) == size + 3
+    assert list(found.usersets) == [s for s in expected if s.relation]
+    assert len(found.usersets) == 3
+    token = r.subject_token
+    for s in expected:
+        assert found.has(token(s))
+    assert not found.has(token(Subject("user", str(size))))
+    assert not found.has(token(Subject("group", "g")))  # the userset is not the object
+    assert not found.has(token(Subject("group", "g", "owner")))
+    assert not found.has(token(Subject("user", "0", "friends")))
+    assert not r.subject_set("doc", "2", "viewer").has(token(Subject("user", "0")))
 
 
 def test_tuple_kinds_remember_every_shape_ever_written_per_tenant(store: Store) -> None:

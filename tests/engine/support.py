@@ -1,0 +1,38 @@
+"""Helpers of the engine tests: load a schema and data straight into a store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.engine import Engine
+from storage.base import Attribute, Changes, Store, Tuple
+
+TENANT = "t1"  # every store starts with this tenant
+
+
+def write(store: Store, tuples: Sequence[str] = (), attributes: Sequence[Attribute] = ()) -> str:
+    """Write tuple strings and attributes (in batches the store accepts); the new token."""
+    parsed = [Tuple.parse(t) for t in tuples]
+    token = store.head(TENANT)
+    for start in range(0, max(len(parsed), 1), store.max_write_items):
+        token = store.write(
+            TENANT,
+            Changes(
+                write_tuples=parsed[start : start + store.max_write_items],
+                write_attributes=list(attributes) if start == 0 else [],
+            ),
+        )
+    return token
+
+
+def load(
+    store: Store,
+    schema: str,
+    tuples: Sequence[str] = (),
+    attributes: Sequence[Attribute] = (),
+) -> Engine:
+    """Write ``schema`` and data straight to the store (the store validates nothing, so tuples
+    the schema does not admit land as they are) and return a fresh engine over it."""
+    store.write_schema(TENANT, schema)
+    write(store, tuples, attributes)
+    return Engine(store)
