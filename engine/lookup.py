@@ -18,8 +18,8 @@ confirmation at all:
 Results are complete: a confirmation that fails with an error fails the whole lookup, never a
 silently shorter list. The walks themselves follow every path (their visited sets end cycles),
 so a result reached through unions alone is returned even where a check with the same depth
-would run out of budget; only confirmations spend depth. Ids are sorted ascending as strings (Permify's order), and pages are
-cut from that order with a cursor naming the last id returned.
+would run out of budget; only confirmations spend depth. Ids are sorted ascending as strings
+(Permify's order), and pages are cut from that order with a cursor naming the last id returned.
 
 The walk's edges come from the schema (which permission reads which name) completed with the
 tuple kinds present in the data (which entity relations hold which subject types), so a tuple
