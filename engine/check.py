@@ -172,6 +172,8 @@ class Program:
                 # Same entity: no data in between, so no cycle is possible (the compiler
                 # rejects permission cycles) and no hop bookkeeping is needed.
                 return _computed(entity.name, name, self._permission(entity, name, compiling))
+            if name in entity.relations:
+                return _direct(entity.name, name, computed=True)
             target = self.evaluators.get((entity.name, name))
             if target is None:
                 return _unknown(entity.name, name)
@@ -290,15 +292,26 @@ def _unknown(entity_type: str, name: str) -> Evaluator:
     return unknown
 
 
-def _direct(entity_type: str, relation: str) -> Evaluator:
-    """``entity#relation``: the subject is stored there, or is in a stored userset."""
+def _direct(entity_type: str, relation: str, *, computed: bool = False) -> Evaluator:
+    """``entity#relation``: the subject is stored there, or is in a stored userset.
+
+    With ``computed``, this is a permission's reference to the relation (one dispatch in
+    Permify's terms), fused into one closure: the reference's bookkeeping is inlined.
+    """
+    key_of = (entity_type, relation)
 
     def direct(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
-        data = ev.relation(entity_type, eid, relation)
-        token = ev.tokens.get(s)
-        if token is None:
-            token = ev.token(s)
-        if data.has(token):
+        if computed:
+            if s[2] == relation and s[1] == eid and s[0] == entity_type:
+                return True
+            if depth < 1:
+                raise _depth_error(depth)
+            depth -= 1
+        reads = ev.plain_reads
+        data = None if reads is None else reads.get((entity_type, eid, relation))
+        if data is None:
+            data = ev.relation(entity_type, eid, relation)
+        if data.has(ev.root_token if s is ev.root else ev.token(s)):
             return True
         usersets = data.usersets
         if not usersets:
@@ -319,6 +332,7 @@ def _direct(entity_type: str, relation: str) -> Evaluator:
             raise error
         return False
 
+    direct.__qualname__ = f"direct[{key_of[0]}#{key_of[1]}]"
     return direct
 
 
@@ -399,10 +413,13 @@ class Evaluation:
         "data",
         "evaluators",
         "in_progress",
+        "plain_reads",
         "program",
         "reader",
         "reads",
         "results",
+        "root",
+        "root_token",
         "tokens",
     )
 
@@ -421,6 +438,11 @@ class Evaluation:
         self.results = results
         self.in_progress: set[ResultKey] = set()
         self.tokens: dict[Subject, object] = {}
+        #: The subject most membership tests are about, and its token (see `begin`).
+        self.root: Subject | None = None
+        self.root_token: object = None
+        #: The shared read cache, or None when contextual tuples must be merged into reads.
+        self.plain_reads: dict[Any, Any] | None = None if context.tuples else reads
         self.cuts = 0
         self.count = 0
         self.data: Mapping[str, Any] = context.data
@@ -439,6 +461,8 @@ class Evaluation:
         """Check ``entity_type:eid#name`` for ``s``: the one recursion point of evaluation."""
         if s[2] == name and s[1] == eid and s[0] == entity_type:
             return True  # the subject is this very userset
+        if s is not self.root and not self.in_progress:
+            self.begin(s)  # a new top-level question (bulk check items, confirmations)
         if depth < 0:
             raise _depth_error(depth)
         key = (entity_type, eid, name, s)
@@ -464,9 +488,16 @@ class Evaluation:
             results[key] = answer
         return answer
 
+    def begin(self, subject: Subject) -> None:
+        """Make ``subject`` the one membership tests are mostly about."""
+        self.root = subject
+        self.root_token = self.token(subject)
+
     def token(self, s: Subject) -> object:
         """The reader's membership token for ``s`` (memoised for the request)."""
-        token = self.tokens[s] = self.reader.subject_token(s)
+        token = self.tokens.get(s)
+        if token is None:
+            token = self.tokens[s] = self.reader.subject_token(s)
         return token
 
     def objects(self, entity_type: str, eid: str, relation: str) -> list[tuple[str, str]]:

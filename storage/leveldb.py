@@ -33,7 +33,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -878,26 +878,20 @@ class _RawSubjects:
     """A `SubjectSet` kept as the subjects' key bytes: membership needs no decoding, and the
     bytes (unlike tuples) are no work for the garbage collector."""
 
-    __slots__ = ("_bodies", "_lookup", "_usersets")
+    __slots__ = ("_bodies", "_lookup", "usersets")
 
     def __init__(self, bodies: list[bytes]) -> None:
         self._bodies = bodies
         self._lookup: list[bytes] | frozenset[bytes] = (
             bodies if len(bodies) < 9 else frozenset(bodies)
         )
-        self._usersets: list[Subject] | None = None
+        usersets = [b for b in bodies if not b.endswith(_PLAIN_END)]
+        self.usersets: Sequence[Subject] = (
+            [_decode_subject(b) for b in usersets] if usersets else ()
+        )
 
     def has(self, token: object) -> bool:
         return token in self._lookup
-
-    @property
-    def usersets(self) -> list[Subject]:
-        found = self._usersets
-        if found is None:
-            found = self._usersets = [
-                _decode_subject(b) for b in self._bodies if not b.endswith(_PLAIN_END)
-            ]
-        return found
 
     def __len__(self) -> int:
         return len(self._bodies)
