@@ -73,7 +73,13 @@ from storage.base import (
 Evaluator = Callable[["Evaluation", str, Subject, int], bool]
 #: An entity with at most this many tuples is read in one scan (see Evaluation.relation).
 PREFETCH_LIMIT = 64
-ResultKey = tuple[str, str, str, Subject]
+ResultKey = str
+
+
+def _subject_key(s: Subject) -> tuple[str, str]:
+    """The subject's part of a result key: the lengths of its type and relation, and its
+    type, relation and id."""
+    return f"{len(s[0])}.{len(s[2])}", f"{s[0]}{s[2]}{s[1]}"
 
 
 #: What the engine caches per relation read: the backend's `SubjectSet`.
@@ -308,7 +314,7 @@ def _direct(entity_type: str, relation: str, *, computed: bool = False) -> Evalu
                 raise _depth_error(depth)
             depth -= 1
         reads = ev.plain_reads
-        data = None if reads is None else reads.get((entity_type, eid, relation))
+        data = None if reads is None else reads.get(f"{entity_type}\x00{relation}\x00{eid}")
         if data is None:
             data = ev.relation(entity_type, eid, relation)
         if data.has(ev.root_token if s is ev.root else ev.token(s)):
@@ -419,6 +425,7 @@ class Evaluation:
         "reads",
         "results",
         "root",
+        "root_key",
         "root_token",
         "tokens",
     )
@@ -441,6 +448,7 @@ class Evaluation:
         #: The subject most membership tests are about, and its token (see `begin`).
         self.root: Subject | None = None
         self.root_token: object = None
+        self.root_key = ("", "")
         #: The shared read cache, or None when contextual tuples must be merged into reads.
         self.plain_reads: dict[Any, Any] | None = None if context.tuples else reads
         self.cuts = 0
@@ -465,7 +473,11 @@ class Evaluation:
             self.begin(s)  # a new top-level question (bulk check items, confirmations)
         if depth < 0:
             raise _depth_error(depth)
-        key = (entity_type, eid, name, s)
+        # A string key (strings are no work for the garbage collector): the lengths of all
+        # parts but the last, then the parts, so no two questions share a key.
+        sk = self.root_key if s is self.root else _subject_key(s)
+        lengths = f"{len(entity_type)}.{len(name)}.{len(eid)}.{sk[0]}"
+        key = f"{lengths}\x00{entity_type}{name}{eid}{sk[1]}"
         results = self.results
         hit = results.get(key)
         if hit is not None:
@@ -492,6 +504,7 @@ class Evaluation:
         """Make ``subject`` the one membership tests are mostly about."""
         self.root = subject
         self.root_token = self.token(subject)
+        self.root_key = _subject_key(subject)
 
     def token(self, s: Subject) -> object:
         """The reader's membership token for ``s`` (memoised for the request)."""
@@ -504,19 +517,19 @@ class Evaluation:
         """`objects_of` the relation, cached beside it."""
         if self._context_tuples:
             return objects_of(self.relation(entity_type, eid, relation))
-        key = (entity_type, eid, relation, "")
+        key = f"{entity_type}\x01{relation}\x00{eid}"  # \x01: not a read key
         found: list[tuple[str, str]] | None = self.reads.get(key)
         if found is None:
             found = self.reads[key] = objects_of(self.relation(entity_type, eid, relation))
         return found
 
     def relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
-        key = (entity_type, eid, relation)
+        key = f"{entity_type}\x00{relation}\x00{eid}"
         data: SubjectSet | None = self.reads.get(key)
         if data is None:
             data = self._read_relation(entity_type, eid, relation)
         if self._context_tuples:
-            extra = self._context_tuples.get(key)
+            extra = self._context_tuples.get((entity_type, eid, relation))
             if extra:
                 data = _Merged(data, extra, {self.reader.subject_token(s) for s in extra})
         return data
@@ -526,21 +539,23 @@ class Evaluation:
         entity's tuples in one scan when there are few (a permission usually needs several)."""
         reads = self.reads
         names = self.program.prefetch.get(entity_type)
-        big = (entity_type, eid, "")
+        big = f"{entity_type}\x02{eid}"  # \x02: this entity is too big to read whole
         if names is not None and big not in reads:
             found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
             if found is not None:
+                # Read keys are `type NUL relation NUL id`: schema names (identifiers, no
+                # control characters) and the id last, so no two reads share a key (objects and
+                # markers use \x01 and \x02 after the type). Relations the schema no longer
+                # has are never asked for.
                 for name in names:
-                    reads[(entity_type, eid, name)] = found.pop(name, _NO_SUBJECTS)
-                for name, subjects in found.items():  # relations the schema no longer has
-                    reads[(entity_type, eid, name)] = subjects
-                data: SubjectSet | None = reads.get((entity_type, eid, relation))
+                    reads[f"{entity_type}\x00{name}\x00{eid}"] = found.get(name, _NO_SUBJECTS)
+                data: SubjectSet | None = reads.get(f"{entity_type}\x00{relation}\x00{eid}")
                 if data is None:
-                    data = reads[(entity_type, eid, relation)] = _NO_SUBJECTS
+                    data = reads[f"{entity_type}\x00{relation}\x00{eid}"] = _NO_SUBJECTS
                 return data
             reads[big] = True
         data = self.reader.subject_set(entity_type, eid, relation)
-        reads[(entity_type, eid, relation)] = data
+        reads[f"{entity_type}\x00{relation}\x00{eid}"] = data
         return data
 
     def stored_attribute(self, entity_type: str, eid: str, name: str) -> Attribute | None:
