@@ -74,8 +74,9 @@ def notes(store: LevelDBStore) -> str:
         f"LevelDB store in a temp dir (defaults, gc_interval=None), tenant {TENANT}; "
         f"tuples written through Store.write in batches of {store.max_write_items} "
         "(not validated against the schema); schema write outside load_s, Engine(store) "
-        f"inside it; default EngineConfig (check cache {config.check_cache_entries:,} "
-        f"entries, read cache {config.read_cache_entries:,})"
+        "and its schema compile inside it; default EngineConfig "
+        f"(check cache {config.check_cache_entries:,} entries, "
+        f"read cache {config.read_cache_entries:,})"
     )
 
 
@@ -91,7 +92,9 @@ def run(common: Any, args: Any, store: LevelDBStore) -> None:
         for i in range(0, len(raw), step):
             batch = [Tuple(*t) for t in raw[i : i + step]]
             store.write(TENANT, Changes(write_tuples=batch))
-        return Engine(store)
+        engine = Engine(store)
+        engine.compiled(TENANT)  # compile the schema now, as a server does when it starts
+        return engine
 
     engine: Engine = b.timed_load(load)
 
