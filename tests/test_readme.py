@@ -26,3 +26,10 @@ def test_readme_names_exactly_the_two_setup_commands() -> None:
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^serve:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)
+
+
+def test_readme_python_examples_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    assert blocks, "README has no ```python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
