@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,35 +66,54 @@ class Compiled:
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """Bounds of the engine's caches (entries) and of the depth budget."""
+    """Bounds of the engine's caches and of the depth budget.
+
+    ``check_cache_entries`` and ``read_cache_entries`` bound each cache's entries in total over
+    its ``cache_generations`` generations (one per tenant and revision in use).
+    """
 
     check_cache_entries: int = 200_000
     read_cache_entries: int = 200_000
     schema_cache_entries: int = 64
-    cache_generations: int = 4
+    cache_generations: int = 16
     max_depth: int = MAX_DEPTH
 
 
-class _Generations:
-    """At most ``keep`` dicts, one per key (newest kept), each emptied when over ``entries``."""
+class Generations:
+    """Cache dicts, one per generation key ((tenant, revision) or with the schema version).
+
+    The most recently used ``keep`` generations are kept, so tenants busy at different
+    revisions each keep theirs; together they hold about ``entries`` entries: a new generation
+    evicts the least recently used ones until the total fits, and a generation grown past
+    ``entries`` alone is emptied when next used.
+    """
 
     def __init__(self, keep: int, entries: int) -> None:
         self._keep = keep
         self._entries = entries
-        self._dicts: dict[Any, dict[Any, Any]] = {}
+        self._dicts: OrderedDict[Any, dict[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> dict[Any, Any]:
         found = self._dicts.get(key)
         if found is not None and len(found) <= self._entries:
+            # One C call, atomic under the GIL: no lock on the hot path (and no
+            # contextlib.suppress, which costs more than the call).
+            try:  # noqa: SIM105
+                self._dicts.move_to_end(key)
+            except KeyError:  # evicted meanwhile by another thread; this request keeps it
+                pass
             return found
         with self._lock:
             found = self._dicts.get(key)
             if found is None:
-                found = {}
-                self._dicts[key] = found
-                while len(self._dicts) > self._keep:
-                    del self._dicts[next(iter(self._dicts))]
+                found = self._dicts[key] = {}
+                total = sum(len(d) for d in self._dicts.values())
+                while len(self._dicts) > 1 and (
+                    len(self._dicts) > self._keep or total > self._entries
+                ):
+                    _, evicted = self._dicts.popitem(last=False)
+                    total -= len(evicted)
             elif len(found) > self._entries:
                 found.clear()
             return found
@@ -134,8 +154,8 @@ class Engine:
         self.config = config = config or EngineConfig()
         self._compiled: dict[tuple[str, str], Compiled] = {}
         self._compile_lock = threading.Lock()
-        self._results = _Generations(config.cache_generations, config.check_cache_entries)
-        self._reads = _Generations(config.cache_generations, config.read_cache_entries)
+        self._results = Generations(config.cache_generations, config.check_cache_entries)
+        self._reads = Generations(config.cache_generations, config.read_cache_entries)
 
     # -- schema and snapshot -------------------------------------------------------------------
 
@@ -200,7 +220,9 @@ class Engine:
         return max(0, min(self.config.max_depth, room))
 
     def forget(self, tenant: str) -> None:
-        """Drop cached state of ``tenant`` (after the tenant is deleted)."""
+        """Drop cached state of ``tenant``. Call it when the tenant is deleted: a tenant created
+        again under the same id starts at new revisions, but old snap tokens must not reach
+        the deleted tenant's cached reads."""
         with self._compile_lock:
             for key in [k for k in self._compiled if k[0] == tenant]:
                 del self._compiled[key]
