@@ -108,7 +108,8 @@ class Generations:
             found = self._dicts.get(key)
             if found is None:
                 found = self._dicts[key] = {}
-                total = sum(len(d) for d in self._dicts.values())
+                # list() copies in one C call: readers move entries without the lock.
+                total = sum(len(d) for d in list(self._dicts.values()))
                 while len(self._dicts) > 1 and (
                     len(self._dicts) > self._keep or total > self._entries
                 ):
