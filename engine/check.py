@@ -305,6 +305,7 @@ def _direct(entity_type: str, relation: str, *, computed: bool = False) -> Evalu
     Permify's terms), fused into one closure: the reference's bookkeeping is inlined.
     """
     key_of = (entity_type, relation)
+    read_key = f"{entity_type}\x00{relation}\x00"  # + id: the read cache's key
 
     def direct(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
         if computed:
@@ -314,7 +315,7 @@ def _direct(entity_type: str, relation: str, *, computed: bool = False) -> Evalu
                 raise _depth_error(depth)
             depth -= 1
         reads = ev.plain_reads
-        data = None if reads is None else reads.get(f"{entity_type}\x00{relation}\x00{eid}")
+        data = None if reads is None else reads.get(read_key + eid)
         if data is None:
             data = ev.relation(entity_type, eid, relation)
         if data.has(ev.root_token if s is ev.root else ev.token(s)):
@@ -475,9 +476,8 @@ class Evaluation:
             raise _depth_error(depth)
         # A string key (strings are no work for the garbage collector): the lengths of all
         # parts but the last, then the parts, so no two questions share a key.
-        sk = self.root_key if s is self.root else _subject_key(s)
-        lengths = f"{len(entity_type)}.{len(name)}.{len(eid)}.{sk[0]}"
-        key = f"{lengths}\x00{entity_type}{name}{eid}{sk[1]}"
+        sl, st = self.root_key if s is self.root else _subject_key(s)
+        key = f"{len(entity_type)}.{len(name)}.{len(eid)}.{sl}\x00{entity_type}{name}{eid}{st}"
         results = self.results
         hit = results.get(key)
         if hit is not None:
