@@ -38,6 +38,7 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/dsl_bench.py
+	$(BIN)/python bench/cel_bench.py
 	$(BIN)/python bench/storage_bench.py
 
 # dataset.py is deterministic, so a missing size is regenerated outside the read-only ../shared.
