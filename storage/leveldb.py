@@ -904,7 +904,9 @@ class LevelDBReader:
     """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
     duration of a request (while it is referenced, GC keeps everything it can see)."""
 
-    __slots__ = ("__weakref__", "_db", "_rb", "_revision", "_store", "_tenant", "_tp")
+    __slots__ = (
+        "__weakref__", "_db", "_local", "_rb", "_revision", "_store", "_tenant", "_tp"
+    )
 
     def __init__(self, store: LevelDBStore, tp: bytes, tenant: TenantId, revision: Revision):
         self._store = store
@@ -913,6 +915,17 @@ class LevelDBReader:
         self._tenant = tenant
         self._revision = revision
         self._rb = rev8(revision)
+        # One raw iterator per thread, re-seeked for every engine read: seeking is much cheaper
+        # than making an iterator. It sees the database as of its creation, which is after this
+        # reader's revision was published, so filtering by the revision stays exact.
+        self._local = threading.local()
+
+    def _seek(self, prefix: bytes) -> Any:
+        it = getattr(self._local, "it", None)
+        if it is None:
+            it = self._local.it = self._db.raw_iterator()
+        it.seek(prefix)
+        return it
 
     @property
     def tenant(self) -> TenantId:
@@ -951,12 +964,17 @@ class LevelDBReader:
             return _RawSubjects(bodies)
         add = bodies.append
         try:
-            for key, value in self._db.iterator(prefix=prefix):
+            it = self._seek(prefix)
+            while it.valid():
+                key, value = it.item()
+                if not key.startswith(prefix):
+                    break
                 if key[-1] == 1:  # live key: the value is its creation revision
                     if value <= rb:
                         add(key[n:])
                 elif _visible_pair(value, rb):
                     add(key[n:-1])
+                it.next()
         except RuntimeError as exc:
             raise _closed() from exc
         return _RawSubjects(bodies)
@@ -978,7 +996,12 @@ class LevelDBReader:
         found = 0
         scanned = 0
         try:
-            for key, value in self._db.iterator(prefix=prefix):
+            it = self._seek(prefix)
+            while it.valid():
+                key, value = it.item()
+                if not key.startswith(prefix):
+                    break
+                it.next()
                 scanned += 1
                 if scanned > 4 * limit:  # mostly history: not worth it either
                     return None
