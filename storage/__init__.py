@@ -1,0 +1,2 @@
+"""Tuples, attributes, schemas and records at snapshots: the `Store` protocol and its backends.
+"""
