@@ -36,7 +36,7 @@ store the same fact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dsl.schema import (
@@ -304,7 +304,6 @@ def _direct(entity_type: str, relation: str, *, computed: bool = False) -> Evalu
     With ``computed``, this is a permission's reference to the relation (one dispatch in
     Permify's terms), fused into one closure: the reference's bookkeeping is inlined.
     """
-    key_of = (entity_type, relation)
     read_key = f"{entity_type}\x00{relation}\x00"  # + id: the read cache's key
 
     def direct(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
@@ -321,25 +320,9 @@ def _direct(entity_type: str, relation: str, *, computed: bool = False) -> Evalu
         if data.has(ev.root_token if s is ev.root else ev.token(s)):
             return True
         usersets = data.usersets
-        if not usersets:
-            return False
-        if depth < 1:
-            raise _depth_error(depth)
-        depth -= 1
-        error: EngineError | None = None
-        dispatch = ev.dispatch
-        for u in usersets:
-            try:
-                if dispatch(u[0], u[1], u[2], s, depth):
-                    return True
-            except EngineError as exc:
-                if error is None:
-                    error = exc
-        if error is not None:
-            raise error
-        return False
+        return bool(usersets) and _any_hop(ev, usersets, None, s, depth)
 
-    direct.__qualname__ = f"direct[{key_of[0]}#{key_of[1]}]"
+    direct.__qualname__ = f"direct[{entity_type}#{relation}]"
     return direct
 
 
@@ -348,25 +331,36 @@ def _tuple_to_userset(entity_type: str, tupleset: str, computed: str) -> Evaluat
 
     def tuple_to_userset(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
         objects = ev.objects(entity_type, eid, tupleset)
-        if not objects:
-            return False
-        if depth < 1:
-            raise _depth_error(depth)
-        depth -= 1
-        error: EngineError | None = None
-        dispatch = ev.dispatch
-        for object_type, object_id in objects:
-            try:
-                if dispatch(object_type, object_id, computed, s, depth):
-                    return True
-            except EngineError as exc:
-                if error is None:
-                    error = exc
-        if error is not None:
-            raise error
-        return False
+        return bool(objects) and _any_hop(ev, objects, computed, s, depth)
 
     return tuple_to_userset
+
+
+def _any_hop(
+    ev: Evaluation,
+    hops: Sequence[Sequence[str]],
+    name: str | None,
+    s: Subject,
+    depth: int,
+) -> bool:
+    """The union (three-valued, like `_union`) of one dispatch per hop, each costing one unit of
+    depth: to ``name`` on each (type, id) object, or, with no ``name``, to each userset
+    (type, id, relation)."""
+    if depth < 1:
+        raise _depth_error(depth)
+    depth -= 1
+    error: EngineError | None = None
+    dispatch = ev.dispatch
+    for hop in hops:
+        try:
+            if dispatch(hop[0], hop[1], hop[2] if name is None else name, s, depth):
+                return True
+        except EngineError as exc:
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
+    return False
 
 
 def _attribute_check(entity_type: str, name: str, kind: AttributeType) -> Evaluator:
