@@ -199,16 +199,12 @@ class Program:
         """The evaluator of a name with no compiled one: a rule named directly, or an error."""
         entity = self.schema.entities.get(entity_type)
         if entity is None:
-            raise UnknownEntityType(
-                f"entity type `{entity_type}` is not defined in the schema"
-            )
+            raise UnknownEntityType.of(entity_type)
         rule = self.schema.rules.get(name)
         if rule is not None:
             arguments = tuple(p for p in rule.parameters if p in entity.attributes)
             return _rule_call(entity_type, name, arguments)
-        raise UnknownPermission(
-            f"`{name}` is not a relation, permission or attribute of entity `{entity_type}`"
-        )
+        raise UnknownPermission.of(entity_type, name)
 
 
 def _flatten(operation: Operation, children: tuple[Node, ...]) -> list[Node]:
@@ -291,9 +287,7 @@ def _computed(entity_type: str, name: str, target: Evaluator) -> Evaluator:
 
 def _unknown(entity_type: str, name: str) -> Evaluator:
     def unknown(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
-        raise UnknownPermission(
-            f"`{name}` is not a relation, permission or attribute of entity `{entity_type}`"
-        )
+        raise UnknownPermission.of(entity_type, name)
 
     return unknown
 

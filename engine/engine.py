@@ -30,7 +30,13 @@ from dsl.errors import SchemaError
 from dsl.schema import Schema
 from engine import lookup
 from engine.check import Evaluation, Program
-from engine.errors import DepthExceeded, EngineError, InvalidRequest, SchemaNotFound
+from engine.errors import (
+    DepthExceeded,
+    EngineError,
+    InvalidRequest,
+    SchemaNotFound,
+    UnknownEntityType,
+)
 from engine.expand import expand as expand_tree
 from engine.rules import RuleSet
 from engine.types import (
@@ -415,8 +421,7 @@ class Engine:
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
         definition = compiled.schema.entities.get(entity.type)
         if definition is None:
-            lookup.check_target(compiled.schema, entity.type, "")
-            raise AssertionError("unreachable")
+            raise UnknownEntityType.of(entity.type)
         names = list(definition.permissions)
         if not only_permission:
             names = list(definition.relations) + names

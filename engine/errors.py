@@ -23,9 +23,17 @@ class SchemaNotFound(EngineError):
 class UnknownEntityType(EngineError):
     """The entity type is not defined in the schema version in use."""
 
+    @classmethod
+    def of(cls, entity_type: str) -> UnknownEntityType:
+        return cls(f"entity type `{entity_type}` is not defined in the schema")
+
 
 class UnknownPermission(EngineError):
     """The name is not a relation, permission or attribute of the entity type."""
+
+    @classmethod
+    def of(cls, entity_type: str, name: str) -> UnknownPermission:
+        return cls(f"`{name}` is not a relation, permission or attribute of entity `{entity_type}`")
 
 
 class DepthExceeded(EngineError):

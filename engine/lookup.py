@@ -186,11 +186,9 @@ class Reach:
 def check_target(schema: Schema, entity_type: str, name: str) -> None:
     entity = schema.entities.get(entity_type)
     if entity is None:
-        raise UnknownEntityType(f"entity type `{entity_type}` is not defined in the schema")
+        raise UnknownEntityType.of(entity_type)
     if name not in entity.references:
-        raise UnknownPermission(
-            f"`{name}` is not a relation, permission or attribute of entity `{entity_type}`"
-        )
+        raise UnknownPermission.of(entity_type, name)
 
 
 # --- lookup-entity ------------------------------------------------------------------------------
