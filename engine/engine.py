@@ -375,8 +375,6 @@ class Engine:
             snap_token=snap_token, schema_version=schema_version, depth=depth,
             context=context, scope=None,
         )
-        if cursor:
-            lookup.decode_cursor(cursor)
         return lookup.stream(ids, cursor)
 
     def lookup_subject(

@@ -423,25 +423,25 @@ def decode_cursor(cursor: str) -> str:
         ) from exc
 
 
+def _after(ids: list[str], cursor: str) -> int:
+    """Where the ids after ``cursor`` start in sorted ``ids`` (raises on a bad cursor)."""
+    return bisect_right(ids, decode_cursor(cursor)) if cursor else 0
+
+
 def page(ids: list[str], page_size: int, cursor: str) -> LookupPage:
     """The page of sorted ``ids`` after ``cursor``."""
     if page_size < 1:
         raise InvalidRequest(f"page_size must be at least 1, got {page_size}")
-    start = 0
-    if cursor:
-        last = decode_cursor(cursor)
-        start = bisect_right(ids, last)
+    start = _after(ids, cursor)
     chunk = ids[start : start + page_size]
     more = start + page_size < len(ids)
     return LookupPage(tuple(chunk), encode_cursor(chunk[-1]) if more and chunk else "")
 
 
 def stream(ids: list[str], cursor: str) -> Iterator[tuple[str, str]]:
-    start = 0
-    if cursor:
-        start = bisect_right(ids, decode_cursor(cursor))
-    for i in ids[start:]:
-        yield i, encode_cursor(i)
+    """The ids after ``cursor``, each with its own cursor; a bad cursor raises here, not on
+    the first ``next``."""
+    return ((i, encode_cursor(i)) for i in ids[_after(ids, cursor) :])
 
 
 __all__ = [
