@@ -384,7 +384,7 @@ class _Compiler:
         if not isinstance(value, bool):
             self.error(
                 self._body_start(rule),
-                f"rule expression must result in a boolean type not {_cel_type_name(value)}",
+                f"rule expression must result in a boolean type not {cel_type_name(value)}",
             )
 
     @staticmethod
@@ -655,7 +655,7 @@ def _first_sentence(message: str) -> str:
     return head + dot.strip()
 
 
-def _cel_type_name(value: object) -> str:
+def cel_type_name(value: object) -> str:
     """A CEL value's type as cel-go prints it: ``int``, ``list(string)``, ``map(string, int)``."""
     if isinstance(value, bool):
         return "bool"
@@ -669,7 +669,7 @@ def _cel_type_name(value: object) -> str:
         return "bytes"
     if value is None:
         return "null_type"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return f"list({_common_type(value)})"
     if isinstance(value, dict):
         return f"map({_common_type(value)}, {_common_type(value.values())})"
@@ -682,7 +682,7 @@ def _cel_type_name(value: object) -> str:
 
 def _common_type(values: Iterable[object]) -> str:
     """The one type of ``values``, or ``dyn`` when they have none (or several)."""
-    names = {_cel_type_name(v) for v in values}
+    names = {cel_type_name(v) for v in values}
     return names.pop() if len(names) == 1 else "dyn"
 
 

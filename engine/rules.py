@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from dsl.compiler import cel_type_name
 from dsl.schema import AttributeType, RuleDef
 from engine.errors import RuleError
 from storage.base import AttributeValue
@@ -114,7 +115,7 @@ class RuleSet:
             return result
         raise RuleError(
             f"rule `{rule}` must result in a boolean, but its expression gave "
-            f"{_cel_type(result)} ({result!r})"
+            f"{cel_type_name(result)} ({result!r})"
         )
 
 
@@ -127,24 +128,3 @@ def _failure(rule: str, exc: Exception) -> str:
             "the request's context.data?)"
         )
     return f"rule `{rule}` could not be evaluated: {exc}"
-
-
-def _cel_type(value: object) -> str:
-    """The CEL name of a result's type, as the error message shows it."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bytes):
-        return "bytes"
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return type(value).__name__

@@ -191,9 +191,9 @@ NON_BOOL = [
     pytest.param("v + 1", "int", id="int"),
     pytest.param("'yes'", "string", id="string"),
     pytest.param("2.5", "double", id="double"),
-    pytest.param("[true]", "list", id="list"),
-    pytest.param("null", "null", id="null"),
-    pytest.param("context.data", "map", id="map"),
+    pytest.param("[true]", "list(bool)", id="list"),
+    pytest.param("null", "null_type", id="null"),
+    pytest.param("context.data", "map(string, int)", id="map"),
 ]
 
 
