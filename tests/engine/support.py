@@ -1,13 +1,31 @@
-"""Helpers of the engine tests: load a schema and data straight into a store."""
+"""Helpers of the engine tests: a small schema, loading it and data straight into a store, and
+asking a check in the string forms."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from engine.engine import Engine
+from engine.types import Entity, parse_subject
 from storage.base import Attribute, Changes, Store, Tuple
 
 TENANT = "t1"  # every store starts with this tenant
+
+#: Users, nested groups, and documents with an owner and viewers.
+BASIC = """
+entity user {}
+
+entity group {
+    relation member @user @group#member
+}
+
+entity doc {
+    relation owner @user
+    relation viewer @user @group#member
+    permission edit = owner
+    permission view = viewer or edit
+}
+"""
 
 
 def write(store: Store, tuples: Sequence[str] = (), attributes: Sequence[Attribute] = ()) -> str:
@@ -36,3 +54,14 @@ def load(
     store.write_schema(TENANT, schema)
     write(store, tuples, attributes)
     return Engine(store)
+
+
+def check(engine: Engine, entity: str, permission: str, subject: str, **options: object) -> bool:
+    result = engine.check(
+        TENANT,
+        Entity.parse(entity),
+        permission,
+        parse_subject(subject),
+        **options,  # type: ignore[arg-type]
+    )
+    return result.allowed

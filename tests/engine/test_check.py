@@ -26,21 +26,12 @@ from engine.errors import (
 from engine.types import CheckItem, CheckResult, Context, Entity, parse_subject
 from storage.base import Attribute, Changes, Store, Tuple
 from storage.errors import TenantNotFound
-from tests.engine.support import TENANT, load, write
+from tests.engine.support import BASIC, TENANT, check, load, write
 
 BOOLEAN = AttributeType.BOOLEAN
 INTEGER = AttributeType.INTEGER
 
 
-def check(engine: Engine, entity: str, permission: str, subject: str, **options: object) -> bool:
-    result = engine.check(
-        TENANT,
-        Entity.parse(entity),
-        permission,
-        parse_subject(subject),
-        **options,  # type: ignore[arg-type]
-    )
-    return result.allowed
 
 
 def expect(outcome: bool | type[Exception], ask: Callable[[], bool]) -> None:
@@ -52,20 +43,6 @@ def expect(outcome: bool | type[Exception], ask: Callable[[], bool]) -> None:
             ask()
 
 
-BASIC = """
-entity user {}
-
-entity group {
-    relation member @user @group#member
-}
-
-entity doc {
-    relation owner @user
-    relation viewer @user @group#member
-    permission edit = owner
-    permission view = viewer or edit
-}
-"""
 
 
 def chain(hops: int, last: str = "user:u") -> list[str]:

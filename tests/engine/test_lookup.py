@@ -23,7 +23,7 @@ from engine.errors import (
 )
 from engine.types import Context, Entity, SubjectReference, parse_subject
 from storage.base import Attribute, Changes, Store, Tuple
-from tests.engine.support import TENANT, load
+from tests.engine.support import BASIC, TENANT, check, load
 
 BOOLEAN = AttributeType.BOOLEAN
 INTEGER = AttributeType.INTEGER
@@ -79,33 +79,11 @@ def allowed_by_check(
     context: Context | None = None,
 ) -> list[str]:
     """The ids of ``ids`` on which check allows ``subject``, sorted as strings."""
+    options = {"context": context} if context else {}
     return sorted(
-        i
-        for i in ids
-        if engine.check(
-            TENANT,
-            Entity(entity_type, i),
-            permission,
-            parse_subject(subject),
-            **({"context": context} if context else {}),  # type: ignore[arg-type]
-        ).allowed
+        i for i in ids if check(engine, f"{entity_type}:{i}", permission, subject, **options)
     )
 
-
-BASIC = """
-entity user {}
-
-entity group {
-    relation member @user @group#member
-}
-
-entity doc {
-    relation owner @user
-    relation viewer @user @group#member
-    permission edit = owner
-    permission view = viewer or edit
-}
-"""
 
 # user:1 views doc 1, 10 and 2 directly, 11 and 3 through group:1, and 20 as owner; user:2
 # views doc 4 only. As strings the ids sort 1 10 11 2 20 3.
