@@ -82,8 +82,6 @@ def _subject_key(s: Subject) -> tuple[str, str]:
     return f"{len(s[0])}.{len(s[2])}", f"{s[0]}{s[2]}{s[1]}"
 
 
-#: What the engine caches per relation read: the backend's `SubjectSet`.
-RelationData = SubjectSet
 _NO_SUBJECTS = ListSubjects([])
 
 

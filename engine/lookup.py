@@ -442,14 +442,3 @@ def stream(ids: list[str], cursor: str) -> Iterator[tuple[str, str]]:
     """The ids after ``cursor``, each with its own cursor; a bad cursor raises here, not on
     the first ``next``."""
     return ((i, encode_cursor(i)) for i in ids[_after(ids, cursor) :])
-
-
-__all__ = [
-    "CANDIDATE",
-    "CERTAIN",
-    "Graph",
-    "lookup_entity_ids",
-    "lookup_subject_ids",
-    "page",
-    "stream",
-]
