@@ -366,6 +366,7 @@ class Engine:
         schema_version: str = "",
         depth: int = DEFAULT_DEPTH,
         context: Context = EMPTY_CONTEXT,
+        scope: Mapping[str, Sequence[str]] | None = None,
         cursor: str = "",
     ) -> Iterator[tuple[str, str]]:
         """Every id in order, each with the cursor that resumes after it. The answer is computed
@@ -373,7 +374,7 @@ class Engine:
         ids = self._lookup_entity(
             tenant, entity_type=entity_type, permission=permission, subject=subject,
             snap_token=snap_token, schema_version=schema_version, depth=depth,
-            context=context, scope=None,
+            context=context, scope=scope,
         )
         return lookup.stream(ids, cursor)
 

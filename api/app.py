@@ -1,0 +1,97 @@
+"""The app factory: ``create_app(config)`` builds the aiohttp application.
+
+The store (LevelDB in ``config.data_dir`` unless one is passed in), the engine and the worker
+threads are opened by a cleanup context when the app starts and closed when it stops: in-flight
+requests finish first (``shutdown_timeout``), then the workers drain, then the store closes, so
+LevelDB is always closed cleanly. Nothing here is global: two apps in one process share nothing.
+
+Concurrency model: handlers run on the event loop and do only parsing and formatting there; every
+engine or store call runs in the app's thread pool (``Services.run``), so a slow check or a large
+write never blocks other requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from api.config import Config
+from api.errors import error_middleware
+from api.middleware import JsonAccessLogger, Limiter, Metrics, guard, observe
+from api.routes import data, meta, permissions, schemas, tenants, watch
+from api.services import CONFIG, METRICS, SERVICES, Services
+from engine.engine import Engine, EngineConfig
+from storage.base import Store
+from storage.leveldb import LevelDBStore
+
+log = logging.getLogger("stonetown.server")
+
+
+def create_app(config: Config, *, store: Store | None = None) -> web.Application:
+    """Build the server. With ``store`` the caller owns it (it is not closed on shutdown)."""
+    metrics = Metrics()
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[
+            observe(metrics),
+            error_middleware,
+            guard(Limiter(config.max_concurrency), config.preshared_keys),
+        ],
+    )
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app.cleanup_ctx.append(functools.partial(_services, store=store))
+    app.on_shutdown.append(_stop_streams)
+    for module in (tenants, schemas, data, permissions, watch, meta):
+        app.router.add_routes(module.routes)
+    return app
+
+
+async def _services(app: web.Application, *, store: Store | None) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    owned = store is None
+    opened: Store = store or LevelDBStore(
+        config.data_dir,
+        max_write_items=config.max_write_items,
+        gc_window=config.gc_window_seconds,
+    )
+    engine = Engine(
+        opened,
+        EngineConfig(
+            check_cache_entries=config.check_cache_entries,
+            read_cache_entries=config.read_cache_entries,
+        ),
+    )
+    executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="stonetown-worker")
+    app[SERVICES] = Services(config, opened, engine, executor)
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True)
+        if owned:
+            opened.close()
+            log.info("store closed: %s", config.data_dir)
+
+
+async def _stop_streams(app: web.Application) -> None:
+    """Ends watch streams, which would otherwise hold the shutdown until its timeout."""
+    services = app.get(SERVICES)
+    if services is not None:
+        services.closing.set()
+        services.writes.notify()
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner ``serve`` and the tests use: JSON access log, the configured shutdown wait."""
+    config = app[CONFIG]
+    return web.AppRunner(
+        app,
+        access_log_class=JsonAccessLogger,
+        access_log=logging.getLogger("stonetown.access") if config.access_log else None,
+        shutdown_timeout=config.shutdown_timeout,
+        handle_signals=False,
+    )

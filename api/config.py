@@ -1,0 +1,169 @@
+"""The server's configuration: one frozen dataclass, built from defaults, a YAML file, the
+environment (``STONETOWN_*``) and command-line flags, each overriding the one before.
+
+Nothing here is read at import time; ``load_config`` is called by the CLI and tests build a
+``Config`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PORT = 3476
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_DATA_DIR = "./data"
+ENV_PREFIX = "STONETOWN_"
+
+
+class ConfigError(Exception):
+    """A configuration value that is missing, malformed or out of range; says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the server reads; see README "Configuration" for each setting."""
+
+    data_dir: str = DEFAULT_DATA_DIR
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    #: Bearer keys; empty means no authentication.
+    preshared_keys: tuple[str, ...] = ()
+    #: Largest request body accepted; larger ones get 413.
+    max_body_bytes: int = 4 << 20
+    #: Requests handled at once; more get 429 at once rather than queueing without bound.
+    max_concurrency: int = 512
+    #: Threads running the engine and the store, off the event loop.
+    worker_threads: int = 4
+    #: Tuples plus attributes one write may hold (Permify's max_data_per_write).
+    max_write_items: int = 1000
+    #: Deleted versions younger than this stay readable by snap token.
+    gc_window_seconds: float = 24 * 60 * 60.0
+    #: How long a shutdown waits for in-flight requests.
+    shutdown_timeout: float = 30.0
+    #: Access log: one JSON object per request on the ``stonetown.access`` logger.
+    access_log: bool = True
+    #: Engine caches (entries per generation), see ``engine.engine.EngineConfig``.
+    check_cache_entries: int = 200_000
+    read_cache_entries: int = 200_000
+    #: Seconds between polls of the change log by an idle watch stream (writes made through this
+    #: server wake watchers at once).
+    watch_poll_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
+            (self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
+            (self.max_concurrency >= 1, "max_concurrency must be at least 1"),
+            (self.worker_threads >= 1, "worker_threads must be at least 1"),
+            (self.max_write_items >= 1, "max_write_items must be at least 1"),
+            (self.gc_window_seconds >= 0, "gc_window_seconds must not be negative"),
+            (self.shutdown_timeout >= 0, "shutdown_timeout must not be negative"),
+            (self.watch_poll_seconds > 0, "watch_poll_seconds must be positive"),
+            (bool(self.data_dir), "data_dir must not be empty"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        for key in self.preshared_keys:
+            if not key or key != key.strip():
+                raise ConfigError("a preshared key must be non-empty, without surrounding spaces")
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(name: str, value: object, source: str) -> object:
+    """Turn a YAML or environment value into the type of field ``name``."""
+    default = getattr(Config(), name)
+    try:
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(part.strip() for part in value.split(",") if part.strip())
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise ValueError("expected a list of strings (or one comma-separated string)")
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(str(value).strip()) if not isinstance(value, int) else value
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(str(value).strip()) if not isinstance(value, int | float) else value
+        if not isinstance(value, str | int | float):
+            raise ValueError("expected a string")
+        return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {name}: {exc}") from exc
+
+
+def from_file(path: str | os.PathLike[str]) -> dict[str, object]:
+    """Read a YAML config file: a mapping of Config field names (unknown keys are errors)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(f"config file {path}: unknown setting {key!r} (known: {known})")
+        out[name] = _coerce(name, value, f"config file {path}")
+    return out
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    """``STONETOWN_<FIELD>`` variables (``STONETOWN_PRESHARED_KEYS`` is comma-separated)."""
+    out: dict[str, object] = {}
+    for name in _FIELDS:
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value is not None and value != "":
+            out[name] = _coerce(name, value, f"environment {ENV_PREFIX}{name.upper()}")
+    return out
+
+
+def load_config(
+    *,
+    file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Config:
+    """Defaults, then ``file`` (or ``STONETOWN_CONFIG``), then the environment, then
+    ``overrides`` (command-line flags; None values are skipped)."""
+    env = os.environ if environ is None else environ
+    settings: dict[str, object] = {}
+    path = file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        settings.update(from_file(path))
+    settings.update(from_env(env))
+    for name, value in (overrides or {}).items():
+        if value is None or value == ():
+            continue
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {name!r}")
+        settings[name] = value
+    try:
+        return replace(Config(), **settings)  # type: ignore[arg-type]
+    except TypeError as exc:  # pragma: no cover - guarded by _FIELDS
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,245 @@
+"""Every error the API returns, and THE table that maps exceptions to HTTP statuses.
+
+Bodies have Permify's (grpc-gateway's) shape ``{"code": <gRPC code>, "message": "...",
+"details": [...]}``. ``message`` says what was wrong in words; ``details`` carries a
+``google.rpc.ErrorInfo`` whose ``reason`` is Permify's ErrorCode name (what programs should
+match on) and, for bad input, a ``google.rpc.BadRequest`` naming the field. Where Permify answers
+bad input with HTTP 500 (request validation, schema errors), Stonetown answers 400; a 500 means
+a bug in Stonetown, is logged with its traceback, and never echoes internals to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from dsl.errors import SchemaError
+from engine import errors as engine_errors
+from storage import errors as storage_errors
+
+log = logging.getLogger("stonetown.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# gRPC status codes used in bodies (google.rpc.Code).
+INVALID_ARGUMENT = 3
+NOT_FOUND = 5
+ALREADY_EXISTS = 6
+RESOURCE_EXHAUSTED = 8
+FAILED_PRECONDITION = 9
+ABORTED = 10
+OUT_OF_RANGE = 11
+UNIMPLEMENTED = 12
+INTERNAL = 13
+UNAVAILABLE = 14
+UNAUTHENTICATED = 16
+
+_GRPC_FOR_STATUS = {
+    400: INVALID_ARGUMENT,
+    401: UNAUTHENTICATED,
+    404: NOT_FOUND,
+    405: UNIMPLEMENTED,
+    409: ALREADY_EXISTS,
+    410: OUT_OF_RANGE,
+    413: RESOURCE_EXHAUSTED,
+    415: INVALID_ARGUMENT,
+    429: RESOURCE_EXHAUSTED,
+    500: INTERNAL,
+    503: UNAVAILABLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class ApiError(Exception):
+    """An error raised by the API layer itself, already carrying its status and reason."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        violations: Sequence[FieldViolation] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.violations = tuple(violations)
+        self.headers = headers or {}
+
+
+def bad_request(field: str, description: str, reason: str = "ERROR_CODE_VALIDATION") -> ApiError:
+    """400 naming the offending field."""
+    return ApiError(
+        400, reason, f"{field}: {description}", violations=[FieldViolation(field, description)]
+    )
+
+
+# THE table: exception class -> (HTTP status, Permify ErrorCode name). The most specific class
+# wins (looked up along the exception's MRO).
+_TABLE: dict[type[BaseException], tuple[int, str]] = {
+    storage_errors.TenantNotFound: (404, "ERROR_CODE_TENANT_NOT_FOUND"),
+    storage_errors.TenantExists: (409, "ERROR_CODE_UNIQUE_CONSTRAINT"),
+    storage_errors.InvalidTenantId: (400, "ERROR_CODE_VALIDATION"),
+    storage_errors.SchemaNotFound: (404, "ERROR_CODE_SCHEMA_NOT_FOUND"),
+    storage_errors.InvalidToken: (400, "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"),
+    storage_errors.SnapshotExpired: (410, "ERROR_CODE_SNAPSHOT_EXPIRED"),
+    storage_errors.TooManyChanges: (400, "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED"),
+    storage_errors.InvalidFilter: (400, "ERROR_CODE_VALIDATION"),
+    storage_errors.Conflict: (409, "ERROR_CODE_SERIALIZATION"),
+    storage_errors.StoreClosed: (503, "ERROR_CODE_DATASTORE"),
+    engine_errors.InvalidRequest: (400, "ERROR_CODE_VALIDATION"),
+    engine_errors.SchemaNotFound: (404, "ERROR_CODE_SCHEMA_NOT_FOUND"),
+    engine_errors.UnknownEntityType: (400, "ERROR_CODE_ENTITY_TYPE_NOT_FOUND"),
+    engine_errors.UnknownPermission: (400, "ERROR_CODE_PERMISSION_NOT_FOUND"),
+    engine_errors.DepthExceeded: (400, "ERROR_CODE_DEPTH_NOT_ENOUGH"),
+    engine_errors.RuleError: (400, "ERROR_CODE_EXECUTION"),
+    engine_errors.InvalidWrite: (400, "ERROR_CODE_VALIDATION"),
+    SchemaError: (400, "ERROR_CODE_SCHEMA_COMPILE"),
+}
+
+
+def classify(exc: BaseException) -> tuple[int, str] | None:
+    """(status, reason) for a known exception, or None for a bug."""
+    for cls in type(exc).__mro__:
+        found = _TABLE.get(cls)
+        if found is not None:
+            status, reason = found
+            code = getattr(exc, "code", None)
+            if isinstance(code, str) and code.startswith("ERROR_CODE_"):
+                reason = code  # InvalidWrite and friends carry Permify's exact code
+            return status, reason
+    return None
+
+
+def error_body(
+    status: int,
+    reason: str,
+    message: str,
+    violations: Sequence[FieldViolation] = (),
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    details: list[dict[str, Any]] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "stonetown",
+            "metadata": metadata or {},
+        }
+    ]
+    if violations:
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "field_violations": [
+                    {"field": v.field, "description": v.description} for v in violations
+                ],
+            }
+        )
+    return {"code": _GRPC_FOR_STATUS.get(status, INTERNAL), "message": message, "details": details}
+
+
+def error_response(
+    status: int,
+    reason: str,
+    message: str,
+    violations: Sequence[FieldViolation] = (),
+    *,
+    headers: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(
+        error_body(status, reason, message, violations, metadata), status=status, headers=headers
+    )
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def from_validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
+    """Pydantic's errors as field violations: ``metadata.depth: must be >= 3``."""
+    violations = []
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        where = _loc([p for p in err["loc"] if p not in {"function-after", "function-before"}])
+        if prefix:
+            where = f"{prefix}.{where}" if where != "body" else prefix
+        message = err["msg"]
+        if err["type"] == "json_invalid":
+            where, message = "body", f"not valid JSON ({message})"
+        elif err["type"] == "model_type" and where == "body":
+            message = "the body must be a JSON object"
+        violations.append(FieldViolation(where, message))
+    text = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return ApiError(400, "ERROR_CODE_VALIDATION", text, violations=violations)
+
+
+def _schema_error(exc: SchemaError) -> ApiError:
+    violations = [
+        FieldViolation("schema", f"{d.line}:{d.column}: {d.message}") for d in exc.diagnostics
+    ]
+    text = "; ".join(v.description for v in violations) or str(exc)
+    reason = "ERROR_CODE_SCHEMA_COMPILE"
+    return ApiError(400, reason, f"the schema does not compile: {text}", violations=violations)
+
+
+def translate(exc: BaseException) -> ApiError | None:
+    """An ApiError for any exception the table or the boundary knows; None for a bug."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return from_validation_error(exc)
+    if isinstance(exc, SchemaError):
+        return _schema_error(exc)
+    found = classify(exc)
+    if found is None:
+        return None
+    status, reason = found
+    return ApiError(status, reason, str(exc) or reason)
+
+
+def _http_exception(exc: web.HTTPException) -> ApiError:
+    status = exc.status
+    if status == 413:
+        return ApiError(413, "ERROR_CODE_VALIDATION", f"request body too large: {exc.text or ''}")
+    if status == 404:
+        return ApiError(404, "ERROR_CODE_NOT_FOUND", "no such endpoint")
+    if status == 405:
+        return ApiError(405, "ERROR_CODE_NOT_IMPLEMENTED", f"method not allowed: {exc.reason}")
+    return ApiError(status, "ERROR_CODE_VALIDATION", exc.reason)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every exception into the error body; 500 only for bugs, logged with a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        api = _http_exception(exc)
+    except Exception as exc:
+        found = translate(exc)
+        if found is None:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return error_response(500, "ERROR_CODE_INTERNAL", "internal error (logged)")
+        api = found
+    return error_response(api.status, api.reason, api.message, api.violations, headers=api.headers)

@@ -1,0 +1,770 @@
+"""Permify's wire shapes: pydantic request models, response models, and the conversions.
+
+This is the only module that knows the JSON format. It follows Permify's gateway
+(``UseProtoNames``, ``EmitUnpopulated``, ``DiscardUnknown``): requests take the proto
+(snake_case) field names or their lowerCamelCase JSON names and ignore unknown fields; responses
+use the snake_case names and contain every field. Request models validate what Permify's
+validation rules check (name and id patterns, ``depth >= 3``, list sizes); names may also hold
+digits, as Stonetown's schema language allows. A ``metadata`` object may be left out; each of its
+fields then takes its default (``depth`` 50, the newest snapshot and schema).
+
+Response models exist for the OpenAPI document and for tests that check every response against
+them; handlers build response dicts with the functions at the bottom, which are cheaper.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, assert_never
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from dsl.schema import (
+    AttributeType,
+    ComputedAttribute,
+    ComputedUserSet,
+    EntityDef,
+    Node,
+    Operation,
+    ReferenceKind,
+    Rewrite,
+    RuleCall,
+    Schema,
+    TupleToUserSet,
+)
+from engine.types import DEFAULT_DEPTH, MAX_BULK_CHECK_ITEMS
+from storage.base import Attribute, Subject, Tuple
+
+NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$"
+ID_PATTERN = r"^([a-zA-Z0-9_\-@.:+]{1,128}|\*)$"
+SUBJECT_RELATION_PATTERN = r"^(\.\.\.|[a-zA-Z_][a-zA-Z0-9_]{0,63})?$"
+MAX_PAGE_SIZE = 10_000
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+OptionalName = Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_]{0,63})?$")]
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
+Depth = Annotated[int, Field(ge=3)]
+
+ANY_PREFIX = "type.googleapis.com/base.v1."
+#: Permify's value messages, by attribute type.
+VALUE_TYPES: dict[AttributeType, str] = {
+    AttributeType.BOOLEAN: "BooleanValue",
+    AttributeType.BOOLEAN_ARRAY: "BooleanArrayValue",
+    AttributeType.STRING: "StringValue",
+    AttributeType.STRING_ARRAY: "StringArrayValue",
+    AttributeType.INTEGER: "IntegerValue",
+    AttributeType.INTEGER_ARRAY: "IntegerArrayValue",
+    AttributeType.DOUBLE: "DoubleValue",
+    AttributeType.DOUBLE_ARRAY: "DoubleArrayValue",
+}
+TYPES_BY_URL = {ANY_PREFIX + name: kind for kind, name in VALUE_TYPES.items()}
+
+CHECK_ALLOWED = "CHECK_RESULT_ALLOWED"
+CHECK_DENIED = "CHECK_RESULT_DENIED"
+
+
+class Wire(BaseModel):
+    """Requests: snake_case or lowerCamelCase names in, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+    )
+
+
+class Out(BaseModel):
+    """Responses: exactly these fields (tests validate every response against its model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- common sub-messages ----------------------------------------------------------------------
+
+
+class EntityIn(Wire):
+    type: Name
+    id: Id
+
+
+class SubjectIn(Wire):
+    type: Name
+    id: Id
+    relation: Annotated[str, Field(pattern=SUBJECT_RELATION_PATTERN)] = ""
+
+    def to_subject(self) -> Subject:
+        return Subject(self.type, self.id, "" if self.relation == "..." else self.relation)
+
+
+class TupleIn(Wire):
+    entity: EntityIn
+    relation: Name
+    subject: SubjectIn
+
+    def to_tuple(self) -> Tuple:
+        s = self.subject
+        return Tuple(
+            self.entity.type,
+            self.entity.id,
+            self.relation,
+            s.type,
+            s.id,
+            "" if s.relation == "..." else s.relation,
+        )
+
+
+class AnyValue(Wire):
+    """``google.protobuf.Any`` holding one of Permify's value messages."""
+
+    type_url: str = Field(alias="@type")
+    data: Any = None
+
+    @field_validator("type_url")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in TYPES_BY_URL:
+            known = ", ".join(VALUE_TYPES.values())
+            raise ValueError(f"unknown value type {value!r}: expected {ANY_PREFIX}<one of {known}>")
+        return value
+
+    @property
+    def kind(self) -> AttributeType:
+        return TYPES_BY_URL[self.type_url]
+
+
+class AttributeIn(Wire):
+    entity: EntityIn
+    attribute: Name
+    value: AnyValue
+
+    def to_attribute(self) -> Attribute:
+        """Raises ValueError (a field error) when ``value.data`` does not fit the type."""
+        kind = self.value.kind
+        data = self.value.data
+        if data is None:  # EmitUnpopulated senders leave out nothing, but protojson may
+            data = [] if kind.is_array else _ZERO[kind.element]
+        if kind.element is AttributeType.INTEGER:
+            data = _integers(data, kind)
+        elif kind.element is AttributeType.DOUBLE:
+            data = _doubles(data, kind)
+        return Attribute(self.entity.type, self.entity.id, self.attribute, kind, data)
+
+
+_ZERO: dict[AttributeType, object] = {
+    AttributeType.BOOLEAN: False,
+    AttributeType.STRING: "",
+    AttributeType.INTEGER: 0,
+    AttributeType.DOUBLE: 0.0,
+}
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def _integer(value: object) -> int:
+    # protojson writes 64-bit integers as strings and accepts them either way.
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {type(value).__name__}")
+    if not INT32[0] <= value <= INT32[1]:
+        raise ValueError(f"integer {value} is outside the 32-bit range")
+    return value
+
+
+def _integers(data: object, kind: AttributeType) -> object:
+    if kind.is_array:
+        if not isinstance(data, list):
+            raise ValueError("expected a list of integers")
+        return [_integer(v) for v in data]
+    return _integer(data)
+
+
+def _double(value: object) -> float:
+    if isinstance(value, str) and value in {"NaN", "Infinity", "-Infinity"}:
+        return float(value.replace("Infinity", "inf"))
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _doubles(data: object, kind: AttributeType) -> object:
+    if kind.is_array:
+        if not isinstance(data, list):
+            raise ValueError("expected a list of numbers")
+        return [_double(v) for v in data]
+    return _double(data)
+
+
+class ContextIn(Wire):
+    tuples: list[TupleIn] = []
+    attributes: list[AttributeIn] = []
+    data: dict[str, Any] = {}
+
+
+class ArgumentIn(Wire):
+    """Permify's ``Argument``; accepted and ignored, as Permify's HTTP API does."""
+
+    computed_attribute: dict[str, Any] | None = None
+
+
+class StringArrayIn(Wire):
+    data: list[Id] = []
+
+
+class EntityFilterIn(Wire):
+    type: OptionalName = ""
+    ids: list[Id] = []
+
+
+class SubjectFilterIn(Wire):
+    type: OptionalName = ""
+    ids: list[Id] = []
+    relation: Annotated[str, Field(pattern=SUBJECT_RELATION_PATTERN)] = ""
+
+
+class TupleFilterIn(Wire):
+    entity: EntityFilterIn = EntityFilterIn()
+    relation: OptionalName = ""
+    subject: SubjectFilterIn = SubjectFilterIn()
+
+    @property
+    def is_empty(self) -> bool:
+        e, s = self.entity, self.subject
+        return not (e.type or e.ids or self.relation or s.type or s.ids or s.relation)
+
+
+class AttributeFilterIn(Wire):
+    entity: EntityFilterIn = EntityFilterIn()
+    attributes: list[Name] = []
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.entity.type or self.entity.ids or self.attributes)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+class SnapMetadata(Wire):
+    snap_token: str = ""
+
+
+class SchemaMetadata(Wire):
+    schema_version: str = ""
+
+
+class ExpandMetadata(Wire):
+    schema_version: str = ""
+    snap_token: str = ""
+
+
+class CheckMetadata(Wire):
+    schema_version: str = ""
+    snap_token: str = ""
+    depth: Depth = DEFAULT_DEPTH
+
+
+class SubjectPermissionMetadata(CheckMetadata):
+    only_permission: bool = False
+
+
+# -- permissions ------------------------------------------------------------------------------
+
+
+class CheckRequest(Wire):
+    metadata: CheckMetadata = CheckMetadata()
+    entity: EntityIn
+    permission: Name
+    subject: SubjectIn
+    context: ContextIn | None = None
+    arguments: list[ArgumentIn] = []
+
+
+class BulkCheckItemIn(Wire):
+    entity: EntityIn
+    permission: Name
+    subject: SubjectIn
+
+
+class BulkCheckRequest(Wire):
+    metadata: CheckMetadata = CheckMetadata()
+    items: Annotated[list[BulkCheckItemIn], Field(min_length=1, max_length=MAX_BULK_CHECK_ITEMS)]
+    context: ContextIn | None = None
+    arguments: list[ArgumentIn] = []
+
+
+class ExpandRequest(Wire):
+    metadata: ExpandMetadata = ExpandMetadata()
+    entity: EntityIn
+    permission: Name
+    context: ContextIn | None = None
+    arguments: list[ArgumentIn] = []
+
+
+class LookupEntityRequest(Wire):
+    metadata: CheckMetadata = CheckMetadata()
+    entity_type: Name
+    permission: Name
+    subject: SubjectIn
+    context: ContextIn | None = None
+    scope: dict[str, StringArrayIn] = {}
+    page_size: PageSize | None = None
+    continuous_token: str = ""
+
+
+class SubjectReferenceIn(Wire):
+    type: Name
+    relation: Annotated[str, Field(pattern=SUBJECT_RELATION_PATTERN)] = ""
+
+
+class LookupSubjectRequest(Wire):
+    metadata: CheckMetadata = CheckMetadata()
+    entity: EntityIn
+    permission: Name
+    subject_reference: SubjectReferenceIn
+    context: ContextIn | None = None
+    arguments: list[ArgumentIn] = []
+    page_size: PageSize | None = None
+    continuous_token: str = ""
+
+
+class SubjectPermissionRequest(Wire):
+    metadata: SubjectPermissionMetadata = SubjectPermissionMetadata()
+    entity: EntityIn
+    subject: SubjectIn
+    context: ContextIn | None = None
+
+
+# -- schemas ----------------------------------------------------------------------------------
+
+
+class SchemaWriteRequest(Wire):
+    schema_: str = Field(alias="schema", min_length=1)
+
+
+class SchemaReadRequest(Wire):
+    metadata: SchemaMetadata = SchemaMetadata()
+
+
+class PageRequest(Wire):
+    page_size: PageSize | None = None
+    continuous_token: str = ""
+
+
+class PartialIn(Wire):
+    write: list[str] = []
+    update: list[str] = []
+    delete: list[str] = []
+
+
+class PartialWriteRequest(Wire):
+    metadata: SchemaMetadata = SchemaMetadata()
+    partials: dict[str, PartialIn] = {}
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+class DataWriteRequest(Wire):
+    metadata: SchemaMetadata = SchemaMetadata()
+    tuples: list[TupleIn] = []
+    attributes: list[AttributeIn] = []
+
+
+class RelationshipsWriteRequest(Wire):
+    metadata: SchemaMetadata = SchemaMetadata()
+    tuples: Annotated[list[TupleIn], Field(min_length=1)]
+
+
+class RelationshipsReadRequest(Wire):
+    metadata: SnapMetadata = SnapMetadata()
+    filter: TupleFilterIn
+    page_size: PageSize | None = None
+    continuous_token: str = ""
+
+
+class AttributesReadRequest(Wire):
+    metadata: SnapMetadata = SnapMetadata()
+    filter: AttributeFilterIn
+    page_size: PageSize | None = None
+    continuous_token: str = ""
+
+
+class DataDeleteRequest(Wire):
+    tuple_filter: TupleFilterIn = TupleFilterIn()
+    attribute_filter: AttributeFilterIn = AttributeFilterIn()
+
+
+class RelationshipsDeleteRequest(Wire):
+    filter: TupleFilterIn
+
+
+# -- bundles ----------------------------------------------------------------------------------
+
+
+class BundleOperationIn(Wire):
+    relationships_write: list[str] = []
+    relationships_delete: list[str] = []
+    attributes_write: list[str] = []
+    attributes_delete: list[str] = []
+
+
+class BundleIn(Wire):
+    name: Name
+    arguments: list[Name] = []
+    operations: list[BundleOperationIn] = []
+
+
+class BundleWriteRequest(Wire):
+    bundles: Annotated[list[BundleIn], Field(min_length=1)]
+
+
+class BundleNameRequest(Wire):
+    name: Name
+
+
+class RunBundleRequest(Wire):
+    name: Name
+    arguments: dict[str, str] = {}
+
+
+# -- tenants and watch --------------------------------------------------------------------------
+
+
+class TenantCreateRequest(Wire):
+    id: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_\-@.:+]{1,128}$")]
+    name: Annotated[str, Field(max_length=256)] = ""
+
+
+class WatchRequest(Wire):
+    snap_token: str = ""
+
+
+# -- responses (for the OpenAPI document and response tests) ------------------------------------
+
+
+class EntityOut(Out):
+    type: str
+    id: str
+
+
+class SubjectOut(Out):
+    type: str
+    id: str
+    relation: str
+
+
+class TupleOut(Out):
+    entity: EntityOut
+    relation: str
+    subject: SubjectOut
+
+
+class AnyOut(Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    type_url: str = Field(alias="@type")
+    data: Any
+
+
+class AttributeOut(Out):
+    entity: EntityOut
+    attribute: str
+    value: AnyOut
+
+
+class CheckMetadataOut(Out):
+    check_count: int
+
+
+class CheckResponse(Out):
+    can: Literal["CHECK_RESULT_ALLOWED", "CHECK_RESULT_DENIED"]
+    metadata: CheckMetadataOut
+
+
+class BulkCheckResponse(Out):
+    results: list[CheckResponse]
+
+
+class ExpandResponse(Out):
+    tree: dict[str, Any]
+
+
+class LookupEntityResponse(Out):
+    entity_ids: list[str]
+    continuous_token: str
+
+
+class LookupEntityStreamResult(Out):
+    entity_id: str
+    continuous_token: str
+
+
+class LookupEntityStreamLine(Out):
+    result: LookupEntityStreamResult
+
+
+class LookupSubjectResponse(Out):
+    subject_ids: list[str]
+    continuous_token: str
+
+
+class SubjectPermissionResponse(Out):
+    results: dict[str, Literal["CHECK_RESULT_ALLOWED", "CHECK_RESULT_DENIED"]]
+
+
+class SchemaVersionResponse(Out):
+    schema_version: str
+
+
+class SchemaReadResponse(Out):
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class SchemaListItem(Out):
+    version: str
+    created_at: str
+
+
+class SchemaListResponse(Out):
+    head: str
+    schemas: list[SchemaListItem]
+    continuous_token: str
+
+
+class SnapTokenResponse(Out):
+    snap_token: str
+
+
+class RelationshipsReadResponse(Out):
+    tuples: list[TupleOut]
+    continuous_token: str
+
+
+class AttributesReadResponse(Out):
+    attributes: list[AttributeOut]
+    continuous_token: str
+
+
+class BundleOperationOut(Out):
+    relationships_write: list[str]
+    relationships_delete: list[str]
+    attributes_write: list[str]
+    attributes_delete: list[str]
+
+
+class BundleOut(Out):
+    name: str
+    arguments: list[str]
+    operations: list[BundleOperationOut]
+
+
+class BundleWriteResponse(Out):
+    names: list[str]
+
+
+class BundleReadResponse(Out):
+    bundle: BundleOut
+
+
+class BundleDeleteResponse(Out):
+    name: str
+
+
+class TenantOut(Out):
+    id: str
+    name: str
+    created_at: str
+
+
+class TenantResponse(Out):
+    tenant: TenantOut
+
+
+class TenantListResponse(Out):
+    tenants: list[TenantOut]
+    continuous_token: str
+
+
+class TenantDeleteResponse(Out):
+    tenant_id: str
+
+
+class DataChangeOut(Out):
+    operation: Literal["OPERATION_CREATE", "OPERATION_DELETE"]
+    tuple: TupleOut | None = None
+    attribute: AttributeOut | None = None
+
+
+class WatchChanges(Out):
+    snap_token: str
+    data_changes: list[DataChangeOut]
+
+
+class WatchResult(Out):
+    changes: WatchChanges
+
+
+class WatchLine(Out):
+    result: WatchResult
+
+
+class HealthResponse(Out):
+    status: str
+
+
+class ErrorResponse(Out):
+    code: int
+    message: str
+    details: list[dict[str, Any]]
+
+
+# -- conversions out ----------------------------------------------------------------------------
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as protojson writes Timestamps."""
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return text.replace("+00:00", "Z")
+
+
+def tuple_json(t: Tuple) -> dict[str, Any]:
+    return {
+        "entity": {"type": t.entity_type, "id": t.entity_id},
+        "relation": t.relation,
+        "subject": {"type": t.subject_type, "id": t.subject_id, "relation": t.subject_relation},
+    }
+
+
+def value_json(kind: AttributeType, value: object) -> dict[str, Any]:
+    data: object = list(value) if isinstance(value, tuple) else value
+    if kind.element is AttributeType.DOUBLE:
+        data = _double_json(data)
+    return {"@type": ANY_PREFIX + VALUE_TYPES[kind], "data": data}
+
+
+def _double_json(data: object) -> object:
+    # JSON has no NaN or infinities; protojson writes them as strings.
+    if isinstance(data, list):
+        return [_double_json(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    return data
+
+
+def attribute_json(a: Attribute) -> dict[str, Any]:
+    return {
+        "entity": {"type": a.entity_type, "id": a.entity_id},
+        "attribute": a.name,
+        "value": value_json(a.type, a.value),
+    }
+
+
+def check_json(allowed: bool, check_count: int) -> dict[str, Any]:
+    return {
+        "can": CHECK_ALLOWED if allowed else CHECK_DENIED,
+        "metadata": {"check_count": check_count},
+    }
+
+
+def scope_of(scope: Mapping[str, StringArrayIn]) -> dict[str, list[str]] | None:
+    return {name: list(ids.data) for name, ids in scope.items()} or None
+
+
+_OPERATIONS = {
+    Operation.UNION: "OPERATION_UNION",
+    Operation.INTERSECTION: "OPERATION_INTERSECTION",
+    Operation.EXCLUSION: "OPERATION_EXCLUSION",
+}
+_REFERENCES = {
+    ReferenceKind.RELATION: "REFERENCE_RELATION",
+    ReferenceKind.PERMISSION: "REFERENCE_PERMISSION",
+    ReferenceKind.ATTRIBUTE: "REFERENCE_ATTRIBUTE",
+}
+
+
+def _child_json(node: Node) -> dict[str, Any]:
+    match node:
+        case Rewrite(operation=op, children=children):
+            return {
+                "rewrite": {
+                    "rewrite_operation": _OPERATIONS[op],
+                    "children": [_child_json(c) for c in children],
+                }
+            }
+        case ComputedUserSet(relation=relation):
+            return {"leaf": {"computed_user_set": {"relation": relation}}}
+        case TupleToUserSet(tupleset=tupleset, computed=computed):
+            return {
+                "leaf": {
+                    "tuple_to_user_set": {
+                        "tupleSet": {"relation": tupleset},
+                        "computed": {"relation": computed},
+                    }
+                }
+            }
+        case ComputedAttribute(name=name):
+            return {"leaf": {"computed_attribute": {"name": name}}}
+        case RuleCall(rule=rule, arguments=arguments):
+            return {
+                "leaf": {
+                    "call": {
+                        "rule_name": rule,
+                        "arguments": [{"computed_attribute": {"name": a}} for a in arguments],
+                    }
+                }
+            }
+    assert_never(node)
+
+
+def _entity_json(entity: EntityDef) -> dict[str, Any]:
+    return {
+        "name": entity.name,
+        "relations": {
+            name: {
+                "name": name,
+                "relation_references": [
+                    {"type": ref.type, "relation": ref.relation} for ref in rel.subject_types
+                ],
+            }
+            for name, rel in entity.relations.items()
+        },
+        "permissions": {
+            name: {"name": name, "child": _child_json(p.child)}
+            for name, p in entity.permissions.items()
+        },
+        "attributes": {
+            name: {"name": name, "type": f"ATTRIBUTE_TYPE_{a.type.name}"}
+            for name, a in entity.attributes.items()
+        },
+        "references": {name: _REFERENCES[kind] for name, kind in entity.references.items()},
+    }
+
+
+def schema_json(schema: Schema) -> dict[str, Any]:
+    """Permify's ``SchemaDefinition`` (the compiled schema). A rule's ``expression`` is a CEL
+    CheckedExpr in Permify, which Stonetown does not build; here it is ``{"cel": body}``."""
+    return {
+        "entity_definitions": {name: _entity_json(e) for name, e in schema.entities.items()},
+        "rule_definitions": {
+            name: {
+                "name": name,
+                "arguments": {p: f"ATTRIBUTE_TYPE_{t.name}" for p, t in rule.parameters.items()},
+                "expression": {"cel": rule.expression},
+            }
+            for name, rule in schema.rules.items()
+        },
+        "references": {
+            **{name: "REFERENCE_ENTITY" for name in schema.entities},
+            **{name: "REFERENCE_RULE" for name in schema.rules},
+        },
+    }

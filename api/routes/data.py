@@ -1,0 +1,216 @@
+"""Data: write tuples and attributes (validated against the schema), read them a page at a time
+at a snap token, and delete them by filter. Every write is one atomic store write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from api import models as m
+from api.boundary import documented, parse, respond, tenant_of
+from api.errors import ApiError, FieldViolation, bad_request
+from api.services import SERVICES, Services
+from engine.errors import InvalidWrite
+from engine.writes import check_attribute, check_tuple
+from storage.base import Attribute, AttributeFilter, Changes, Tuple, TupleFilter
+
+routes = web.RouteTableDef()
+DEFAULT_PAGE_SIZE = 50
+
+
+def _invalid(field: str, exc: InvalidWrite) -> ApiError:
+    return ApiError(400, exc.code, f"{field}: {exc}", violations=[FieldViolation(field, str(exc))])
+
+
+def _attributes(items: Sequence[m.AttributeIn]) -> list[Attribute]:
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(item.to_attribute())
+        except ValueError as exc:
+            raise bad_request(f"attributes[{i}].value", str(exc)) from exc
+    return out
+
+
+def _write(
+    svc: Services, tenant: str, version: str, tuples: list[Tuple], attributes: list[Attribute]
+) -> str:
+    """Validate every item against the schema version, then write them all at one revision."""
+    schema = svc.engine.compiled(tenant, version).schema
+    for i, t in enumerate(tuples):
+        try:
+            check_tuple(schema, t)
+        except InvalidWrite as exc:
+            raise _invalid(f"tuples[{i}]", exc) from exc
+    for i, a in enumerate(attributes):
+        try:
+            check_attribute(schema, a)
+        except InvalidWrite as exc:
+            raise _invalid(f"attributes[{i}]", exc) from exc
+    return svc.store.write(tenant, Changes(write_tuples=tuples, write_attributes=attributes))
+
+
+async def _write_response(
+    request: web.Request, tenant: str, version: str, tuples: list[Tuple], attrs: list[Attribute]
+) -> web.Response:
+    svc = request.app[SERVICES]
+    limit = svc.config.max_write_items
+    if len(tuples) + len(attrs) > limit:
+        raise ApiError(
+            400,
+            "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED",
+            f"a write may hold at most {limit} tuples and attributes together; "
+            f"this one has {len(tuples) + len(attrs)}",
+        )
+    token = await svc.run(_write, svc, tenant, version, tuples, attrs)
+    svc.writes.notify()
+    return respond({"snap_token": token})
+
+
+@routes.post("/v1/tenants/{tenant_id}/data/write")
+@documented(
+    "Write tuples and attributes at one new snapshot (attributes are upserts).",
+    m.DataWriteRequest,
+    m.SnapTokenResponse,
+    tag="Data",
+)
+async def write(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.DataWriteRequest)
+    tuples = [t.to_tuple() for t in body.tuples]
+    return await _write_response(
+        request, tenant, body.metadata.schema_version, tuples, _attributes(body.attributes)
+    )
+
+
+@routes.post("/v1/tenants/{tenant_id}/relationships/write")
+@documented(
+    "Write tuples at one new snapshot.",
+    m.RelationshipsWriteRequest,
+    m.SnapTokenResponse,
+    tag="Data",
+)
+async def write_relationships(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.RelationshipsWriteRequest)
+    tuples = [t.to_tuple() for t in body.tuples]
+    return await _write_response(request, tenant, body.metadata.schema_version, tuples, [])
+
+
+def tuple_filter(f: m.TupleFilterIn) -> TupleFilter:
+    relation = f.subject.relation
+    return TupleFilter(
+        entity_type=f.entity.type,
+        entity_ids=tuple(f.entity.ids),
+        relation=f.relation,
+        subject_type=f.subject.type,
+        subject_ids=tuple(f.subject.ids),
+        # "" matches any subject relation (Permify); "..." asks for plain subjects only.
+        subject_relation=None if relation == "" else ("" if relation == "..." else relation),
+    )
+
+
+def attribute_filter(f: m.AttributeFilterIn) -> AttributeFilter:
+    return AttributeFilter(
+        entity_type=f.entity.type, entity_ids=tuple(f.entity.ids), names=tuple(f.attributes)
+    )
+
+
+@routes.post("/v1/tenants/{tenant_id}/data/relationships/read")
+@documented(
+    "Read tuples matching a filter at a snap token, a page at a time.",
+    m.RelationshipsReadRequest,
+    m.RelationshipsReadResponse,
+    tag="Data",
+)
+async def read_relationships(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.RelationshipsReadRequest)
+    svc = request.app[SERVICES]
+
+    def work() -> dict[str, object]:
+        reader = svc.store.reader(tenant, body.metadata.snap_token)
+        page = reader.read_tuples(
+            tuple_filter(body.filter),
+            page_size=body.page_size or DEFAULT_PAGE_SIZE,
+            cursor=body.continuous_token,
+        )
+        return {"tuples": [m.tuple_json(t) for t in page.items], "continuous_token": page.cursor}
+
+    return respond(await svc.run(work))
+
+
+@routes.post("/v1/tenants/{tenant_id}/data/attributes/read")
+@documented(
+    "Read attributes matching a filter at a snap token, a page at a time.",
+    m.AttributesReadRequest,
+    m.AttributesReadResponse,
+    tag="Data",
+)
+async def read_attributes(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.AttributesReadRequest)
+    svc = request.app[SERVICES]
+
+    def work() -> dict[str, object]:
+        reader = svc.store.reader(tenant, body.metadata.snap_token)
+        page = reader.read_attributes(
+            attribute_filter(body.filter),
+            page_size=body.page_size or DEFAULT_PAGE_SIZE,
+            cursor=body.continuous_token,
+        )
+        return {
+            "attributes": [m.attribute_json(a) for a in page.items],
+            "continuous_token": page.cursor,
+        }
+
+    return respond(await svc.run(work))
+
+
+async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Response:
+    svc = request.app[SERVICES]
+    token = await svc.run(svc.store.write, tenant, changes)
+    svc.writes.notify()
+    return respond({"snap_token": token})
+
+
+@routes.post("/v1/tenants/{tenant_id}/data/delete")
+@documented(
+    "Delete the tuples and attributes matching filters, at one new snapshot.",
+    m.DataDeleteRequest,
+    m.SnapTokenResponse,
+    tag="Data",
+)
+async def delete(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.DataDeleteRequest)
+    if body.tuple_filter.is_empty and body.attribute_filter.is_empty:
+        raise bad_request(
+            "tuple_filter",
+            "give a non-empty tuple_filter or attribute_filter (an empty one would match "
+            "everything; delete the tenant to remove all its data)",
+        )
+    changes = Changes()
+    if not body.tuple_filter.is_empty:
+        changes.delete_tuple_filters.append(tuple_filter(body.tuple_filter))
+    if not body.attribute_filter.is_empty:
+        changes.delete_attribute_filters.append(attribute_filter(body.attribute_filter))
+    return await _delete(request, tenant, changes)
+
+
+@routes.post("/v1/tenants/{tenant_id}/relationships/delete")
+@documented(
+    "Delete the tuples matching a filter, at one new snapshot.",
+    m.RelationshipsDeleteRequest,
+    m.SnapTokenResponse,
+    tag="Data",
+)
+async def delete_relationships(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.RelationshipsDeleteRequest)
+    if body.filter.is_empty:
+        raise bad_request(
+            "filter", "give a non-empty filter (an empty one would match every tuple)"
+        )
+    return await _delete(request, tenant, Changes(delete_tuple_filters=[tuple_filter(body.filter)]))

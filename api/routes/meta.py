@@ -1,0 +1,48 @@
+"""Health, Prometheus metrics, the OpenAPI document and the docs page."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api import models as m
+from api import openapi
+from api.boundary import documented, respond
+from api.services import METRICS, SERVICES
+
+routes = web.RouteTableDef()
+
+
+def _version() -> str:
+    try:
+        return version("stonetown")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+@routes.get("/healthz")
+@documented("Liveness and readiness; needs no key.", None, m.HealthResponse, tag="Health")
+async def health(request: web.Request) -> web.Response:
+    svc = request.app.get(SERVICES)
+    if svc is None or svc.closing.is_set():
+        return respond({"status": "NOT_SERVING"}, status=503)
+    return respond({"status": "SERVING"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/openapi.json")
+async def openapi_json(request: web.Request) -> web.Response:
+    return respond(openapi.build(request.app, version=_version()))
+
+
+@routes.get("/docs")
+async def docs(request: web.Request) -> web.Response:
+    page = openapi.render_html(openapi.build(request.app, version=_version()))
+    return web.Response(text=page, content_type="text/html")

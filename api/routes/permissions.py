@@ -1,0 +1,250 @@
+"""Permissions: check, bulk check, expand, lookups, subject permission.
+
+Each handler parses the body, runs the engine in the worker threads and formats the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+
+from api import models as m
+from api.boundary import context_of, documented, error_line, ndjson_line, parse, respond, tenant_of
+from api.errors import translate
+from api.services import SERVICES
+from engine.errors import EngineError
+from engine.types import DEFAULT_LOOKUP_PAGE_SIZE, CheckItem, Entity, SubjectReference
+
+routes = web.RouteTableDef()
+#: Ids a stream takes from the engine per hop to a worker thread.
+STREAM_CHUNK = 512
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/check")
+@documented(
+    "Can the subject do this on the entity?", m.CheckRequest, m.CheckResponse, tag="Permission"
+)
+async def check(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.CheckRequest)
+    svc = request.app[SERVICES]
+    meta = body.metadata
+    result = await svc.run(
+        svc.engine.check,
+        tenant,
+        Entity(body.entity.type, body.entity.id),
+        body.permission,
+        body.subject.to_subject(),
+        snap_token=meta.snap_token,
+        schema_version=meta.schema_version,
+        depth=meta.depth,
+        context=context_of(body.context),
+    )
+    return respond(m.check_json(result.allowed, result.check_count))
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/bulk-check")
+@documented(
+    "Up to 100 checks at one snapshot; an item whose check fails is DENIED, in request order.",
+    m.BulkCheckRequest,
+    m.BulkCheckResponse,
+    tag="Permission",
+)
+async def bulk_check(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.BulkCheckRequest)
+    svc = request.app[SERVICES]
+    meta = body.metadata
+    items = [
+        CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
+        for i in body.items
+    ]
+    results = await svc.run(
+        svc.engine.bulk_check,
+        tenant,
+        items,
+        snap_token=meta.snap_token,
+        schema_version=meta.schema_version,
+        depth=meta.depth,
+        context=context_of(body.context),
+    )
+    return respond(
+        {
+            "results": [
+                m.check_json(False, 0)
+                if isinstance(r, EngineError)
+                else m.check_json(r.allowed, r.check_count)
+                for r in results
+            ]
+        }
+    )
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/expand")
+@documented(
+    "The permission's tree of subjects (Permify's expand).",
+    m.ExpandRequest,
+    m.ExpandResponse,
+    tag="Permission",
+)
+async def expand(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.ExpandRequest)
+    svc = request.app[SERVICES]
+    tree = await svc.run(
+        svc.engine.expand,
+        tenant,
+        Entity(body.entity.type, body.entity.id),
+        body.permission,
+        snap_token=body.metadata.snap_token,
+        schema_version=body.metadata.schema_version,
+        context=context_of(body.context),
+    )
+    return respond({"tree": tree})
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/lookup-entity")
+@documented(
+    "Ids of the entities of a type the subject has the permission on, a page at a time.",
+    m.LookupEntityRequest,
+    m.LookupEntityResponse,
+    tag="Permission",
+)
+async def lookup_entity(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.LookupEntityRequest)
+    svc = request.app[SERVICES]
+    meta = body.metadata
+    page = await svc.run(
+        svc.engine.lookup_entity,
+        tenant,
+        body.entity_type,
+        body.permission,
+        body.subject.to_subject(),
+        snap_token=meta.snap_token,
+        schema_version=meta.schema_version,
+        depth=meta.depth,
+        context=context_of(body.context),
+        scope=m.scope_of(body.scope),
+        page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
+        cursor=body.continuous_token,
+    )
+    return respond({"entity_ids": list(page.ids), "continuous_token": page.cursor})
+
+
+def _take(ids: Iterator[tuple[str, str]]) -> list[tuple[str, str]]:
+    chunk = []
+    for item in ids:
+        chunk.append(item)
+        if len(chunk) == STREAM_CHUNK:
+            break
+    return chunk
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/lookup-entity-stream")
+@documented(
+    'As lookup-entity, streamed: one `{"result": {entity_id, continuous_token}}` JSON object '
+    "per line (grpc-gateway's newline-delimited form).",
+    m.LookupEntityRequest,
+    m.LookupEntityStreamLine,
+    streaming=True,
+    tag="Permission",
+)
+async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
+    tenant = tenant_of(request)
+    body = await parse(request, m.LookupEntityRequest)
+    svc = request.app[SERVICES]
+    meta = body.metadata
+    # The whole answer is computed here, so errors still get their status before streaming.
+    ids = await svc.run(
+        svc.engine.lookup_entity_stream,
+        tenant,
+        body.entity_type,
+        body.permission,
+        body.subject.to_subject(),
+        snap_token=meta.snap_token,
+        schema_version=meta.schema_version,
+        depth=meta.depth,
+        context=context_of(body.context),
+        scope=m.scope_of(body.scope),
+        cursor=body.continuous_token,
+    )
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    try:
+        while chunk := await svc.run(_take, ids):
+            await response.write(
+                b"".join(
+                    ndjson_line({"result": {"entity_id": i, "continuous_token": c}})
+                    for i, c in chunk
+                )
+            )
+    except Exception as exc:
+        api = translate(exc)
+        if api is None:
+            raise
+        await response.write(error_line(api))
+    await response.write_eof()
+    return response
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/lookup-subject")
+@documented(
+    "Ids of the subjects of a type with the permission on the entity, a page at a time.",
+    m.LookupSubjectRequest,
+    m.LookupSubjectResponse,
+    tag="Permission",
+)
+async def lookup_subject(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.LookupSubjectRequest)
+    svc = request.app[SERVICES]
+    meta = body.metadata
+    ref = body.subject_reference
+    page = await svc.run(
+        svc.engine.lookup_subject,
+        tenant,
+        Entity(body.entity.type, body.entity.id),
+        body.permission,
+        SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
+        snap_token=meta.snap_token,
+        schema_version=meta.schema_version,
+        depth=meta.depth,
+        context=context_of(body.context),
+        page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
+        cursor=body.continuous_token,
+    )
+    return respond({"subject_ids": list(page.ids), "continuous_token": page.cursor})
+
+
+@routes.post("/v1/tenants/{tenant_id}/permissions/subject-permission")
+@documented(
+    "Every permission (and relation, unless only_permission) of the entity, for the subject.",
+    m.SubjectPermissionRequest,
+    m.SubjectPermissionResponse,
+    tag="Permission",
+)
+async def subject_permission(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.SubjectPermissionRequest)
+    svc = request.app[SERVICES]
+    meta = body.metadata
+    results = await svc.run(
+        svc.engine.subject_permission,
+        tenant,
+        Entity(body.entity.type, body.entity.id),
+        body.subject.to_subject(),
+        only_permission=meta.only_permission,
+        snap_token=meta.snap_token,
+        schema_version=meta.schema_version,
+        depth=meta.depth,
+        context=context_of(body.context),
+    )
+    return respond(
+        {
+            "results": {
+                name: m.CHECK_ALLOWED if ok else m.CHECK_DENIED for name, ok in results.items()
+            }
+        }
+    )

@@ -1,0 +1,55 @@
+"""Tenancy: create, list and delete tenants (no tenant prefix, as in Permify)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api import models as m
+from api.boundary import documented, parse, respond, tenant_of
+from api.services import SERVICES
+from storage.base import TenantInfo
+
+routes = web.RouteTableDef()
+DEFAULT_PAGE_SIZE = 50
+
+
+def _tenant(info: TenantInfo) -> dict[str, str]:
+    return {"id": info.id, "name": info.name, "created_at": m.timestamp(info.created_at)}
+
+
+@routes.post("/v1/tenants/create")
+@documented("Create a tenant.", m.TenantCreateRequest, m.TenantResponse, tag="Tenancy")
+async def create(request: web.Request) -> web.Response:
+    body = await parse(request, m.TenantCreateRequest)
+    svc = request.app[SERVICES]
+    info = await svc.run(svc.store.create_tenant, body.id, body.name)
+    return respond({"tenant": _tenant(info)})
+
+
+@routes.post("/v1/tenants/list")
+@documented(
+    "List tenants in id order, a page at a time.",
+    m.PageRequest,
+    m.TenantListResponse,
+    tag="Tenancy",
+)
+async def list_tenants(request: web.Request) -> web.Response:
+    body = await parse(request, m.PageRequest)
+    svc = request.app[SERVICES]
+    page = await svc.run(
+        svc.store.list_tenants,
+        page_size=body.page_size or DEFAULT_PAGE_SIZE,
+        cursor=body.continuous_token,
+    )
+    return respond({"tenants": [_tenant(t) for t in page.items], "continuous_token": page.cursor})
+
+
+@routes.delete("/v1/tenants/{id}")
+@documented("Delete a tenant and everything it holds.", None, m.TenantDeleteResponse, tag="Tenancy")
+async def delete(request: web.Request) -> web.Response:
+    tenant = tenant_of(request, "id")
+    svc = request.app[SERVICES]
+    await svc.run(svc.store.delete_tenant, tenant)
+    svc.engine.forget(tenant)
+    svc.writes.notify()
+    return respond({"tenant_id": tenant})

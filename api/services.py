@@ -1,0 +1,62 @@
+"""What handlers share: the app's keys and ``Services`` (store, engine, worker threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+from aiohttp import web
+
+from api.config import Config
+from api.middleware import Metrics
+from engine.engine import Engine
+from storage.base import Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+
+class WriteSignal:
+    """Wakes watch streams when this server lands a write (other writers are seen by polling)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+@dataclass(slots=True)
+class Services:
+    """What handlers use: the store, the engine and the thread pool they run in."""
+
+    config: Config
+    store: Store
+    engine: Engine
+    executor: ThreadPoolExecutor
+    writes: WriteSignal = field(default_factory=WriteSignal)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a synchronous engine or store call in the worker threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+
+CONFIG = web.AppKey("config", Config)
+SERVICES = web.AppKey("services", Services)
+METRICS = web.AppKey("metrics", Metrics)
+
+

@@ -1,0 +1,106 @@
+"""A real Stonetown server on 127.0.0.1 (LevelDB in a temp dir), run in a background thread
+with its own event loop, and a real HTTP client talking to it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from api.app import create_app, make_runner
+from api.config import Config
+from api.models import Out
+
+
+@dataclass
+class Server:
+    url: str
+    config: Config
+    app: web.Application
+    loop: asyncio.AbstractEventLoop
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+class _Thread:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.app = create_app(config)
+        self.runner = make_runner(self.app)
+        self.port = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.runner.cleanup())
+        self.loop.close()
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    def start(self) -> Server:
+        self.thread.start()
+        self.ready.wait(30)
+        if self.error is not None:
+            raise self.error
+        return Server(f"http://127.0.0.1:{self.port}", self.config, self.app, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers with given Config fields (each on its own data dir); stopped at teardown."""
+    started: list[_Thread] = []
+
+    def start(**fields: Any) -> Server:
+        data_dir = tmp_path / f"data{len(started)}"
+        config = replace(Config(data_dir=str(data_dir), port=0, access_log=False), **fields)
+        thread = _Thread(config)
+        started.append(thread)
+        return thread.start()
+
+    yield start
+    for thread in reversed(started):
+        thread.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., Server]) -> Server:
+    return start_server()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+def shaped(model: type[Out], data: Any) -> Any:
+    """``data`` after checking it has exactly the response model's shape; returns it."""
+    model.model_validate(data)
+    return data
