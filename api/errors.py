@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from dsl.errors import SchemaError
+from engine import bundles
 from engine import errors as engine_errors
 from storage import errors as storage_errors
 
@@ -95,7 +96,7 @@ _TABLE: dict[type[BaseException], tuple[int, str]] = {
     storage_errors.InvalidTenantId: (400, "ERROR_CODE_VALIDATION"),
     storage_errors.SchemaNotFound: (404, "ERROR_CODE_SCHEMA_NOT_FOUND"),
     storage_errors.InvalidToken: (400, "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"),
-    storage_errors.SnapshotExpired: (410, "ERROR_CODE_SNAPSHOT_EXPIRED"),
+    storage_errors.SnapshotExpired: (400, "ERROR_CODE_SNAPSHOT_EXPIRED"),
     storage_errors.TooManyChanges: (400, "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED"),
     storage_errors.InvalidFilter: (400, "ERROR_CODE_VALIDATION"),
     storage_errors.Conflict: (409, "ERROR_CODE_SERIALIZATION"),
@@ -108,6 +109,8 @@ _TABLE: dict[type[BaseException], tuple[int, str]] = {
     engine_errors.RuleError: (400, "ERROR_CODE_EXECUTION"),
     engine_errors.InvalidWrite: (400, "ERROR_CODE_VALIDATION"),
     SchemaError: (400, "ERROR_CODE_SCHEMA_COMPILE"),
+    bundles.BundleNotFound: (404, "ERROR_CODE_BUNDLE_NOT_FOUND"),
+    bundles.BundleError: (400, "ERROR_CODE_VALIDATION"),
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from dsl.schema import EntityDef, ReferenceKind, Schema
 from engine.errors import InvalidWrite
-from storage.base import Attribute, Subject, Tuple
+from storage.base import Attribute, AttributeKey, Subject, Tuple
 
 ENTITY_DEFINITION_NOT_FOUND = "ERROR_CODE_ENTITY_DEFINITION_NOT_FOUND"
 RELATION_DEFINITION_NOT_FOUND = "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"
@@ -102,4 +102,18 @@ def check_attribute(schema: Schema, a: Attribute) -> None:
             ATTRIBUTE_TYPE_MISMATCH,
             f"{what}: `{a.entity_type}#{a.name}` is declared `{declared.type.keyword}`, "
             f"the value is `{a.type.keyword}`",
+        )
+
+
+def check_attribute_key(schema: Schema, key: AttributeKey) -> None:
+    """Raise InvalidWrite unless ``key`` names a declared attribute of its entity type (what an
+    attribute delete must name; no value, so no type to compare)."""
+    what = f"attribute {key.entity_type}:{key.entity_id}${key.name}"
+    definition = _entity(schema, key.entity_type, what)
+    if key.name not in definition.attributes:
+        found = _misnamed(key.name, definition.references.get(key.name), "an attribute")
+        raise InvalidWrite(
+            ATTRIBUTE_DEFINITION_NOT_FOUND,
+            f"{what}: {found} on entity `{key.entity_type}`; "
+            f"its attributes: {_listing(definition.attributes)}",
         )
