@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from dsl.errors import SchemaError
+from dsl.partial import PartialWriteError
 from engine import bundles
 from engine import errors as engine_errors
 from storage import errors as storage_errors
@@ -204,6 +205,11 @@ def _schema_error(exc: SchemaError) -> ApiError:
     return ApiError(400, reason, f"the schema does not compile: {text}", violations=violations)
 
 
+def _partial_error(exc: PartialWriteError) -> ApiError:
+    violations = [FieldViolation(p.location, p.message) for p in exc.problems]
+    return ApiError(400, exc.code, str(exc), violations=violations)
+
+
 def translate(exc: BaseException) -> ApiError | None:
     """An ApiError for any exception the table or the boundary knows; None for a bug."""
     if isinstance(exc, ApiError):
@@ -212,6 +218,8 @@ def translate(exc: BaseException) -> ApiError | None:
         return from_validation_error(exc)
     if isinstance(exc, SchemaError):
         return _schema_error(exc)
+    if isinstance(exc, PartialWriteError):
+        return _partial_error(exc)
     found = classify(exc)
     if found is None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class Services:
     executor: ThreadPoolExecutor
     writes: WriteSignal = field(default_factory=WriteSignal)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Serialises partial schema writes: each reads the head and writes the next version.
+    schema_lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a synchronous engine or store call in the worker threads."""

@@ -9,6 +9,7 @@ module as a `SchemaError`; Lark's exceptions are translated at this boundary.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from bisect import bisect_right
 from typing import Any, Final, Protocol
@@ -25,6 +26,7 @@ from dsl.ast import (
     Definition,
     Entity,
     Expr,
+    Member,
     Op,
     Param,
     Path,
@@ -203,17 +205,29 @@ def _end_line(expr: Expr) -> int:
     return expr.end_line
 
 
-# lark-cython runs Lark's own LALR tables and lexer in compiled code (same results, faster).
-_LARK: Final = Lark.open(
-    "grammar.lark",
-    rel_to=__file__,
-    parser="lalr",
-    lexer="contextual",
-    transformer=_ToAst(),
-    keep_all_tokens=True,
-    maybe_placeholders=False,
-    _plugins=lark_cython.plugins,
-)
+def _build(start: str) -> Lark:
+    # lark-cython runs Lark's own LALR tables and lexer in compiled code (same results, faster).
+    return Lark.open(
+        "grammar.lark",
+        rel_to=__file__,
+        parser="lalr",
+        lexer="contextual",
+        transformer=_ToAst(),
+        keep_all_tokens=True,
+        maybe_placeholders=False,
+        start=start,
+        _plugins=lark_cython.plugins,
+    )
+
+
+_LARK: Final = _build("start")
+
+
+@functools.cache
+def _member_parser() -> Lark:
+    """The grammar entered at ``members``. A parser of its own, built on first use: a second
+    start symbol in `_LARK` would merge LALR lookaheads and change its error messages."""
+    return _build("members")
 
 
 def parse(source: str | bytes) -> SchemaAst:
@@ -229,6 +243,33 @@ def parse(source: str | bytes) -> SchemaAst:
     assert isinstance(definitions, tuple)
     _check_depth(definitions, text)
     return SchemaAst(definitions, tuple(_comments(text, definitions)))
+
+
+def parse_member(source: str) -> Member:
+    """Parse one entity member statement on its own: ``relation owner @user``, ``permission
+    edit = owner``, ``action view = viewer`` or ``attribute public boolean`` (what a partial
+    schema write sends). Comments around it are allowed. Raises `SchemaError` positioned in
+    ``source`` itself (1-based) for a syntax error, an incomplete statement, or text that is
+    not exactly one member."""
+    text = decode(source)
+    try:
+        with gc_paused():
+            members = _member_parser().parse(text)
+    except UnexpectedInput as exc:
+        raise SchemaError([_syntax_diagnostic(exc, text, end="end of statement")]) from None
+    except LarkError as exc:  # pragma: no cover - Lark raises only UnexpectedInput on input
+        raise SchemaError([Diagnostic(1, 1, f"cannot parse statement: {exc}")]) from None
+    assert isinstance(members, list)
+    if not members:
+        message = "empty statement; expected `relation`, `permission`, `action` or `attribute`"
+        raise SchemaError([_diagnostic(text, 1, 1, message)])
+    if len(members) > 1:
+        second: Member = members[1]
+        message = f"one statement expected, but a second one (`{second.name}`) starts here"
+        raise SchemaError([_diagnostic(text, second.pos.line, second.pos.column, message)])
+    member: Member = members[0]
+    _check_member_depth(member, text)
+    return member
 
 
 def decode(source: str | bytes) -> str:
@@ -263,8 +304,12 @@ def _diagnostic(text: str, line: int, column: int, message: str) -> Diagnostic:
     return Diagnostic(line, column, message, source_line(text, line))
 
 
-def _describe_expected(expected: set[str] | frozenset[str]) -> str:
-    names = [label for terminal, label in _TERMINAL_NAMES.items() if terminal in expected]
+def _describe_expected(expected: set[str] | frozenset[str], end: str = "end of file") -> str:
+    names = [
+        end if terminal == "$END" else label
+        for terminal, label in _TERMINAL_NAMES.items()
+        if terminal in expected
+    ]
     if "PERMISSION_KW" in expected:
         names.insert(names.index("`permission`") + 1, "`action`")
     if not names:
@@ -272,13 +317,14 @@ def _describe_expected(expected: set[str] | frozenset[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, end: str = "end of file") -> Diagnostic:
+    """The diagnostic for Lark's error; ``end`` names the end of the input in the message."""
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         # Lark places the end at the last token; point at the end of the text instead.
         line, column = _end_of(text)
     if isinstance(exc, UnexpectedToken):
-        return _diagnostic(text, line, column, _unexpected_token_message(exc, text))
+        return _diagnostic(text, line, column, _unexpected_token_message(exc, text, end))
     assert isinstance(exc, UnexpectedCharacters)
     offset: int = exc.pos_in_stream or 0
     char = text[offset]
@@ -290,7 +336,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
     elif (word := _RESERVED_AT.match(text, offset)) and "NAME" in allowed:
         message = f"`{word.group()}` is a reserved word and cannot be used as a name"
     elif word:
-        message = f"unexpected `{word.group()}`; expected {_describe_expected(allowed)}"
+        message = f"unexpected `{word.group()}`; expected {_describe_expected(allowed, end)}"
     elif char.isdigit() and "NAME" in allowed:
         message = f"names start with a letter or `_`, not `{char}`"
     elif not char.isascii() or not char.isprintable():
@@ -298,16 +344,16 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
         hint = "; names use ASCII letters, digits and `_`" if char.isalpha() else ""
         message = f"unexpected character {char!r} ({code}){hint}"
     else:
-        message = f"unexpected `{char}`; expected {_describe_expected(allowed)}"
+        message = f"unexpected `{char}`; expected {_describe_expected(allowed, end)}"
     return _diagnostic(text, line, column, message)
 
 
-def _unexpected_token_message(exc: UnexpectedToken, text: str) -> str:
+def _unexpected_token_message(exc: UnexpectedToken, text: str, end: str) -> str:
     token: Any = exc.token
     expected = exc.expected or set()
     kind = token.type
     if kind == "$END":
-        return f"unexpected end of file; expected {_describe_expected(expected)}"
+        return f"unexpected {end}; expected {_describe_expected(expected, end)}"
     value = str(token.value)
     if kind == "RULE_BODY":
         value = "{"  # a stray brace, lexed as a whole block: quote only the brace
@@ -326,7 +372,7 @@ def _unexpected_token_message(exc: UnexpectedToken, text: str) -> str:
         return f"`{value}` is a reserved word and cannot be used as a name"
     if kind == "LBRACE" and "RULE_BODY" in expected:
         return _UNTERMINATED_BODY
-    message = f"unexpected `{_shorten(value)}`; expected {_describe_expected(expected)}"
+    message = f"unexpected `{_shorten(value)}`; expected {_describe_expected(expected, end)}"
     if kind == "NAME":
         # A misspelt keyword first: it explains the error better than any other hint.
         if "RELATION" in expected and (
@@ -351,21 +397,24 @@ def _shorten(value: str, limit: int = 40) -> str:
 
 def _check_depth(definitions: tuple[Definition, ...], text: str) -> None:
     for definition in definitions:
-        if not isinstance(definition, Entity):
-            continue
-        for member in definition.members:
-            if isinstance(member, Permission) and _depth(member.expr) > MAX_EXPRESSION_DEPTH:
-                raise SchemaError(
-                    [
-                        _diagnostic(
-                            text,
-                            member.name_pos.line,
-                            member.name_pos.column,
-                            f"permission `{member.name}` nests operators more than "
-                            f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions",
-                        )
-                    ]
+        if isinstance(definition, Entity):
+            for member in definition.members:
+                _check_member_depth(member, text)
+
+
+def _check_member_depth(member: Member, text: str) -> None:
+    if isinstance(member, Permission) and _depth(member.expr) > MAX_EXPRESSION_DEPTH:
+        raise SchemaError(
+            [
+                _diagnostic(
+                    text,
+                    member.name_pos.line,
+                    member.name_pos.column,
+                    f"permission `{member.name}` nests operators more than "
+                    f"{MAX_EXPRESSION_DEPTH} deep; split it into named permissions",
                 )
+            ]
+        )
 
 
 def _depth(expr: Expr) -> int:

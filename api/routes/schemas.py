@@ -6,8 +6,11 @@ from aiohttp import web
 
 from api import models as m
 from api.boundary import documented, parse, respond, tenant_of
-from api.services import SERVICES
+from api.errors import ApiError, FieldViolation
+from api.services import SERVICES, Services
 from dsl.compiler import load
+from dsl.errors import SchemaError
+from dsl.partial import Partial, apply_partials
 from storage.base import SchemaVersion, Store
 
 routes = web.RouteTableDef()
@@ -77,3 +80,42 @@ async def list_schemas(request: web.Request) -> web.Response:
         }
 
     return respond(await svc.run(work))
+
+
+def _partial_write(svc: Services, tenant: str, base: str, partials: dict[str, Partial]) -> str:
+    with svc.schema_lock:  # the base must not change between reading it and writing the next
+        text = svc.store.read_schema(tenant, base).text
+        try:
+            new_text = apply_partials(text, partials)
+        except SchemaError as exc:  # positions are in the new text, which the caller never saw
+            raise ApiError(
+                400,
+                "ERROR_CODE_SCHEMA_COMPILE",
+                "the schema after the partial write does not compile: "
+                + "; ".join(f"{d} (in `{d.source_line.strip()}`)" for d in exc.diagnostics),
+                violations=[
+                    FieldViolation("partials", f"{d} (in `{d.source_line.strip()}`)")
+                    for d in exc.diagnostics
+                ],
+            ) from exc
+        return svc.store.write_schema(tenant, new_text).version
+
+
+@routes.patch("/v1/tenants/{tenant_id}/schemas/partial-write")
+@documented(
+    "Add, update and delete members of named entities of a schema version (the head by "
+    "default), making a new version; every problem is reported at once.",
+    m.PartialWriteRequest,
+    m.SchemaVersionResponse,
+    tag="Schema",
+)
+async def partial_write(request: web.Request) -> web.Response:
+    tenant = tenant_of(request)
+    body = await parse(request, m.PartialWriteRequest)
+    svc = request.app[SERVICES]
+    partials = {
+        name: Partial(tuple(p.write), tuple(p.update), tuple(p.delete))
+        for name, p in body.partials.items()
+    }
+    version = await svc.run(_partial_write, svc, tenant, body.metadata.schema_version, partials)
+    return respond({"schema_version": version})
