@@ -22,7 +22,7 @@ from aiohttp import web
 from api.config import Config
 from api.errors import error_middleware
 from api.middleware import JsonAccessLogger, Limiter, Metrics, guard, observe
-from api.routes import data, meta, permissions, schemas, tenants, watch
+from api.routes import bundles, data, meta, permissions, schemas, tenants, watch
 from api.services import CONFIG, METRICS, SERVICES, Services
 from engine.engine import Engine, EngineConfig
 from storage.base import Store
@@ -46,7 +46,7 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
     app[METRICS] = metrics
     app.cleanup_ctx.append(functools.partial(_services, store=store))
     app.on_shutdown.append(_stop_streams)
-    for module in (tenants, schemas, data, permissions, watch, meta):
+    for module in (tenants, schemas, data, bundles, permissions, watch, meta):
         app.router.add_routes(module.routes)
     return app
 

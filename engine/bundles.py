@@ -13,18 +13,51 @@ comments), an unbalanced ``{{`` or ``}}``, an empty string, and a reference to a
 bundle does not declare. All problems of one write are reported together, each naming the bundle,
 the operation, the list and the index.
 
-Strings render to Permify's forms: relationships to ``entity:id#relation@subject:id[#relation]``,
-``attributes_write`` to ``entity:id$name|type:value``, ``attributes_delete`` to ``entity:id$name``
-(Permify's full attribute form is accepted there too; its value is ignored).
+Components. Each string is one of Permify's forms, split at its separators into components:
 
-Running. Every declared argument must be given, and nothing else. Every rendered string must
-parse; written tuples and attributes must fit the schema (``engine.writes``: Permify's error
-codes), and an attribute delete must name a declared attribute; tuple deletes are not checked
-against the schema, so tuples an older schema admitted can still be removed. Operations apply in
-order and, inside one, in Permify's order: relationship writes, attribute writes, relationship
-deletes, attribute deletes. So a delete wins over a write of the same item in the same operation,
-and a later operation's write wins over an earlier delete. The net effect is one store write at
-one revision; on any error nothing is written.
+    tuple (relationships_write and _delete)
+      entity_type ":" entity_id "#" relation "@" subject_type ":" subject_id ["#" subject_relation]
+    attribute (attributes_write)
+      entity_type ":" entity_id "$" attribute "|" value_type ":" value
+    attribute key (attributes_delete; Permify's full attribute form too, its value ignored)
+      entity_type ":" entity_id "$" attribute ["|" value_type ":" value]
+
+Separators are looked for in the literal text only, and each component ends at the first separator
+it cannot hold: names (entity and subject types, relations, attributes) hold none of ``: # @ $ |``;
+ids may hold ``:`` and ``@`` (Permify's id pattern) but not ``# $ |``; the value is the rest of the
+string (so, unlike in Permify's parser, a string value may hold ``:`` and ``|``). So
+``doc:a@b#owner@user:c:d`` is the entity ``doc:a@b`` and the subject ``user:c:d``, as unambiguous
+as ``doc:1#owner@user:1``. An ``{{.argument}}`` is part of exactly one component: it can never
+supply a separator, and a string whose separators would have to come from an argument
+(``doc:{{.ref}}@user:1``) is rejected when the bundle is written. Literal text is checked then too:
+a component without arguments must be valid, and text beside an argument may hold only characters
+that kind of component may hold.
+
+When a bundle runs, each component is rendered on its own and checked on its own: names against
+``NAME_PATTERN``, ids against Permify's ``ID_PATTERN`` (``*`` is an ordinary id in Stonetown:
+there are no wildcard subjects), a subject relation is a name or ``...`` (none), the value type
+one of Permify's keywords and the value parsed per that type as Go's strconv does (a string value
+is taken verbatim: any characters, spaces included; only spaces around the whole template are
+dropped). An argument value that makes its component invalid is ``ERROR_CODE_INVALID_ARGUMENT``,
+naming the bundle, the operation, list and index, the component and the argument. So no argument
+can change the shape of what is written: ``user:{{.uid}}`` with ``uid = "1#owner"`` is refused,
+never a userset.
+
+Arrays. An array value is comma-separated, as in Permify's attribute strings. The literal commas
+of the template cut it into elements and an argument fills (part of) one element, so an argument
+holding ``,`` is refused: ``string[]:admin,{{.tag}}`` always has two elements. The one exception
+is a value that is exactly one argument (``string[]:{{.tags}}``): the bundle's author handed the
+whole array to the caller, so the argument is the comma-separated list, giving exactly what the
+same literal text would (``a,b`` two elements; ``""`` the one empty string, as Permify's parser).
+
+Running. Every declared argument must be given, and nothing else. Every component must render
+valid (above); written tuples and attributes must fit the schema (``engine.writes``: Permify's
+error codes), and an attribute delete must name a declared attribute; tuple deletes are not
+checked against the schema, so tuples an older schema admitted can still be removed. Operations
+apply in order and, inside one, in Permify's order: relationship writes, attribute writes,
+relationship deletes, attribute deletes. So a delete wins over a write of the same item in the
+same operation, and a later operation's write wins over an earlier delete. The net effect is one
+store write at one revision; on any error nothing is written.
 
 Storage. Each bundle is one record (keyspace ``bundles``, key ``(name,)``) holding compact JSON
 with sorted keys; records are not versioned, so a bundle read always sees the latest definition.
@@ -40,16 +73,26 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
-from typing import TypeVar
+from typing import NoReturn, TypeVar, cast
 
-from dsl.schema import Schema
-from engine.errors import EngineError, InvalidRequest, InvalidWrite
-from engine.validate import parse_attribute, parse_tuple
+from dsl.schema import AttributeType, Schema
+from engine.errors import EngineError, InvalidWrite
+from engine.strings import (
+    ID_PATTERN,
+    ID_RULE,
+    NAME_PATTERN,
+    NAME_RULE,
+    parse_scalar,
+    shown,
+    value_type,
+)
 from engine.writes import check_attribute, check_attribute_key, check_tuple
 from storage.base import (
     Attribute,
     AttributeKey,
+    AttributeValue,
     Changes,
     Record,
     SnapshotReader,
@@ -60,9 +103,6 @@ from storage.base import (
 
 #: The records keyspace that holds a tenant's bundles.
 KEYSPACE = "bundles"
-#: Bundle and argument names: the schema language's names (letters, digits, `_`; not starting
-#: with a digit; at most 64 characters).
-NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: One rejected write reports at most this many problems (a pathological request cannot make
 #: the message unbounded).
 MAX_PROBLEMS = 100
@@ -172,8 +212,9 @@ class DataBundle:
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A parsed template string: literal text and argument names alternate in ``parts``
-    (``parts[0]``, ``parts[2]``, ... are text, ``parts[1]``, ``parts[3]``, ... names)."""
+    """Literal text and argument names alternating in ``parts`` (``parts[0]``, ``parts[2]``, ...
+    are text, ``parts[1]``, ``parts[3]``, ... names): one component of a bundle string, or a
+    whole string."""
 
     parts: tuple[str, ...]
 
@@ -182,11 +223,36 @@ class Template:
         """The argument names referenced, in order (repeats included)."""
         return self.parts[1::2]
 
+    @property
+    def is_literal(self) -> bool:
+        """True when no argument appears (the text is the value)."""
+        return len(self.parts) == 1
+
+    @property
+    def is_one_argument(self) -> bool:
+        """True when the template is exactly one ``{{.argument}}`` and nothing else."""
+        return len(self.parts) == 3 and not self.parts[0] and not self.parts[2]
+
     def render(self, values: Mapping[str, str]) -> str:
         parts = list(self.parts)
         for i in range(1, len(parts), 2):
             parts[i] = values[parts[i]]
         return "".join(parts)
+
+    def __str__(self) -> str:
+        parts = list(self.parts)
+        for i in range(1, len(parts), 2):
+            parts[i] = f"{{{{.{parts[i]}}}}}"
+        return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """Literal text (``argument`` is "") or one ``{{.argument}}``, at 0-based ``start``."""
+
+    start: int
+    text: str
+    argument: str = ""
 
 
 # Go's text/template allows these (and only these) as spaces inside an action.
@@ -224,14 +290,12 @@ def _unsupported(inner: str) -> str:
     return "functions and other expressions are not supported"
 
 
-def parse_template(text: str) -> Template:
-    """Parse a bundle string; raise ValueError saying what is wrong and where (1-based column).
-
-    Supported: literal text and ``{{.name}}`` actions, with optional spaces inside the braces.
-    """
+def _segments(text: str) -> list[_Segment]:
+    """``text`` as literal and argument segments, without leading and trailing spaces; raise
+    ValueError saying what is wrong and where (1-based column)."""
     if not text.strip():
         raise ValueError("the string is empty")
-    parts: list[str] = []
+    segments: list[_Segment] = []
     pos = 0
     while True:
         opened = text.find("{{", pos)
@@ -239,8 +303,8 @@ def parse_template(text: str) -> Template:
         if closed != -1 and (opened == -1 or closed < opened):
             raise ValueError(f"`}}}}` at column {closed + 1} closes no `{{{{`")
         if opened == -1:
-            parts.append(text[pos:])
-            return Template(tuple(parts))
+            segments.append(_Segment(pos, text[pos:]))
+            break
         end = text.find("}}", opened + 2)
         if end == -1:
             raise ValueError(f"`{{{{` at column {opened + 1} is never closed by `}}}}`")
@@ -257,8 +321,390 @@ def parse_template(text: str) -> Template:
                 f"`{text[opened : end + 2]}` at column {opened + 1}: {_unsupported(inner)}; "
                 "only `{{.argument}}` is (spaces inside the braces are allowed)"
             )
-        parts.extend((text[pos:opened], match[1]))
+        segments.append(_Segment(pos, text[pos:opened]))
+        segments.append(_Segment(opened, text[opened : end + 2], match[1]))
         pos = end + 2
+    # As in Permify's string forms, spaces around the string are dropped (not inside it).
+    first = segments[0]
+    stripped = first.text.lstrip()
+    segments[0] = _Segment(first.start + len(first.text) - len(stripped), stripped)
+    segments[-1] = _Segment(segments[-1].start, segments[-1].text.rstrip())
+    return [s for s in segments if s.text]
+
+
+def _template(segments: Sequence[_Segment]) -> Template:
+    parts = [""]
+    for segment in segments:
+        if segment.argument:
+            parts.extend((segment.argument, ""))
+        else:
+            parts[-1] += segment.text
+    return Template(tuple(parts))
+
+
+# --- components --------------------------------------------------------------------------------
+
+
+class Kind(Enum):
+    """What a component holds; it decides the characters the component may contain."""
+
+    NAME = "a name"
+    ID = "an id"
+    SUBJECT_RELATION = "a relation name"
+    VALUE_TYPE = "a value type"
+    VALUE = "a value"
+
+
+#: The characters that separate components; a component holds none of those in ``_STOPS``.
+SEPARATORS = ":#@$|"
+_STOPS = {
+    Kind.NAME: SEPARATORS,
+    Kind.SUBJECT_RELATION: SEPARATORS,
+    Kind.VALUE_TYPE: SEPARATORS,
+    Kind.ID: "#$|",  # ids may hold `:` and `@` (Permify's id pattern)
+    Kind.VALUE: "",  # the value is the rest of the string
+}
+#: What literal text beside an argument may hold (a literal-only component is checked whole).
+_LITERAL_BESIDE_ARGUMENT = {
+    Kind.NAME: re.compile(r"[A-Za-z0-9_]*"),
+    Kind.SUBJECT_RELATION: re.compile(r"[A-Za-z0-9_]*"),
+    Kind.ID: re.compile(r"[a-zA-Z0-9_\-@.:+]*"),
+    Kind.VALUE_TYPE: re.compile(r"[a-z\[\]]*"),
+}
+_VALUE_TYPES = "boolean, string, integer or double, optionally with []"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One component of a form: its name, its kind and what ends it."""
+
+    component: str
+    kind: Kind
+    ends: str = ""  # the separator after the component ("" for the last one)
+    may_end: bool = False  # the string may stop here (what follows is optional)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A string form: its components in order and the separator after each."""
+
+    text: str
+    steps: tuple[Step, ...]
+
+
+TUPLE = Form(
+    "entity_type:entity_id#relation@subject_type:subject_id[#subject_relation]",
+    (
+        Step("entity_type", Kind.NAME, ":"),
+        Step("entity_id", Kind.ID, "#"),
+        Step("relation", Kind.NAME, "@"),
+        Step("subject_type", Kind.NAME, ":"),
+        Step("subject_id", Kind.ID, "#", may_end=True),
+        Step("subject_relation", Kind.SUBJECT_RELATION),
+    ),
+)
+ATTRIBUTE = Form(
+    "entity_type:entity_id$attribute|value_type:value",
+    (
+        Step("entity_type", Kind.NAME, ":"),
+        Step("entity_id", Kind.ID, "$"),
+        Step("attribute", Kind.NAME, "|"),
+        Step("value_type", Kind.VALUE_TYPE, ":"),
+        Step("value", Kind.VALUE),
+    ),
+)
+ATTRIBUTE_KEY = Form(
+    "entity_type:entity_id$attribute[|value_type:value]",
+    (
+        Step("entity_type", Kind.NAME, ":"),
+        Step("entity_id", Kind.ID, "$"),
+        Step("attribute", Kind.NAME, "|", may_end=True),
+        Step("value_type", Kind.VALUE_TYPE, ":"),
+        Step("value", Kind.VALUE),
+    ),
+)
+#: The form of each list's strings.
+FORMS = {
+    "relationships_write": TUPLE,
+    "relationships_delete": TUPLE,
+    "attributes_write": ATTRIBUTE,
+    "attributes_delete": ATTRIBUTE_KEY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One component of a bundle string: literal text, or text with arguments confined to it."""
+
+    name: str
+    kind: Kind
+    template: Template
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTemplate:
+    """A bundle string split into its components, in the order of ``form`` (an optional tail
+    that is absent has no components)."""
+
+    form: Form
+    components: tuple[Component, ...]
+
+    def get(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+
+_HINT = "; an argument fills part of one component and cannot supply a separator"
+
+
+def _split(segments: Sequence[_Segment], form: Form) -> ItemTemplate:
+    """Cut the segments at the separators of ``form``, found in literal text only."""
+    components: list[Component] = []
+    steps = iter(form.steps)
+    step = next(steps)
+    current: list[_Segment] = []
+
+    def close() -> None:
+        components.append(Component(step.component, step.kind, _template(current)))
+        current.clear()
+
+    for segment in segments:
+        if segment.argument:
+            current.append(segment)
+            continue
+        stops = _STOPS[step.kind]
+        pos = 0
+        for i, char in enumerate(segment.text):
+            if char not in stops:
+                continue
+            column = segment.start + i + 1
+            if char != step.ends:
+                had_argument = any(s.argument for s in current)
+                if step.ends:
+                    problem = f"expected `{step.ends}` after the {step.component}"
+                else:
+                    problem = f"nothing may follow the {step.component}"
+                raise ValueError(
+                    f"{problem}, found `{char}` at column {column} (the form is {form.text})"
+                    + (_HINT if had_argument else "")
+                )
+            current.append(_Segment(segment.start + pos, segment.text[pos:i]))
+            close()
+            step = next(steps)
+            stops = _STOPS[step.kind]
+            pos = i + 1
+        current.append(_Segment(segment.start + pos, segment.text[pos:]))
+    if step.ends and not step.may_end:
+        raise ValueError(
+            f"missing `{step.ends}` after the {step.component} (the form is {form.text})"
+            + (_HINT if any(s.argument for s in current) else "")
+        )
+    close()
+    return ItemTemplate(form, tuple(components))
+
+
+def _component_problem(kind: Kind, text: str) -> str | None:
+    """Why ``text`` cannot be a component of this kind (values are checked by type instead)."""
+    if kind is Kind.VALUE:
+        return None
+    if not text:
+        return "it is empty"
+    if kind is Kind.NAME or (kind is Kind.SUBJECT_RELATION and text != "..."):
+        return None if NAME_PATTERN.fullmatch(text) else f"expected {NAME_RULE}"
+    if kind is Kind.ID:
+        return None if ID_PATTERN.fullmatch(text) else f"expected {ID_RULE}"
+    if kind is Kind.VALUE_TYPE:
+        return None if value_type(text) is not None else f"expected {_VALUE_TYPES}"
+    return None  # `...`: Permify's "no subject relation"
+
+
+def _elements(template: Template) -> tuple[Template, ...]:
+    """An array value's elements: the template cut at its literal commas."""
+    elements: list[Template] = []
+    parts = [""]
+    for i, part in enumerate(template.parts):
+        if i % 2:
+            parts.extend((part, ""))
+            continue
+        first, *rest = part.split(",")
+        parts[-1] += first
+        for piece in rest:
+            elements.append(Template(tuple(parts)))
+            parts = [piece]
+    elements.append(Template(tuple(parts)))
+    return tuple(elements)
+
+
+def _literal_problems(item: ItemTemplate) -> Iterator[str]:
+    """What is wrong in the literal text of ``item`` (arguments may make the rest right)."""
+    for component in item.components:
+        template = component.template
+        if component.kind is Kind.VALUE:
+            continue
+        if template.is_literal:
+            problem = _component_problem(component.kind, template.parts[0])
+            if problem is not None:
+                yield f"the {component.name} {shown(template.parts[0])} is invalid: {problem}"
+            continue
+        allowed = _LITERAL_BESIDE_ARGUMENT[component.kind]
+        for text in template.parts[::2]:
+            if not allowed.fullmatch(text):
+                char = next(c for c in text if not allowed.fullmatch(c))
+                kind = component.kind.value
+                yield f"the {component.name} `{template}` holds {char!r}, which {kind} may not hold"
+                break
+    keyword, value = item.get("value_type"), item.get("value")
+    if keyword is None or value is None or not keyword.template.is_literal:
+        return
+    kind = value_type(keyword.template.parts[0])
+    if kind is None:
+        return
+    elements = _elements(value.template) if kind.is_array else (value.template,)
+    if kind.is_array and value.template.is_one_argument:
+        return  # the argument is the whole list
+    for i, element in enumerate(elements):
+        if element.is_literal:
+            try:
+                parse_scalar(kind.element, element.parts[0])
+            except ValueError as exc:
+                where = f"value[{i}]" if kind.is_array else "value"
+                yield f"the {where} is invalid: {exc}"
+
+
+def parse_item(text: str, form: Form) -> ItemTemplate:
+    """Parse a bundle string of ``form`` into its components; raise ValueError saying what is
+    wrong (and where, for a misplaced separator or a bad action: 1-based columns).
+
+    Separators are found in literal text only; each ``{{.argument}}`` is part of one component.
+    Literal text is checked as far as it can be before arguments are known: a component without
+    arguments must be valid, and literal text beside an argument may hold only what that kind of
+    component may hold.
+    """
+    item = _split(_segments(text), form)
+    problems = list(_literal_problems(item))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return item
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+class ArgumentProblem(ValueError):
+    """An argument makes a component invalid. ``component`` names it (``entity_id``,
+    ``value[2]``), ``arguments`` are the (name, value) pairs in it: none when the component is
+    literal text (a bundle stored before its check existed)."""
+
+    def __init__(self, component: str, arguments: Sequence[tuple[str, str]], message: str) -> None:
+        super().__init__(message)
+        self.component = component
+        self.arguments = tuple(arguments)
+
+
+def _raise(
+    component: str, template: Template, values: Mapping[str, str], text: str, problem: str
+) -> NoReturn:
+    names = tuple(dict.fromkeys(template.arguments))
+    pairs = [(name, values[name]) for name in names]
+    given = ", ".join(f"`{name}` = {shown(value)}" for name, value in pairs)
+    if not pairs:
+        message = f"the {component} {shown(text)} is invalid: {problem}"
+    elif template.is_one_argument and text == pairs[0][1]:
+        message = f"argument {given} is not a valid {component}: {problem}"
+    else:
+        verb = "makes" if len(pairs) == 1 else "make"
+        plural = "s" if len(pairs) > 1 else ""
+        message = (
+            f"argument{plural} {given} {verb} the {component} {shown(text)} (`{template}`) "
+            f"invalid: {problem}"
+        )
+    raise ArgumentProblem(component, pairs, message)
+
+
+def _render(component: Component, values: Mapping[str, str]) -> str:
+    """The component with the arguments filled in, checked for its kind."""
+    text = component.template.render(values)
+    problem = _component_problem(component.kind, text)
+    if problem is not None:
+        _raise(component.name, component.template, values, text, problem)
+    return text
+
+
+def _value(item: ItemTemplate, values: Mapping[str, str]) -> tuple[AttributeType, AttributeValue]:
+    keyword = item.get("value_type")
+    component = item.get("value")
+    assert keyword is not None and component is not None
+    kind = value_type(_render(keyword, values))
+    assert kind is not None  # _render checked it
+    template = component.template
+    if not kind.is_array:
+        text = template.render(values)
+        try:
+            return kind, parse_scalar(kind, text)
+        except ValueError as exc:
+            _raise("value", template, values, text, str(exc))
+    if template.is_one_argument:
+        # The argument is the whole array, in Permify's syntax: comma-separated elements.
+        texts = template.render(values).split(",")
+        elements: list[bool | int | float | str] = []
+        for i, text in enumerate(texts):
+            try:
+                elements.append(parse_scalar(kind.element, text))
+            except ValueError as exc:
+                _raise(f"value[{i}]", template, values, text, str(exc))
+        return kind, cast(AttributeValue, tuple(elements))
+    elements = []
+    for i, element in enumerate(_elements(template)):
+        text = element.render(values)
+        if "," in text:  # only an argument can put it there: the literal commas are cut
+            _raise(
+                f"value[{i}]",
+                element,
+                values,
+                text,
+                "an argument beside other text fills one element and may not hold `,` (only "
+                "an argument that is the whole value is a comma-separated list)",
+            )
+        try:
+            elements.append(parse_scalar(kind.element, text))
+        except ValueError as exc:
+            _raise(f"value[{i}]", element, values, text, str(exc))
+    return kind, cast(AttributeValue, tuple(elements))
+
+
+def render_tuple(item: ItemTemplate, values: Mapping[str, str]) -> Tuple:
+    """The tuple ``item`` (of form TUPLE) stands for with ``values``; ArgumentProblem when an
+    argument makes a component invalid."""
+    rendered = {c.name: _render(c, values) for c in item.components}
+    subject_relation = rendered.get("subject_relation", "")
+    return Tuple(
+        rendered["entity_type"],
+        rendered["entity_id"],
+        rendered["relation"],
+        rendered["subject_type"],
+        rendered["subject_id"],
+        "" if subject_relation == "..." else subject_relation,
+    )
+
+
+def _key(item: ItemTemplate, values: Mapping[str, str]) -> AttributeKey:
+    entity_type, entity_id, name = (_render(c, values) for c in item.components[:3])
+    return AttributeKey(entity_type, entity_id, name)
+
+
+def render_attribute_key(item: ItemTemplate, values: Mapping[str, str]) -> AttributeKey:
+    """The attribute ``item`` names (of form ATTRIBUTE or ATTRIBUTE_KEY; a value, when given,
+    must be valid and is then ignored, as in Permify)."""
+    key = _key(item, values)
+    if item.get("value") is not None:
+        _value(item, values)
+    return key
+
+
+def render_attribute(item: ItemTemplate, values: Mapping[str, str]) -> Attribute:
+    """The attribute ``item`` (of form ATTRIBUTE) stands for with ``values``."""
+    key = _key(item, values)
+    kind, value = _value(item, values)
+    return Attribute(key.entity_type, key.entity_id, key.name, kind, value)
 
 
 # --- validating a bundle -----------------------------------------------------------------------
@@ -299,11 +745,18 @@ def _bundle_problems(index: int, bundle: DataBundle) -> Iterator[str]:
             for j, text in enumerate(strings):
                 at = f"{where}: operations[{o}].{list_name}[{j}] `{text}`"
                 try:
-                    template = parse_template(text)
+                    segments = _segments(text)
                 except ValueError as exc:
                     yield f"{at}: {exc}"
                     continue
-                for name in dict.fromkeys(template.arguments):
+                try:
+                    item = _split(segments, FORMS[list_name])
+                except ValueError as exc:
+                    yield f"{at}: {exc}"
+                else:
+                    for problem in _literal_problems(item):
+                        yield f"{at}: {problem}"
+                for name in dict.fromkeys(s.argument for s in segments if s.argument):
                     if name not in first:
                         yield f"{at}: `{name}` is not a declared argument; declared: {declared}"
 
@@ -433,45 +886,28 @@ def _check_arguments(bundle: DataBundle, arguments: Mapping[str, str]) -> None:
         )
 
 
-def parse_attribute_key(text: str) -> AttributeKey:
-    """Parse what an attribute delete names: ``type:id$name``, or Permify's full attribute form
-    ``type:id$name|value_type:value`` (the value must parse; it is then ignored, as in Permify).
-    Raises InvalidRequest naming the string and the expected form."""
-    stripped = text.strip()
-    if "|" in stripped:
-        return parse_attribute(stripped).key
-    match = _ATTRIBUTE_KEY.fullmatch(stripped)
-    if match is None:
-        raise InvalidRequest(
-            f"invalid attribute {text!r}: expected entity_type:entity_id$attribute "
-            "(optionally followed by |value_type:value)"
-        )
-    return AttributeKey(match["type"], match["id"], match["name"])
-
-
-_ATTRIBUTE_KEY = re.compile(r"(?P<type>[^:$|]+):(?P<id>[^:$|]+)\$(?P<name>[^:$|]+)")
-
-
 def _items(
     bundle: DataBundle,
     arguments: Mapping[str, str],
     o: int,
     list_name: str,
-    parse: Callable[[str], T],
+    render: Callable[[ItemTemplate, Mapping[str, str]], T],
 ) -> Iterator[tuple[str, T]]:
-    """Render and parse one list of operation ``o``: (where it came from, the item) pairs."""
+    """Render one list of operation ``o``: (where it came from, the item) pairs."""
     strings: tuple[str, ...] = getattr(bundle.operations[o], list_name)
     for j, text in enumerate(strings):
         at = f"bundle `{bundle.name}`: operations[{o}].{list_name}[{j}] `{text}`"
         try:
-            rendered = parse_template(text).render(arguments)
-        except (ValueError, KeyError) as exc:  # a record written before a check existed
+            rendered = render(parse_item(text, FORMS[list_name]), arguments)
+        except ArgumentProblem as exc:
+            if not exc.arguments:  # literal text: a record written before a check existed
+                raise BundleError(
+                    VALIDATION, f"{at}: the stored template is invalid: {exc}"
+                ) from exc
+            raise BundleError(INVALID_ARGUMENT, f"{at}: {exc}") from exc
+        except (ValueError, KeyError) as exc:  # likewise
             raise BundleError(VALIDATION, f"{at}: the stored template is invalid: {exc}") from exc
-        try:
-            item = parse(rendered)
-        except InvalidRequest as exc:
-            raise BundleError(INVALID_ARGUMENT, f"{at} renders `{rendered}`: {exc}") from exc
-        yield at, item
+        yield at, rendered
 
 
 def _checked(at: str, check: Callable[[], None]) -> None:
@@ -487,15 +923,15 @@ def _changes(bundle: DataBundle, schema: Schema, arguments: Mapping[str, str]) -
     tuples: dict[Tuple, bool] = {}  # True: written, False: deleted (the last one wins)
     attributes: dict[AttributeKey, Attribute | None] = {}  # None: deleted
     for o in range(len(bundle.operations)):
-        for at, t in _items(bundle, arguments, o, "relationships_write", parse_tuple):
+        for at, t in _items(bundle, arguments, o, "relationships_write", render_tuple):
             _checked(at, partial(check_tuple, schema, t))
             tuples[t] = True
-        for at, a in _items(bundle, arguments, o, "attributes_write", parse_attribute):
+        for at, a in _items(bundle, arguments, o, "attributes_write", render_attribute):
             _checked(at, partial(check_attribute, schema, a))
             attributes[a.key] = a
-        for _, t in _items(bundle, arguments, o, "relationships_delete", parse_tuple):
+        for _, t in _items(bundle, arguments, o, "relationships_delete", render_tuple):
             tuples[t] = False
-        for at, key in _items(bundle, arguments, o, "attributes_delete", parse_attribute_key):
+        for at, key in _items(bundle, arguments, o, "attributes_delete", render_attribute_key):
             _checked(at, partial(check_attribute_key, schema, key))
             attributes[key] = None
     return Changes(

@@ -22,23 +22,23 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 
 from dsl.compiler import load
 from dsl.errors import Diagnostic, SchemaError
-from dsl.schema import AttributeType, Schema
+from dsl.schema import Schema
 from engine.engine import Engine, EngineConfig
 from engine.errors import EngineError, InvalidRequest, InvalidWrite
+from engine.strings import parse_attribute, parse_tuple
 from engine.types import (
     DEFAULT_LOOKUP_PAGE_SIZE,
     EMPTY_CONTEXT,
@@ -53,7 +53,6 @@ from engine.writes import check_attribute, check_tuple
 from storage.base import (
     DEFAULT_TENANT,
     Attribute,
-    AttributeValue,
     Changes,
     Store,
     Subject,
@@ -71,94 +70,6 @@ CHECK_RESULT = {True: "CHECK_RESULT_ALLOWED", False: "CHECK_RESULT_DENIED"}
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-# --- tuple and attribute strings ---------------------------------------------------------------
-
-
-def parse_tuple(text: str) -> Tuple:
-    """Parse ``type:id#relation@subject_type:subject_id[#subject_relation]`` (``#...`` = none).
-
-    Raises InvalidRequest saying what the form is."""
-    try:
-        return Tuple.parse(text)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from exc
-
-
-_GO_TRUE = frozenset({"1", "t", "T", "true", "True", "TRUE"})
-_GO_FALSE = frozenset({"0", "f", "F", "false", "False", "FALSE"})
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_DOUBLE = re.compile(
-    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)", re.IGNORECASE
-)
-_INT32 = (-(2**31), 2**31 - 1)
-_ATTRIBUTE_FORM = "entity_type:entity_id$attribute|value_type:value"
-
-
-def _scalar(kind: AttributeType, raw: str) -> bool | int | float | str:
-    """One value as Go's strconv reads it (Permify parses attribute strings with it)."""
-    if kind is AttributeType.STRING:
-        return raw
-    if kind is AttributeType.BOOLEAN:
-        if raw in _GO_TRUE or raw in _GO_FALSE:
-            return raw in _GO_TRUE
-        raise ValueError(f"{raw!r} is not a boolean (true or false)")
-    if kind is AttributeType.INTEGER:
-        if not _INTEGER.fullmatch(raw):
-            raise ValueError(f"{raw!r} is not an integer")
-        number = int(raw)
-        if not _INT32[0] <= number <= _INT32[1]:
-            raise ValueError(f"{raw} is out of range: integer is 32-bit ({_INT32[0]}..{_INT32[1]})")
-        return number
-    if kind is AttributeType.DOUBLE:
-        if not _DOUBLE.fullmatch(raw):
-            raise ValueError(f"{raw!r} is not a double")
-        value = float(raw)
-        if math.isinf(value) and "inf" not in raw.lower():
-            raise ValueError(f"{raw} is out of range for a double")
-        return value
-    raise AssertionError(f"not a scalar attribute type: {kind}")
-
-
-def parse_attribute(text: str) -> Attribute:
-    """Parse Permify's ``type:id$attribute|value_type:value``.
-
-    ``value_type`` is ``boolean``, ``string``, ``integer`` (32-bit) or ``double``, each optionally
-    with ``[]``; array values are comma-separated, without quoting. Like Permify, the value may
-    not contain ``:`` or ``|``. Raises InvalidRequest naming the string and what was wrong.
-    """
-
-    def bad(reason: str) -> InvalidRequest:
-        return InvalidRequest(f"invalid attribute {text!r}: {reason}")
-
-    parts = text.strip().split("|")
-    if len(parts) != 2:
-        raise bad(f"expected {_ATTRIBUTE_FORM} (exactly one `|`)")
-    entity_part, value_part = parts
-    entity_and_name = entity_part.split("$")
-    if len(entity_and_name) != 2 or not entity_and_name[1]:
-        raise bad(f"expected {_ATTRIBUTE_FORM} (exactly one `$`, then the attribute name)")
-    entity = entity_and_name[0].split(":")
-    if len(entity) != 2 or not entity[0] or not entity[1]:
-        raise bad(f"expected {_ATTRIBUTE_FORM} (the entity is type:id)")
-    typed = value_part.split(":")
-    if len(typed) != 2:
-        raise bad(f"expected {_ATTRIBUTE_FORM} (one `:` after `|`; the value may not contain `:`)")
-    keyword, raw = typed
-    is_array = keyword.endswith("[]")
-    kind = AttributeType.from_keyword(keyword.removesuffix("[]"), is_array)
-    if kind is None:
-        raise bad(
-            f"unknown value type {keyword!r}: expected boolean, string, integer or double, "
-            "optionally with []"
-        )
-    try:
-        values = [_scalar(kind.element, item) for item in (raw.split(",") if is_array else [raw])]
-    except ValueError as exc:
-        raise bad(str(exc)) from exc
-    value = cast(AttributeValue, tuple(values) if is_array else values[0])
-    return Attribute(entity[0], entity[1], entity_and_name[1], kind, value)
 
 
 # --- errors that stop a file from running ------------------------------------------------------

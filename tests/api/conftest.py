@@ -104,3 +104,31 @@ def shaped(model: type[Out], data: Any) -> Any:
     """``data`` after checking it has exactly the response model's shape; returns it."""
     model.model_validate(data)
     return data
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server shared by a module's tests (each test works in tenants of its own)."""
+    data_dir = tmp_path_factory.mktemp("module-data")
+    thread = _Thread(Config(data_dir=str(data_dir), port=0, access_log=False))
+    yield thread.start()
+    thread.stop()
+
+
+@pytest.fixture
+def stoppable_server(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, Callable[[], None]]]]:
+    """Like ``start_server``, but also hands back a function that stops the server mid-test
+    (a graceful shutdown, as in production; it returns once the server has stopped)."""
+    started: list[_Thread] = []
+
+    def start(**fields: Any) -> tuple[Server, Callable[[], None]]:
+        data_dir = tmp_path / f"stoppable{len(started)}"
+        config = replace(Config(data_dir=str(data_dir), port=0, access_log=False), **fields)
+        thread = _Thread(config)
+        started.append(thread)
+        return thread.start(), thread.stop
+
+    yield start
+    for thread in started:
+        if thread.thread.is_alive():
+            thread.stop()

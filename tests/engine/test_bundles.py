@@ -1,5 +1,6 @@
 """Data bundles (engine/bundles.py) on both stores: writing, reading and deleting bundles, the
-template checks made when a bundle is written, and runs: arguments, schema checks, Permify's
+template and shape checks made when a bundle is written, and runs: arguments filled in and checked
+one component at a time (no argument can change what a string means), schema checks, Permify's
 operation order, one write at one revision, and nothing written on any error."""
 
 from __future__ import annotations
@@ -9,30 +10,42 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsl.schema import AttributeType, Schema
 from engine.bundles import (
     ALREADY_EXIST,
+    ATTRIBUTE,
+    ATTRIBUTE_KEY,
     BUNDLE_NOT_FOUND,
     INVALID_ARGUMENT,
     KEYSPACE,
     LISTS,
     MAX_DATA_PER_WRITE_EXCEEDED,
     MISSING_ARGUMENT,
+    SEPARATORS,
+    TUPLE,
     VALIDATION,
+    ArgumentProblem,
     BundleError,
     BundleNotFound,
     DataBundle,
+    Form,
     Operation,
     delete_bundle,
+    parse_item,
     read_bundle,
+    render_attribute,
+    render_attribute_key,
+    render_tuple,
     run_bundle,
     write_bundles,
 )
 from engine.engine import Engine
 from engine.errors import InvalidWrite
 from engine.writes import attribute_text
-from storage.base import Attribute, AttributeFilter, Store, TupleFilter
+from storage.base import Attribute, AttributeFilter, Changes, Record, Store, Tuple, TupleFilter
 from tests.engine.support import TENANT, write
 
 SCHEMA = """
@@ -47,6 +60,7 @@ entity doc {
     relation viewer @user @group#member
     attribute public boolean
     attribute tags string[]
+    attribute title string
     permission view = viewer or owner or public
 }
 """
@@ -120,16 +134,19 @@ def raises_nothing_written(
     return caught.value
 
 
+#: A valid string for each list.
+VALID = {
+    "relationships_write": "doc:{{.id}}#owner@user:1",
+    "relationships_delete": "doc:{{.id}}#owner@user:2",
+    "attributes_write": "doc:{{.id}}$public|boolean:true",
+    "attributes_delete": "doc:{{.id}}$tags",
+}
+
+
 def bundle_with(list_name: str, text: str, *, arguments: tuple[str, ...] = ("id",)) -> DataBundle:
     """A bundle `b` whose operations[1].<list_name>[1] is ``text`` (everything before it valid)."""
-    valid = {
-        "relationships_write": "doc:{{.id}}#owner@user:1",
-        "relationships_delete": "doc:{{.id}}#owner@user:2",
-        "attributes_write": "doc:{{.id}}$public|boolean:true",
-        "attributes_delete": "doc:{{.id}}$tags",
-    }
     first = Operation(relationships_write=("doc:{{.id}}#viewer@user:1",))
-    second = Operation(**{list_name: (valid[list_name], text)})
+    second = Operation(**{list_name: (VALID[list_name], text)})
     return DataBundle("b", arguments, (first, second))
 
 
@@ -356,9 +373,8 @@ def test_a_run_applies_every_change_at_one_revision(store: Store, schema: Schema
     previous = store.head(TENANT)
     counting = CountingStore(store)
 
-    token = run_bundle(
-        counting, schema, TENANT, "share", {"id": "1", "user": "ann", "group": "eng"}
-    )  # type: ignore[arg-type]
+    arguments = {"id": "1", "user": "ann", "group": "eng"}
+    token = run_bundle(counting, schema, TENANT, "share", arguments)  # type: ignore[arg-type]
 
     assert counting.writes == 1
     old = (
@@ -524,41 +540,364 @@ def test_tuple_deletes_are_not_checked_against_the_schema(store: Store, schema: 
     assert state(store, token) == (set(), set())
 
 
-MALFORMED = [
-    ("relationships_write", "doc:{{.v}}#owner@user:1", "1#x", "invalid tuple"),
-    ("relationships_write", "doc:{{.v}}#owner@user:1", "", "invalid tuple"),
-    ("relationships_delete", "doc:{{.v}}#owner@user:1", "a@b", "invalid tuple"),
-    ("attributes_write", "doc:1$public|boolean:{{.v}}", "maybe", "'maybe' is not a boolean"),
-    ("attributes_write", "doc:{{.v}}$public|boolean:true", "1|x", "invalid attribute"),
-    ("attributes_delete", "doc:{{.v}}$tags", "1$x", "invalid attribute"),
+# --- components: the shape is fixed when the bundle is written ----------------------------------
+
+SEPARATOR_HINT = "an argument fills part of one component and cannot supply a separator"
+INVALID_SHAPES = [
+    ("relationships_write", "doc:{{.id}}@user:1", "missing `#` after the entity_id"),
+    ("relationships_write", "doc:{{.id}}#owner", "missing `@` after the relation"),
+    ("relationships_write", "doc:{{.id}}#owner@{{.id}}", "missing `:` after the subject_type"),
+    (
+        "relationships_write",
+        "{{.id}}#owner@user:1",
+        "expected `:` after the entity_type, found `#`",
+    ),
+    ("relationships_write", "doc:{{.id}}#owner@user:1#member#x", "nothing may follow the subj"),
+    ("relationships_write", "doc:{{.id}}#owner@user:1#", "subject_relation '' is invalid"),
+    ("relationships_write", "doc:#owner@user:{{.id}}", "entity_id '' is invalid: it is empty"),
+    ("relationships_write", "doc:a b#owner@user:{{.id}}", "entity_id 'a b' is invalid"),
+    ("relationships_write", "1doc:{{.id}}#owner@user:1", "entity_type '1doc' is invalid"),
+    ("relationships_write", "doc:{{.id}}#own-er@user:1", "relation 'own-er' is invalid"),
+    ("relationships_write", "doc:{{.id}}x y#owner@user:1", "`{{.id}}x y` holds ' '"),
+    ("relationships_write", "doc:*{{.id}}#owner@user:1", "`*{{.id}}` holds '*', which an id"),
+    ("relationships_write", "doc-{{.id}}:1#owner@user:1", "`doc-{{.id}}` holds '-', which a name"),
+    ("relationships_delete", "doc:{{.id}}#owner@user:é", "subject_id 'é' is invalid"),
+    ("attributes_write", "doc:{{.id}}$public", "missing `|` after the attribute"),
+    ("attributes_write", "doc:{{.id}}$public|boolean", "missing `:` after the value_type"),
+    ("attributes_write", "doc:{{.id}}|boolean:true", "expected `$` after the entity_id, found `|`"),
+    ("attributes_write", "doc:{{.id}}$public|bool:true", "value_type 'bool' is invalid"),
+    ("attributes_write", "doc:{{.id}}$public|boolean:maybe", "'maybe' is not a boolean"),
+    ("attributes_write", "doc:{{.id}}$tags|integer[]:1,x,{{.id}}", "value[1] is invalid"),
+    ("attributes_delete", "doc:{{.id}}#tags", "expected `$` after the entity_id, found `#`"),
+    ("attributes_delete", "doc:{{.id}}$tags:x", "expected `|` after the attribute, found `:`"),
+    ("attributes_delete", "doc:{{.id}}$tags|", "missing `:` after the value_type"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("list_name", "text", "value", "fragment"),
-    MALFORMED,
-    ids=[f"{m[0]}-{m[2] or 'empty'}" for m in MALFORMED],
+    ("list_name", "text", "fragment"),
+    INVALID_SHAPES,
+    ids=[f"{s[0]}-{s[1]}" for s in INVALID_SHAPES],
 )
-def test_a_rendered_string_that_does_not_parse_writes_nothing(
-    store: Store,
-    schema: Schema,
-    list_name: str,
-    text: str,
-    value: str,
-    fragment: str,
+def test_a_string_of_the_wrong_shape_is_rejected_when_written(
+    store: Store, list_name: str, text: str, fragment: str
 ) -> None:
-    rendered = text.replace("{{.v}}", value)
-    write_bundles(store, TENANT, [bundle_with(list_name, text, arguments=("id", "v"))])
+    bundle = bundle_with(list_name, text)
     error = raises_nothing_written(
-        store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {"id": "1", "v": value})
+        store, BundleError, lambda: write_bundles(store, TENANT, [bundle])
+    )
+    assert isinstance(error, BundleError)
+    assert error.code == VALIDATION
+    assert str(error).startswith(f"bundle `b`: operations[1].{list_name}[1] `{text}`: ")
+    assert fragment in str(error)
+    with pytest.raises(BundleNotFound):
+        read_bundle(store, TENANT, "b")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["doc:{{.ref}}@user:1", "doc:{{.id}}#{{.ref}}", "doc:1$public|{{.ref}}"],
+    ids=["id-and-relation", "relation-and-subject", "type-and-value"],
+)
+def test_an_argument_cannot_stand_for_a_separator(store: Store, text: str) -> None:
+    list_name = "attributes_write" if "$" in text else "relationships_write"
+    bundle = DataBundle("b", ("id", "ref"), (Operation(**{list_name: (text,)}),))
+    error = raises_nothing_written(
+        store, BundleError, lambda: write_bundles(store, TENANT, [bundle])
+    )
+    assert isinstance(error, BundleError) and error.code == VALIDATION
+    assert SEPARATOR_HINT in str(error)
+
+
+def test_literal_ids_may_hold_colon_and_at(store: Store, schema: Schema) -> None:
+    bundle = DataBundle(
+        "b", (), (Operation(("doc:a@b#owner@user:c:d", "doc:a@b#viewer@user:e:f#...")),)
+    )
+    write_bundles(store, TENANT, [bundle])
+    token = run_bundle(store, schema, TENANT, "b", {})
+    assert state(store, token)[0] == {"doc:a@b#owner@user:c:d", "doc:a@b#viewer@user:e:f"}
+
+
+# --- runs: every component is filled in and checked on its own -----------------------------------
+
+#: Every component of a tuple is an argument; these values make a valid tuple.
+TUPLE_TEMPLATE = "{{.et}}:{{.eid}}#{{.rel}}@{{.st}}:{{.sid}}#{{.srel}}"
+TUPLE_ARGUMENTS = {
+    "et": "doc",
+    "eid": "1",
+    "rel": "viewer",
+    "st": "group",
+    "sid": "eng",
+    "srel": "member",
+}
+#: The same for an attribute.
+ATTRIBUTE_TEMPLATE = "{{.et}}:{{.eid}}${{.attr}}|{{.vt}}:{{.val}}"
+ATTRIBUTE_ARGUMENTS = {"et": "doc", "eid": "1", "attr": "public", "vt": "boolean", "val": "true"}
+COMPONENTS = {
+    "et": "entity_type",
+    "eid": "entity_id",
+    "rel": "relation",
+    "st": "subject_type",
+    "sid": "subject_id",
+    "srel": "subject_relation",
+    "attr": "attribute",
+    "vt": "value_type",
+    "val": "value",
+}
+IDS = {"eid", "sid"}
+
+
+def _injections() -> list[tuple[str, str, str]]:
+    """(list, argument, value): each value makes that one component invalid."""
+    cases = []
+    for list_name, arguments in (
+        ("relationships_write", TUPLE_ARGUMENTS),
+        ("attributes_write", ATTRIBUTE_ARGUMENTS),
+    ):
+        for argument in arguments:
+            values = [f"1{separator}x" for separator in SEPARATORS]
+            if argument in IDS:  # Permify's ids may hold `:` and `@`
+                values = [v for v in values if v[1] not in ":@"]
+            if argument == "val":
+                values = ["true,false", "true|string:x", "true#x", "", "tru\x00e", "true "]
+            else:
+                values += ["", "x" * (129 if argument in IDS else 65), "é", "1\x00", "1\n", " 1"]
+            cases += [(list_name, argument, value) for value in values]
+    # The two shapes an argument could once have forged.
+    cases += [
+        ("relationships_write", "sid", "1#owner"),  # a userset instead of a user
+        ("relationships_write", "eid", "x#owner@user:2"),  # another tuple entirely
+    ]
+    return cases
+
+
+INJECTIONS = _injections()
+
+
+@pytest.mark.parametrize(
+    ("list_name", "argument", "value"),
+    INJECTIONS,
+    ids=[f"{lst.split('_')[0]}-{COMPONENTS[a]}-{v[:12]!r}" for lst, a, v in INJECTIONS],
+)
+def test_an_argument_that_makes_its_component_invalid_writes_nothing(
+    store: Store, schema: Schema, list_name: str, argument: str, value: str
+) -> None:
+    tuples = list_name == "relationships_write"
+    template, valid = (
+        (TUPLE_TEMPLATE, TUPLE_ARGUMENTS) if tuples else (ATTRIBUTE_TEMPLATE, ATTRIBUTE_ARGUMENTS)
+    )
+    bundle = DataBundle("inj", tuple(valid), (Operation(**{list_name: (template,)}),))
+    write_bundles(store, TENANT, [bundle])
+    error = raises_nothing_written(
+        store,
+        BundleError,
+        lambda: run_bundle(store, schema, TENANT, "inj", {**valid, argument: value}),
     )
     assert isinstance(error, BundleError)
     assert error.code == INVALID_ARGUMENT
-    assert str(error).startswith(
-        f"bundle `b`: operations[1].{list_name}[1] `{text}` renders `{rendered}`: "
-    )
-    assert fragment in str(error)
+    message = str(error)
+    assert message.startswith(f"bundle `inj`: operations[0].{list_name}[0] `{template}`: ")
+    assert f"argument `{argument}` = {value[:40]!r}" in message
+    assert COMPONENTS[argument] in message
     assert state(store) == (set(), set())
+
+
+def test_the_injection_table_starts_from_valid_arguments(store: Store, schema: Schema) -> None:
+    bundle = DataBundle(
+        "ok",
+        tuple(sorted({*TUPLE_ARGUMENTS, *ATTRIBUTE_ARGUMENTS})),
+        (Operation(relationships_write=(TUPLE_TEMPLATE,), attributes_write=(ATTRIBUTE_TEMPLATE,)),),
+    )
+    write_bundles(store, TENANT, [bundle])
+    token = run_bundle(store, schema, TENANT, "ok", {**TUPLE_ARGUMENTS, **ATTRIBUTE_ARGUMENTS})
+    assert state(store, token) == ({"doc:1#viewer@group:eng#member"}, {"doc:1$public|boolean:true"})
+
+
+@pytest.mark.parametrize("list_name", LISTS)
+def test_every_list_checks_its_arguments(store: Store, schema: Schema, list_name: str) -> None:
+    text = VALID[list_name].replace("{{.id}}", "{{.v}}")
+    bundle = bundle_with(list_name, text, arguments=("id", "v"))
+    write_bundles(store, TENANT, [bundle])
+    error = raises_nothing_written(
+        store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {"id": "1", "v": "1#x"})
+    )
+    assert isinstance(error, BundleError) and error.code == INVALID_ARGUMENT
+    assert f"operations[1].{list_name}[1]" in str(error)
+    assert "argument `v` = '1#x' is not a valid entity_id" in str(error)
+
+
+def test_ids_from_arguments_may_hold_colon_and_at(store: Store, schema: Schema) -> None:
+    by_argument = DataBundle("args", ("id", "u"), (Operation(("doc:{{.id}}#owner@user:{{.u}}",)),))
+    literal = DataBundle("literal", (), (Operation(("doc:a@b:c#owner@user:x:y@z",)),))
+    write_bundles(store, TENANT, [by_argument, literal])
+    token = run_bundle(store, schema, TENANT, "args", {"id": "a@b:c", "u": "x:y@z"})
+    assert state(store, token)[0] == {"doc:a@b:c#owner@user:x:y@z"}
+    assert store.reader(TENANT, token).iter_tuples(TupleFilter(entity_type="doc")).__next__() == (
+        Tuple("doc", "a@b:c", "owner", "user", "x:y@z")
+    )
+    # The same literal text writes the same tuple (the run changes nothing).
+    token = run_bundle(store, schema, TENANT, "literal", {})
+    assert state(store, token)[0] == {"doc:a@b:c#owner@user:x:y@z"}
+
+
+@pytest.mark.parametrize(
+    "value", ["128", "*", "_-@.:+"], ids=["128-characters", "star", "every-punctuation"]
+)
+def test_every_id_permifys_pattern_allows_is_accepted(
+    store: Store, schema: Schema, value: str
+) -> None:
+    value = "x" * 128 if value == "128" else value
+    write_bundles(
+        store, TENANT, [DataBundle("b", ("u",), (Operation(("doc:1#owner@user:{{.u}}",)),))]
+    )
+    token = run_bundle(store, schema, TENANT, "b", {"u": value})
+    assert state(store, token)[0] == {f"doc:1#owner@user:{value}"}
+
+
+def test_three_dots_from_an_argument_mean_no_subject_relation(store: Store, schema: Schema) -> None:
+    bundle = DataBundle("b", ("r",), (Operation(("doc:1#owner@user:1#{{.r}}",)),))
+    write_bundles(store, TENANT, [bundle])
+    token = run_bundle(store, schema, TENANT, "b", {"r": "..."})
+    assert state(store, token)[0] == {"doc:1#owner@user:1"}
+
+
+def test_a_string_value_is_taken_verbatim(store: Store, schema: Schema) -> None:
+    value = "a:b|c$d#e@f,g {{.t}} é\x00 " + "x" * 10_000
+    bundle = DataBundle("b", ("t",), (Operation(attributes_write=("doc:1$title|string:{{.t}}",)),))
+    write_bundles(store, TENANT, [bundle])
+    token = run_bundle(store, schema, TENANT, "b", {"t": value})
+    [stored] = store.reader(TENANT, token).iter_attributes(AttributeFilter(entity_type="doc"))
+    assert stored == Attribute("doc", "1", "title", AttributeType.STRING, value)
+
+
+ARRAY_ELEMENT = "doc:1$tags|string[]:admin,{{.tag}}"
+WHOLE_ARRAY = "doc:1$tags|string[]:{{.tags}}"
+ARRAYS = [
+    (ARRAY_ELEMENT, "x", ("admin", "x")),
+    (ARRAY_ELEMENT, "", ("admin", "")),
+    (ARRAY_ELEMENT, "x,y", None),
+    (ARRAY_ELEMENT, ",", None),
+    (WHOLE_ARRAY, "x", ("x",)),
+    (WHOLE_ARRAY, "x,y", ("x", "y")),
+    (WHOLE_ARRAY, "", ("",)),
+    (WHOLE_ARRAY, "a:b|c,$", ("a:b|c", "$")),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "expected"),
+    ARRAYS,
+    ids=[f"{'element' if t == ARRAY_ELEMENT else 'whole'}-{v!r}" for t, v, _ in ARRAYS],
+)
+def test_an_argument_fills_one_array_element_unless_it_is_the_whole_value(
+    store: Store, schema: Schema, text: str, value: str, expected: tuple[str, ...] | None
+) -> None:
+    argument = "tag" if text == ARRAY_ELEMENT else "tags"
+    bundle = DataBundle("b", (argument,), (Operation(attributes_write=(text,)),))
+    write_bundles(store, TENANT, [bundle])
+    if expected is None:
+        error = raises_nothing_written(
+            store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {argument: value})
+        )
+        assert isinstance(error, BundleError) and error.code == INVALID_ARGUMENT
+        assert f"argument `{argument}` = {value!r} is not a valid value[1]" in str(error)
+        assert "may not hold `,`" in str(error)
+        return
+    token = run_bundle(store, schema, TENANT, "b", {argument: value})
+    [stored] = store.reader(TENANT, token).iter_attributes(AttributeFilter(entity_type="doc"))
+    assert stored.value == expected
+    # Exactly what the same literal text writes.
+    literal = text.replace(f"{{{{.{argument}}}}}", value)
+    write_bundles(
+        store, TENANT, [DataBundle("literal", (), (Operation(attributes_write=(literal,)),))]
+    )
+    token = run_bundle(store, schema, TENANT, "literal", {})
+    [again] = store.reader(TENANT, token).iter_attributes(AttributeFilter(entity_type="doc"))
+    assert again == stored
+
+
+INVALID_VALUES = [
+    ("integer", "\u0661", "is not an integer"),  # Arabic-Indic 1: a digit to int(), not to Go
+    ("integer", "\uff11", "is not an integer"),  # fullwidth 1
+    ("integer", " 1", "is not an integer"),
+    ("integer", "2147483648", "out of range"),
+    ("integer", "9" * 5000, "out of range"),
+    ("integer[]", "1,,2", "value[1]"),
+    ("double", "1e999", "out of range"),
+    ("double", "1_0", "is not a double"),
+    ("boolean", "yes", "is not a boolean"),
+    ("boolean[]", "true,maybe", "value[1]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "fragment"),
+    INVALID_VALUES,
+    ids=[f"{k}-{v[:8]!r}" for k, v, _ in INVALID_VALUES],
+)
+def test_a_value_is_parsed_as_permify_parses_it(keyword: str, value: str, fragment: str) -> None:
+    item = parse_item(f"doc:1$a|{keyword}:{{{{.v}}}}", ATTRIBUTE)
+    with pytest.raises(ArgumentProblem) as caught:
+        render_attribute(item, {"v": value})
+    assert caught.value.arguments == (("v", value),)
+    assert fragment in str(caught.value)
+    assert len(str(caught.value)) < 400  # a huge value is shown cut short
+
+
+def test_a_stored_bundle_whose_literal_text_is_invalid_fails_as_validation(
+    store: Store, schema: Schema
+) -> None:
+    # Written before the checks existed (or by hand): the run refuses it and writes nothing.
+    document = {
+        "name": "old",
+        "arguments": [],
+        "operations": [{"relationships_write": ["doc:a b#owner@user:1"]}],
+    }
+    store.write(
+        TENANT, Changes(put_records=[Record(KEYSPACE, ("old",), json.dumps(document).encode())])
+    )
+    error = raises_nothing_written(
+        store, BundleError, lambda: run_bundle(store, schema, TENANT, "old", {})
+    )
+    assert isinstance(error, BundleError) and error.code == VALIDATION
+    assert "the stored template is invalid" in str(error)
+    assert "entity_id 'a b' is invalid" in str(error)
+
+
+# Separators, spaces at either end, unicode, NUL and commas: what an argument value may hold.
+VALUES = st.text(alphabet=st.sampled_from([*SEPARATORS, "a", "1", ",", ".", "*", " ", "é", "\x00"]))
+TEMPLATES = [
+    (TUPLE, render_tuple, "doc:{{.v}}#owner@user:1"),
+    (TUPLE, render_tuple, "doc:1#owner@user:{{.v}}"),
+    (TUPLE, render_tuple, "doc:1#owner@group:x{{.v}}#member"),
+    (TUPLE, render_tuple, "doc:1#owner@group:1#{{.v}}"),
+    (TUPLE, render_tuple, "doc:1#{{.v}}@user:1"),
+    (ATTRIBUTE, render_attribute, "doc:{{.v}}$tags|string[]:a"),
+    (ATTRIBUTE, render_attribute, "doc:1$tags|string[]:a,{{.v}},b"),
+    (ATTRIBUTE, render_attribute, "doc:1$tags|integer[]:{{.v}}"),
+    (ATTRIBUTE, render_attribute, "doc:1$tags|{{.v}}:1"),
+    (ATTRIBUTE_KEY, render_attribute_key, "doc:1${{.v}}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("form", "render", "text"), TEMPLATES, ids=[text for _, _, text in TEMPLATES]
+)
+@settings(max_examples=150, deadline=None)
+@given(value=VALUES)
+def test_an_argument_does_what_the_same_literal_text_does_or_nothing(
+    form: Form, render: Callable[..., object], text: str, value: str
+) -> None:
+    try:
+        by_argument = render(parse_item(text, form), {"v": value})
+    except ArgumentProblem:
+        return  # refused, whatever the literal text would be
+    # Accepted: the literal text parses to the very same item, components and all. (Spaces at
+    # either end of the whole string are dropped from literal text; the argument is verbatim.)
+    literal = text.replace("{{.v}}", value)
+    if literal != literal.strip():
+        return
+    assert render(parse_item(literal, form), {}) == by_argument
 
 
 def test_too_many_items_for_one_write_writes_nothing(store: Store, schema: Schema) -> None:

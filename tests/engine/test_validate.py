@@ -13,6 +13,7 @@ from api.cli import main
 from dsl.schema import AttributeType
 from engine.coverage import coverage
 from engine.errors import InvalidRequest
+from engine.strings import parse_attribute, parse_tuple
 from engine.types import LookupPage
 from engine.validate import (
     Failure,
@@ -22,9 +23,7 @@ from engine.validate import (
     _PagingError,
     compile_shape_schema,
     load_shape,
-    parse_attribute,
     parse_shape,
-    parse_tuple,
     validate_file,
 )
 from storage.base import Attribute, Tuple
