@@ -4,8 +4,9 @@ request context, JSON out, and the per-endpoint description the OpenAPI document
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from api.errors import ApiError, bad_request, error_body, from_validation_error
 from api.models import ContextIn
 from engine.types import EMPTY_CONTEXT, Context
 from storage.base import TENANT_ID_PATTERN
+from storage.errors import InvalidToken
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -33,6 +35,8 @@ class EndpointDoc:
     response: type[BaseModel] | None
     streaming: bool = False
     tag: str = ""
+    #: The response's media type when it is not JSON (``response`` is then None).
+    media_type: str = ""
 
 
 DOC_ATTRIBUTE = "__stonetown_doc__"
@@ -45,11 +49,13 @@ def documented(
     *,
     streaming: bool = False,
     tag: str = "",
+    media_type: str = "",
 ) -> Callable[[H], H]:
     """Attach an EndpointDoc to a handler (read by ``api/openapi.py`` from the router)."""
 
     def mark(handler: H) -> H:
-        setattr(handler, DOC_ATTRIBUTE, EndpointDoc(summary, request, response, streaming, tag))
+        doc = EndpointDoc(summary, request, response, streaming, tag, media_type)
+        setattr(handler, DOC_ATTRIBUTE, doc)
         return handler
 
     return mark
@@ -67,6 +73,10 @@ async def parse(request: web.Request, model: type[M]) -> M:
 def tenant_of(request: web.Request, name: str = "tenant_id") -> str:
     """The path's tenant id, checked against the tenant id pattern (400 otherwise)."""
     tenant = request.match_info[name]
+    if request.url.raw_fragment:
+        # A raw `#` is not allowed in a request target, and aiohttp cuts the path there: without
+        # this, `DELETE /v1/tenants/t1#x` would delete t1.
+        tenant = f"{tenant}#{request.url.raw_fragment}"
     if not TENANT_ID_PATTERN.fullmatch(tenant):
         raise bad_request(
             name,
@@ -74,6 +84,16 @@ def tenant_of(request: web.Request, name: str = "tenant_id") -> str:
             "digits and _ - @ . : +",
         )
     return tenant
+
+
+@contextlib.contextmanager
+def token_field(field: str) -> Iterator[None]:
+    """Inside, a token the store did not issue is a 400 naming ``field`` (the store cannot
+    tell which of a request's tokens it was handed)."""
+    try:
+        yield
+    except InvalidToken as exc:
+        raise bad_request(field, str(exc), "ERROR_CODE_INVALID_CONTINUOUS_TOKEN") from exc
 
 
 def context_of(context: ContextIn | None) -> Context:

@@ -234,7 +234,10 @@ def _http_exception(exc: web.HTTPException) -> ApiError:
     if status == 404:
         return ApiError(404, "ERROR_CODE_NOT_FOUND", "no such endpoint")
     if status == 405:
-        return ApiError(405, "ERROR_CODE_NOT_IMPLEMENTED", f"method not allowed: {exc.reason}")
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return ApiError(
+            405, "ERROR_CODE_NOT_IMPLEMENTED", f"method not allowed: {exc.reason}", headers=allow
+        )
     return ApiError(status, "ERROR_CODE_VALIDATION", exc.reason)
 
 
@@ -247,6 +250,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         api = _http_exception(exc)
+    except ConnectionResetError:
+        # The client left mid-request (e.g. while sending the body): no one to answer, not a bug.
+        log.info("client gone during %s %s", request.method, request.path)
+        return web.Response(status=499)  # nginx's "client closed request", for logs and metrics
     except Exception as exc:
         found = translate(exc)
         if found is None:

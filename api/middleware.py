@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.errors import ApiError, Handler
 
-REQUEST_ID = "stonetown.request_id"
-ROUTE = "stonetown.route"
+REQUEST_ID = web.RequestKey("stonetown.request_id", str)
+ROUTE = web.RequestKey("stonetown.route", str)
 #: Paths that need no key (load balancers probe them).
 OPEN_PATHS = frozenset({"/healthz"})
 #: Paths outside the concurrency limit, so an overloaded server still answers probes.

@@ -47,7 +47,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 OptionalName = Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_]{0,63})?$")]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
-Depth = Annotated[int, Field(ge=3)]
+Depth = Annotated[int, Field(ge=3, le=2**31 - 1)]
 
 ANY_PREFIX = "type.googleapis.com/base.v1."
 #: Permify's value messages, by attribute type.
@@ -528,6 +528,8 @@ class SchemaVersionResponse(Out):
 
 class SchemaReadResponse(Out):
     schema_: dict[str, Any] = Field(alias="schema")
+    #: Stonetown's extension: the schema's text as written (Permify clients ignore it).
+    x_schema_text: str
 
 
 class SchemaListItem(Out):
@@ -674,6 +676,30 @@ def check_json(allowed: bool, check_count: int) -> dict[str, Any]:
         "can": CHECK_ALLOWED if allowed else CHECK_DENIED,
         "metadata": {"check_count": check_count},
     }
+
+
+def expand_json(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's expand tree with every field Permify's gateway emits (``EmitUnpopulated``):
+    each node's ``arguments`` (``[]`` when it has none) and each subject's ``relation``."""
+    out: dict[str, Any] = {
+        "entity": node["entity"],
+        "permission": node["permission"],
+        "arguments": node.get("arguments", []),
+    }
+    if "expand" in node:
+        inner = node["expand"]
+        children = [expand_json(child) for child in inner["children"]]
+        out["expand"] = {"operation": inner["operation"], "children": children}
+        return out
+    leaf = node["leaf"]
+    if "subjects" in leaf:
+        subjects = [
+            {"type": s["type"], "id": s["id"], "relation": s.get("relation", "")}
+            for s in leaf["subjects"]["subjects"]
+        ]
+        leaf = {"subjects": {"subjects": subjects}}
+    out["leaf"] = leaf
+    return out
 
 
 def scope_of(scope: Mapping[str, StringArrayIn]) -> dict[str, list[str]] | None:

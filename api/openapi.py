@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from api.boundary import DOC_ATTRIBUTE, EndpointDoc
+from api.middleware import OPEN_PATHS, UNLIMITED_PATHS
 from api.models import ErrorResponse
 
 REF = "#/components/schemas/{model}"
@@ -61,14 +62,16 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
             ],
             "responses": {
                 code: {
-                    "description": text,
+                    "description": _ERRORS[code],
                     "content": {
                         "application/json": {"schema": keys[(ErrorResponse, "serialization")]}
                     },
                 }
-                for code, text in _ERRORS.items()
+                for code in _error_codes(path, doc)
             },
         }
+        if path in OPEN_PATHS:
+            operation["security"] = []
         if doc.request is not None:
             operation["requestBody"] = {
                 "required": False,
@@ -80,8 +83,19 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
                 "description": "One JSON object per line." if doc.streaming else "OK",
                 "content": {media: {"schema": keys[(doc.response, "serialization")]}},
             }
+        elif doc.media_type:
+            schema = (
+                {"type": "object"} if doc.media_type == "application/json" else {"type": "string"}
+            )
+            operation["responses"]["200"] = {
+                "description": "OK",
+                "content": {doc.media_type: {"schema": schema}},
+            }
         else:
             operation["responses"]["200"] = {"description": "OK"}
+        if method == "head":  # the GET's headers, without a body
+            for response in operation["responses"].values():
+                response.pop("content", None)
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
@@ -98,6 +112,22 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
         "security": [{"bearer": []}, {}],
         "paths": paths,
     }
+
+
+def _error_codes(path: str, doc: EndpointDoc) -> list[str]:
+    """The error statuses the endpoint can answer with."""
+    codes = []
+    if doc.request is not None or _path_parameters(path):
+        codes.append("400")
+    if path not in OPEN_PATHS:
+        codes.append("401")
+    if _path_parameters(path):
+        codes.append("404")
+    if doc.request is not None:
+        codes.append("413")
+    if path not in UNLIMITED_PATHS:
+        codes.append("429")
+    return codes
 
 
 def _operation_id(method: str, path: str) -> str:

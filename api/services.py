@@ -22,7 +22,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-
 class WriteSignal:
     """Wakes watch streams when this server lands a write (other writers are seen by polling)."""
 
@@ -61,5 +60,3 @@ class Services:
 CONFIG = web.AppKey("config", Config)
 SERVICES = web.AppKey("services", Services)
 METRICS = web.AppKey("metrics", Metrics)
-
-

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, parse, respond, tenant_of
+from api.boundary import documented, parse, respond, tenant_of, token_field
 from api.errors import ApiError, FieldViolation, bad_request
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
@@ -130,12 +130,14 @@ async def read_relationships(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
 
     def work() -> dict[str, object]:
-        reader = svc.store.reader(tenant, body.metadata.snap_token)
-        page = reader.read_tuples(
-            tuple_filter(body.filter),
-            page_size=body.page_size or DEFAULT_PAGE_SIZE,
-            cursor=body.continuous_token,
-        )
+        with token_field("metadata.snap_token"):
+            reader = svc.store.reader(tenant, body.metadata.snap_token)
+        with token_field("continuous_token"):
+            page = reader.read_tuples(
+                tuple_filter(body.filter),
+                page_size=body.page_size or DEFAULT_PAGE_SIZE,
+                cursor=body.continuous_token,
+            )
         return {"tuples": [m.tuple_json(t) for t in page.items], "continuous_token": page.cursor}
 
     return respond(await svc.run(work))
@@ -154,12 +156,14 @@ async def read_attributes(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
 
     def work() -> dict[str, object]:
-        reader = svc.store.reader(tenant, body.metadata.snap_token)
-        page = reader.read_attributes(
-            attribute_filter(body.filter),
-            page_size=body.page_size or DEFAULT_PAGE_SIZE,
-            cursor=body.continuous_token,
-        )
+        with token_field("metadata.snap_token"):
+            reader = svc.store.reader(tenant, body.metadata.snap_token)
+        with token_field("continuous_token"):
+            page = reader.read_attributes(
+                attribute_filter(body.filter),
+                page_size=body.page_size or DEFAULT_PAGE_SIZE,
+                cursor=body.continuous_token,
+            )
         return {
             "attributes": [m.attribute_json(a) for a in page.items],
             "continuous_token": page.cursor,

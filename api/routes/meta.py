@@ -32,17 +32,26 @@ async def health(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@documented(
+    "Prometheus metrics: requests by route, method and status; latency; checks by result.",
+    None,
+    None,
+    tag="Health",
+    media_type=CONTENT_TYPE_LATEST,
+)
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @routes.get("/openapi.json")
+@documented("This OpenAPI 3.1 document.", None, None, tag="Docs", media_type="application/json")
 async def openapi_json(request: web.Request) -> web.Response:
     return respond(openapi.build(request.app, version=_version()))
 
 
 @routes.get("/docs")
+@documented("The API reference as an HTML page.", None, None, tag="Docs", media_type="text/html")
 async def docs(request: web.Request) -> web.Response:
     page = openapi.render_html(openapi.build(request.app, version=_version()))
     return web.Response(text=page, content_type="text/html")

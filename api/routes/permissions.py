@@ -10,11 +10,26 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from api import models as m
-from api.boundary import context_of, documented, error_line, ndjson_line, parse, respond, tenant_of
+from api.boundary import (
+    context_of,
+    documented,
+    error_line,
+    ndjson_line,
+    parse,
+    respond,
+    tenant_of,
+    token_field,
+)
 from api.errors import translate
-from api.services import SERVICES
+from api.services import METRICS, SERVICES
 from engine.errors import EngineError
-from engine.types import DEFAULT_LOOKUP_PAGE_SIZE, CheckItem, Entity, SubjectReference
+from engine.types import (
+    DEFAULT_LOOKUP_PAGE_SIZE,
+    CheckItem,
+    CheckResult,
+    Entity,
+    SubjectReference,
+)
 
 routes = web.RouteTableDef()
 #: Ids a stream takes from the engine per hop to a worker thread.
@@ -30,18 +45,26 @@ async def check(request: web.Request) -> web.Response:
     body = await parse(request, m.CheckRequest)
     svc = request.app[SERVICES]
     meta = body.metadata
-    result = await svc.run(
-        svc.engine.check,
-        tenant,
-        Entity(body.entity.type, body.entity.id),
-        body.permission,
-        body.subject.to_subject(),
-        snap_token=meta.snap_token,
-        schema_version=meta.schema_version,
-        depth=meta.depth,
-        context=context_of(body.context),
-    )
+    with token_field("metadata.snap_token"):
+        result = await svc.run(
+            svc.engine.check,
+            tenant,
+            Entity(body.entity.type, body.entity.id),
+            body.permission,
+            body.subject.to_subject(),
+            snap_token=meta.snap_token,
+            schema_version=meta.schema_version,
+            depth=meta.depth,
+            context=context_of(body.context),
+        )
+    request.app[METRICS].checks.labels(_result_label(result)).inc()
     return respond(m.check_json(result.allowed, result.check_count))
+
+
+def _result_label(result: CheckResult | EngineError) -> str:
+    if isinstance(result, EngineError):
+        return "error"
+    return "allowed" if result.allowed else "denied"
 
 
 @routes.post("/v1/tenants/{tenant_id}/permissions/bulk-check")
@@ -60,15 +83,19 @@ async def bulk_check(request: web.Request) -> web.Response:
         CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
         for i in body.items
     ]
-    results = await svc.run(
-        svc.engine.bulk_check,
-        tenant,
-        items,
-        snap_token=meta.snap_token,
-        schema_version=meta.schema_version,
-        depth=meta.depth,
-        context=context_of(body.context),
-    )
+    with token_field("metadata.snap_token"):
+        results = await svc.run(
+            svc.engine.bulk_check,
+            tenant,
+            items,
+            snap_token=meta.snap_token,
+            schema_version=meta.schema_version,
+            depth=meta.depth,
+            context=context_of(body.context),
+        )
+    counter = request.app[METRICS].checks
+    for r in results:
+        counter.labels(_result_label(r)).inc()
     return respond(
         {
             "results": [
@@ -92,16 +119,17 @@ async def expand(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.ExpandRequest)
     svc = request.app[SERVICES]
-    tree = await svc.run(
-        svc.engine.expand,
-        tenant,
-        Entity(body.entity.type, body.entity.id),
-        body.permission,
-        snap_token=body.metadata.snap_token,
-        schema_version=body.metadata.schema_version,
-        context=context_of(body.context),
-    )
-    return respond({"tree": tree})
+    with token_field("metadata.snap_token"):
+        tree = await svc.run(
+            svc.engine.expand,
+            tenant,
+            Entity(body.entity.type, body.entity.id),
+            body.permission,
+            snap_token=body.metadata.snap_token,
+            schema_version=body.metadata.schema_version,
+            context=context_of(body.context),
+        )
+    return respond({"tree": m.expand_json(tree)})
 
 
 @routes.post("/v1/tenants/{tenant_id}/permissions/lookup-entity")
@@ -116,20 +144,21 @@ async def lookup_entity(request: web.Request) -> web.Response:
     body = await parse(request, m.LookupEntityRequest)
     svc = request.app[SERVICES]
     meta = body.metadata
-    page = await svc.run(
-        svc.engine.lookup_entity,
-        tenant,
-        body.entity_type,
-        body.permission,
-        body.subject.to_subject(),
-        snap_token=meta.snap_token,
-        schema_version=meta.schema_version,
-        depth=meta.depth,
-        context=context_of(body.context),
-        scope=m.scope_of(body.scope),
-        page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
-        cursor=body.continuous_token,
-    )
+    with token_field("metadata.snap_token"):
+        page = await svc.run(
+            svc.engine.lookup_entity,
+            tenant,
+            body.entity_type,
+            body.permission,
+            body.subject.to_subject(),
+            snap_token=meta.snap_token,
+            schema_version=meta.schema_version,
+            depth=meta.depth,
+            context=context_of(body.context),
+            scope=m.scope_of(body.scope),
+            page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
+            cursor=body.continuous_token,
+        )
     return respond({"entity_ids": list(page.ids), "continuous_token": page.cursor})
 
 
@@ -157,19 +186,20 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICES]
     meta = body.metadata
     # The whole answer is computed here, so errors still get their status before streaming.
-    ids = await svc.run(
-        svc.engine.lookup_entity_stream,
-        tenant,
-        body.entity_type,
-        body.permission,
-        body.subject.to_subject(),
-        snap_token=meta.snap_token,
-        schema_version=meta.schema_version,
-        depth=meta.depth,
-        context=context_of(body.context),
-        scope=m.scope_of(body.scope),
-        cursor=body.continuous_token,
-    )
+    with token_field("metadata.snap_token"):
+        ids = await svc.run(
+            svc.engine.lookup_entity_stream,
+            tenant,
+            body.entity_type,
+            body.permission,
+            body.subject.to_subject(),
+            snap_token=meta.snap_token,
+            schema_version=meta.schema_version,
+            depth=meta.depth,
+            context=context_of(body.context),
+            scope=m.scope_of(body.scope),
+            cursor=body.continuous_token,
+        )
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     try:
@@ -180,6 +210,8 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
                     for i, c in chunk
                 )
             )
+    except ConnectionResetError:  # the client left: nobody to tell, nothing went wrong
+        return response
     except Exception as exc:
         api = translate(exc)
         if api is None:
@@ -202,19 +234,20 @@ async def lookup_subject(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     meta = body.metadata
     ref = body.subject_reference
-    page = await svc.run(
-        svc.engine.lookup_subject,
-        tenant,
-        Entity(body.entity.type, body.entity.id),
-        body.permission,
-        SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
-        snap_token=meta.snap_token,
-        schema_version=meta.schema_version,
-        depth=meta.depth,
-        context=context_of(body.context),
-        page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
-        cursor=body.continuous_token,
-    )
+    with token_field("metadata.snap_token"):
+        page = await svc.run(
+            svc.engine.lookup_subject,
+            tenant,
+            Entity(body.entity.type, body.entity.id),
+            body.permission,
+            SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
+            snap_token=meta.snap_token,
+            schema_version=meta.schema_version,
+            depth=meta.depth,
+            context=context_of(body.context),
+            page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
+            cursor=body.continuous_token,
+        )
     return respond({"subject_ids": list(page.ids), "continuous_token": page.cursor})
 
 
@@ -230,17 +263,18 @@ async def subject_permission(request: web.Request) -> web.Response:
     body = await parse(request, m.SubjectPermissionRequest)
     svc = request.app[SERVICES]
     meta = body.metadata
-    results = await svc.run(
-        svc.engine.subject_permission,
-        tenant,
-        Entity(body.entity.type, body.entity.id),
-        body.subject.to_subject(),
-        only_permission=meta.only_permission,
-        snap_token=meta.snap_token,
-        schema_version=meta.schema_version,
-        depth=meta.depth,
-        context=context_of(body.context),
-    )
+    with token_field("metadata.snap_token"):
+        results = await svc.run(
+            svc.engine.subject_permission,
+            tenant,
+            Entity(body.entity.type, body.entity.id),
+            body.subject.to_subject(),
+            only_permission=meta.only_permission,
+            snap_token=meta.snap_token,
+            schema_version=meta.schema_version,
+            depth=meta.depth,
+            context=context_of(body.context),
+        )
     return respond(
         {
             "results": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, parse, respond, tenant_of
+from api.boundary import documented, parse, respond, tenant_of, token_field
 from api.errors import ApiError, FieldViolation
 from api.services import SERVICES, Services
 from dsl.compiler import load
@@ -41,7 +41,8 @@ async def write(request: web.Request) -> web.Response:
 
 @routes.post("/v1/tenants/{tenant_id}/schemas/read")
 @documented(
-    "Read a schema version (the head by default), compiled.",
+    "Read a schema version (the head by default), compiled; `x_schema_text` (a Stonetown "
+    "extension) is the text it was written as.",
     m.SchemaReadRequest,
     m.SchemaReadResponse,
     tag="Schema",
@@ -50,8 +51,9 @@ async def read(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.SchemaReadRequest)
     svc = request.app[SERVICES]
-    _, schema = await svc.run(svc.engine.schema, tenant, body.metadata.schema_version)
-    return respond({"schema": m.schema_json(schema)})
+    version, schema = await svc.run(svc.engine.schema, tenant, body.metadata.schema_version)
+    stored = await svc.run(svc.store.read_schema, tenant, version)
+    return respond({"schema": m.schema_json(schema), "x_schema_text": stored.text})
 
 
 @routes.post("/v1/tenants/{tenant_id}/schemas/list")
@@ -68,9 +70,10 @@ async def list_schemas(request: web.Request) -> web.Response:
 
     def work() -> dict[str, object]:
         head = svc.store.schema_head(tenant)
-        page = svc.store.list_schemas(
-            tenant, page_size=body.page_size or DEFAULT_PAGE_SIZE, cursor=body.continuous_token
-        )
+        with token_field("continuous_token"):
+            page = svc.store.list_schemas(
+                tenant, page_size=body.page_size or DEFAULT_PAGE_SIZE, cursor=body.continuous_token
+            )
         return {
             "head": head,
             "schemas": [

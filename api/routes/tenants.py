@@ -5,12 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, parse, respond, tenant_of
+from api.boundary import documented, parse, respond, tenant_of, token_field
+from api.errors import bad_request
 from api.services import SERVICES
-from storage.base import TenantInfo
+from storage.base import Page, TenantInfo
 
 routes = web.RouteTableDef()
 DEFAULT_PAGE_SIZE = 50
+#: Ids the id pattern allows but no URL can name: clients remove these path segments (RFC 3986).
+UNREACHABLE_IDS = frozenset({".", ".."})
 
 
 def _tenant(info: TenantInfo) -> dict[str, str]:
@@ -21,6 +24,8 @@ def _tenant(info: TenantInfo) -> dict[str, str]:
 @documented("Create a tenant.", m.TenantCreateRequest, m.TenantResponse, tag="Tenancy")
 async def create(request: web.Request) -> web.Response:
     body = await parse(request, m.TenantCreateRequest)
+    if body.id in UNREACHABLE_IDS:
+        raise bad_request("id", f"{body.id!r} cannot be a tenant id: URLs cannot name it")
     svc = request.app[SERVICES]
     info = await svc.run(svc.store.create_tenant, body.id, body.name)
     return respond({"tenant": _tenant(info)})
@@ -36,11 +41,14 @@ async def create(request: web.Request) -> web.Response:
 async def list_tenants(request: web.Request) -> web.Response:
     body = await parse(request, m.PageRequest)
     svc = request.app[SERVICES]
-    page = await svc.run(
-        svc.store.list_tenants,
-        page_size=body.page_size or DEFAULT_PAGE_SIZE,
-        cursor=body.continuous_token,
-    )
+
+    def work() -> Page[TenantInfo]:
+        with token_field("continuous_token"):
+            return svc.store.list_tenants(
+                page_size=body.page_size or DEFAULT_PAGE_SIZE, cursor=body.continuous_token
+            )
+
+    page = await svc.run(work)
     return respond({"tenants": [_tenant(t) for t in page.items], "continuous_token": page.cursor})
 
 

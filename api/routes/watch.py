@@ -9,13 +9,14 @@ writes through this server are sent at once, others within ``watch_poll_seconds`
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, error_line, ndjson_line, parse, tenant_of
-from api.errors import translate
+from api.boundary import documented, error_line, ndjson_line, parse, tenant_of, token_field
+from api.errors import ApiError, translate
 from api.services import SERVICES
 from storage.base import ChangeSet, Operation, Tuple
 
@@ -55,30 +56,35 @@ async def watch(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICES]
     after = body.snap_token or await svc.run(svc.store.head, tenant)
     # Errors (unknown tenant, a bad or expired token) surface before the stream starts.
-    pending = await svc.run(svc.store.changes, tenant, after, limit=BATCH)
+    with token_field("snap_token"):
+        pending = await svc.run(svc.store.changes, tenant, after, limit=BATCH)
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     poll = svc.config.watch_poll_seconds
+    failed: ApiError | None = None
     try:
         while not svc.closing.is_set():
             for change_set in pending:
                 await response.write(_line(change_set))
                 after = change_set.token
             if len(pending) < BATCH:
-                await response.write(b"")  # flushes; raises once the client has gone
+                await response.write(b"")  # sends the headers, the first time
                 await svc.writes.wait(poll)
                 if svc.closing.is_set():
                     break
             transport = request.transport
             if transport is None or transport.is_closing():
-                break
+                return response  # the client left: there is nobody to end the stream for
             pending = await svc.run(svc.store.changes, tenant, after, limit=BATCH)
-    except ConnectionResetError:
+    except ConnectionResetError:  # the client left while a line was being written
         return response
     except Exception as exc:  # e.g. the tenant was deleted: say so on the stream, then end it
         api = translate(exc)
         if api is None:
             raise
-        await response.write(error_line(api))
-    await response.write_eof()
+        failed = api
+    with contextlib.suppress(ConnectionResetError):  # the client may leave at any moment
+        if failed is not None:
+            await response.write(error_line(failed))
+        await response.write_eof()
     return response

@@ -1,0 +1,277 @@
+"""Health, Prometheus metrics, the OpenAPI document and the docs page, on a real server."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
+
+from api import models as m
+from tests.api.conftest import Server, shaped
+
+SCHEMA = "entity user {}\nentity doc {\n    relation owner @user\n    permission edit = owner\n}\n"
+CHECK = {
+    "entity": {"type": "doc", "id": "1"},
+    "permission": "edit",
+    "subject": {"type": "user", "id": "alice"},
+}
+REQUESTS_TOTAL = "stonetown_http_requests_total"
+CHECKS_TOTAL = "stonetown_checks_total"
+
+
+@pytest.fixture(scope="module")
+def client(module_server: Server) -> Iterator[httpx.Client]:
+    with module_server.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def tenant(client: httpx.Client) -> str:
+    assert client.post("/v1/tenants/create", json={"id": "meta"}).status_code == 200
+    assert client.post("/v1/tenants/meta/schemas/write", json={"schema": SCHEMA}).is_success
+    owner = {"entity": CHECK["entity"], "relation": "owner", "subject": CHECK["subject"]}
+    assert client.post("/v1/tenants/meta/data/write", json={"tuples": [owner]}).is_success
+    return "meta"
+
+
+@pytest.fixture(scope="module")
+def document(client: httpx.Client) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    return dict(response.json())
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+def test_health_is_serving(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert shaped(m.HealthResponse, response.json()) == {"status": "SERVING"}
+
+
+def test_health_needs_no_key_when_keys_are_configured(start_server: Callable[..., Server]) -> None:
+    server = start_server(preshared_keys=("secret-key",))
+    with server.client() as anonymous:
+        assert anonymous.get("/healthz").json() == {"status": "SERVING"}
+        for path in ("/metrics", "/openapi.json", "/docs"):  # everything else needs the key
+            assert anonymous.get(path).status_code == 401, path
+    with server.client(headers={"Authorization": "Bearer secret-key"}) as keyed:
+        for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+            assert keyed.get(path).status_code == 200, path
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def scrape(client: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def requests_counted(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], route: str, status: int
+) -> float:
+    labels = frozenset({("route", route), ("method", "POST"), ("status", str(status))})
+    return samples.get((REQUESTS_TOTAL, labels), 0.0)
+
+
+def test_metrics_count_requests_by_route_and_status(client: httpx.Client, tenant: str) -> None:
+    route = "/v1/tenants/{tenant_id}/permissions/check"
+    before = scrape(client)
+    for _ in range(3):
+        assert client.post(f"/v1/tenants/{tenant}/permissions/check", json=CHECK).is_success
+    bad = {**CHECK, "permission": "nope"}
+    assert client.post(f"/v1/tenants/{tenant}/permissions/check", json=bad).status_code == 400
+    missing = client.post("/v1/tenants/nobody/permissions/check", json=CHECK)
+    assert missing.status_code == 404
+    after = scrape(client)
+    assert requests_counted(after, route, 200) - requests_counted(before, route, 200) == 3
+    assert requests_counted(after, route, 400) - requests_counted(before, route, 400) == 1
+    assert requests_counted(after, route, 404) - requests_counted(before, route, 404) == 1
+
+
+def test_metrics_count_unmatched_paths_under_one_label(client: httpx.Client) -> None:
+    before = scrape(client)
+    for path in ("/nope/1", "/nope/2"):
+        assert client.post(path).status_code == 404
+    after = scrape(client)
+    counted = requests_counted(after, "unmatched", 404) - requests_counted(before, "unmatched", 404)
+    assert counted == 2
+    assert not any("/nope/" in dict(labels).get("route", "") for _, labels in after)
+
+
+def test_metrics_count_checks_by_result(client: httpx.Client, tenant: str) -> None:
+    def checks(samples: dict[Any, float], result: str) -> float:
+        return samples.get((CHECKS_TOTAL, frozenset({("result", result)})), 0.0)
+
+    before = scrape(client)
+    denied = {**CHECK, "subject": {"type": "user", "id": "bob"}}
+    assert client.post(f"/v1/tenants/{tenant}/permissions/check", json=CHECK).is_success
+    bulk = {"items": [CHECK, denied, denied, {**CHECK, "permission": "nope"}]}
+    assert client.post(f"/v1/tenants/{tenant}/permissions/bulk-check", json=bulk).is_success
+    after = scrape(client)
+    assert checks(after, "allowed") - checks(before, "allowed") == 2
+    assert checks(after, "denied") - checks(before, "denied") == 2
+    assert checks(after, "error") - checks(before, "error") == 1
+
+
+def test_metrics_expose_latency_and_in_flight(client: httpx.Client) -> None:
+    samples = scrape(client)
+    names = {name for name, _ in samples}
+    assert "stonetown_http_request_duration_seconds_bucket" in names
+    assert "stonetown_http_requests_in_flight" in names
+    # the scrape itself is the one request in flight
+    assert samples[("stonetown_http_requests_in_flight", frozenset())] == 1.0
+
+
+# -- OpenAPI -----------------------------------------------------------------------------------
+
+
+def test_openapi_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+def served_routes(server: Server) -> set[tuple[str, str]]:
+    return {
+        (route.method.lower(), route.resource.canonical)
+        for route in server.app.router.routes()
+        if route.resource is not None
+    }
+
+
+def test_openapi_lists_every_route_the_app_serves(
+    module_server: Server, document: dict[str, Any]
+) -> None:
+    documented = {(method, path) for path, ops in document["paths"].items() for method in ops}
+    assert documented == served_routes(module_server)
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    prefix = "#/components/schemas/"
+    assert ref.startswith(prefix), ref
+    return dict(document["components"]["schemas"][ref.removeprefix(prefix)])
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            yield method, path, op
+
+
+def test_openapi_every_operation_has_its_request_and_response_schemas(
+    document: dict[str, Any],
+) -> None:
+    for method, path, op in operations(document):
+        where = f"{method.upper()} {path}"
+        assert op["summary"], where
+        if method == "post":
+            content = op["requestBody"]["content"]["application/json"]
+            assert resolve(document, content["schema"]).get("properties"), where
+        ok = op["responses"]["200"]
+        if method == "head":
+            assert "content" not in ok, where
+            continue
+        [(media, body)] = ok["content"].items()
+        assert resolve(document, body["schema"]), where
+        if media in ("application/json", "application/x-ndjson") and path != "/openapi.json":
+            assert resolve(document, body["schema"]).get("properties"), where
+        if path.startswith("/v1/"):
+            error = op["responses"]["400"]["content"]["application/json"]["schema"]
+            assert set(resolve(document, error)["properties"]) == {"code", "message", "details"}
+
+
+def test_openapi_describes_each_path_parameter(document: dict[str, Any]) -> None:
+    for _, path, op in operations(document):
+        names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+        assert [p["name"] for p in op["parameters"]] == names, path
+
+
+def test_openapi_operation_ids_are_unique(document: dict[str, Any]) -> None:
+    ids = [op["operationId"] for _, _, op in operations(document)]
+    assert len(ids) == len(set(ids))
+
+
+def test_openapi_health_needs_no_key_and_others_may(document: dict[str, Any]) -> None:
+    assert document["paths"]["/healthz"]["get"]["security"] == []
+    assert "401" not in document["paths"]["/healthz"]["get"]["responses"]
+    check = document["paths"]["/v1/tenants/{tenant_id}/permissions/check"]["post"]
+    assert "security" not in check  # the document's default: a bearer key when configured
+    assert "401" in check["responses"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def response_schema(document: dict[str, Any], path: str, method: str = "post") -> Any:
+    content = document["paths"][path][method]["responses"]["200"]["content"]
+    [body] = content.values()
+    return {**body["schema"], "components": document["components"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body"),
+    [
+        pytest.param("/v1/tenants/{tenant_id}/permissions/check", "post", CHECK, id="check"),
+        pytest.param(
+            "/v1/tenants/{tenant_id}/permissions/lookup-entity",
+            "post",
+            {"entity_type": "doc", "permission": "edit", "subject": CHECK["subject"]},
+            id="lookup_entity",
+        ),
+        pytest.param("/v1/tenants/{tenant_id}/schemas/read", "post", {}, id="schema_read"),
+        pytest.param("/v1/tenants/list", "post", {}, id="tenant_list"),
+        pytest.param("/healthz", "get", None, id="health"),
+    ],
+)
+def test_real_responses_match_the_documented_schemas(
+    client: httpx.Client,
+    tenant: str,
+    document: dict[str, Any],
+    path: str,
+    method: str,
+    body: Any,
+) -> None:
+    url = path.replace("{tenant_id}", tenant)
+    response = client.request(method.upper(), url, json=body)
+    assert response.status_code == 200, response.text
+    OAS31Validator(response_schema(document, path, method)).validate(response.json())
+
+
+def test_real_error_bodies_match_the_documented_schema(
+    client: httpx.Client, document: dict[str, Any]
+) -> None:
+    path = "/v1/tenants/{tenant_id}/permissions/check"
+    response = client.post("/v1/tenants/nobody/permissions/check", json=CHECK)
+    assert response.status_code == 404
+    schema = document["paths"][path]["post"]["responses"]["404"]["content"]["application/json"]
+    OAS31Validator({**schema["schema"], "components": document["components"]}).validate(
+        response.json()
+    )
+
+
+def test_docs_page_mentions_every_path(client: httpx.Client, document: dict[str, Any]) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    for method, path, op in operations(document):
+        assert html.escape(path) in page, path
+        assert html.escape(op["summary"]) in page, f"{method} {path}"
+    assert "<script" not in page.lower()  # works offline
