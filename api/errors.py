@@ -103,6 +103,7 @@ _TABLE: dict[type[BaseException], tuple[int, str]] = {
     storage_errors.Conflict: (409, "ERROR_CODE_SERIALIZATION"),
     storage_errors.StoreClosed: (503, "ERROR_CODE_DATASTORE"),
     engine_errors.InvalidRequest: (400, "ERROR_CODE_VALIDATION"),
+    engine_errors.InvalidCursor: (400, "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"),
     engine_errors.SchemaNotFound: (404, "ERROR_CODE_SCHEMA_NOT_FOUND"),
     engine_errors.UnknownEntityType: (400, "ERROR_CODE_ENTITY_TYPE_NOT_FOUND"),
     engine_errors.UnknownPermission: (400, "ERROR_CODE_PERMISSION_NOT_FOUND"),

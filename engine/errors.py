@@ -16,6 +16,10 @@ class InvalidRequest(EngineError):
     """The request itself is malformed: a bad page size, cursor, reference or context item."""
 
 
+class InvalidCursor(InvalidRequest):
+    """A lookup's continuous token that this engine did not issue."""
+
+
 class SchemaNotFound(EngineError):
     """The tenant has no schema, or not the version asked for (Permify's SCHEMA_NOT_FOUND)."""
 

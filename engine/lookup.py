@@ -48,7 +48,7 @@ from dsl.schema import (
     TupleToUserSet,
 )
 from engine.check import Evaluation, objects_of
-from engine.errors import InvalidRequest, UnknownEntityType, UnknownPermission
+from engine.errors import InvalidCursor, InvalidRequest, UnknownEntityType, UnknownPermission
 from engine.types import LookupPage, SubjectReference
 from storage.base import AttributeFilter, Subject, TupleFilter, TupleKind
 
@@ -418,7 +418,7 @@ def decode_cursor(cursor: str) -> str:
             raise ValueError("unknown version")
         return raw[1:].decode("utf-8", "surrogatepass")
     except (ValueError, binascii.Error) as exc:
-        raise InvalidRequest(
+        raise InvalidCursor(
             f"continuous_token {cursor!r} is not a cursor this engine issued"
         ) from exc
 

@@ -671,7 +671,7 @@ def test_lookup_entity_scope_restricts_the_candidates(library: Tenant) -> None:
 def test_lookup_entity_with_a_bad_continuous_token_is_400(library: Tenant) -> None:
     body = lookup_body(continuous_token="not a token")
     response = library.post("permissions/lookup-entity", body)
-    assert response.status_code == 400, response.text
+    assert error_reason(response, 400) == "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"
     assert "continuous_token" in response.json()["message"]
 
 
