@@ -550,11 +550,16 @@ class SnapTokenResponse(Out):
 class RelationshipsReadResponse(Out):
     tuples: list[TupleOut]
     continuous_token: str
+    #: Stonetown's extension: the snapshot this page was read at (pass it as
+    #: ``metadata.snap_token`` to read further pages, or other data, at the same one).
+    x_snap_token: str
 
 
 class AttributesReadResponse(Out):
     attributes: list[AttributeOut]
     continuous_token: str
+    #: Stonetown's extension, as in RelationshipsReadResponse.
+    x_snap_token: str
 
 
 class BundleOperationOut(Out):

@@ -138,7 +138,11 @@ async def read_relationships(request: web.Request) -> web.Response:
                 page_size=body.page_size or DEFAULT_PAGE_SIZE,
                 cursor=body.continuous_token,
             )
-        return {"tuples": [m.tuple_json(t) for t in page.items], "continuous_token": page.cursor}
+        return {
+            "tuples": [m.tuple_json(t) for t in page.items],
+            "continuous_token": page.cursor,
+            "x_snap_token": reader.token,
+        }
 
     return respond(await svc.run(work))
 
@@ -167,6 +171,7 @@ async def read_attributes(request: web.Request) -> web.Response:
         return {
             "attributes": [m.attribute_json(a) for a in page.items],
             "continuous_token": page.cursor,
+            "x_snap_token": reader.token,
         }
 
     return respond(await svc.run(work))

@@ -906,3 +906,24 @@ def test_a_delete_matching_nothing_still_returns_a_readable_token(full: tuple[Ap
     api, _ = full
     token = api.delete("relationships/delete", {"filter": {"entity": {"type": "user"}}})
     assert api.tuples(token=token) == set(DATA)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["data/relationships/read", "data/attributes/read"], ids=["tuples", "attributes"]
+)
+def test_reads_name_the_snapshot_they_read_in_x_snap_token(api: Api, endpoint: str) -> None:
+    old = api.write("doc:1#owner@user:alice")
+    new = api.write("doc:2#owner@user:bob")
+
+    def read(token: str) -> str:
+        body = {"metadata": {"snap_token": token}, "filter": {}}
+        response = api.post(endpoint, body)
+        assert response.status_code == 200, response.text
+        return str(response.json()["x_snap_token"])
+
+    assert read(old) == old
+    latest = read("")
+    assert latest == new
+    api.write("doc:3#owner@user:carol")
+    # The token a read hands back reads the same state later.
+    assert api.tuples(token=latest) == {"doc:1#owner@user:alice", "doc:2#owner@user:bob"}

@@ -1,0 +1,487 @@
+"""Bulk data files for ``stonetown import`` and ``export``: tuples and attributes as NDJSON or CSV.
+
+The formats (both UTF-8, one item per record, tuples and attributes mixed in any order):
+
+* NDJSON: one JSON object per line with exactly one key, ``"tuple"`` or ``"attribute"``; blank
+  lines are skipped. ``{"tuple": "doc:1#viewer@user:1"}``,
+  ``{"attribute": "doc:1$public|boolean:true"}``.
+* CSV (RFC 4180): the header ``kind,value``, then one row per item; ``kind`` is ``tuple`` or
+  ``attribute``. ``tuple,doc:1#viewer@group:1#member``.
+
+A value is Permify's string form (``entity_type:entity_id#relation@subject_type:subject_id
+[#subject_relation]``; ``entity_type:entity_id$attribute|value_type:value`` with arrays
+comma-separated) or, for what that form cannot carry (a string attribute holding ``:`` or ``|``,
+an empty array, an id holding ``@`` or ``:``), a JSON object in the wire shape ``data/write``
+takes (``{"entity": {"type", "id"}, "attribute", "value": {"@type", "data"}}``; in CSV, the JSON
+text). ``export`` writes the string form whenever it reads back to the same item.
+
+Import streams: records are read one at a time, collected into batches, and each batch is one
+atomic ``data/write``. After every acknowledged batch the progress (next line, byte offset, a
+SHA-256 of the bytes before it, the snap token) is saved beside the input as
+``FILE.import-state``, so ``--resume`` continues after the last acknowledged batch; a batch that
+was in flight when a run died is simply sent again (writes are idempotent). The state file goes
+when an import completes.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from api import models as m
+from api.client import Client, ClientError
+from engine.errors import InvalidRequest
+from engine.strings import parse_attribute
+from engine.writes import attribute_text
+from storage.base import Attribute, AttributeFilter, Tuple, TupleFilter
+
+Item = Tuple | Attribute
+STATE_SUFFIX = ".import-state"
+STATE_VERSION = 1
+CSV_HEADER = ["kind", "value"]
+_KINDS = ("tuple", "attribute")
+#: A server's field violation naming one item of a data/write: ``tuples[3]``.
+_ITEM_FIELD = re.compile(r"^(tuples|attributes)\[(\d+)\]")
+
+
+class Format(enum.Enum):
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+    @classmethod
+    def of(cls, path: str | None, given: str | None) -> Format:
+        """``given`` (``--format``) when set, else from the extension: ``.csv`` is CSV,
+        anything else (``.ndjson``, ``.jsonl``, standard streams) NDJSON."""
+        if given:
+            return cls(given)
+        return cls.CSV if path and path.lower().endswith(".csv") else cls.NDJSON
+
+
+class TransferError(Exception):
+    """An import or export that cannot go on; the message says why and what to do."""
+
+
+class DataFileError(TransferError):
+    """A record that cannot be imported, at ``file:line``."""
+
+    def __init__(self, label: str, line: int, message: str) -> None:
+        super().__init__(f"{label}:{line}: {message}")
+        self.label = label
+        self.line = line
+        self.message = message
+
+
+# -- items <-> values -------------------------------------------------------------------------
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)
+
+
+def parse_item(kind: str, value: object) -> Item:
+    """The item a record holds; raises ValueError saying what is wrong with it."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown kind {kind!r}: expected tuple or attribute")
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the {kind} looks like a JSON object but is not: {exc}") from None
+    if isinstance(value, dict):
+        try:
+            if kind == "tuple":
+                return m.TupleIn.model_validate(value).to_tuple()
+            return m.AttributeIn.model_validate(value).to_attribute()
+        except ValidationError as exc:
+            raise ValueError(f"invalid {kind} object: {_problems(exc)}") from None
+    if not isinstance(value, str):
+        raise ValueError(f"a {kind} is a string or a JSON object, not {type(value).__name__}")
+    if kind == "tuple":
+        return Tuple.parse(value)
+    try:
+        return parse_attribute(value)
+    except InvalidRequest as exc:
+        raise ValueError(str(exc)) from None
+
+
+def item_value(item: Item) -> str | dict[str, Any]:
+    """Permify's string form when it reads back to ``item``, else the wire object."""
+    if isinstance(item, Tuple):
+        text = str(item)
+        try:
+            if Tuple.parse(text) == item:
+                return text
+        except ValueError:
+            pass
+        return m.tuple_json(item)
+    text = attribute_text(item)
+    try:
+        back = parse_attribute(text)
+    except InvalidRequest:
+        back = None
+    if back is not None and back.key == item.key and back.same_value(item):
+        return text
+    return m.attribute_json(item)
+
+
+def _kind(item: Item) -> str:
+    return "tuple" if isinstance(item, Tuple) else "attribute"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+class Writer:
+    """Writes items to a text stream in one format (``newline=""`` streams for CSV)."""
+
+    def __init__(self, out: IO[str], fmt: Format) -> None:
+        self._out = out
+        self._fmt = fmt
+        self._csv = csv.writer(out, lineterminator="\n") if fmt is Format.CSV else None
+        if self._csv is not None:
+            self._csv.writerow(CSV_HEADER)
+
+    def write(self, item: Item) -> None:
+        value = item_value(item)
+        if self._csv is not None:
+            self._csv.writerow([_kind(item), value if isinstance(value, str) else _json(value)])
+        else:
+            self._out.write(_json({_kind(item): value}) + "\n")
+
+
+# -- reading records ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a reader stands: the next line's number and byte offset, and the SHA-256 of every
+    byte before it (so a resume can tell that the part already imported is unchanged)."""
+
+    line: int = 1
+    offset: int = 0
+    digest: str = hashlib.sha256().hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    item: Item
+    line: int
+    #: The position right after this record.
+    after: Position
+
+
+class _Lines:
+    """A binary file's lines, decoded, counting lines and bytes and hashing what was read."""
+
+    def __init__(self, handle: IO[bytes], label: str, line: int, offset: int, sha: Any) -> None:
+        self._handle = handle
+        self.label = label
+        self.line = line  # the next line's number
+        self.offset = offset
+        self._sha = sha
+
+    def position(self) -> Position:
+        return Position(self.line, self.offset, self._sha.hexdigest())
+
+    def __iter__(self) -> Iterator[str]:
+        while raw := self._handle.readline():
+            number = self.line
+            self.line += 1
+            self.offset += len(raw)
+            self._sha.update(raw)
+            try:
+                yield raw.decode("utf-8-sig" if self.offset == len(raw) else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFileError(self.label, number, f"not UTF-8: {exc.reason}") from None
+
+
+def _ndjson(lines: _Lines) -> Iterator[Record]:
+    for text in lines:
+        number = lines.line - 1
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(lines.label, number, f"not a JSON object: {exc.msg}") from None
+        if not isinstance(obj, dict) or len(obj) != 1 or next(iter(obj)) not in _KINDS:
+            raise DataFileError(
+                lines.label,
+                number,
+                'expected an object with one key, "tuple" or "attribute", e.g. '
+                '{"tuple": "doc:1#viewer@user:1"}',
+            )
+        ((kind, value),) = obj.items()
+        try:
+            item = parse_item(kind, value)
+        except ValueError as exc:
+            raise DataFileError(lines.label, number, str(exc)) from None
+        yield Record(item, number, lines.position())
+
+
+def _csv(lines: _Lines, *, header: bool) -> Iterator[Record]:
+    rows = csv.reader(lines, strict=True)
+    first = True
+    while True:
+        number = lines.line
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataFileError(lines.label, number, f"malformed CSV: {exc}") from None
+        if header and first:
+            first = False
+            if [cell.strip().lower() for cell in row] != CSV_HEADER:
+                raise DataFileError(
+                    lines.label, number, f"expected the header `kind,value`, got {','.join(row)!r}"
+                )
+            continue
+        if not row or row == [""]:
+            continue
+        if len(row) != 2:
+            raise DataFileError(
+                lines.label, number, f"expected 2 columns (kind,value), got {len(row)}"
+            )
+        try:
+            item = parse_item(row[0].strip(), row[1])
+        except ValueError as exc:
+            raise DataFileError(lines.label, number, str(exc)) from None
+        yield Record(item, number, lines.position())
+
+
+def read_records(
+    handle: IO[bytes], fmt: Format, *, label: str, start: Position | None = None
+) -> Iterator[Record]:
+    """The records of a binary stream positioned at ``start`` (the beginning by default); a CSV
+    header is expected only at the beginning. Raises DataFileError at the first bad record."""
+    start = start or Position()
+    sha = hashlib.sha256()
+    if start.offset:
+        # The caller has checked the prefix; hash it again so later positions cover the file.
+        sha = _prefix_sha(handle, start.offset)
+        if sha is None or sha.hexdigest() != start.digest:
+            raise TransferError(
+                f"{label} changed before line {start.line} since that position was recorded"
+            )
+    lines = _Lines(handle, label, start.line, start.offset, sha)
+    if fmt is Format.CSV:
+        return _csv(lines, header=start.offset == 0)
+    return _ndjson(lines)
+
+
+def _prefix_sha(handle: IO[bytes], size: int) -> Any:
+    """The SHA-256 of the next ``size`` bytes, or None if the stream is shorter."""
+    sha = hashlib.sha256()
+    left = size
+    while left:
+        chunk = handle.read(min(left, 1 << 20))
+        if not chunk:
+            return None
+        sha.update(chunk)
+        left -= len(chunk)
+    return sha
+
+
+# -- import -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ImportState:
+    """What ``FILE.import-state`` holds: everything before ``position`` is written."""
+
+    tenant: str
+    format: str
+    position: Position = field(default_factory=Position)
+    snap_token: str = ""
+    tuples: int = 0
+    attributes: int = 0
+    writes: int = 0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        return json.dumps({"version": STATE_VERSION, **data}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ImportState:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.pop("version", None) != STATE_VERSION:
+            raise ValueError("unknown state file version")
+        position = Position(**data.pop("position"))
+        state = cls(position=position, **data)
+        if not (isinstance(position.line, int) and isinstance(position.offset, int)):
+            raise ValueError("bad position")
+        return state
+
+
+def state_path(path: str) -> Path:
+    return Path(path + STATE_SUFFIX)
+
+
+def load_state(path: Path) -> ImportState | None:
+    """The saved state, or None when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return ImportState.from_json(text)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TransferError(f"{path} is not an import state file ({exc}); delete it") from exc
+
+
+def save_state(path: Path, state: ImportState) -> None:
+    """Replace the state file atomically, so a crash leaves the old state or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(state.to_json())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    state: ImportState
+    #: The line this run started at (1 unless resumed).
+    started_at: int
+
+
+def _rejected(label: str, batch: list[Record], exc: ClientError) -> DataFileError | None:
+    """The record a 400 from data/write names (``tuples[3]``), at its line."""
+    if exc.status != 400:
+        return None
+    tuples = [r for r in batch if isinstance(r.item, Tuple)]
+    attributes = [r for r in batch if not isinstance(r.item, Tuple)]
+    for v in exc.violations:
+        found = _ITEM_FIELD.match(v.field)
+        if found is None:
+            continue
+        records = tuples if found[1] == "tuples" else attributes
+        index = int(found[2])
+        if index < len(records):
+            return DataFileError(label, records[index].line, v.description or exc.message)
+    return None
+
+
+def run_import(
+    client: Client,
+    path: str,
+    fmt: Format,
+    *,
+    batch_size: int,
+    resume: bool,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import ``path`` in batches of ``batch_size``; see the module docstring.
+
+    Raises DataFileError for a bad record (after writing every record before it), TransferError
+    when the state file does not fit, and ClientError when the server refuses or is unreachable;
+    in every case the state file says where a ``--resume`` continues.
+    """
+    where = state_path(path)
+    state = load_state(where) if resume else None
+    if state is not None:
+        if state.tenant != client.tenant:
+            raise TransferError(
+                f"{where} is an import into tenant {state.tenant!r}; resume with --tenant "
+                f"{state.tenant} or delete it"
+            )
+        if state.format != fmt.value:
+            raise TransferError(f"{where} is an import of {state.format}, not {fmt.value}")
+    else:
+        state = ImportState(tenant=client.tenant, format=fmt.value)
+    started_at = state.position.line
+    batch: list[Record] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        tuples = [r.item for r in batch if isinstance(r.item, Tuple)]
+        attributes = [r.item for r in batch if isinstance(r.item, Attribute)]
+        try:
+            token = client.write_data(tuples, attributes)
+        except ClientError as exc:
+            rejected = _rejected(path, batch, exc)
+            if rejected is not None:
+                raise rejected from exc
+            raise
+        before = state.position.offset
+        state.position = batch[-1].after
+        state.snap_token = token
+        state.tuples += len(tuples)
+        state.attributes += len(attributes)
+        state.writes += 1
+        save_state(where, state)
+        batch.clear()
+        if progress is not None:
+            progress(state.position.offset - before)
+
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; open errors are reported
+    except OSError as exc:
+        raise TransferError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    with handle:
+        if progress is not None and state.position.offset:
+            progress(state.position.offset)
+        try:
+            for record in read_records(handle, fmt, label=path, start=state.position):
+                batch.append(record)
+                if len(batch) >= batch_size:
+                    flush()
+        except DataFileError:
+            flush()  # everything before the bad record goes in; the state points at it
+            raise
+        except TransferError as exc:
+            raise TransferError(f"{exc}; cannot resume: delete {where} to start over") from exc
+        flush()
+    where.unlink(missing_ok=True)
+    return ImportResult(state, started_at)
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    tuples: int
+    attributes: int
+    snap_token: str
+
+
+def run_export(client: Client, out: IO[str], fmt: Format, *, snap_token: str = "") -> ExportResult:
+    """Write every tuple, then every attribute, of the client's tenant to ``out``.
+
+    Both are read at one snapshot: ``snap_token``, or the newest when the export starts, so
+    writes landing meanwhile are never partly included.
+    """
+    snap_token = snap_token or client.head_token()
+    writer = Writer(out, fmt)
+    tuples = attributes = 0
+    for t in client.read_tuples(TupleFilter(), snap_token=snap_token):
+        writer.write(t)
+        tuples += 1
+    for a in client.read_attributes(AttributeFilter(), snap_token=snap_token):
+        writer.write(a)
+        attributes += 1
+    return ExportResult(tuples, attributes, snap_token)
