@@ -50,7 +50,7 @@ bench-engine: $(VENV)/.installed $(BENCH_DATA)/$(SIZE)/tuples.jsonl
 	STONETOWN_SHARED_BENCH=$(SHARED_BENCH) $(BIN)/python bench/run_stonetown.py \
 		--size $(SIZE) --data $(BENCH_DATA)
 
-# Check over HTTP against a bare aiohttp echo, same run (~45 s); uses wrk when it is on PATH.
+# Check over HTTP against a bare aiohttp echo, same run (~40 s); uses wrk when it is on PATH.
 bench-http: $(VENV)/.installed
 	$(BIN)/python bench/http_bench.py
 
