@@ -20,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from api.config import Config
-from api.errors import error_middleware
-from api.middleware import JsonAccessLogger, Limiter, Metrics, guard, observe
+from api.middleware import JsonAccessLogger, Metrics, edge
 from api.routes import bundles, data, meta, permissions, schemas, tenants, watch
 from api.services import CONFIG, METRICS, SERVICES, Services
 from engine.engine import Engine, EngineConfig
@@ -36,11 +35,7 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
     metrics = Metrics()
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[
-            observe(metrics),
-            error_middleware,
-            guard(Limiter(config.max_concurrency), config.preshared_keys),
-        ],
+        middlewares=[edge(metrics, config.max_concurrency, config.preshared_keys)],
     )
     app[CONFIG] = config
     app[METRICS] = metrics

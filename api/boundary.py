@@ -93,7 +93,11 @@ def token_field(field: str) -> Iterator[None]:
     try:
         yield
     except InvalidToken as exc:
-        raise bad_request(field, str(exc), "ERROR_CODE_INVALID_CONTINUOUS_TOKEN") from exc
+        raise invalid_token(field, exc) from exc
+
+
+def invalid_token(field: str, exc: InvalidToken) -> ApiError:
+    return bad_request(field, str(exc), "ERROR_CODE_INVALID_CONTINUOUS_TOKEN")
 
 
 def context_of(context: ContextIn | None) -> Context:
@@ -116,6 +120,11 @@ def context_of(context: ContextIn | None) -> Context:
 def respond(data: Any, status: int = 200) -> web.Response:
     """JSON out (UTF-8, compact); NaN/Infinity are never produced by the models."""
     return web.Response(body=_dumps(data).encode(), status=status, content_type="application/json")
+
+
+def respond_bytes(body: bytes) -> web.Response:
+    """Already-encoded JSON out."""
+    return web.Response(body=body, content_type="application/json")
 
 
 def ndjson_line(data: Any) -> bytes:

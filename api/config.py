@@ -39,6 +39,9 @@ class Config:
     max_concurrency: int = 512
     #: Threads running the engine and the store, off the event loop.
     worker_threads: int = 4
+    #: A check is first tried on the event loop with this many dispatches at most (a cached
+    #: answer needs none); a bigger one goes to a worker thread. 0 sends every check there.
+    inline_dispatches: int = 64
     #: Tuples plus attributes one write may hold (Permify's max_data_per_write).
     max_write_items: int = 1000
     #: Deleted versions younger than this stay readable by snap token.
@@ -60,6 +63,7 @@ class Config:
             (self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
             (self.max_concurrency >= 1, "max_concurrency must be at least 1"),
             (self.worker_threads >= 1, "worker_threads must be at least 1"),
+            (self.inline_dispatches >= 0, "inline_dispatches must not be negative"),
             (self.max_write_items >= 1, "max_write_items must be at least 1"),
             (self.gc_window_seconds >= 0, "gc_window_seconds must not be negative"),
             (self.shutdown_timeout >= 0, "shutdown_timeout must not be negative"),

@@ -242,23 +242,23 @@ def _http_exception(exc: web.HTTPException) -> ApiError:
     return ApiError(status, "ERROR_CODE_VALIDATION", exc.reason)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every exception into the error body; 500 only for bugs, logged with a traceback."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
+def response_for(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The response for an exception a handler raised: the error body for everything known, a
+    logged 500 for bugs. A non-error HTTPException (a redirect) is raised again."""
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         api = _http_exception(exc)
-    except ConnectionResetError:
+    elif isinstance(exc, ConnectionResetError):
         # The client left mid-request (e.g. while sending the body): no one to answer, not a bug.
         log.info("client gone during %s %s", request.method, request.path)
         return web.Response(status=499)  # nginx's "client closed request", for logs and metrics
-    except Exception as exc:
+    else:
         found = translate(exc)
         if found is None:
-            log.exception("internal error on %s %s", request.method, request.path)
+            log.error(
+                "internal error on %s %s", request.method, request.path, exc_info=exc
+            )
             return error_response(500, "ERROR_CODE_INTERNAL", "internal error (logged)")
         api = found
     return error_response(api.status, api.reason, api.message, api.violations, headers=api.headers)

@@ -1,9 +1,9 @@
-"""What every request passes through: metrics and the access log's fields, the concurrency limit,
-and bearer-key authentication.
+"""What every request passes through, in one middleware (each layer costs a call per request):
+the request id, bearer-key authentication, the concurrency limit, turning exceptions into error
+bodies (``errors.response_for``), and metrics.
 
-Order (outermost first, see ``app.py``): ``observe`` (times the request, counts it by route and
-status, sets the request id), then the error middleware (``errors.py``: every exception becomes
-an error body), then ``guard`` (429 over the concurrency limit, 401 without a valid key).
+Metrics are plain counters updated on the event loop (the only thread that handles requests)
+and turned into Prometheus families when ``/metrics`` is scraped: no locks on the hot path.
 """
 
 from __future__ import annotations
@@ -12,17 +12,26 @@ import hmac
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Iterator
 from time import perf_counter
 from time import time as wall_clock
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Middleware
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
-from api.errors import ApiError, Handler
+from api.errors import ApiError, Handler, response_for
 
 REQUEST_ID = web.RequestKey("stonetown.request_id", str)
 ROUTE = web.RequestKey("stonetown.route", str)
@@ -30,49 +39,75 @@ ROUTE = web.RequestKey("stonetown.route", str)
 OPEN_PATHS = frozenset({"/healthz"})
 #: Paths outside the concurrency limit, so an overloaded server still answers probes.
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
+#: Latency histogram bounds, seconds.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+CHECK_RESULTS = ("allowed", "denied", "error")
 
 
-@dataclass(slots=True)
 class Metrics:
-    """The server's Prometheus metrics, in a registry of its own (one per app)."""
+    """The server's metrics (one per app), exported through a registry of its own."""
 
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    requests: Counter = field(init=False)
-    latency: Histogram = field(init=False)
-    in_flight: Gauge = field(init=False)
-    checks: Counter = field(init=False)
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._requests: dict[tuple[str, str, int], int] = {}
+        #: route -> per-bucket counts (the last one is +Inf), then the sum of seconds.
+        self._latency: dict[str, tuple[list[int], list[float]]] = {}
+        self._checks = dict.fromkeys(CHECK_RESULTS, 0)
+        self.registry = CollectorRegistry()
+        self.registry.register(_Exporter(self))
 
-    def __post_init__(self) -> None:
-        self.requests = Counter(
+    def count_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        found = self._latency.get(route)
+        if found is None:
+            found = self._latency[route] = ([0] * (len(BUCKETS) + 1), [0.0])
+        counts, total = found
+        counts[bisect_left(BUCKETS, seconds)] += 1
+        total[0] += seconds
+
+    def count_check(self, result: str) -> None:
+        self._checks[result] += 1
+
+    def families(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
             "stonetown_http_requests",
             "HTTP requests by route, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
+            labels=["route", "method", "status"],
         )
-        self.latency = Histogram(
+        for (route, method, status), count in sorted(self._requests.items()):
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
             "stonetown_http_request_duration_seconds",
             "Time to the response's first byte, by route.",
-            ["route"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-            registry=self.registry,
+            labels=["route"],
         )
-        self.in_flight = Gauge(
-            "stonetown_http_requests_in_flight", "Requests being handled.", registry=self.registry
+        for route, (counts, total) in sorted(self._latency.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip([*map(str, BUCKETS), "+Inf"], counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([route], buckets, total[0])
+        yield latency
+        yield GaugeMetricFamily(
+            "stonetown_http_requests_in_flight", "Requests being handled.", value=self.in_flight
         )
-        self.checks = Counter(
-            "stonetown_checks",
-            "Permission checks answered, by result.",
-            ["result"],
-            registry=self.registry,
+        checks = CounterMetricFamily(
+            "stonetown_checks", "Permission checks answered, by result.", labels=["result"]
         )
+        for result, count in self._checks.items():
+            checks.add_metric([result], count)
+        yield checks
 
 
-@dataclass(slots=True)
-class Limiter:
-    """Counts requests in flight; one per app."""
+class _Exporter(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
-    limit: int
-    active: int = 0
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.families()
 
 
 def _route(request: web.Request) -> str:
@@ -82,58 +117,48 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def observe(metrics: Metrics) -> web.middleware:  # type: ignore[valid-type]
+def edge(metrics: Metrics, limit: int, keys: tuple[str, ...]) -> Middleware:
+    """The one middleware: 401 unless a configured key is given (but on OPEN_PATHS), 429 beyond
+    ``limit`` requests in flight (but on UNLIMITED_PATHS), every exception an error body."""
+    encoded = tuple(key.encode() for key in keys)
+    limited = 0  # requests in flight that count against the limit
+
     @web.middleware
-    async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal limited
+        started = perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if 0 < len(incoming) <= 128 else secrets.token_hex(8)
         request[REQUEST_ID] = request_id
-        route = _route(request)
-        request[ROUTE] = route
-        started = perf_counter()
-        metrics.in_flight.inc()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            response.headers["X-Request-Id"] = request_id
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            metrics.in_flight.dec()
-            metrics.latency.labels(route).observe(perf_counter() - started)
-            metrics.requests.labels(route, request.method, str(status)).inc()
-
-    return observe_middleware
-
-
-def guard(limiter: Limiter, keys: tuple[str, ...]) -> web.middleware:  # type: ignore[valid-type]
-    """429 beyond ``limiter.limit`` requests in flight; 401 unless a configured key is given."""
-    encoded = tuple(key.encode() for key in keys)
-
-    @web.middleware
-    async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request[ROUTE] = _route(request)
         path = request.path
-        if encoded and path not in OPEN_PATHS:
-            _authenticate(request, encoded)
-        if path in UNLIMITED_PATHS:
-            return await handler(request)
-        if limiter.active >= limiter.limit:
-            raise ApiError(
-                429,
-                "ERROR_CODE_RATE_LIMIT_EXCEEDED",
-                f"too many requests in flight (limit {limiter.limit}); retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        limiter.active += 1
+        metrics.in_flight += 1
+        counted = False
         try:
-            return await handler(request)
+            if encoded and path not in OPEN_PATHS:
+                _authenticate(request, encoded)
+            if path not in UNLIMITED_PATHS:
+                if limited >= limit:
+                    raise ApiError(
+                        429,
+                        "ERROR_CODE_RATE_LIMIT_EXCEEDED",
+                        f"too many requests in flight (limit {limit}); retry shortly",
+                        headers={"Retry-After": "1"},
+                    )
+                limited += 1
+                counted = True
+            response = await handler(request)
+        except Exception as exc:
+            response = response_for(request, exc)
         finally:
-            limiter.active -= 1
+            if counted:
+                limited -= 1
+            metrics.in_flight -= 1
+        response.headers["X-Request-Id"] = request_id
+        metrics.count_request(route, request.method, response.status, perf_counter() - started)
+        return response
 
-    return guard_middleware
+    return edge_middleware
 
 
 def _authenticate(request: web.Request, keys: tuple[bytes, ...]) -> None:

@@ -36,6 +36,7 @@ store the same fact.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -54,6 +55,7 @@ from dsl.schema import (
 from engine.errors import (
     DepthExceeded,
     EngineError,
+    OverBudget,
     RuleError,
     UnknownEntityType,
     UnknownPermission,
@@ -406,6 +408,7 @@ class Evaluation:
         "data",
         "evaluators",
         "in_progress",
+        "limit",
         "plain_reads",
         "program",
         "reader",
@@ -440,6 +443,8 @@ class Evaluation:
         self.plain_reads: dict[Any, Any] | None = None if context.tuples else reads
         self.cuts = 0
         self.count = 0
+        #: Dispatches allowed before OverBudget (see `Engine.check`).
+        self.limit = sys.maxsize
         self.data: Mapping[str, Any] = context.data
         self.context_tuples = context.tuples
         self.context_attributes = context.attributes
@@ -475,8 +480,10 @@ class Evaluation:
         fn = self.evaluators.get((entity_type, name))
         if fn is None:
             fn = self.program.resolve(entity_type, name)
-        progress.add(key)
         self.count += 1
+        if self.count > self.limit:
+            raise OverBudget(self.limit)
+        progress.add(key)
         cuts = self.cuts
         try:
             answer = fn(self, eid, s, depth)

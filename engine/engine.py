@@ -249,10 +249,19 @@ class Engine:
         schema_version: str = "",
         depth: int = DEFAULT_DEPTH,
         context: Context = EMPTY_CONTEXT,
+        max_dispatches: int | None = None,
     ) -> CheckResult:
-        """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?"""
+        """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?
+
+        With ``max_dispatches`` the evaluation gives up with `OverBudget` once it needs more
+        than that many dispatches (a cached answer needs none): the API answers small checks
+        on its event loop and sends the rest to a worker thread. Work finished before giving
+        up stays cached, so asking again costs only the rest.
+        """
         asked, depth = depth, self._depth(depth)
         ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
+        if max_dispatches is not None:
+            ev.limit = max_dispatches
         try:
             allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
         except (DepthExceeded, RecursionError):

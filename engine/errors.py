@@ -57,3 +57,17 @@ class InvalidWrite(EngineError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class OverBudget(Exception):
+    """An evaluation passed the dispatch budget its caller set (``Engine.check(max_dispatches=)``).
+
+    Deliberately not an EngineError: set operations must not absorb it as an undecided branch.
+    It only means "this question is bigger than the caller wanted to answer here": the caller
+    asks again without a budget (the API: in a worker thread), and what was finished so far
+    stays cached.
+    """
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(f"the evaluation needs more than {budget} dispatches")
+        self.budget = budget

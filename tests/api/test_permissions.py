@@ -736,7 +736,9 @@ def test_lookup_entity_stream_with_no_answer_is_an_empty_stream(library: Tenant)
         pytest.param(
             lookup_body(entity_type="folder"), "ERROR_CODE_ENTITY_TYPE_NOT_FOUND", id="type"
         ),
-        pytest.param(lookup_body(continuous_token="%%"), "ERROR_CODE_VALIDATION", id="token"),
+        pytest.param(
+            lookup_body(continuous_token="%%"), "ERROR_CODE_INVALID_CONTINUOUS_TOKEN", id="token"
+        ),
         pytest.param(lookup_body(metadata={"depth": 1}), "ERROR_CODE_VALIDATION", id="depth"),
     ],
 )
@@ -880,3 +882,9 @@ def test_subject_permission_of_an_unknown_entity_type_is_400(docs: Tenant) -> No
     body = {"entity": entity_json("folder:1"), "subject": subject_json("user:bob")}
     response = docs.post("permissions/subject-permission", body)
     assert error_reason(response, 400) == "ERROR_CODE_ENTITY_TYPE_NOT_FOUND"
+
+
+@pytest.mark.parametrize("allowed", [True, False], ids=["allowed", "denied"])
+@pytest.mark.parametrize("count", [0, 1, 12345])
+def test_the_pre_encoded_check_body_is_the_check_json(allowed: bool, count: int) -> None:
+    assert json.loads(m.check_bytes(allowed, count)) == m.check_json(allowed, count)

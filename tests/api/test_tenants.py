@@ -329,11 +329,12 @@ def test_a_recreated_tenant_starts_empty_even_at_old_snap_tokens(client: httpx.C
         tuples = client.post(
             "/v1/tenants/acme/data/relationships/read", json={"metadata": meta, "filter": {}}
         )
-        assert tuples.json() == {"tuples": [], "continuous_token": ""}, token
+        assert (tuples.json()["tuples"], tuples.json()["continuous_token"]) == ([], ""), token
         attributes = client.post(
             "/v1/tenants/acme/data/attributes/read", json={"metadata": meta, "filter": {}}
         )
-        assert attributes.json() == {"attributes": [], "continuous_token": ""}, token
+        answer = attributes.json()
+        assert (answer["attributes"], answer["continuous_token"]) == ([], ""), token
 
     assert client.post("/v1/tenants/acme/schemas/write", json={"schema": SCHEMA}).is_success
     for token in ("", old_token):
