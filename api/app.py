@@ -41,7 +41,8 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
     app[METRICS] = metrics
     app.cleanup_ctx.append(functools.partial(_services, store=store))
     app.on_shutdown.append(_stop_streams)
-    for module in (tenants, schemas, data, bundles, permissions, watch, meta):
+    # aiohttp tries the routes under one fixed prefix in order: the hot ones go first.
+    for module in (permissions, data, schemas, bundles, watch, tenants, meta):
         app.router.add_routes(module.routes)
     return app
 

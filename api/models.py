@@ -206,9 +206,9 @@ def _doubles(data: object, kind: AttributeType) -> object:
 
 
 class ContextIn(Wire):
-    tuples: list[TupleIn] = []
-    attributes: list[AttributeIn] = []
-    data: dict[str, Any] = {}
+    tuples: list[TupleIn] = Field(default_factory=list)
+    attributes: list[AttributeIn] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class ArgumentIn(Wire):
@@ -218,24 +218,24 @@ class ArgumentIn(Wire):
 
 
 class StringArrayIn(Wire):
-    data: list[Id] = []
+    data: list[Id] = Field(default_factory=list)
 
 
 class EntityFilterIn(Wire):
     type: OptionalName = ""
-    ids: list[Id] = []
+    ids: list[Id] = Field(default_factory=list)
 
 
 class SubjectFilterIn(Wire):
     type: OptionalName = ""
-    ids: list[Id] = []
+    ids: list[Id] = Field(default_factory=list)
     relation: Annotated[str, Field(pattern=SUBJECT_RELATION_PATTERN)] = ""
 
 
 class TupleFilterIn(Wire):
-    entity: EntityFilterIn = EntityFilterIn()
+    entity: EntityFilterIn = Field(default_factory=EntityFilterIn)
     relation: OptionalName = ""
-    subject: SubjectFilterIn = SubjectFilterIn()
+    subject: SubjectFilterIn = Field(default_factory=SubjectFilterIn)
 
     @property
     def is_empty(self) -> bool:
@@ -244,8 +244,8 @@ class TupleFilterIn(Wire):
 
 
 class AttributeFilterIn(Wire):
-    entity: EntityFilterIn = EntityFilterIn()
-    attributes: list[Name] = []
+    entity: EntityFilterIn = Field(default_factory=EntityFilterIn)
+    attributes: list[Name] = Field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -282,12 +282,12 @@ class SubjectPermissionMetadata(CheckMetadata):
 
 
 class CheckRequest(Wire):
-    metadata: CheckMetadata = CheckMetadata()
+    metadata: CheckMetadata = Field(default_factory=CheckMetadata)
     entity: EntityIn
     permission: Name
     subject: SubjectIn
     context: ContextIn | None = None
-    arguments: list[ArgumentIn] = []
+    arguments: list[ArgumentIn] = Field(default_factory=list)
 
 
 class BulkCheckItemIn(Wire):
@@ -297,27 +297,27 @@ class BulkCheckItemIn(Wire):
 
 
 class BulkCheckRequest(Wire):
-    metadata: CheckMetadata = CheckMetadata()
+    metadata: CheckMetadata = Field(default_factory=CheckMetadata)
     items: Annotated[list[BulkCheckItemIn], Field(min_length=1, max_length=MAX_BULK_CHECK_ITEMS)]
     context: ContextIn | None = None
-    arguments: list[ArgumentIn] = []
+    arguments: list[ArgumentIn] = Field(default_factory=list)
 
 
 class ExpandRequest(Wire):
-    metadata: ExpandMetadata = ExpandMetadata()
+    metadata: ExpandMetadata = Field(default_factory=ExpandMetadata)
     entity: EntityIn
     permission: Name
     context: ContextIn | None = None
-    arguments: list[ArgumentIn] = []
+    arguments: list[ArgumentIn] = Field(default_factory=list)
 
 
 class LookupEntityRequest(Wire):
-    metadata: CheckMetadata = CheckMetadata()
+    metadata: CheckMetadata = Field(default_factory=CheckMetadata)
     entity_type: Name
     permission: Name
     subject: SubjectIn
     context: ContextIn | None = None
-    scope: dict[str, StringArrayIn] = {}
+    scope: dict[str, StringArrayIn] = Field(default_factory=dict)
     page_size: PageSize | None = None
     continuous_token: str = ""
 
@@ -328,18 +328,18 @@ class SubjectReferenceIn(Wire):
 
 
 class LookupSubjectRequest(Wire):
-    metadata: CheckMetadata = CheckMetadata()
+    metadata: CheckMetadata = Field(default_factory=CheckMetadata)
     entity: EntityIn
     permission: Name
     subject_reference: SubjectReferenceIn
     context: ContextIn | None = None
-    arguments: list[ArgumentIn] = []
+    arguments: list[ArgumentIn] = Field(default_factory=list)
     page_size: PageSize | None = None
     continuous_token: str = ""
 
 
 class SubjectPermissionRequest(Wire):
-    metadata: SubjectPermissionMetadata = SubjectPermissionMetadata()
+    metadata: SubjectPermissionMetadata = Field(default_factory=SubjectPermissionMetadata)
     entity: EntityIn
     subject: SubjectIn
     context: ContextIn | None = None
@@ -353,7 +353,7 @@ class SchemaWriteRequest(Wire):
 
 
 class SchemaReadRequest(Wire):
-    metadata: SchemaMetadata = SchemaMetadata()
+    metadata: SchemaMetadata = Field(default_factory=SchemaMetadata)
 
 
 class PageRequest(Wire):
@@ -362,47 +362,47 @@ class PageRequest(Wire):
 
 
 class PartialIn(Wire):
-    write: list[str] = []
-    update: list[str] = []
-    delete: list[str] = []
+    write: list[str] = Field(default_factory=list)
+    update: list[str] = Field(default_factory=list)
+    delete: list[str] = Field(default_factory=list)
 
 
 class PartialWriteRequest(Wire):
-    metadata: SchemaMetadata = SchemaMetadata()
-    partials: dict[str, PartialIn] = {}
+    metadata: SchemaMetadata = Field(default_factory=SchemaMetadata)
+    partials: dict[str, PartialIn] = Field(default_factory=dict)
 
 
 # -- data -------------------------------------------------------------------------------------
 
 
 class DataWriteRequest(Wire):
-    metadata: SchemaMetadata = SchemaMetadata()
-    tuples: list[TupleIn] = []
-    attributes: list[AttributeIn] = []
+    metadata: SchemaMetadata = Field(default_factory=SchemaMetadata)
+    tuples: list[TupleIn] = Field(default_factory=list)
+    attributes: list[AttributeIn] = Field(default_factory=list)
 
 
 class RelationshipsWriteRequest(Wire):
-    metadata: SchemaMetadata = SchemaMetadata()
+    metadata: SchemaMetadata = Field(default_factory=SchemaMetadata)
     tuples: Annotated[list[TupleIn], Field(min_length=1)]
 
 
 class RelationshipsReadRequest(Wire):
-    metadata: SnapMetadata = SnapMetadata()
+    metadata: SnapMetadata = Field(default_factory=SnapMetadata)
     filter: TupleFilterIn
     page_size: PageSize | None = None
     continuous_token: str = ""
 
 
 class AttributesReadRequest(Wire):
-    metadata: SnapMetadata = SnapMetadata()
+    metadata: SnapMetadata = Field(default_factory=SnapMetadata)
     filter: AttributeFilterIn
     page_size: PageSize | None = None
     continuous_token: str = ""
 
 
 class DataDeleteRequest(Wire):
-    tuple_filter: TupleFilterIn = TupleFilterIn()
-    attribute_filter: AttributeFilterIn = AttributeFilterIn()
+    tuple_filter: TupleFilterIn = Field(default_factory=TupleFilterIn)
+    attribute_filter: AttributeFilterIn = Field(default_factory=AttributeFilterIn)
 
 
 class RelationshipsDeleteRequest(Wire):
@@ -413,16 +413,16 @@ class RelationshipsDeleteRequest(Wire):
 
 
 class BundleOperationIn(Wire):
-    relationships_write: list[str] = []
-    relationships_delete: list[str] = []
-    attributes_write: list[str] = []
-    attributes_delete: list[str] = []
+    relationships_write: list[str] = Field(default_factory=list)
+    relationships_delete: list[str] = Field(default_factory=list)
+    attributes_write: list[str] = Field(default_factory=list)
+    attributes_delete: list[str] = Field(default_factory=list)
 
 
 class BundleIn(Wire):
     name: Name
-    arguments: list[Name] = []
-    operations: list[BundleOperationIn] = []
+    arguments: list[Name] = Field(default_factory=list)
+    operations: list[BundleOperationIn] = Field(default_factory=list)
 
 
 class BundleWriteRequest(Wire):
@@ -435,7 +435,7 @@ class BundleNameRequest(Wire):
 
 class RunBundleRequest(Wire):
     name: Name
-    arguments: dict[str, str] = {}
+    arguments: dict[str, str] = Field(default_factory=dict)
 
 
 # -- tenants and watch --------------------------------------------------------------------------

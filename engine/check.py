@@ -84,6 +84,13 @@ def _subject_key(s: Subject) -> tuple[str, str]:
     return f"{len(s[0])}.{len(s[2])}", f"{s[0]}{s[2]}{s[1]}"
 
 
+def result_key(entity_type: str, eid: str, name: str, s: Subject) -> str:
+    """The results-cache key of ``entity_type:eid#name`` for ``s``, as `Evaluation.dispatch`
+    builds it inline (a test holds the two to the same text)."""
+    sl, st = _subject_key(s)
+    return f"{len(entity_type)}.{len(name)}.{len(eid)}.{sl}\x00{entity_type}{name}{eid}{st}"
+
+
 _NO_SUBJECTS = ListSubjects([])
 
 

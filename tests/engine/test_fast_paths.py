@@ -1,12 +1,14 @@
-"""``Engine.check(max_dispatches=)``: a check bigger than its budget gives up with OverBudget
-(never an answer), and asking again without a budget gets the right one."""
+"""The engine's fast paths for a busy server: ``Engine.check(max_dispatches=)`` gives up with
+OverBudget on a check bigger than its budget (never with an answer), and a repeated check is
+answered from the results cache by `result_key` without an evaluation."""
 
 from __future__ import annotations
 
 import pytest
 
+from engine.check import Evaluation, result_key
 from engine.errors import OverBudget
-from engine.types import Entity
+from engine.types import EMPTY_CONTEXT, Entity
 from storage.base import Store, Subject
 from tests.engine.support import BASIC, load
 
@@ -45,3 +47,18 @@ def test_giving_up_never_changes_an_answer(store: Store, budget: int) -> None:
         except OverBudget:
             answer = engine.check("t1", entity, permission, subject)
         assert answer.allowed is expected, (entity, permission, subject)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [Subject("user", "ann"), Subject("group", "g3", "member"), Subject("user", "a:b#c")],
+    ids=["user", "userset", "odd-id"],
+)
+def test_result_key_is_the_key_dispatch_caches_under(store: Store, subject: Subject) -> None:
+    """The engine answers repeated checks from the results cache by `result_key` without
+    building an evaluation: the key must be exactly the one `dispatch` stores."""
+    engine = load(store, BASIC, CHAIN)
+    results: dict[str, bool] = {}
+    ev = Evaluation(engine.compiled("t1").program, store.reader("t1"), EMPTY_CONTEXT, {}, results)
+    answer = ev.dispatch("doc", "1", "view", subject, 50)
+    assert results[result_key("doc", "1", "view", subject)] is answer
