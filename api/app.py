@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import Resource
 
 from api.config import Config
-from api.middleware import JsonAccessLogger, Metrics, edge
+from api.errors import method_not_allowed, not_found
+from api.middleware import Edge, JsonAccessLogger, Metrics
 from api.routes import bundles, data, meta, permissions, schemas, tenants, watch
 from api.services import CONFIG, METRICS, SERVICES, Services
 from engine.engine import Engine, EngineConfig
@@ -33,17 +35,26 @@ log = logging.getLogger("stonetown.server")
 def create_app(config: Config, *, store: Store | None = None) -> web.Application:
     """Build the server. With ``store`` the caller owns it (it is not closed on shutdown)."""
     metrics = Metrics()
-    app = web.Application(
-        client_max_size=config.max_body_bytes,
-        middlewares=[edge(metrics, config.max_concurrency, config.preshared_keys)],
-    )
+    app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = metrics
     app.cleanup_ctx.append(functools.partial(_services, store=store))
     app.on_shutdown.append(_stop_streams)
+    edge = Edge(metrics, config.max_concurrency, config.preshared_keys)
     # aiohttp tries the routes under one fixed prefix in order: the hot ones go first.
     for module in (permissions, data, schemas, bundles, watch, tenants, meta):
-        app.router.add_routes(module.routes)
+        for route in module.routes:
+            assert isinstance(route, web.RouteDef)
+            app.router.add_route(
+                route.method, route.path, edge.wrap(route.handler, route.path), **route.kwargs
+            )
+    # Every other request gets the error shape too, through the edge: a known path asked with
+    # another method (405, with Allow), and any other path (404).
+    for resource in list(app.router.resources()):
+        assert isinstance(resource, Resource)
+        methods = [r.method for r in resource]
+        resource.add_route("*", edge.wrap(method_not_allowed(methods), resource.canonical))
+    app.router.add_route("*", "/{path:.*}", edge.wrap(not_found, "unmatched"))
     return app
 
 

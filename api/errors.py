@@ -262,3 +262,23 @@ def response_for(request: web.Request, exc: Exception) -> web.StreamResponse:
             return error_response(500, "ERROR_CODE_INTERNAL", "internal error (logged)")
         api = found
     return error_response(api.status, api.reason, api.message, api.violations, headers=api.headers)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    """Every path no route serves."""
+    raise ApiError(404, "ERROR_CODE_NOT_FOUND", f"no such endpoint: {request.path}")
+
+
+def method_not_allowed(methods: Sequence[str]) -> Handler:
+    """The handler of a known path asked with a method it does not serve."""
+    allow = ", ".join(sorted(methods))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise ApiError(
+            405,
+            "ERROR_CODE_NOT_IMPLEMENTED",
+            f"method {request.method} not allowed on {request.path}: use {allow}",
+            headers={"Allow": allow},
+        )
+
+    return handler

@@ -1,6 +1,6 @@
-"""What every request passes through, in one middleware (each layer costs a call per request):
-the request id, bearer-key authentication, the concurrency limit, turning exceptions into error
-bodies (``errors.response_for``), and metrics.
+"""What every request passes through (`Edge`, wrapped around each route's handler): the
+request id, bearer-key authentication, the concurrency limit, turning exceptions into error
+bodies (``errors.response_for``), and metrics; and the JSON access log.
 
 Metrics are plain counters updated on the event loop (the only thread that handles requests)
 and turned into Prometheus families when ``/metrics`` is scraped: no locks on the hot path.
@@ -8,7 +8,9 @@ and turned into Prometheus families when ``/metrics`` is scraped: no locks on th
 
 from __future__ import annotations
 
+import functools
 import hmac
+import itertools
 import json
 import logging
 import secrets
@@ -19,7 +21,6 @@ from time import time as wall_clock
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.typedefs import Middleware
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from prometheus_client import CollectorRegistry
@@ -110,55 +111,68 @@ class _Exporter(Collector):
         return self._metrics.families()
 
 
-def _route(request: web.Request) -> str:
-    info = request.match_info
-    route = info.route if info is not None else None
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
+class Edge:
+    """What every request passes through, wrapped around each route's handler: the request id,
+    401 unless a configured key is given (but on OPEN_PATHS), 429 beyond ``limit`` requests in
+    flight (but on UNLIMITED_PATHS), every exception an error body, and the metrics.
 
+    A wrapper rather than an aiohttp middleware: a middleware costs two more coroutine layers on
+    every request (measured: about 3% of check throughput), and the route's path is known when
+    wrapping, so it need not be looked up per request. `app.py` also routes unknown paths and
+    methods to wrapped handlers, so every answer goes through here.
+    """
 
-def edge(metrics: Metrics, limit: int, keys: tuple[str, ...]) -> Middleware:
-    """The one middleware: 401 unless a configured key is given (but on OPEN_PATHS), 429 beyond
-    ``limit`` requests in flight (but on UNLIMITED_PATHS), every exception an error body."""
-    encoded = tuple(key.encode() for key in keys)
-    limited = 0  # requests in flight that count against the limit
+    def __init__(self, metrics: Metrics, limit: int, keys: tuple[str, ...]) -> None:
+        self.metrics = metrics
+        self.limit = limit
+        self.keys = tuple(key.encode() for key in keys)
+        self.active = 0  # requests in flight that count against the limit
+        self._id_prefix = secrets.token_hex(4) + "-"
+        self._ids = itertools.count(1)
 
-    @web.middleware
-    async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal limited
-        started = perf_counter()
-        incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if 0 < len(incoming) <= 128 else secrets.token_hex(8)
-        request[REQUEST_ID] = request_id
-        route = request[ROUTE] = _route(request)
-        path = request.path
-        metrics.in_flight += 1
-        counted = False
-        try:
-            if encoded and path not in OPEN_PATHS:
-                _authenticate(request, encoded)
-            if path not in UNLIMITED_PATHS:
-                if limited >= limit:
-                    raise ApiError(
-                        429,
-                        "ERROR_CODE_RATE_LIMIT_EXCEEDED",
-                        f"too many requests in flight (limit {limit}); retry shortly",
-                        headers={"Retry-After": "1"},
-                    )
-                limited += 1
-                counted = True
-            response = await handler(request)
-        except Exception as exc:
-            response = response_for(request, exc)
-        finally:
-            if counted:
-                limited -= 1
-            metrics.in_flight -= 1
-        response.headers["X-Request-Id"] = request_id
-        metrics.count_request(route, request.method, response.status, perf_counter() - started)
-        return response
+    def wrap(self, handler: Handler, route: str) -> Handler:
+        """``handler`` behind the edge; ``route`` is its path template (the metrics label)."""
+        metrics = self.metrics
+        keys = self.keys
+        limited = route not in UNLIMITED_PATHS
+        open_path = route in OPEN_PATHS
 
-    return edge_middleware
+        async def edge(request: web.Request) -> web.StreamResponse:
+            started = perf_counter()
+            incoming = request.headers.get("X-Request-Id", "")
+            request_id = (
+                incoming if 0 < len(incoming) <= 128 else f"{self._id_prefix}{next(self._ids):x}"
+            )
+            request[REQUEST_ID] = request_id
+            request[ROUTE] = route
+            metrics.in_flight += 1
+            counted = False
+            try:
+                if keys and not open_path:
+                    _authenticate(request, keys)
+                if limited:
+                    if self.active >= self.limit:
+                        raise ApiError(
+                            429,
+                            "ERROR_CODE_RATE_LIMIT_EXCEEDED",
+                            f"too many requests in flight (limit {self.limit}); retry shortly",
+                            headers={"Retry-After": "1"},
+                        )
+                    self.active += 1
+                    counted = True
+                response = await handler(request)
+            except Exception as exc:
+                response = response_for(request, exc)
+            finally:
+                if counted:
+                    self.active -= 1
+                metrics.in_flight -= 1
+            response.headers["X-Request-Id"] = request_id
+            metrics.count_request(route, request.method, response.status, perf_counter() - started)
+            return response
+
+        functools.update_wrapper(edge, handler)  # keeps the OpenAPI description
+        return edge
 
 
 def _authenticate(request: web.Request, keys: tuple[bytes, ...]) -> None:

@@ -338,7 +338,7 @@ def _endpoints(server: Server) -> list[tuple[str, str]]:
     """Every (method, path) the server routes, tenant ids filled in."""
     out = []
     for route in server.app.router.routes():
-        if route.method == "HEAD":
+        if route.method in {"HEAD", "*"}:  # "*": the 405 and 404 answers for everything else
             continue
         path = route.resource.canonical if route.resource is not None else ""
         out.append((route.method, path.replace("{tenant_id}", "t1").replace("{id}", "t1")))

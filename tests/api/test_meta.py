@@ -150,7 +150,8 @@ def served_routes(server: Server) -> set[tuple[str, str]]:
     return {
         (route.method.lower(), route.resource.canonical)
         for route in server.app.router.routes()
-        if route.resource is not None
+        # "*" routes answer 405 (known paths, other methods) and 404 (other paths).
+        if route.resource is not None and route.method != "*"
     }
 
 
