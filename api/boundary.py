@@ -73,10 +73,12 @@ async def parse(request: web.Request, model: type[M]) -> M:
 def tenant_of(request: web.Request, name: str = "tenant_id") -> str:
     """The path's tenant id, checked against the tenant id pattern (400 otherwise)."""
     tenant = request.match_info[name]
-    if request.url.raw_fragment:
+    raw = request.raw_path
+    if "#" in raw:
         # A raw `#` is not allowed in a request target, and aiohttp cuts the path there: without
-        # this, `DELETE /v1/tenants/t1#x` would delete t1.
-        tenant = f"{tenant}#{request.url.raw_fragment}"
+        # this, `DELETE /v1/tenants/t1#x` would delete t1. (`raw_path` is the target as sent;
+        # `request.url` would cost an absolute URL built per request.)
+        tenant = f"{tenant}#{raw.partition('#')[2]}"
     if not TENANT_ID_PATTERN.fullmatch(tenant):
         raise bad_request(
             name,
