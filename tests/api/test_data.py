@@ -11,6 +11,7 @@ import pytest
 
 from api import models as m
 from tests.api.conftest import Server, shaped
+from tests.api.support import tuple_json, tuple_text
 
 SCHEMA = """
 entity user {}
@@ -35,26 +36,6 @@ entity doc {
 }
 """
 ANY = "type.googleapis.com/base.v1."
-
-
-def tup(text: str) -> dict[str, Any]:
-    """``doc:1#viewer@group:eng#member`` as the wire's Tuple."""
-    entity, subject = text.split("@")
-    entity_part, relation = entity.split("#")
-    entity_type, entity_id = entity_part.split(":")
-    subject_part, _, subject_relation = subject.partition("#")
-    subject_type, subject_id = subject_part.split(":")
-    return {
-        "entity": {"type": entity_type, "id": entity_id},
-        "relation": relation,
-        "subject": {"type": subject_type, "id": subject_id, "relation": subject_relation},
-    }
-
-
-def text_of(t: dict[str, Any]) -> str:
-    e, s = t["entity"], t["subject"]
-    suffix = f"#{s['relation']}" if s["relation"] else ""
-    return f"{e['type']}:{e['id']}#{t['relation']}@{s['type']}:{s['id']}{suffix}"
 
 
 def attr(entity: str, name: str, kind: str, data: Any) -> dict[str, Any]:
@@ -94,7 +75,7 @@ class Api:
         return version
 
     def write(self, *tuples: str, attributes: list[dict[str, Any]] | None = None) -> str:
-        body = {"tuples": [tup(t) for t in tuples], "attributes": attributes or []}
+        body = {"tuples": [tuple_json(t) for t in tuples], "attributes": attributes or []}
         response = self.post("data/write", body)
         assert response.status_code == 200, response.text
         token: str = shaped(m.SnapTokenResponse, response.json())["snap_token"]
@@ -122,7 +103,7 @@ class Api:
             response = self.post("data/relationships/read", body)
             assert response.status_code == 200, response.text
             page = shaped(m.RelationshipsReadResponse, response.json())
-            yield [text_of(t) for t in page["tuples"]]
+            yield [tuple_text(t) for t in page["tuples"]]
             cursor = page["continuous_token"]
             if not cursor:
                 return
@@ -192,7 +173,7 @@ def test_writing_a_tuple_twice_keeps_one_copy(api: Api) -> None:
 
 
 def test_a_subject_relation_of_dots_is_a_plain_subject(api: Api) -> None:
-    body = tup("doc:1#owner@user:alice")
+    body = tuple_json("doc:1#owner@user:alice")
     body["subject"]["relation"] = "..."
     response = api.post("data/write", {"tuples": [body]})
     assert response.status_code == 200, response.text
@@ -291,20 +272,20 @@ def test_writing_an_attribute_again_replaces_its_value(api: Api) -> None:
     assert api.attributes(token=second) == {"doc:1$level": 2}
 
 
-GOOD_TUPLE = tup("doc:1#owner@user:alice")
+GOOD_TUPLE = tuple_json("doc:1#owner@user:alice")
 GOOD_ATTRIBUTE = attr("doc:1", "public", "BooleanValue", True)
 INVALID_ITEMS = [
-    ("tuples", tup("folder:1#owner@user:alice"), "ERROR_CODE_ENTITY_DEFINITION_NOT_FOUND"),
-    ("tuples", tup("doc:1#editor@user:alice"), "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
-    ("tuples", tup("doc:1#view@user:alice"), "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
-    ("tuples", tup("doc:1#public@user:alice"), "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
-    ("tuples", tup("doc:1#owner@group:eng#member"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
-    ("tuples", tup("doc:1#owner@group:eng"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
-    ("tuples", tup("doc:1#viewer@group:eng#owner"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
-    ("tuples", tup("doc:1#owner@nobody:x"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
+    ("tuples", tuple_json("folder:1#owner@user:alice"), "ERROR_CODE_ENTITY_DEFINITION_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#editor@user:alice"), "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#view@user:alice"), "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#public@user:alice"), "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#owner@group:eng#member"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#owner@group:eng"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#viewer@group:eng#owner"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
+    ("tuples", tuple_json("doc:1#owner@nobody:x"), "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
     (
         "tuples",
-        tup("group:eng#member@group:eng#member"),
+        tuple_json("group:eng#member@group:eng#member"),
         "ERROR_CODE_ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL",
     ),
     (
@@ -447,11 +428,11 @@ def small(start_server: Callable[..., Server]) -> Iterator[Api]:
 @pytest.mark.parametrize(
     "endpoint, body",
     [
-        ("data/write", {"tuples": [tup(f"doc:{i}#owner@user:a") for i in range(4)]}),
+        ("data/write", {"tuples": [tuple_json(f"doc:{i}#owner@user:a") for i in range(4)]}),
         (
             "data/write",
             {
-                "tuples": [tup("doc:1#owner@user:a"), tup("doc:2#owner@user:a")],
+                "tuples": [tuple_json("doc:1#owner@user:a"), tuple_json("doc:2#owner@user:a")],
                 "attributes": [
                     attr("doc:1", "level", "IntegerValue", 1),
                     attr("doc:2", "level", "IntegerValue", 2),
@@ -462,7 +443,10 @@ def small(start_server: Callable[..., Server]) -> Iterator[Api]:
             "data/write",
             {"attributes": [attr(f"doc:{i}", "title", "StringValue", "") for i in range(4)]},
         ),
-        ("relationships/write", {"tuples": [tup(f"doc:{i}#owner@user:a") for i in range(4)]}),
+        (
+            "relationships/write",
+            {"tuples": [tuple_json(f"doc:{i}#owner@user:a") for i in range(4)]},
+        ),
     ],
     ids=["data-tuples", "data-mixed", "data-attributes", "relationships"],
 )
@@ -488,7 +472,7 @@ def test_a_write_at_the_item_limit_succeeds(small: Api) -> None:
 def test_writes_are_validated_against_the_named_schema_version(api: Api) -> None:
     old = api.schema("entity user {}\nentity doc {\n    relation editor @user\n}\n")
     api.schema()  # the head has no `editor`
-    editor = tup("doc:1#editor@user:alice")
+    editor = tuple_json("doc:1#editor@user:alice")
     _error(
         api.post("data/write", {"tuples": [editor]}),
         400,
@@ -527,7 +511,7 @@ def test_relationships_write_needs_at_least_one_tuple(api: Api, body: dict[str, 
 
 
 def test_relationships_write_writes_the_tuples(api: Api) -> None:
-    body = {"tuples": [GOOD_TUPLE, tup("doc:2#viewer@group:eng#member")]}
+    body = {"tuples": [GOOD_TUPLE, tuple_json("doc:2#viewer@group:eng#member")]}
     response = api.post("relationships/write", body)
     assert response.status_code == 200, response.text
     token = shaped(m.SnapTokenResponse, response.json())["snap_token"]
@@ -535,7 +519,7 @@ def test_relationships_write_writes_the_tuples(api: Api) -> None:
 
 
 def test_relationships_write_names_the_invalid_tuple(api: Api) -> None:
-    body = {"tuples": [GOOD_TUPLE, GOOD_TUPLE, tup("doc:1#owner@doc:2")]}
+    body = {"tuples": [GOOD_TUPLE, GOOD_TUPLE, tuple_json("doc:1#owner@doc:2")]}
     error = _error(api.post("relationships/write", body), 400, "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND")
     assert _fields(error) == ["tuples[2]"]
     assert api.tuples() == set()
@@ -702,7 +686,7 @@ def test_paging_at_a_snap_token_is_unaffected_by_writes_between_pages(data: Api)
     ).json()
     data.delete("relationships/delete", {"filter": {"entity": {"type": "group"}}})
     data.write("doc:0#owner@user:zed", "doc:9#owner@user:zed")
-    seen = [text_of(t) for t in first["tuples"]]
+    seen = [tuple_text(t) for t in first["tuples"]]
     cursor = first["continuous_token"]
     while cursor:
         page = data.post(
@@ -714,7 +698,7 @@ def test_paging_at_a_snap_token_is_unaffected_by_writes_between_pages(data: Api)
                 "continuous_token": cursor,
             },
         ).json()
-        seen += [text_of(t) for t in page["tuples"]]
+        seen += [tuple_text(t) for t in page["tuples"]]
         cursor = page["continuous_token"]
     assert sorted(seen) == sorted(DATA)
 

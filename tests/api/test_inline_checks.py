@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.api.conftest import Server
+from tests.api.support import tuple_json
 
 SCHEMA = """
 entity user {}
@@ -25,19 +26,6 @@ CHAIN = [f"group:g{i}#member@group:g{i + 1}#member" for i in range(7)] + [
 ]
 
 
-def _tuple(text: str) -> dict[str, object]:
-    entity, _, subject = text.partition("@")
-    et, _, rest = entity.partition(":")
-    eid, _, relation = rest.partition("#")
-    st, _, srest = subject.partition(":")
-    sid, _, srel = srest.partition("#")
-    return {
-        "entity": {"type": et, "id": eid},
-        "relation": relation,
-        "subject": {"type": st, "id": sid, "relation": srel},
-    }
-
-
 @pytest.mark.parametrize("inline", [0, 1, 64], ids=["threads-only", "tiny-budget", "default"])
 def test_inline_budget_never_changes_answers(
     start_server: Callable[..., Server], inline: int
@@ -47,7 +35,7 @@ def test_inline_budget_never_changes_answers(
         base = "/v1/tenants/t1"
         client.post(f"{base}/schemas/write", json={"schema": SCHEMA}).raise_for_status()
         token = client.post(
-            f"{base}/data/write", json={"tuples": [_tuple(t) for t in CHAIN]}
+            f"{base}/data/write", json={"tuples": [tuple_json(t) for t in CHAIN]}
         ).json()["snap_token"]
         cases = [("1", "ann", True), ("1", "bob", False), ("2", "bob", True), ("2", "ann", False)]
         for _ in range(2):  # the second round comes from the cache

@@ -18,6 +18,7 @@ import pytest
 
 from api import models as m
 from tests.api.conftest import Server, shaped
+from tests.api.support import entity_json, subject_json, tuple_json
 
 SCHEMA = """
 entity user {}
@@ -71,28 +72,6 @@ ATTRIBUTES = [
 ]
 
 _ids = itertools.count()
-
-
-def tuple_json(text: str) -> dict[str, Any]:
-    """``type:id#relation@type:id[#relation]`` as the API's Tuple."""
-    entity, subject = text.split("@")
-    entity_ref, relation = entity.split("#")
-    subject_ref, _, subject_relation = subject.partition("#")
-    return {
-        "entity": entity_json(entity_ref),
-        "relation": relation,
-        "subject": subject_json(subject_ref + ("#" + subject_relation if subject_relation else "")),
-    }
-
-
-def entity_json(text: str) -> dict[str, str]:
-    kind, id_ = text.split(":")
-    return {"type": kind, "id": id_}
-
-
-def subject_json(text: str) -> dict[str, str]:
-    ref, _, relation = text.partition("#")
-    return {**entity_json(ref), "relation": relation}
 
 
 def attribute_json(kind: str, id_: str, name: str, value_type: str, data: Any) -> dict[str, Any]:
