@@ -6,6 +6,7 @@ Each handler parses the body, runs the engine in the worker threads and formats 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 
@@ -39,6 +40,17 @@ routes = web.RouteTableDef()
 STREAM_CHUNK = 512
 
 
+def _options(meta: m.CheckMetadata, context: m.ContextIn | None) -> dict[str, Any]:
+    """The engine keywords every permission request carries: its snapshot, schema version,
+    depth budget and context."""
+    return {
+        "snap_token": meta.snap_token,
+        "schema_version": meta.schema_version,
+        "depth": meta.depth,
+        "context": context_of(context),
+    }
+
+
 @routes.post("/v1/tenants/{tenant_id}/permissions/check")
 @documented(
     "Can the subject do this on the entity?", m.CheckRequest, m.CheckResponse, tag="Permission"
@@ -51,8 +63,8 @@ async def check(request: web.Request) -> web.Response:
     engine = svc.engine
     entity = Entity(body.entity.type, body.entity.id)
     subject = body.subject.to_subject()
-    context = context_of(body.context)
     budget = svc.config.inline_dispatches
+    options = _options(meta, body.context)
     try:
         try:
             if not budget:
@@ -60,16 +72,12 @@ async def check(request: web.Request) -> web.Response:
             # Most checks are a cache hit or a few µs of reads: answered here, they skip the
             # hand-off to a thread, which costs more than they do. Bigger ones go to a worker.
             result = engine.check(
-                tenant, entity, body.permission, subject, snap_token=meta.snap_token,
-                schema_version=meta.schema_version, depth=meta.depth, context=context,
-                max_dispatches=budget,
-            )  # fmt: skip
+                tenant, entity, body.permission, subject, **options, max_dispatches=budget
+            )
         except OverBudget:
             result = await svc.run(
-                engine.check, tenant, entity, body.permission, subject,
-                snap_token=meta.snap_token, schema_version=meta.schema_version,
-                depth=meta.depth, context=context,
-            )  # fmt: skip
+                engine.check, tenant, entity, body.permission, subject, **options
+            )
     except InvalidToken as exc:
         raise invalid_token("metadata.snap_token", exc) from exc
     request.app[METRICS].count_check("allowed" if result.allowed else "denied")
@@ -103,10 +111,7 @@ async def bulk_check(request: web.Request) -> web.Response:
             svc.engine.bulk_check,
             tenant,
             items,
-            snap_token=meta.snap_token,
-            schema_version=meta.schema_version,
-            depth=meta.depth,
-            context=context_of(body.context),
+            **_options(meta, body.context),
         )
     metrics = request.app[METRICS]
     for r in results:
@@ -166,10 +171,7 @@ async def lookup_entity(request: web.Request) -> web.Response:
             body.entity_type,
             body.permission,
             body.subject.to_subject(),
-            snap_token=meta.snap_token,
-            schema_version=meta.schema_version,
-            depth=meta.depth,
-            context=context_of(body.context),
+            **_options(meta, body.context),
             scope=m.scope_of(body.scope),
             page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
             cursor=body.continuous_token,
@@ -208,10 +210,7 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
             body.entity_type,
             body.permission,
             body.subject.to_subject(),
-            snap_token=meta.snap_token,
-            schema_version=meta.schema_version,
-            depth=meta.depth,
-            context=context_of(body.context),
+            **_options(meta, body.context),
             scope=m.scope_of(body.scope),
             cursor=body.continuous_token,
         )
@@ -256,10 +255,7 @@ async def lookup_subject(request: web.Request) -> web.Response:
             Entity(body.entity.type, body.entity.id),
             body.permission,
             SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
-            snap_token=meta.snap_token,
-            schema_version=meta.schema_version,
-            depth=meta.depth,
-            context=context_of(body.context),
+            **_options(meta, body.context),
             page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
             cursor=body.continuous_token,
         )
@@ -285,10 +281,7 @@ async def subject_permission(request: web.Request) -> web.Response:
             Entity(body.entity.type, body.entity.id),
             body.subject.to_subject(),
             only_permission=meta.only_permission,
-            snap_token=meta.snap_token,
-            schema_version=meta.schema_version,
-            depth=meta.depth,
-            context=context_of(body.context),
+            **_options(meta, body.context),
         )
     return respond(
         {
