@@ -101,4 +101,5 @@ def make_runner(app: web.Application) -> web.AppRunner:
         access_log=logging.getLogger("stonetown.access") if config.access_log else None,
         shutdown_timeout=config.shutdown_timeout,
         handle_signals=False,
+        auto_decompress=False,  # `boundary.parse` decodes bodies, within the size limit
     )

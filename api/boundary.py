@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError, bad_request, error_body, from_validation_error
 from api.models import ContextIn
+from api.services import CONFIG
 from engine.types import EMPTY_CONTEXT, Context
 from storage.base import TENANT_ID_PATTERN
 from storage.errors import InvalidToken
@@ -37,6 +40,8 @@ class EndpointDoc:
     tag: str = ""
     #: The response's media type when it is not JSON (``response`` is then None).
     media_type: str = ""
+    #: Error statuses besides the ones every endpoint of its kind has (see ``api/openapi.py``).
+    errors: tuple[int, ...] = ()
 
 
 DOC_ATTRIBUTE = "__stonetown_doc__"
@@ -50,11 +55,12 @@ def documented(
     streaming: bool = False,
     tag: str = "",
     media_type: str = "",
+    errors: tuple[int, ...] = (),
 ) -> Callable[[H], H]:
     """Attach an EndpointDoc to a handler (read by ``api/openapi.py`` from the router)."""
 
     def mark(handler: H) -> H:
-        doc = EndpointDoc(summary, request, response, streaming, tag, media_type)
+        doc = EndpointDoc(summary, request, response, streaming, tag, media_type, errors)
         setattr(handler, DOC_ATTRIBUTE, doc)
         return handler
 
@@ -63,11 +69,66 @@ def documented(
 
 async def parse(request: web.Request, model: type[M]) -> M:
     """The body as ``model``; an empty body is ``{}``. Bad input raises a 400 ApiError."""
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except RequestPayloadError as exc:  # e.g. broken chunked framing, a body cut short
+        raise ApiError(
+            400, "ERROR_CODE_VALIDATION", f"the request body could not be read: {exc}"
+        ) from exc
+    encoding = request.headers.get("Content-Encoding")
+    if encoding:
+        raw = decode_body(raw, encoding, request.app[CONFIG].max_body_bytes)
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
+
+
+#: Content-Encodings a request body may have (``app.make_runner`` turns aiohttp's own decoding
+#: off, so that these are bounded by the body limit and every failure gets the error shape).
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decode_body(raw: bytes, header: str, limit: int) -> bytes:
+    """``raw`` decoded per its Content-Encoding header (codings listed in the order applied):
+    415 for a coding other than gzip, deflate and identity, 413 past ``limit`` decoded bytes, 400
+    for data that does not decode."""
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    unknown = [c for c in codings if c != "identity" and c not in _DECODERS]
+    if unknown:
+        raise ApiError(
+            415,
+            "ERROR_CODE_VALIDATION",
+            f"unsupported Content-Encoding {unknown[0]!r}: use gzip, deflate or identity",
+        )
+    for coding in reversed(codings):
+        if coding != "identity":
+            raw = _inflate(raw, _DECODERS[coding], coding, limit)
+    return raw
+
+
+def _inflate(data: bytes, wbits: int, coding: str, limit: int) -> bytes:
+    out = bytearray()
+    try:
+        while True:  # gzip may hold several members, one after another
+            inflater = zlib.decompressobj(wbits)
+            out += inflater.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise ApiError(
+                    413, "ERROR_CODE_VALIDATION", f"request body too large: over {limit} bytes"
+                )
+            if not inflater.eof:
+                raise zlib.error("the data ends early")
+            data = inflater.unused_data
+            if not data or wbits != _DECODERS["gzip"]:
+                break
+    except zlib.error as exc:
+        raise ApiError(
+            400, "ERROR_CODE_VALIDATION", f"the request body is not valid {coding} data: {exc}"
+        ) from exc
+    if data:
+        raise ApiError(400, "ERROR_CODE_VALIDATION", f"data after the end of the {coding} body")
+    return bytes(out)
 
 
 def tenant_of(request: web.Request, name: str = "tenant_id") -> str:

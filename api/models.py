@@ -15,11 +15,20 @@ them; handlers build response dicts with the functions at the bottom, which are 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, assert_never
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from dsl.schema import (
@@ -46,8 +55,19 @@ MAX_PAGE_SIZE = 10_000
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 OptionalName = Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_]{0,63})?$")]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
-Depth = Annotated[int, Field(ge=3, le=2**31 - 1)]
+
+
+def _whole(value: object) -> object:
+    # JSON Schema counts 3.0 as an integer, as the document's readers will; strict mode would not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(_whole)]
+Depth = Annotated[int, Field(ge=3, le=2**31 - 1), BeforeValidator(_whole)]
+#: A bundle's template string (``engine/bundles.py`` checks the rest of its form).
+Template = Annotated[str, Field(min_length=1)]
 
 ANY_PREFIX = "type.googleapis.com/base.v1."
 #: Permify's value messages, by attribute type.
@@ -67,15 +87,23 @@ CHECK_ALLOWED = "CHECK_RESULT_ALLOWED"
 CHECK_DENIED = "CHECK_RESULT_DENIED"
 
 
+def _either_spelling(name: str) -> AliasChoices:
+    # The proto name first: it is the one the OpenAPI document shows, and wins over the other.
+    return AliasChoices(name, to_camel(name))
+
+
 class Wire(BaseModel):
-    """Requests: snake_case or lowerCamelCase names in, unknown fields ignored."""
+    """Requests: snake_case or lowerCamelCase names in, unknown fields ignored. Strict: a value
+    of another JSON type (``"5"`` or ``true`` for an integer, ``1`` for a boolean) is a 400, as
+    the OpenAPI document says, rather than being converted."""
 
     model_config = ConfigDict(
         extra="ignore",
-        alias_generator=to_camel,
+        alias_generator=AliasGenerator(validation_alias=_either_spelling),
         validate_by_name=True,
         validate_by_alias=True,
         frozen=True,
+        strict=True,
     )
 
 
@@ -119,8 +147,43 @@ class TupleIn(Wire):
         )
 
 
+def _value_schema(schema: dict[str, Any]) -> None:
+    """The document's AnyValue: ``data`` as each ``@type`` takes it (what ``to_attribute``
+    accepts), null or left out meaning the type's zero value."""
+    scalars: dict[AttributeType, dict[str, Any]] = {
+        AttributeType.BOOLEAN: {"type": "boolean"},
+        AttributeType.STRING: {"type": "string"},
+        AttributeType.INTEGER: {
+            "anyOf": [
+                {"type": "integer", "minimum": INT32[0], "maximum": INT32[1]},
+                {"type": "string", "pattern": INT32_TEXT.pattern},
+            ]
+        },
+        AttributeType.DOUBLE: {
+            "anyOf": [{"type": "number"}, {"enum": sorted(_DOUBLE_WORDS)}],
+        },
+    }
+    variants = []
+    for kind, name in VALUE_TYPES.items():
+        data = scalars[kind.element]
+        if kind.is_array:
+            data = {"type": "array", "items": data}
+        variants.append(
+            {
+                "properties": {
+                    "@type": {"const": ANY_PREFIX + name},
+                    "data": {"anyOf": [data, {"type": "null"}]},
+                }
+            }
+        )
+    schema["properties"]["@type"]["enum"] = list(TYPES_BY_URL)
+    schema["oneOf"] = variants
+
+
 class AnyValue(Wire):
     """``google.protobuf.Any`` holding one of Permify's value messages."""
+
+    model_config = ConfigDict(json_schema_extra=_value_schema)
 
     type_url: str = Field(alias="@type")
     data: Any = None
@@ -163,15 +226,22 @@ _ZERO: dict[AttributeType, object] = {
     AttributeType.DOUBLE: 0.0,
 }
 INT32 = (-(2**31), 2**31 - 1)
+#: An int32 as protojson also takes it, a string of decimal digits (no sign but `-`, no
+#: leading zeros, no spaces or `_`): exactly the range, so the document can say it too.
+INT32_TEXT = re.compile(
+    r"^(0|-?([1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
+    r"|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}"
+    r"|21474836[0-3][0-9]|214748364[0-7])|-2147483648)$"
+)
+_DOUBLE_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _integer(value: object) -> int:
     # protojson writes 64-bit integers as strings and accepts them either way.
     if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {value!r}") from None
+        if not INT32_TEXT.fullmatch(value):
+            raise ValueError(f"expected a 32-bit integer, got {value!r}")
+        value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -190,11 +260,14 @@ def _integers(data: object, kind: AttributeType) -> object:
 
 
 def _double(value: object) -> float:
-    if isinstance(value, str) and value in {"NaN", "Infinity", "-Infinity"}:
-        return float(value.replace("Infinity", "inf"))
+    if isinstance(value, str) and value in _DOUBLE_WORDS:
+        return _DOUBLE_WORDS[value]
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(f"expected a number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer past the double range: an infinity, as 1e400 parses
+        return math.inf if value > 0 else -math.inf
 
 
 def _doubles(data: object, kind: AttributeType) -> object:
@@ -400,12 +473,49 @@ class AttributesReadRequest(Wire):
     continuous_token: str = ""
 
 
+def _set(name: str, non_empty: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: property ``name`` is there and is ``non_empty``."""
+    return {"required": [name], "properties": {name: non_empty}}
+
+
+_TEXT, _LIST = {"minLength": 1}, {"minItems": 1}
+#: What ``TupleFilterIn.is_empty`` and ``AttributeFilterIn.is_empty`` say, for the document:
+#: the delete endpoints refuse a filter that would match everything.
+NON_EMPTY_TUPLE_FILTER = {
+    "anyOf": [
+        _set("entity", {"anyOf": [_set("type", _TEXT), _set("ids", _LIST)]}),
+        _set("relation", _TEXT),
+        _set(
+            "subject",
+            {"anyOf": [_set(f, _TEXT) for f in ("type", "relation")] + [_set("ids", _LIST)]},
+        ),
+    ]
+}
+NON_EMPTY_ATTRIBUTE_FILTER = {
+    "anyOf": [
+        _set("entity", {"anyOf": [_set("type", _TEXT), _set("ids", _LIST)]}),
+        _set("attributes", _LIST),
+    ]
+}
+
+
 class DataDeleteRequest(Wire):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                _set("tuple_filter", NON_EMPTY_TUPLE_FILTER),
+                _set("attribute_filter", NON_EMPTY_ATTRIBUTE_FILTER),
+            ]
+        }
+    )
+
     tuple_filter: TupleFilterIn = Field(default_factory=TupleFilterIn)
     attribute_filter: AttributeFilterIn = Field(default_factory=AttributeFilterIn)
 
 
 class RelationshipsDeleteRequest(Wire):
+    model_config = ConfigDict(json_schema_extra={"allOf": [_set("filter", NON_EMPTY_TUPLE_FILTER)]})
+
     filter: TupleFilterIn
 
 
@@ -413,10 +523,10 @@ class RelationshipsDeleteRequest(Wire):
 
 
 class BundleOperationIn(Wire):
-    relationships_write: list[str] = Field(default_factory=list)
-    relationships_delete: list[str] = Field(default_factory=list)
-    attributes_write: list[str] = Field(default_factory=list)
-    attributes_delete: list[str] = Field(default_factory=list)
+    relationships_write: list[Template] = Field(default_factory=list)
+    relationships_delete: list[Template] = Field(default_factory=list)
+    attributes_write: list[Template] = Field(default_factory=list)
+    attributes_delete: list[Template] = Field(default_factory=list)
 
 
 class BundleIn(Wire):
@@ -442,7 +552,14 @@ class RunBundleRequest(Wire):
 
 
 class TenantCreateRequest(Wire):
-    id: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_\-@.:+]{1,128}$")]
+    #: `.` and `..` fit the pattern, but no URL can name them: the route rejects them too.
+    id: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-zA-Z0-9_\-@.:+]{1,128}$",
+            json_schema_extra={"not": {"enum": [".", ".."]}},
+        ),
+    ]
     name: Annotated[str, Field(max_length=256)] = ""
 
 
@@ -633,6 +750,16 @@ class ErrorResponse(Out):
     code: int
     message: str
     details: list[dict[str, Any]]
+
+
+class StreamErrorOut(ErrorResponse):
+    http_code: int
+
+
+class StreamErrorLine(Out):
+    """The last line of a stream that failed after it started (grpc-gateway's form)."""
+
+    error: StreamErrorOut
 
 
 # -- conversions out ----------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from api.boundary import DOC_ATTRIBUTE, EndpointDoc
 from api.middleware import OPEN_PATHS, UNLIMITED_PATHS
-from api.models import ErrorResponse
+from api.models import ErrorResponse, HealthResponse, StreamErrorLine
+from api.services import CONFIG
+from storage.base import TENANT_ID_PATTERN
 
 REF = "#/components/schemas/{model}"
 _ERRORS = {
@@ -21,8 +23,15 @@ _ERRORS = {
     "401": "Missing or invalid bearer key (when keys are configured).",
     "404": "Tenant, schema version or bundle not found.",
     "413": "Request body larger than the configured limit.",
+    "409": "Already exists.",
+    "415": "A Content-Encoding other than gzip, deflate and identity.",
     "429": "Too many requests in flight; retry after the Retry-After seconds.",
+    "503": "The server is shutting down.",
 }
+#: Keywords of a request schema that `{}` cannot satisfy (as models.py writes them).
+_NOT_EMPTY = frozenset({"required", "anyOf", "allOf", "oneOf"})
+#: Every path parameter is a tenant id (``boundary.tenant_of`` checks it: 400 otherwise).
+PATH_PARAMETER = {"type": "string", "pattern": f"^(?:{TENANT_ID_PATTERN.pattern})$"}
 
 
 def _endpoints(app: web.Application) -> list[tuple[str, str, EndpointDoc]]:
@@ -37,7 +46,9 @@ def _endpoints(app: web.Application) -> list[tuple[str, str, EndpointDoc]]:
 def build(app: web.Application, *, version: str) -> dict[str, Any]:
     endpoints = _endpoints(app)
     models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
-        (ErrorResponse, "serialization"): None
+        (ErrorResponse, "serialization"): None,
+        (StreamErrorLine, "serialization"): None,
+        (HealthResponse, "serialization"): None,
     }
     for _, _, doc in endpoints:
         if doc.request is not None:
@@ -57,7 +68,7 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
             "operationId": _operation_id(method, path),
             "tags": [doc.tag] if doc.tag else [],
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETER}
                 for name in _path_parameters(path)
             ],
             "responses": {
@@ -72,16 +83,29 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
         }
         if path in OPEN_PATHS:
             operation["security"] = []
+        if path == "/healthz":  # not the error shape: the health body, saying NOT_SERVING
+            operation["responses"]["503"]["content"]["application/json"]["schema"] = keys[
+                (HealthResponse, "serialization")
+            ]
         if doc.request is not None:
+            request_schema = components[keys[(doc.request, "validation")]["$ref"].split("/")[-1]]
             operation["requestBody"] = {
-                "required": False,
+                # No body reads as `{}`: optional only where `{}` is a valid request.
+                "required": bool(_NOT_EMPTY.intersection(request_schema)),
                 "content": {"application/json": {"schema": keys[(doc.request, "validation")]}},
             }
-        if doc.response is not None:
-            media = "application/x-ndjson" if doc.streaming else "application/json"
+        if doc.response is not None and doc.streaming:
+            line = components[keys[(doc.response, "serialization")]["$ref"].rsplit("/", 1)[-1]]
+            error = components["StreamErrorLine"]["properties"]["error"]
             operation["responses"]["200"] = {
-                "description": "One JSON object per line." if doc.streaming else "OK",
-                "content": {media: {"schema": keys[(doc.response, "serialization")]}},
+                "description": "One JSON object per line: each a `result`, but the last may "
+                "be an `error` (the stream failed after it started).",
+                "content": {"application/x-ndjson": {"schema": _line_or_error(line, error)}},
+            }
+        elif doc.response is not None:
+            operation["responses"]["200"] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": keys[(doc.response, "serialization")]}},
             }
         elif doc.media_type:
             schema = (
@@ -103,14 +127,28 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
             "title": "Stonetown",
             "version": version,
             "description": "Permify-compatible authorization API (proto field names, every field "
-            "in responses, unknown request fields ignored).",
+            "in responses, unknown request fields ignored; requests may also spell a field in "
+            "lowerCamelCase, and the proto name wins when both are given).",
         },
         "components": {
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "security": [{"bearer": []}, {}],
+        # A key is needed only where the server was started with keys.
+        "security": [{"bearer": []}] if app[CONFIG].preshared_keys else [{"bearer": []}, {}],
         "paths": paths,
+    }
+
+
+def _line_or_error(line: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+    """A stream line's schema: the line model's one ``result``, or an ``error``."""
+    [result] = line["required"]
+    return {
+        "type": "object",
+        "title": line.get("title", ""),
+        "properties": {result: line["properties"][result], "error": error},
+        "additionalProperties": False,
+        "oneOf": [{"required": [result]}, {"required": ["error"]}],
     }
 
 
@@ -123,11 +161,14 @@ def _error_codes(path: str, doc: EndpointDoc) -> list[str]:
         codes.append("401")
     if _path_parameters(path):
         codes.append("404")
+    codes.extend(str(code) for code in doc.errors)
     if doc.request is not None:
-        codes.append("413")
+        codes.extend(("413", "415"))
     if path not in UNLIMITED_PATHS:
         codes.append("429")
-    return codes
+    if path.startswith("/v1/") or path == "/healthz":
+        codes.append("503")
+    return sorted(codes)
 
 
 def _operation_id(method: str, path: str) -> str:

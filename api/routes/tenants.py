@@ -21,7 +21,9 @@ def _tenant(info: TenantInfo) -> dict[str, str]:
 
 
 @routes.post("/v1/tenants/create")
-@documented("Create a tenant.", m.TenantCreateRequest, m.TenantResponse, tag="Tenancy")
+@documented(
+    "Create a tenant.", m.TenantCreateRequest, m.TenantResponse, tag="Tenancy", errors=(409,)
+)
 async def create(request: web.Request) -> web.Response:
     body = await parse(request, m.TenantCreateRequest)
     if body.id in UNREACHABLE_IDS:
