@@ -1,8 +1,11 @@
-"""Building request bodies in the tests: Permify's wire shapes from the string forms."""
+"""Helpers of the API tests: Permify's wire shapes from the string forms, and the server's
+request counts."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import httpx
 
 
 def entity_json(text: str) -> dict[str, str]:
@@ -33,3 +36,15 @@ def tuple_text(t: dict[str, Any]) -> str:
     e, s = t["entity"], t["subject"]
     suffix = f"#{s['relation']}" if s["relation"] else ""
     return f"{e['type']}:{e['id']}#{t['relation']}@{s['type']}:{s['id']}{suffix}"
+
+
+def finished_requests(client: httpx.Client, route: str) -> dict[str, float]:
+    """How many requests to ``route`` (its path template) the server has finished, by status,
+    read from ``/metrics``."""
+    label = f'route="{route}"'
+    counts = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("stonetown_http_requests_total{") and label in line:
+            status = line.split('status="')[1].split('"')[0]
+            counts[status] = float(line.rsplit(" ", 1)[1])
+    return counts

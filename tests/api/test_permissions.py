@@ -18,7 +18,7 @@ import pytest
 
 from api import models as m
 from tests.api.conftest import Server, shaped
-from tests.api.support import entity_json, subject_json, tuple_json
+from tests.api.support import entity_json, finished_requests, subject_json, tuple_json
 
 SCHEMA = """
 entity user {}
@@ -729,15 +729,7 @@ def test_lookup_entity_stream_errors_get_a_status_before_streaming(
     assert response.headers["content-type"].startswith("application/json")
 
 
-def _stream_statuses(client: httpx.Client) -> dict[str, float]:
-    """How many lookup-entity-stream requests the server has finished, by status."""
-    route = 'route="/v1/tenants/{tenant_id}/permissions/lookup-entity-stream"'
-    counts = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("stonetown_http_requests_total{") and route in line:
-            status = line.split('status="')[1].split('"')[0]
-            counts[status] = float(line.rsplit(" ", 1)[1])
-    return counts
+STREAM_ROUTE = "/v1/tenants/{tenant_id}/permissions/lookup-entity-stream"
 
 
 def test_lookup_entity_stream_client_leaving_early_is_no_error(
@@ -747,17 +739,19 @@ def test_lookup_entity_stream_client_leaving_early_is_no_error(
     tenant.schema(SCHEMA)
     for start in range(0, 20_000, 1000):  # enough lines that the server is still writing
         tenant.write([f"document:d{i}#viewer@user:bob" for i in range(start, start + 1000)])
-    before = _stream_statuses(client)
+    before = finished_requests(client, STREAM_ROUTE)
     path = f"/v1/tenants/{tenant.id}/permissions/lookup-entity-stream"
     with caplog.at_level(logging.ERROR, logger="stonetown"):
         with client.stream("POST", path, json=lookup_body(), timeout=30) as response:
             first = json.loads(next(response.iter_lines()))
         assert first["result"]["entity_id"] == "d0"
         deadline = time.monotonic() + 10
-        while sum(_stream_statuses(client).values()) == sum(before.values()):
+        while sum(finished_requests(client, STREAM_ROUTE).values()) == sum(
+            before.values()
+        ):
             assert time.monotonic() < deadline, "the stream never finished"
             time.sleep(0.02)
-    after = _stream_statuses(client)
+    after = finished_requests(client, STREAM_ROUTE)
     assert after.get("200", 0) - before.get("200", 0) == 1, after
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 

@@ -21,6 +21,7 @@ import pytest
 
 from api import models as m
 from tests.api.conftest import Server, shaped
+from tests.api.support import finished_requests
 
 SCHEMA = """
 entity user {}
@@ -260,15 +261,7 @@ def test_watch_ends_with_an_error_line_when_its_tenant_is_deleted(
     assert error["details"][0]["reason"] == "ERROR_CODE_TENANT_NOT_FOUND"
 
 
-def _watch_statuses(client: httpx.Client) -> dict[str, float]:
-    """How many watch requests the server has finished, by status."""
-    route = 'route="/v1/tenants/{tenant_id}/watch"'
-    counts = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("stonetown_http_requests_total{") and route in line:
-            status = line.split('status="')[1].split('"')[0]
-            counts[status] = float(line.rsplit(" ", 1)[1])
-    return counts
+WATCH_ROUTE = "/v1/tenants/{tenant_id}/watch"
 
 
 def test_watch_client_leaving_is_no_error(
@@ -277,17 +270,18 @@ def test_watch_client_leaving_is_no_error(
     server = start_server()  # its own, so that no other stream ends meanwhile
     with server.client() as client, server.client() as writer:
         tenant = Tenant(writer)
-        before = _watch_statuses(writer)
+        before = finished_requests(writer, WATCH_ROUTE)
         with caplog.at_level(logging.ERROR, logger="stonetown"):
             with watching(client, tenant.id, "") as watch:
                 tenant.write([tuple_json("1", "alice")])
                 changes(watch.next())
             tenant.write([tuple_json("2", "alice")])  # wakes the watcher: nobody is there
             deadline = time.monotonic() + 10
-            while sum(_watch_statuses(writer).values()) == sum(before.values()):
+            finished = sum(before.values())
+            while sum(finished_requests(writer, WATCH_ROUTE).values()) == finished:
                 assert time.monotonic() < deadline, "the watch never noticed its client left"
                 time.sleep(0.02)
-        after = _watch_statuses(writer)
+        after = finished_requests(writer, WATCH_ROUTE)
     assert after.get("200", 0) - before.get("200", 0) == 1, after
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
