@@ -16,6 +16,7 @@ from aiohttp.web import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError, bad_request, error_body, from_validation_error
+from api.middleware import REQUEST_ID
 from api.models import ContextIn
 from api.services import CONFIG
 from engine.types import EMPTY_CONTEXT, Context
@@ -188,6 +189,15 @@ def respond(data: Any, status: int = 200) -> web.Response:
 def respond_bytes(body: bytes) -> web.Response:
     """Already-encoded JSON out."""
     return web.Response(body=body, content_type="application/json")
+
+
+def ndjson_stream(request: web.Request) -> web.StreamResponse:
+    """A newline-delimited JSON stream, with the request id set before its headers go out."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    request_id = request.get(REQUEST_ID)
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return web.StreamResponse(headers=headers)
 
 
 def ndjson_line(data: Any) -> bytes:

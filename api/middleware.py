@@ -167,7 +167,8 @@ class Edge:
                 if counted:
                     self.active -= 1
                 metrics.in_flight -= 1
-            response.headers["X-Request-Id"] = request_id
+            if not response.prepared:  # a stream sent its headers already, with the id
+                response.headers["X-Request-Id"] = request_id
             metrics.count_request(route, request.method, response.status, perf_counter() - started)
             return response
 

@@ -17,6 +17,7 @@ from api.boundary import (
     error_line,
     invalid_token,
     ndjson_line,
+    ndjson_stream,
     parse,
     respond,
     respond_bytes,
@@ -214,7 +215,7 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
             scope=m.scope_of(body.scope),
             cursor=body.continuous_token,
         )
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    response = ndjson_stream(request)
     await response.prepare(request)
     try:
         while chunk := await svc.run(_take, ids):

@@ -15,7 +15,15 @@ from typing import Any
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, error_line, ndjson_line, parse, tenant_of, token_field
+from api.boundary import (
+    documented,
+    error_line,
+    ndjson_line,
+    ndjson_stream,
+    parse,
+    tenant_of,
+    token_field,
+)
 from api.errors import ApiError, translate
 from api.services import SERVICES
 from storage.base import ChangeSet, Operation, Tuple
@@ -58,7 +66,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     # Errors (unknown tenant, a bad or expired token) surface before the stream starts.
     with token_field("snap_token"):
         pending = await svc.run(svc.store.changes, tenant, after, limit=BATCH)
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    response = ndjson_stream(request)
     await response.prepare(request)
     poll = svc.config.watch_poll_seconds
     failed: ApiError | None = None

@@ -276,3 +276,30 @@ def test_docs_page_mentions_every_path(client: httpx.Client, document: dict[str,
         assert html.escape(path) in page, path
         assert html.escape(op["summary"]) in page, f"{method} {path}"
     assert "<script" not in page.lower()  # works offline
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/tenants/list", {}),
+        (
+            "POST",
+            "/v1/tenants/t1/permissions/lookup-entity-stream",
+            {"entity_type": "doc", "permission": "viewer", "subject": {"type": "user", "id": "u"}},
+        ),
+        ("POST", "/v1/tenants/t1/watch", {}),
+    ],
+    ids=["json", "lookup-stream", "watch"],
+)
+def test_every_response_carries_the_request_id(
+    client: httpx.Client, method: str, path: str, body: dict[str, Any]
+) -> None:
+    client.post(
+        "/v1/tenants/t1/schemas/write",
+        json={"schema": "entity user {}\nentity doc { relation viewer @user }"},
+    ).raise_for_status()
+    for sent in ({"X-Request-Id": "req-42"}, {}):
+        with client.stream(method, path, json=body, headers=sent, timeout=10) as response:
+            assert response.status_code == 200
+            got = response.headers.get("X-Request-Id", "")
+        assert got == "req-42" if sent else got
