@@ -4,6 +4,7 @@ request context, JSON out, and the per-endpoint description the OpenAPI document
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import zlib
@@ -71,7 +72,19 @@ def documented(
 async def parse(request: web.Request, model: type[M]) -> M:
     """The body as ``model``; an empty body is ``{}``. Bad input raises a 400 ApiError."""
     try:
-        raw = await request.read()
+        if request.content.is_eof():  # the whole body has arrived: the usual case
+            raw = await request.read()
+        else:  # a client still sending must not hold a request slot forever
+            timeout = request.app[CONFIG].body_timeout_seconds
+            try:
+                raw = await asyncio.wait_for(request.read(), timeout)
+            except TimeoutError:
+                raise ApiError(
+                    408,
+                    "ERROR_CODE_VALIDATION",
+                    f"the request body did not arrive within {timeout:g} s",
+                    headers={"Connection": "close"},
+                ) from None
     except RequestPayloadError as exc:  # e.g. broken chunked framing, a body cut short
         raise ApiError(
             400, "ERROR_CODE_VALIDATION", f"the request body could not be read: {exc}"

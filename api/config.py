@@ -35,6 +35,8 @@ class Config:
     preshared_keys: tuple[str, ...] = ()
     #: Largest request body accepted; larger ones get 413.
     max_body_bytes: int = 4 << 20
+    #: How long a request body may take to arrive once its headers have; slower ones get 408.
+    body_timeout_seconds: float = 30.0
     #: Requests handled at once; more get 429 at once rather than queueing without bound.
     max_concurrency: int = 512
     #: Threads running the engine and the store, off the event loop.
@@ -67,6 +69,7 @@ class Config:
             (self.max_write_items >= 1, "max_write_items must be at least 1"),
             (self.gc_window_seconds >= 0, "gc_window_seconds must not be negative"),
             (self.shutdown_timeout >= 0, "shutdown_timeout must not be negative"),
+            (self.body_timeout_seconds > 0, "body_timeout_seconds must be positive"),
             (self.watch_poll_seconds > 0, "watch_poll_seconds must be positive"),
             (bool(self.data_dir), "data_dir must not be empty"),
         ]

@@ -23,6 +23,7 @@ _ERRORS = {
     "401": "Missing or invalid bearer key (when keys are configured).",
     "404": "Tenant, schema version or bundle not found.",
     "413": "Request body larger than the configured limit.",
+    "408": "The request body did not arrive within the configured time.",
     "409": "Already exists.",
     "415": "A Content-Encoding other than gzip, deflate and identity.",
     "429": "Too many requests in flight; retry after the Retry-After seconds.",
@@ -163,7 +164,7 @@ def _error_codes(path: str, doc: EndpointDoc) -> list[str]:
         codes.append("404")
     codes.extend(str(code) for code in doc.errors)
     if doc.request is not None:
-        codes.extend(("413", "415"))
+        codes.extend(("408", "413", "415"))
     if path not in UNLIMITED_PATHS:
         codes.append("429")
     if path.startswith("/v1/") or path == "/healthz":

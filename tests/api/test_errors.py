@@ -5,6 +5,7 @@ methods, oversized bodies, bearer keys and the concurrency limit. Every error ha
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -639,3 +640,24 @@ def test_bad_input_is_a_400_in_the_error_shape_never_a_500(
         assert field in _fields(error)
     tuples = ready.post("/v1/tenants/t1/data/relationships/read", json={"filter": {}}).json()
     assert [t["entity"]["id"] for t in tuples["tuples"]] == ["1"]
+
+
+def test_a_body_that_never_finishes_gets_408_and_frees_its_slot(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server(body_timeout_seconds=0.5, max_concurrency=1)
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(
+            b"POST /v1/tenants/list HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{\"page_size\":"
+        )
+        started = time.monotonic()
+        answer = slow.recv(65536).decode()
+        assert time.monotonic() - started < 5
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 408"), head
+    assert json.loads(body)["details"][0]["reason"] == "ERROR_CODE_VALIDATION"
+    # The one request slot is free again.
+    with server.client() as client:
+        assert client.post("/v1/tenants/list", json={}).status_code == 200
