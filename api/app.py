@@ -5,9 +5,14 @@ threads are opened by a cleanup context when the app starts and closed when it s
 requests finish first (``shutdown_timeout``), then the workers drain, then the store closes, so
 LevelDB is always closed cleanly. Nothing here is global: two apps in one process share nothing.
 
-Concurrency model: handlers run on the event loop and do only parsing and formatting there; every
-engine or store call runs in the app's thread pool (``Services.run``), so a slow check or a large
-write never blocks other requests.
+Concurrency model: handlers run on the event loop and do parsing and formatting there. A check
+is first tried there under a budget of ``inline_dispatches`` dispatches (a cached answer needs
+none); a bigger one, and every other engine or store call, runs in the app's thread pool
+(``Services.run``), so a slow check or a large write never blocks other requests.
+
+Every route's handler is wrapped by ``middleware.Edge`` (request id, keys, the concurrency
+limit, error bodies, metrics); unknown paths and methods are routed to wrapped 404 and 405
+handlers, so every answer has the same shape.
 """
 
 from __future__ import annotations
