@@ -206,13 +206,28 @@ class Engine:
     ) -> tuple[Evaluation, Compiled]:
         compiled = self.compiled(tenant, schema_version)
         reader: SnapshotReader = self.store.reader(tenant, snap_token)
-        revision = reader.revision
+        results = self._results_for(tenant, compiled, reader, context)
+        return self._evaluation_at(tenant, compiled, reader, context, results), compiled
+
+    def _results_for(
+        self, tenant: str, compiled: Compiled, reader: SnapshotReader, context: Context
+    ) -> dict[Any, Any]:
+        """The results cache a request uses: shared per (tenant, version, revision), or a
+        private one when the request has a context."""
         if context.is_empty:
-            reads = self._reads.get((tenant, revision))
-            results = self._results.get((tenant, compiled.version, revision))
-        else:
-            reads, results = {}, {}
-        return Evaluation(compiled.program, reader, context, reads, results), compiled
+            return self._results.get((tenant, compiled.version, reader.revision))
+        return {}
+
+    def _evaluation_at(
+        self,
+        tenant: str,
+        compiled: Compiled,
+        reader: SnapshotReader,
+        context: Context,
+        results: dict[Any, Any],
+    ) -> Evaluation:
+        reads = self._reads.get((tenant, reader.revision)) if context.is_empty else {}
+        return Evaluation(compiled.program, reader, context, reads, results)
 
     def _depth(self, depth: int) -> int:
         if depth < 0:
@@ -259,15 +274,14 @@ class Engine:
         up stays cached, so asking again costs only the rest.
         """
         asked, depth = depth, self._depth(depth)
-        if context.is_empty:
-            # A proven answer needs no evaluation state (the hot path of a busy server).
-            compiled = self.compiled(tenant, schema_version)
-            revision = self.store.reader(tenant, snap_token).revision
-            results = self._results.get((tenant, compiled.version, revision))
-            hit = results.get(result_key(entity.type, entity.id, permission, subject))
-            if hit is not None:
-                return CheckResult(hit, 0)
-        ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
+        compiled = self.compiled(tenant, schema_version)
+        reader: SnapshotReader = self.store.reader(tenant, snap_token)
+        results = self._results_for(tenant, compiled, reader, context)
+        # A proven answer needs no evaluation state (the hot path of a busy server).
+        hit = results.get(result_key(entity.type, entity.id, permission, subject))
+        if hit is not None:
+            return CheckResult(hit, 0)
+        ev = self._evaluation_at(tenant, compiled, reader, context, results)
         if max_dispatches is not None:
             ev.limit = max_dispatches
         try:
