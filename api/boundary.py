@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.web import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
-from api.errors import ApiError, bad_request, error_body, from_validation_error
+from api.errors import ApiError, bad_request, error_body, from_validation_error, translate
 from api.middleware import REQUEST_ID
 from api.models import ContextIn
 from api.services import CONFIG
@@ -221,3 +221,21 @@ def error_line(api: ApiError) -> bytes:
     """An error after a stream has started, as grpc-gateway writes it: ``{"error": {...}}``."""
     body = error_body(api.status, api.reason, api.message, api.violations)
     return ndjson_line({"error": {**body, "http_code": api.status}})
+
+
+async def end_stream(
+    response: web.StreamResponse, exc: Exception | None = None
+) -> web.StreamResponse:
+    """End a started stream: after ``exc`` (a known error, say a tenant deleted meanwhile) a
+    last ``{"error": ...}`` line, then the end. A client that has left is nobody's error; an
+    exception the error table does not know (a bug) is raised again."""
+    api = None
+    if exc is not None:
+        api = translate(exc)
+        if api is None:
+            raise exc
+    with contextlib.suppress(ConnectionResetError):  # the client may leave at any moment
+        if api is not None:
+            await response.write(error_line(api))
+        await response.write_eof()
+    return response

@@ -14,7 +14,7 @@ from api import models as m
 from api.boundary import (
     context_of,
     documented,
-    error_line,
+    end_stream,
     invalid_token,
     ndjson_line,
     ndjson_stream,
@@ -24,7 +24,6 @@ from api.boundary import (
     tenant_of,
     token_field,
 )
-from api.errors import translate
 from api.services import METRICS, SERVICES
 from engine.errors import EngineError, OverBudget
 from engine.types import (
@@ -228,12 +227,8 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:  # the client left: nobody to tell, nothing went wrong
         return response
     except Exception as exc:
-        api = translate(exc)
-        if api is None:
-            raise
-        await response.write(error_line(api))
-    await response.write_eof()
-    return response
+        return await end_stream(response, exc)
+    return await end_stream(response)
 
 
 @routes.post("/v1/tenants/{tenant_id}/permissions/lookup-subject")

@@ -9,7 +9,6 @@ writes through this server are sent at once, others within ``watch_poll_seconds`
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -17,14 +16,13 @@ from aiohttp import web
 from api import models as m
 from api.boundary import (
     documented,
-    error_line,
+    end_stream,
     ndjson_line,
     ndjson_stream,
     parse,
     tenant_of,
     token_field,
 )
-from api.errors import ApiError, translate
 from api.services import SERVICES
 from storage.base import ChangeSet, Operation, Tuple
 
@@ -69,7 +67,6 @@ async def watch(request: web.Request) -> web.StreamResponse:
     response = ndjson_stream(request)
     await response.prepare(request)
     poll = svc.config.watch_poll_seconds
-    failed: ApiError | None = None
     try:
         while not svc.closing.is_set():
             for change_set in pending:
@@ -87,12 +84,5 @@ async def watch(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:  # the client left while a line was being written
         return response
     except Exception as exc:  # e.g. the tenant was deleted: say so on the stream, then end it
-        api = translate(exc)
-        if api is None:
-            raise
-        failed = api
-    with contextlib.suppress(ConnectionResetError):  # the client may leave at any moment
-        if failed is not None:
-            await response.write(error_line(failed))
-        await response.write_eof()
-    return response
+        return await end_stream(response, exc)
+    return await end_stream(response)
