@@ -231,16 +231,12 @@ def translate(exc: BaseException) -> ApiError | None:
 
 
 def _http_exception(exc: web.HTTPException) -> ApiError:
+    # Unknown paths and methods never get here: app.py routes them to `not_found` and
+    # `method_not_allowed`. What aiohttp still raises inside a handler is 413 from reading a
+    # body over the limit.
     status = exc.status
     if status == 413:
         return ApiError(413, "ERROR_CODE_VALIDATION", f"request body too large: {exc.text or ''}")
-    if status == 404:
-        return ApiError(404, "ERROR_CODE_NOT_FOUND", "no such endpoint")
-    if status == 405:
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return ApiError(
-            405, "ERROR_CODE_NOT_IMPLEMENTED", f"method not allowed: {exc.reason}", headers=allow
-        )
     return ApiError(status, "ERROR_CODE_VALIDATION", exc.reason)
 
 
