@@ -266,7 +266,8 @@ class Changes:
     """Everything one atomic write does; build it up, then hand it to ``Store.write``.
 
     Only tuple and attribute items count towards the store's per-write maximum; filters and
-    records do not.
+    records do not. ``unbounded`` lifts that maximum for writes the layers above build
+    themselves (a relations-layer batch with its mirrors), never for client-sized ones.
     """
 
     write_tuples: list[Tuple] = field(default_factory=list)
@@ -277,6 +278,7 @@ class Changes:
     delete_attribute_filters: list[AttributeFilter] = field(default_factory=list)
     put_records: list[Record] = field(default_factory=list)
     delete_records: list[tuple[str, RecordKey]] = field(default_factory=list)
+    unbounded: bool = False
 
     @property
     def size(self) -> int:
@@ -291,7 +293,7 @@ class Changes:
         """Refuse what every store refuses before writing anything: too many items (
         TooManyChanges), or an empty delete filter, which would delete a whole tenant's tuples
         or attributes (InvalidFilter)."""
-        if self.size > max_items:
+        if self.size > max_items and not self.unbounded:
             raise TooManyChanges(self.size, max_items)
         if any(f.is_empty for f in self.delete_tuple_filters):
             raise InvalidFilter(
