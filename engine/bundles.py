@@ -79,6 +79,7 @@ from typing import NoReturn, TypeVar, cast
 
 from dsl.schema import AttributeType, Schema
 from engine.errors import EngineError, InvalidWrite
+from engine.relations.links import write_raw
 from engine.strings import (
     ID_PATTERN,
     ID_RULE,
@@ -964,4 +965,4 @@ def run_bundle(
             f"or delete, over all operations); one write may hold at most "
             f"{store.max_write_items}: split it into smaller bundles",
         )
-    return store.write(tenant, _changes(bundle, schema, arguments))
+    return write_raw(store, tenant, _changes(bundle, schema, arguments))

@@ -12,6 +12,7 @@ from api.boundary import documented, parse, respond, tenant_of, token_field
 from api.errors import ApiError, FieldViolation, bad_request
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
+from engine.relations.links import write_raw
 from engine.writes import check_attribute, check_tuple
 from storage.base import Attribute, AttributeFilter, Changes, Tuple, TupleFilter
 
@@ -179,7 +180,8 @@ async def read_attributes(request: web.Request) -> web.Response:
 
 async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Response:
     svc = request.app[SERVICES]
-    token = await svc.run(svc.store.write, tenant, changes)
+    # A raw delete of a managed tuple also removes its relations-layer metadata row.
+    token = await svc.run(write_raw, svc.store, tenant, changes)
     svc.writes.notify()
     return respond({"snap_token": token})
 

@@ -1,0 +1,1 @@
+"""The CRM-style relations layer over Zanzibar tuples."""
