@@ -28,9 +28,23 @@ from aiohttp.web_urldispatcher import Resource
 from api.config import Config
 from api.errors import method_not_allowed, not_found
 from api.middleware import Edge, JsonAccessLogger, Metrics
-from api.routes import bundles, data, meta, permissions, schemas, tenants, watch
+from api.relations_edge import strapi_method_not_allowed, strapi_not_found, strapi_response
+from api.routes import (
+    bundles,
+    data,
+    entity_relations,
+    meta,
+    permissions,
+    records,
+    registry,
+    schemas,
+    tenants,
+    tokens,
+    watch,
+)
 from api.services import CONFIG, METRICS, SERVICES, Services
 from engine.engine import Engine, EngineConfig
+from engine.relations.service import Relations
 from storage.base import Store
 from storage.leveldb import LevelDBStore
 
@@ -53,12 +67,40 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
             app.router.add_route(
                 route.method, route.path, edge.wrap(route.handler, route.path), **route.kwargs
             )
+    # The relations layer authenticates itself (it also takes API tokens) and answers in
+    # Strapi's error envelope.
+    strapi_paths: set[str] = set()
+    for module in (entity_relations, registry, records, tokens):
+        # One path's methods must be added one after another to share a resource (and so a
+        # 405 that lists them all).
+        for route in sorted(
+            module.routes, key=lambda r: r.path if isinstance(r, web.RouteDef) else ""
+        ):
+            assert isinstance(route, web.RouteDef)
+            strapi_paths.add(route.path)
+            handler = edge.wrap(route.handler, route.path, auth=False, render=strapi_response)
+            app.router.add_route(route.method, route.path, handler, **route.kwargs)
     # Every other request gets the error shape too, through the edge: a known path asked with
     # another method (405, with Allow), and any other path (404).
     for resource in list(app.router.resources()):
         assert isinstance(resource, Resource)
         methods = [r.method for r in resource]
-        resource.add_route("*", edge.wrap(method_not_allowed(methods), resource.canonical))
+        if resource.canonical in strapi_paths:
+            fallback = edge.wrap(
+                strapi_method_not_allowed(methods),
+                resource.canonical,
+                auth=False,
+                render=strapi_response,
+            )
+        else:
+            fallback = edge.wrap(method_not_allowed(methods), resource.canonical)
+        resource.add_route("*", fallback)
+    for prefix in ("/xapi2", "/core"):
+        app.router.add_route(
+            "*",
+            prefix + "/{path:.*}",
+            edge.wrap(strapi_not_found, "unmatched", auth=False, render=strapi_response),
+        )
     app.router.add_route("*", "/{path:.*}", edge.wrap(not_found, "unmatched"))
     return app
 
@@ -79,7 +121,7 @@ async def _services(app: web.Application, *, store: Store | None) -> AsyncIterat
         ),
     )
     executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="stonetown-worker")
-    app[SERVICES] = Services(config, opened, engine, executor)
+    app[SERVICES] = Services(config, opened, engine, executor, Relations(opened, engine))
     try:
         yield
     finally:

@@ -254,9 +254,7 @@ def response_for(request: web.Request, exc: Exception) -> web.StreamResponse:
     else:
         found = translate(exc)
         if found is None:
-            log.error(
-                "internal error on %s %s", request.method, request.path, exc_info=exc
-            )
+            log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
             return error_response(500, "ERROR_CODE_INTERNAL", "internal error (logged)")
         api = found
     return error_response(api.status, api.reason, api.message, api.violations, headers=api.headers)

@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from time import perf_counter
 from time import time as wall_clock
 
@@ -130,10 +130,20 @@ class Edge:
         self._id_prefix = secrets.token_hex(4) + "-"
         self._ids = itertools.count(1)
 
-    def wrap(self, handler: Handler, route: str) -> Handler:
-        """``handler`` behind the edge; ``route`` is its path template (the metrics label)."""
+    def wrap(
+        self,
+        handler: Handler,
+        route: str,
+        *,
+        auth: bool = True,
+        render: Callable[[web.Request, Exception], web.StreamResponse] = response_for,
+    ) -> Handler:
+        """``handler`` behind the edge; ``route`` is its path template (the metrics label).
+
+        ``auth=False`` leaves authentication to the handler and ``render`` shapes its errors
+        (the relations layer: API tokens, Strapi's envelope)."""
         metrics = self.metrics
-        keys = self.keys
+        keys = self.keys if auth else ()
         limited = route not in UNLIMITED_PATHS
         open_path = route in OPEN_PATHS
 
@@ -162,7 +172,7 @@ class Edge:
                     counted = True
                 response = await handler(request)
             except Exception as exc:
-                response = response_for(request, exc)
+                response = render(request, exc)
             finally:
                 if counted:
                     self.active -= 1

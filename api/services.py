@@ -16,6 +16,7 @@ from aiohttp import web
 from api.config import Config
 from api.middleware import Metrics
 from engine.engine import Engine
+from engine.relations.service import Relations
 from storage.base import Store
 
 P = ParamSpec("P")
@@ -40,12 +41,14 @@ class WriteSignal:
 
 @dataclass(slots=True)
 class Services:
-    """What handlers use: the store, the engine and the thread pool they run in."""
+    """What handlers use: the store, the engine (and the relations layer over both) and the
+    thread pool they run in."""
 
     config: Config
     store: Store
     engine: Engine
     executor: ThreadPoolExecutor
+    relations: Relations
     writes: WriteSignal = field(default_factory=WriteSignal)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: Serialises partial schema writes: each reads the head and writes the next version.

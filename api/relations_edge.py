@@ -1,0 +1,399 @@
+"""The relations layer's edge: Strapi's error envelope, who is asking, bodies and list queries.
+
+Every relations route is wrapped by ``Edge`` with ``auth=False`` and ``render=strapi_response``:
+the handler resolves the principal itself (``principal``), because the relations layer accepts
+API tokens (``pat_...``) as well as the preshared keys, and its errors have Strapi's shape:
+
+    {"data": null, "error": {"status", "name", "message", "details"}}
+
+The order of refusals is the spec's: 401 (credentials), 404 (tenant, or a token of another
+tenant), 403 (route scope), then what the handler finds.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from api.boundary import respond, tenant_of
+from api.errors import ApiError
+from api.services import SERVICES
+from engine.relations.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RelationsError,
+    Unauthenticated,
+)
+from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
+from engine.relations.model import ADMIN, Principal
+from engine.relations.service import Relations
+from storage.errors import InvalidTenantId, TenantNotFound
+
+log = logging.getLogger("stonetown.server")
+
+MAX_BODY_BYTES = 1 << 20
+ROLE = re.compile(r"[a-z][a-z0-9_]{0,254}")
+ENTITY_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+ENTITY_ID = re.compile(r"[A-Za-z0-9_\-@.:+]{1,128}")
+METADATA_BYTES = 16_384
+#: Reserved metadata keys (seed 003's fields), checked wherever metadata is written.
+RESERVED = {"label": 80, "notes": 2000, "since": 32}
+
+_NAMES = {
+    400: "ValidationError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    408: "RequestTimeoutError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    415: "UnsupportedMediaTypeError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
+
+
+def _errors(errors: Sequence[FieldError], name: str) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        item: dict[str, Any] = {"path": list(e.path), "message": e.message, "name": name}
+        if e.value is not None:
+            item["value"] = e.value
+        if e.suggestions is not None:
+            item["suggestions"] = list(e.suggestions)
+        out.append(item)
+    return out
+
+
+def envelope(
+    status: int,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    name = _NAMES.get(status, "ApplicationError")
+    body = {
+        "data": None,
+        "error": {
+            "status": status,
+            "name": name,
+            "message": message,
+            "details": dict(details or {}),
+        },
+    }
+    response = respond(body, status)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _field_details(errors: Sequence[FieldError], name: str) -> dict[str, Any]:
+    if not errors:
+        return {}
+    details: dict[str, Any] = {"errors": _errors(errors, name)}
+    if errors[0].suggestions is not None:
+        details["suggestions"] = list(errors[0].suggestions)
+    return details
+
+
+def strapi_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """Any exception a relations handler raised, in Strapi's envelope (500s are logged)."""
+    match exc:
+        case Invalid():
+            return envelope(400, exc.message, _field_details(exc.errors, "ValidationError"))
+        case NotFound():
+            return envelope(404, exc.message, _field_details(exc.errors, "NotFoundError"))
+        case Conflict():
+            return envelope(409, exc.message, exc.details)
+        case Forbidden():
+            details = {"missing_scopes": list(exc.missing_scopes)} if exc.missing_scopes else {}
+            return envelope(403, exc.message, details)
+        case Unauthenticated():
+            return envelope(
+                401, exc.message, {}, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+        case TenantNotFound():
+            return envelope(404, f"tenant {exc.tenant} not found")
+        case InvalidTenantId():
+            return envelope(
+                400,
+                str(exc),
+                {"errors": _errors([FieldError(("tenant_id",), str(exc))], "ValidationError")},
+            )
+        case ApiError():
+            return envelope(exc.status, exc.message, {}, exc.headers)
+        case web.HTTPException() if exc.status >= 400:
+            return envelope(exc.status, exc.reason)
+        case ConnectionResetError():
+            return web.Response(status=499)
+        case RelationsError():
+            return envelope(400, exc.message)
+    if isinstance(exc, web.HTTPException):
+        raise exc
+    log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+    return envelope(500, "internal error (logged)")
+
+
+async def strapi_not_found(request: web.Request) -> web.StreamResponse:
+    raise NotFound(f"no such endpoint: {request.path}")
+
+
+def strapi_method_not_allowed(methods: Sequence[str]) -> Callable[[web.Request], Any]:
+    allow = ", ".join(sorted(methods))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise ApiError(
+            405,
+            "ERROR_CODE_NOT_IMPLEMENTED",
+            f"method {request.method} not allowed on {request.path}: use {allow}",
+            headers={"Allow": allow},
+        )
+
+    return handler
+
+
+# -- who is asking ---------------------------------------------------------------------------
+
+
+def relations_of(request: web.Request) -> Relations:
+    return request.app[SERVICES].relations
+
+
+def tenant(request: web.Request, default: str | None = None) -> str:
+    if default is not None:
+        return default
+    try:
+        return tenant_of(request)
+    except ApiError as exc:
+        raise Invalid.at(("tenant_id",), exc.message) from exc
+
+
+async def principal(request: web.Request, tenant_id: str, scope: str | None) -> Principal:
+    """Authenticate (401), check the tenant (404), then the route's scope (403)."""
+    svc = request.app[SERVICES]
+    keys = svc.config.preshared_keys
+    header = request.headers.get("Authorization", "")
+    who: Principal
+    if not header:
+        if keys:
+            raise Unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
+        who = ADMIN
+    else:
+        scheme, _, given = header.partition(" ")
+        secret = given.strip()
+        if scheme.lower() != "bearer" or not secret:
+            raise Unauthenticated("invalid authorization: expected `Bearer <token>`")
+        # The keys first: a preshared key may itself start with `pat_`.
+        matched = False
+        for key in keys:
+            matched |= hmac.compare_digest(secret.encode(), key.encode())
+        if matched:
+            who = ADMIN
+        elif secret.startswith("pat_"):
+            who = await svc.run(svc.relations.authenticate, tenant_id, secret)
+        elif keys:
+            raise Unauthenticated("invalid token")
+        else:
+            who = ADMIN
+    await svc.run(svc.store.get_tenant, tenant_id)
+    if scope is not None and not who.allows(scope):
+        raise Forbidden(f"Missing scope {scope}", [scope])
+    return who
+
+
+def require_admin(who: Principal) -> None:
+    if not who.is_admin:
+        raise Forbidden("token management needs the admin key; an API token cannot manage tokens")
+
+
+# -- bodies ------------------------------------------------------------------------------------
+
+
+async def body_object(request: web.Request) -> dict[str, Any]:
+    """The JSON object body: 413 past 1 MiB, 400 unless it is valid JSON and an object."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise ApiError(
+            413, "ERROR_CODE_VALIDATION", f"the request body is larger than {MAX_BODY_BYTES} bytes"
+        )
+    raw = b""
+    while chunk := await request.content.read(65536):
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(
+                413,
+                "ERROR_CODE_VALIDATION",
+                f"the request body is larger than {MAX_BODY_BYTES} bytes",
+            )
+    if not raw.strip():
+        raise Invalid.at((), "Body must be a JSON object")
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Invalid.at((), "Invalid JSON body") from exc
+    if not isinstance(data, dict):
+        raise Invalid.at((), "Body must be a JSON object")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_metadata(
+    value: object, path: tuple[str | int, ...], errors: list[FieldError]
+) -> dict[str, Any] | None:
+    """``metadata``: an object or null, at most 16 KiB serialized, reserved keys checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, f"{path[-1]} must be an object or null"))
+        return None
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > METADATA_BYTES:
+        errors.append(
+            FieldError(
+                path, f"{path[-1]} must be at most {METADATA_BYTES} bytes of JSON (got {size})"
+            )
+        )
+    for key, limit in RESERVED.items():
+        if key in value:
+            check_string(value[key], (*path, key), key, limit, errors, nullable=True)
+    return value
+
+
+def check_string(
+    value: object,
+    path: tuple[str | int, ...],
+    name: str,
+    limit: int,
+    errors: list[FieldError],
+    *,
+    nullable: bool = False,
+    minimum: int = 0,
+) -> str | None:
+    if value is None:
+        if not nullable:
+            errors.append(FieldError(path, f"{name} is a required field"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(path, f"{name} must be a string"))
+        return None
+    if len(value) > limit:
+        errors.append(FieldError(path, f"{name} must be at most {limit} characters"))
+        return None
+    if len(value) < minimum:
+        errors.append(FieldError(path, f"{name} must be at least {minimum} characters"))
+        return None
+    return value
+
+
+def entity_ref(
+    text: str, path: tuple[str | int, ...], errors: list[FieldError]
+) -> tuple[str, str] | None:
+    """``type:id`` split at the first ``:`` (400 unless both parts are well formed)."""
+    entity_type, sep, entity_id = text.partition(":")
+    if not sep or not ENTITY_TYPE.fullmatch(entity_type) or not ENTITY_ID.fullmatch(entity_id):
+        errors.append(
+            FieldError(
+                path,
+                f"{path[-1]} must be an entity reference type:id (type [a-z][a-z0-9_]*, "
+                "id of letters, digits and _ - @ . : +)",
+            )
+        )
+        return None
+    return entity_type, entity_id
+
+
+# -- lists -------------------------------------------------------------------------------------
+
+PAGING = ("limit", "offset", "after", "sort")
+
+
+def list_query(
+    request: web.Request,
+    *,
+    sorts: Iterable[str],
+    default_sort: str,
+    filters: Iterable[str],
+    booleans: Iterable[str] = (),
+    extra: Iterable[str] = (),
+    created: str = "created_at",
+) -> tuple[ListQuery, dict[str, list[str]]]:
+    """Paging, sort and filters of a list request (every problem reported at once)."""
+    query = request.query
+    errors: list[FieldError] = []
+    allowed_filters = set(filters)
+    allowed_sorts = set(sorts)
+    for key in query:
+        if key not in allowed_filters and key not in PAGING and key not in set(extra):
+            errors.append(FieldError((key,), f"unknown query parameter {key}"))
+    for key in PAGING:
+        if len(query.getall(key, [])) > 1:
+            errors.append(FieldError((key,), f"{key} may be given only once"))
+    limit = DEFAULT_LIMIT
+    if "limit" in query:
+        text = query["limit"]
+        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
+            errors.append(FieldError(("limit",), "limit must be an integer of at least 1"))
+        else:
+            limit = min(int(text), MAX_LIMIT)
+    offset: int | None = None
+    if "offset" in query:
+        text = query["offset"]
+        if not re.fullmatch(r"[0-9]{1,12}", text):
+            errors.append(FieldError(("offset",), "offset must be an integer of at least 0"))
+        else:
+            offset = int(text)
+    after = query.get("after")
+    if after is not None and not after:
+        errors.append(FieldError(("after",), "after must not be empty"))
+    if after is not None and "offset" in query:
+        errors.append(FieldError(("after",), "after and offset cannot be used together"))
+    sort_text = query.get("sort", "")
+    if "sort" in query and not sort_text:
+        errors.append(FieldError(("sort",), "sort must not be empty"))
+    sort: list[tuple[str, bool]] = []
+    for part in (sort_text or default_sort).split(","):
+        name = part[1:] if part.startswith("-") else part
+        if name not in allowed_sorts:
+            errors.append(
+                FieldError(
+                    ("sort",),
+                    f"cannot sort by {name!r}: sort keys are {', '.join(sorted(allowed_sorts))}",
+                )
+            )
+        sort.append((name, part.startswith("-")))
+    if after is not None and not errors:
+        if not sort_text:
+            sort = [(created, False)]
+        elif sort[0][0] != created:
+            errors.append(
+                FieldError(("after",), f"after needs a list sorted by {created} or -{created}")
+            )
+    found: dict[str, list[str]] = {}
+    bools = set(booleans)
+    for key in allowed_filters:
+        values = query.getall(key, [])
+        if not values:
+            continue
+        for value in values:
+            if not value:
+                errors.append(FieldError((key,), f"{key} must not be empty"))
+            elif key in bools and value not in ("true", "false"):
+                errors.append(FieldError((key,), f"{key} must be true or false"))
+        found[key] = values
+    if errors:
+        raise Invalid(errors)
+    return ListQuery(limit=limit, offset=offset, after=after, sort=tuple(sort)), found

@@ -1,0 +1,462 @@
+"""Entity relations with metadata (E1-E5) and Strapi-style connect/disconnect/set (E6).
+
+Served at ``/v1/tenants/{tenant_id}/entities/{entity}/relations[...]`` and, for the default
+tenant, verbatim at the seed's ``/core/api/v1/entities/{entity}/relations[...]``. ``{entity}``
+is ``type:id`` (``%3A`` decodes to ``:``); the entity is the relation's source for writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from api.boundary import respond
+from api.relations_edge import (
+    ROLE,
+    body_object,
+    check_metadata,
+    entity_ref,
+    list_query,
+    principal,
+    relations_of,
+    tenant,
+)
+from api.relations_views import entity_item, list_item
+from api.services import SERVICES
+from engine.relations import registry
+from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
+from engine.relations.model import Principal, Relation
+from engine.relations.operations import Item, RoleOp
+from storage.base import DEFAULT_TENANT
+
+routes = web.RouteTableDef()
+
+BASES = (
+    "/v1/tenants/{tenant_id}/entities/{entity}/relations",
+    "/core/api/v1/entities/{entity}/relations",
+)
+MAX_REFS = 1000
+_SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
+    "relation_type": lambda r: r.relation,
+    "position": lambda r: r.position,
+    "created_at": lambda r: r.created_at,
+}
+
+Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+
+
+def _both(method: str, suffix: str) -> Callable[[Handler], Handler]:
+    """Register ``handler`` under both bases; the seed's path serves the default tenant."""
+
+    def register(handler: Handler) -> Handler:
+        async def scoped(request: web.Request) -> web.StreamResponse:
+            return await handler(request, tenant(request))
+
+        async def default(request: web.Request) -> web.StreamResponse:
+            return await handler(request, DEFAULT_TENANT)
+
+        for base, wrapped in zip(BASES, (scoped, default), strict=True):
+            wrapped.__doc__ = handler.__doc__
+            wrapped.__name__ = handler.__name__
+            routes.route(method, base + suffix)(wrapped)
+        return handler
+
+    return register
+
+
+async def _path_entity(request: web.Request, tenant_id: str) -> tuple[str, str]:
+    """The path's entity: 400 when malformed, 404 (with suggestions) for an unknown type."""
+    errors: list[FieldError] = []
+    entity = entity_ref(request.match_info["entity"], ("entity",), errors)
+    if entity is None:
+        raise Invalid(errors)
+    svc = request.app[SERVICES]
+    missing = await svc.run(svc.relations.unknown_object_type, tenant_id, entity[0], "entity")
+    if missing is not None:
+        raise missing
+    return entity
+
+
+async def _must_write(
+    request: web.Request, tenant_id: str, who: Principal, entity: tuple[str, str]
+) -> None:
+    svc = request.app[SERVICES]
+    if who.subject is None:
+        return
+    permission = (await svc.run(svc.relations.settings, tenant_id)).write_permission
+    if not await svc.run(svc.relations.allowed, tenant_id, who, entity, permission):
+        raise Forbidden(f"{who.subject} may not change the relations of {entity[0]}:{entity[1]}")
+
+
+async def _row_of(
+    request: web.Request, tenant_id: str, who: Principal, entity: tuple[str, str]
+) -> Relation:
+    """The path's relation, which must have the path's entity as source or target (404)."""
+    svc = request.app[SERVICES]
+    relation_id = request.match_info["relation_id"]
+    try:
+        row = await svc.run(svc.relations.row, tenant_id, who, relation_id)
+    except NotFound:
+        raise NotFound(f"relation {relation_id} not found on {entity[0]}:{entity[1]}") from None
+    if entity not in ((row.entity_type, row.entity_id), (row.subject_type, row.subject_id)):
+        raise NotFound(f"relation {relation_id} not found on {entity[0]}:{entity[1]}")
+    return row
+
+
+def _direction(row: Relation, entity: tuple[str, str]) -> str:
+    return "outgoing" if (row.entity_type, row.entity_id) == entity else "incoming"
+
+
+@_both("GET", "")
+async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResponse:
+    """E1: the entity's outgoing and incoming relations."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    who = await principal(request, tenant_id, "relationship:list")
+    entity = await _path_entity(request, tenant_id)
+    query, filters = list_query(
+        request,
+        sorts=_SORT_KEYS,
+        default_sort="relation_type,position,created_at",
+        filters=("relation_type",),
+        extra=("direction",),
+    )
+    direction = request.query.get("direction", "both")
+    if (
+        direction not in ("outgoing", "incoming", "both")
+        or len(request.query.getall("direction", [])) > 1
+    ):
+        raise Invalid.at(
+            ("direction",),
+            "direction must be one of the following values: outgoing, incoming, both",
+        )
+    found = await svc.run(rel.entity_rows, tenant_id, entity, direction)
+    directions = {row.id: way for row, way in found}
+    roles = set(filters.get("relation_type", ()))
+    visible = await svc.run(rel.visible_filter, tenant_id, who)
+
+    def keep(row: Relation) -> bool:
+        return row.id in directions and (not roles or row.relation in roles) and visible(row)
+
+    result = await svc.run(
+        rel.list_sorted, tenant_id, [r for r, _ in found], query, keep, _SORT_KEYS
+    )
+    return respond(
+        {
+            "data": [entity_item(r, directions[r.id]) for r in result.rows],
+            "meta": {"pagination": result.pagination},
+        }
+    )
+
+
+@_both("POST", "")
+async def create_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
+    """E2: relate the entity to a target (and write the mirror for bidirectional types)."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    who = await principal(request, tenant_id, "relationship:create")
+    entity = await _path_entity(request, tenant_id)
+    await _must_write(request, tenant_id, who, entity)
+    body = await body_object(request)
+    errors: list[FieldError] = []
+    target = None
+    raw_target = body.get("target_entity_id")
+    if raw_target is None:
+        errors.append(FieldError(("target_entity_id",), "target_entity_id is a required field"))
+    elif not isinstance(raw_target, str):
+        errors.append(FieldError(("target_entity_id",), "target_entity_id must be a string"))
+    else:
+        target = entity_ref(raw_target, ("target_entity_id",), errors)
+    role = body.get("relation_type")
+    if role is None:
+        errors.append(FieldError(("relation_type",), "relation_type is a required field"))
+    elif not isinstance(role, str):
+        errors.append(FieldError(("relation_type",), "relation_type must be a string"))
+    elif not registry_role(role):
+        errors.append(
+            FieldError(
+                ("relation_type",), "relation_type must match [a-z][a-z0-9_]* (1-255 characters)"
+            )
+        )
+        role = None
+    metadata = check_metadata(body.get("metadata"), ("metadata",), errors)
+    if target is not None and target == entity:
+        errors.append(FieldError(("target_entity_id",), "an entity cannot be related to itself"))
+    if errors:
+        raise Invalid(errors)
+    assert target is not None and isinstance(role, str)
+    types = await svc.run(rel.types, tenant_id)
+    rt = registry.find(types, entity[0], role, target[0])
+    if rt is None:
+        hints = await svc.run(rel.suggest_roles, tenant_id, entity[0], target[0], role)
+        raise Invalid(
+            [
+                FieldError(
+                    ("relation_type",),
+                    f'relation_type "{role}" is not registered for {entity[0]} -> {target[0]}',
+                    value=role,
+                    suggestions=hints,
+                )
+            ]
+        )
+    await _must_see(request, tenant_id, who, [target])
+    linked = await svc.run(rel.link, tenant_id, who, rt.id, entity, target, metadata)
+    svc.writes.notify()
+    return respond(
+        {"data": entity_item(linked.row, "outgoing"), "meta": {"snap_token": linked.token}}, 201
+    )
+
+
+def registry_role(role: str) -> bool:
+    return bool(ROLE.fullmatch(role))
+
+
+async def _must_see(
+    request: web.Request, tenant_id: str, who: Principal, targets: list[tuple[str, str]]
+) -> None:
+    """Targets a subject token links must be readable; unreadable and nonexistent read alike."""
+    if who.subject is None:
+        return
+    svc = request.app[SERVICES]
+    permission = (await svc.run(svc.relations.settings, tenant_id)).read_permission
+    for target in targets:
+        if not await svc.run(svc.relations.allowed, tenant_id, who, target, permission):
+            raise Invalid.at(
+                ("target_entity_id",),
+                f"1 relation(s) of type {target[0]} associated with this entity do not exist",
+            )
+
+
+@_both("GET", "/{relation_id}")
+async def get_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
+    """E3: one relation of the entity."""
+    who = await principal(request, tenant_id, "relationship:read")
+    entity = await _path_entity(request, tenant_id)
+    row = await _row_of(request, tenant_id, who, entity)
+    return respond({"data": entity_item(row, _direction(row, entity))})
+
+
+@_both("PATCH", "/{relation_id}")
+async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
+    """E4: replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
+    svc = request.app[SERVICES]
+    who = await principal(request, tenant_id, "relationship:update")
+    entity = await _path_entity(request, tenant_id)
+    row = await _row_of(request, tenant_id, who, entity)
+    await _must_write(request, tenant_id, who, entity)
+    body = await body_object(request)
+    if "metadata" not in body:
+        return respond(
+            {"data": entity_item(row, _direction(row, entity)), "meta": {"snap_token": None}}
+        )
+    errors: list[FieldError] = []
+    metadata = check_metadata(body["metadata"], ("metadata",), errors)
+    if errors:
+        raise Invalid(errors)
+
+    def unchanged_unless(current: Relation) -> None:
+        del current
+
+    updated, token = await svc.run(
+        svc.relations.update, tenant_id, row.id, unchanged_unless, lambda _r: metadata
+    )
+    svc.writes.notify()
+    return respond(
+        {"data": entity_item(updated, _direction(updated, entity)), "meta": {"snap_token": token}}
+    )
+
+
+@_both("DELETE", "/{relation_id}")
+async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
+    """E5: delete the relation and its mirror in one write."""
+    svc = request.app[SERVICES]
+    who = await principal(request, tenant_id, "relationship:delete")
+    entity = await _path_entity(request, tenant_id)
+    row = await _row_of(request, tenant_id, who, entity)
+    await _must_write(request, tenant_id, who, entity)
+    token = await svc.run(svc.relations.unlink, tenant_id, row.id, lambda _r: None)
+    svc.writes.notify()
+    return respond({"message": "Relation removed successfully", "snap_token": token})
+
+
+# -- E6 ----------------------------------------------------------------------------------------
+
+_OP_KEYS = ("connect", "disconnect", "set", "options")
+_POSITION_KEYS = ("before", "after", "start", "end")
+
+
+def _is_ref(value: object) -> bool:
+    return (isinstance(value, str) and bool(value)) or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+
+
+def _items(
+    value: object, path: tuple[str | int, ...], section: str, errors: list[FieldError]
+) -> list[Item]:
+    values = value if isinstance(value, list) else [value]
+    items: list[Item] = []
+    for index, raw in enumerate(values):
+        here = (*path, index) if isinstance(value, list) else path
+        if raw is None:
+            continue
+        if _is_ref(raw):
+            items.append(Item(raw, here))
+            continue
+        if not isinstance(raw, dict):
+            errors.append(FieldError(here, "an item must be an id, type:id, or {id, position}"))
+            continue
+        unknown = [k for k in raw if k not in ("id", "position")]
+        for key in unknown:
+            errors.append(FieldError((*here, key), f'Invalid key "{key}"'))
+        ref = raw.get("id")
+        if not _is_ref(ref):
+            errors.append(FieldError((*here, "id"), "id must be an id or type:id"))
+            continue
+        position = raw.get("position")
+        if "position" in raw and section != "connect":
+            errors.append(FieldError((*here, "position"), f"position is not allowed in {section}"))
+            continue
+        if position is not None or "position" in raw:
+            position = _position(position, (*here, "position"), errors)
+            if position is None:
+                continue
+        items.append(Item(ref, here, position))  # type: ignore[arg-type]
+    return items
+
+
+def _position(
+    value: object, path: tuple[str | int, ...], errors: list[FieldError]
+) -> dict[str, Any] | None:
+    message = "position must have exactly one of before, after, start: true, end: true"
+    if not isinstance(value, dict) or len(value) != 1:
+        errors.append(FieldError(path, message))
+        return None
+    ((key, anchor),) = value.items()
+    if key not in _POSITION_KEYS:
+        errors.append(FieldError((*path, key), f'Invalid key "{key}"'))
+        return None
+    if key in ("start", "end") and anchor is not True:
+        errors.append(FieldError((*path, key), f"{key} must be true"))
+        return None
+    if key in ("before", "after") and not _is_ref(anchor):
+        errors.append(FieldError((*path, key), f"{key} must be an id or type:id"))
+        return None
+    return {key: anchor}
+
+
+def _role_op(role: str, value: object, errors: list[FieldError]) -> RoleOp | None:
+    path: tuple[str | int, ...] = ("data", role)
+    if value is None:
+        return RoleOp(role, "set")
+    if isinstance(value, list) or _is_ref(value):
+        return RoleOp(role, "set", set_items=tuple(_items(value, path, "set", errors)))
+    if not isinstance(value, dict):
+        errors.append(
+            FieldError(
+                path, f"{role} must be a list, an id, null or an object of connect/disconnect/set"
+            )
+        )
+        return None
+    for key in value:
+        if key not in _OP_KEYS:
+            errors.append(FieldError((*path, key), f'Invalid key "{key}"'))
+    strict = True
+    options = value.get("options")
+    if options is not None:
+        if not isinstance(options, dict):
+            errors.append(FieldError((*path, "options"), "options must be an object"))
+        else:
+            for key in options:
+                if key != "strict":
+                    errors.append(FieldError((*path, "options", key), f'Invalid key "{key}"'))
+            if "strict" in options:
+                if not isinstance(options["strict"], bool):
+                    errors.append(
+                        FieldError((*path, "options", "strict"), "strict must be a boolean")
+                    )
+                else:
+                    strict = options["strict"]
+    if value.get("set") is not None:
+        if value.get("connect") is not None or value.get("disconnect") is not None:
+            errors.append(
+                FieldError(path, "set cannot be used in combination with connect or disconnect")
+            )
+            return None
+        return RoleOp(
+            role, "set", set_items=tuple(_items(value["set"], (*path, "set"), "set", errors))
+        )
+    if (
+        "set" in value
+        and value["set"] is None
+        and value.get("connect") is None
+        and value.get("disconnect") is None
+    ):
+        return RoleOp(role, "set")
+    connect = (
+        _items(value.get("connect"), (*path, "connect"), "connect", errors)
+        if value.get("connect") is not None
+        else []
+    )
+    disconnect = (
+        _items(value.get("disconnect"), (*path, "disconnect"), "disconnect", errors)
+        if value.get("disconnect") is not None
+        else []
+    )
+    return RoleOp(
+        role, "partial", connect=tuple(connect), disconnect=tuple(disconnect), strict=strict
+    )
+
+
+@_both("PUT", "")
+async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
+    """E6: connect / disconnect / set on the entity's roles, all in one write."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    who = await principal(request, tenant_id, "relationship:update")
+    entity = await _path_entity(request, tenant_id)
+    await _must_write(request, tenant_id, who, entity)
+    body = await body_object(request)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise Invalid.at(("data",), "data must be an object of role: operation")
+    errors: list[FieldError] = []
+    ops = [op for role, value in data.items() if (op := _role_op(role, value, errors)) is not None]
+    refs = sum(
+        len(op.set_items)
+        + len(op.connect)
+        + len(op.disconnect)
+        + sum(
+            1
+            for i in op.connect
+            if i.position and ("before" in i.position or "after" in i.position)
+        )
+        for op in ops
+    )
+    if refs > MAX_REFS:
+        errors.append(FieldError(("data",), f"at most {MAX_REFS} refs per request (got {refs})"))
+    if errors:
+        raise Invalid(errors)
+    read_permission = (await svc.run(rel.settings, tenant_id)).read_permission
+
+    def check_targets(targets: set[str]) -> None:
+        if who.subject is None:
+            return
+        for ref in sorted(targets):
+            target_type, _, target_id = ref.partition(":")
+            if not rel.allowed(tenant_id, who, (target_type, target_id), read_permission):
+                raise Invalid.at(
+                    ("data",),
+                    f"1 relation(s) of type {target_type} associated with this entity do not exist",
+                )
+
+    result, token = await svc.run(rel.operate, tenant_id, who, entity, ops, check_targets)
+    svc.writes.notify()
+    return respond(
+        {
+            "data": {role: [list_item(r) for r in rows] for role, rows in result.items()},
+            "meta": {"snap_token": token},
+        }
+    )
