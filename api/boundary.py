@@ -44,6 +44,8 @@ class EndpointDoc:
     media_type: str = ""
     #: Error statuses besides the ones every endpoint of its kind has (see ``api/openapi.py``).
     errors: tuple[int, ...] = ()
+    #: The success status (201 for creates, 204 for deletes without a body).
+    status: int = 200
 
 
 DOC_ATTRIBUTE = "__stonetown_doc__"
@@ -58,11 +60,12 @@ def documented(
     tag: str = "",
     media_type: str = "",
     errors: tuple[int, ...] = (),
+    status: int = 200,
 ) -> Callable[[H], H]:
     """Attach an EndpointDoc to a handler (read by ``api/openapi.py`` from the router)."""
 
     def mark(handler: H) -> H:
-        doc = EndpointDoc(summary, request, response, streaming, tag, media_type, errors)
+        doc = EndpointDoc(summary, request, response, streaming, tag, media_type, errors, status)
         setattr(handler, DOC_ATTRIBUTE, doc)
         return handler
 

@@ -752,6 +752,20 @@ class ErrorResponse(Out):
     details: list[dict[str, Any]]
 
 
+class StrapiError(Out):
+    status: int
+    name: str
+    message: str
+    details: dict[str, Any]
+
+
+class StrapiErrorResponse(Out):
+    """The relations layer's error body (Strapi's envelope)."""
+
+    data: None
+    error: StrapiError
+
+
 class StreamErrorOut(ErrorResponse):
     http_code: int
 

@@ -13,18 +13,19 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from api.boundary import DOC_ATTRIBUTE, EndpointDoc
 from api.middleware import OPEN_PATHS, UNLIMITED_PATHS
-from api.models import ErrorResponse, HealthResponse, StreamErrorLine
+from api.models import ErrorResponse, HealthResponse, StrapiErrorResponse, StreamErrorLine
 from api.services import CONFIG
 from storage.base import TENANT_ID_PATTERN
 
 REF = "#/components/schemas/{model}"
 _ERRORS = {
     "400": "Invalid input: the message and details say which field and why.",
-    "401": "Missing or invalid bearer key (when keys are configured).",
-    "404": "Tenant, schema version or bundle not found.",
+    "401": "Missing or invalid bearer key or API token (when keys are configured).",
+    "403": "The API token lacks a scope (details.missing_scopes) or access to the entity.",
+    "404": "Tenant, schema version, bundle or relations-layer resource not found.",
     "413": "Request body larger than the configured limit.",
     "408": "The request body did not arrive within the configured time.",
-    "409": "Already exists.",
+    "409": "Already exists, or (relations layer) a conflict named by details.code.",
     "415": "A Content-Encoding other than gzip, deflate and identity.",
     "429": "Too many requests in flight; retry after the Retry-After seconds.",
     "503": "The server is shutting down.",
@@ -33,6 +34,10 @@ _ERRORS = {
 _NOT_EMPTY = frozenset({"required", "anyOf", "allOf", "oneOf"})
 #: Every path parameter is a tenant id (``boundary.tenant_of`` checks it: 400 otherwise).
 PATH_PARAMETER = {"type": "string", "pattern": f"^(?:{TENANT_ID_PATTERN.pattern})$"}
+#: The relations layer's other path parameters (checked by its handlers: 400 or 404).
+OTHER_PARAMETER = {"type": "string", "minLength": 1}
+#: Routes tagged so answer in Strapi's error envelope and read free-form JSON objects.
+RELATIONS_TAG = "relations"
 
 
 def _endpoints(app: web.Application) -> list[tuple[str, str, EndpointDoc]]:
@@ -48,6 +53,7 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
     endpoints = _endpoints(app)
     models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
         (ErrorResponse, "serialization"): None,
+        (StrapiErrorResponse, "serialization"): None,
         (StreamErrorLine, "serialization"): None,
         (HealthResponse, "serialization"): None,
     }
@@ -64,19 +70,26 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
     components = definitions.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
     for method, path, doc in endpoints:
+        relations = doc.tag == RELATIONS_TAG
+        error_model = StrapiErrorResponse if relations else ErrorResponse
         operation: dict[str, Any] = {
             "summary": doc.summary,
             "operationId": _operation_id(method, path),
             "tags": [doc.tag] if doc.tag else [],
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETER}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": PATH_PARAMETER if name == "tenant_id" else OTHER_PARAMETER,
+                }
                 for name in _path_parameters(path)
             ],
             "responses": {
                 code: {
                     "description": _ERRORS[code],
                     "content": {
-                        "application/json": {"schema": keys[(ErrorResponse, "serialization")]}
+                        "application/json": {"schema": keys[(error_model, "serialization")]}
                     },
                 }
                 for code in _error_codes(path, doc)
@@ -88,6 +101,11 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
             operation["responses"]["503"]["content"]["application/json"]["schema"] = keys[
                 (HealthResponse, "serialization")
             ]
+        if relations and method in ("post", "put", "patch"):
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
         if doc.request is not None:
             request_schema = components[keys[(doc.request, "validation")]["$ref"].split("/")[-1]]
             operation["requestBody"] = {
@@ -108,11 +126,13 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
                 "description": "OK",
                 "content": {"application/json": {"schema": keys[(doc.response, "serialization")]}},
             }
+        elif doc.status == 204:
+            operation["responses"]["204"] = {"description": "Done; no content"}
         elif doc.media_type:
             schema = (
                 {"type": "object"} if doc.media_type == "application/json" else {"type": "string"}
             )
-            operation["responses"]["200"] = {
+            operation["responses"][str(doc.status)] = {
                 "description": "OK",
                 "content": {doc.media_type: {"schema": schema}},
             }
@@ -156,6 +176,8 @@ def _line_or_error(line: dict[str, Any], error: dict[str, Any]) -> dict[str, Any
 def _error_codes(path: str, doc: EndpointDoc) -> list[str]:
     """The error statuses the endpoint can answer with."""
     codes = []
+    if doc.tag == RELATIONS_TAG:
+        return sorted({"400", "401", "404", "429", *(str(code) for code in doc.errors)})
     if doc.request is not None or _path_parameters(path):
         codes.append("400")
     if path not in OPEN_PATHS:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import respond, tenant_of
+from api.boundary import documented, respond, tenant_of
 from api.errors import ApiError
 from api.services import SERVICES
 from engine.relations.errors import (
@@ -397,3 +397,18 @@ def list_query(
     if errors:
         raise Invalid(errors)
     return ListQuery(limit=limit, offset=offset, after=after, sort=tuple(sort)), found
+
+
+def described(
+    summary: str, *, errors: tuple[int, ...] = (), status: int = 200
+) -> Callable[[Any], Any]:
+    """``documented`` for a relations route: JSON object in and out, Strapi's error envelope."""
+    return documented(
+        summary,
+        None,
+        None,
+        tag="relations",
+        media_type="application/json",
+        errors=errors,
+        status=status,
+    )

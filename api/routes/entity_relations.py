@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import respond
+from api.boundary import DOC_ATTRIBUTE, respond
 from api.relations_edge import (
     ROLE,
     body_object,
+    described,
     check_metadata,
     entity_ref,
     list_query,
@@ -60,6 +61,7 @@ def _both(method: str, suffix: str) -> Callable[[Handler], Handler]:
         for base, wrapped in zip(BASES, (scoped, default), strict=True):
             wrapped.__doc__ = handler.__doc__
             wrapped.__name__ = handler.__name__
+            setattr(wrapped, DOC_ATTRIBUTE, getattr(handler, DOC_ATTRIBUTE))
             routes.route(method, base + suffix)(wrapped)
         return handler
 
@@ -110,6 +112,7 @@ def _direction(row: Relation, entity: tuple[str, str]) -> str:
 
 
 @_both("GET", "")
+@described("List an entity's relations (outgoing, incoming or both), paged.", errors=(403,))
 async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E1: the entity's outgoing and incoming relations."""
     svc = request.app[SERVICES]
@@ -152,6 +155,11 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
 
 
 @_both("POST", "")
+@described(
+    "Relate the entity to a target; the mirror is written for bidirectional types.",
+    errors=(403, 409, 413),
+    status=201,
+)
 async def create_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E2: relate the entity to a target (and write the mirror for bidirectional types)."""
     svc = request.app[SERVICES]
@@ -230,6 +238,7 @@ async def _must_see(
 
 
 @_both("GET", "/{relation_id}")
+@described("One relation of the entity.", errors=(403,))
 async def get_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E3: one relation of the entity."""
     who = await principal(request, tenant_id, "relationship:read")
@@ -239,6 +248,7 @@ async def get_relation(request: web.Request, tenant_id: str) -> web.StreamRespon
 
 
 @_both("PATCH", "/{relation_id}")
+@described("Replace a relation's metadata (on both rows of a pair).", errors=(403, 413))
 async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E4: replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
     svc = request.app[SERVICES]
@@ -269,6 +279,7 @@ async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResp
 
 
 @_both("DELETE", "/{relation_id}")
+@described("Delete a relation and its mirror in one write.", errors=(403,))
 async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E5: delete the relation and its mirror in one write."""
     svc = request.app[SERVICES]
@@ -411,6 +422,10 @@ def _role_op(role: str, value: object, errors: list[FieldError]) -> RoleOp | Non
 
 
 @_both("PUT", "")
+@described(
+    "Strapi-style connect / disconnect / set on the entity's roles, in one write.",
+    errors=(403, 409, 413),
+)
 async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E6: connect / disconnect / set on the entity's roles, all in one write."""
     svc = request.app[SERVICES]
