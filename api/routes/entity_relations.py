@@ -7,6 +7,7 @@ is ``type:id`` (``%3A`` decodes to ``:``); the entity is the relation's source f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,8 +17,8 @@ from api.boundary import DOC_ATTRIBUTE, respond
 from api.relations_edge import (
     ROLE,
     body_object,
-    described,
     check_metadata,
+    described,
     entity_ref,
     list_query,
     principal,
@@ -270,7 +271,11 @@ async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResp
         del current
 
     updated, token = await svc.run(
-        svc.relations.update, tenant_id, row.id, unchanged_unless, lambda _r: metadata
+        functools.partial(svc.relations.update, none_clears=True),
+        tenant_id,
+        row.id,
+        unchanged_unless,
+        lambda _r: metadata,
     )
     svc.writes.notify()
     return respond(

@@ -345,9 +345,12 @@ class Relations:
         relation_id: str,
         check: Callable[[Relation], None],
         change: Callable[[Relation], dict[str, Any] | None],
-    ) -> tuple[Relation, SnapToken | None]:
-        """Set new metadata on a row and its pair. ``change`` returns the new metadata, or
-        None for "nothing to change" (then nothing is written and ``updated_at`` stays)."""
+        *,
+        none_clears: bool = False,
+    ) -> tuple[Relation, SnapToken]:
+        """Set new metadata on a row and its pair. ``change`` returns the new metadata; None
+        means "nothing to change" unless ``none_clears``. Metadata equal to the current value
+        writes nothing (``updated_at`` stays) and the token returned is the head's."""
 
         def build(reader: SnapshotReader) -> tuple[Changes, Relation]:
             row = layout.load(reader, relation_id)
@@ -355,17 +358,16 @@ class Relations:
                 raise NotFound(f"relation {relation_id} not found")
             check(row)
             new = change(row)
-            if (
-                new is None
-                or (new == (row.metadata or {}) and row.metadata is not None)
-                or new == row.metadata
-            ):
-                return Changes(), row
+            if (new is None and not none_clears) or new == row.metadata:
+                raise _Unchanged(row)
             batch = Batch(reader, ())
             updated = links.set_metadata(batch, row, new)
             return batch.finish(), updated
 
-        token, row = self._transact(tenant, build)
+        try:
+            token, row = self._transact(tenant, build)
+        except _Unchanged as unchanged:
+            return unchanged.row, self.store.head(tenant)
         return row, token
 
     def operate(
@@ -500,6 +502,14 @@ class Relations:
         others = suggest(role, {rt.role for rt in types if rt.source_type == source_type})
         ordered = list(dict.fromkeys([*pair, *others]))
         return tuple(ordered[:3]) if ordered else ()
+
+
+class _Unchanged(Exception):
+    """Aborts a transaction that would change nothing (so no empty revision is written)."""
+
+    def __init__(self, row: Relation) -> None:
+        super().__init__(row.id)
+        self.row = row
 
 
 def _fields(token: ApiToken) -> dict[str, Any]:

@@ -673,3 +673,20 @@ def test_body_must_be_a_json_object(api: httpx.Client, tenant: str) -> None:
         == "Body must be a JSON object"
     )
     error(api.put(base(tenant, "contact:a"), content=b"x" * (1024 * 1024 + 10)), 413)
+
+
+def test_patch_with_null_metadata_clears_it_on_both_rows(api: httpx.Client, tenant: str) -> None:
+    item = created(api, tenant, "contact:a", "works_at", "company:x", metadata={"a": 1})["data"]
+    response = api.patch(f"{base(tenant, 'contact:a')}/{item['id']}", json={"metadata": None})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["metadata"] is None
+    mirror = api.get(f"{base(tenant, 'company:x')}/{item['pair_id']}").json()["data"]
+    assert mirror["metadata"] is None
+
+
+def test_patch_with_the_same_metadata_writes_nothing(api: httpx.Client, tenant: str) -> None:
+    body = created(api, tenant, "contact:a", "works_at", "company:x", metadata={"a": 1})
+    item, token = body["data"], body["meta"]["snap_token"]
+    response = api.patch(f"{base(tenant, 'contact:a')}/{item['id']}", json={"metadata": {"a": 1}})
+    assert response.json()["data"]["updated_at"] == item["updated_at"]
+    assert response.json()["meta"]["snap_token"] == token
