@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -690,3 +691,69 @@ def test_patch_with_the_same_metadata_writes_nothing(api: httpx.Client, tenant: 
     response = api.patch(f"{base(tenant, 'contact:a')}/{item['id']}", json={"metadata": {"a": 1}})
     assert response.json()["data"]["updated_at"] == item["updated_at"]
     assert response.json()["meta"]["snap_token"] == token
+
+
+# -- races and atomicity ------------------------------------------------------------------------
+
+
+def test_racing_one_to_one_creates_let_exactly_one_win(module_server: Any, tenant: str) -> None:
+    for round_ in range(15):
+        barrier = threading.Barrier(2)
+        statuses: list[int] = []
+
+        def attempt(
+            target: str,
+            round_: int = round_,
+            barrier: threading.Barrier = barrier,
+            statuses: list[int] = statuses,
+        ) -> None:
+            with module_server.client() as client:
+                barrier.wait()
+                response = create(client, tenant, f"contact:r{round_}", "ceo_of", target)
+                statuses.append(response.status_code)
+
+        threads = [
+            threading.Thread(target=attempt, args=(f"company:x{round_}",)),
+            threading.Thread(target=attempt, args=(f"company:y{round_}",)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(statuses) == [201, 409], statuses
+
+
+def test_racing_operations_on_one_list_keep_positions_contiguous(
+    module_server: Any, tenant: str
+) -> None:
+    def worker(n: int) -> None:
+        with module_server.client() as client:
+            for i in range(8):
+                response = put(
+                    client, tenant, "contact:a", {"categories": {"connect": [f"category:{n}-{i}"]}}
+                )
+                assert response.status_code == 200, response.text
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with module_server.client() as client:
+        assert len(order(client, tenant, "contact:a", "categories")) == 24
+
+
+def test_a_mirror_the_schema_refuses_rolls_back_the_whole_write(
+    api: httpx.Client, tenant: str
+) -> None:
+    narrowed = SCHEMA.replace("relation employs @contact", "").replace(
+        "permission view = employs", "permission view = chief"
+    )
+    assert (
+        api.post(f"/v1/tenants/{tenant}/schemas/write", json={"schema": narrowed}).status_code
+        == 200
+    )
+    err = error(create(api, tenant, "contact:a", "works_at", "company:x"), 400)
+    assert "employs" in err["message"]
+    assert read_tuples(api, tenant, "contact") == set()
+    assert listing(api, tenant, "contact:a") == []
