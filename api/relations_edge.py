@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import documented, respond, tenant_of
+from api.boundary import documented, respond
 from api.errors import ApiError
 from api.services import SERVICES
 from engine.relations.errors import (
@@ -36,6 +36,7 @@ from engine.relations.errors import (
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from engine.relations.model import ADMIN, Principal
 from engine.relations.service import Relations
+from storage.base import TENANT_ID_PATTERN
 from storage.errors import InvalidTenantId, TenantNotFound
 
 log = logging.getLogger("stonetown.server")
@@ -171,12 +172,24 @@ def relations_of(request: web.Request) -> Relations:
 
 
 def tenant(request: web.Request, default: str | None = None) -> str:
+    """The path's tenant id as sent (``principal`` checks it, after the credentials, so a
+    request without credentials gets 401 whatever its path)."""
     if default is not None:
         return default
-    try:
-        return tenant_of(request)
-    except ApiError as exc:
-        raise Invalid.at(("tenant_id",), exc.message) from exc
+    tenant_id = request.match_info["tenant_id"]
+    raw = request.raw_path
+    if "#" in raw:  # aiohttp cuts the path at a raw `#`: keep it, so the id is refused
+        tenant_id = f"{tenant_id}#{raw.partition('#')[2]}"
+    return tenant_id
+
+
+def _checked_tenant(tenant_id: str) -> None:
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
+        raise Invalid.at(
+            ("tenant_id",),
+            f"invalid tenant id {tenant_id!r}: expected 1 to 128 characters from letters, "
+            "digits and _ - @ . : +",
+        )
 
 
 async def principal(request: web.Request, tenant_id: str, scope: str | None) -> Principal:
@@ -201,11 +214,13 @@ async def principal(request: web.Request, tenant_id: str, scope: str | None) -> 
         if matched:
             who = ADMIN
         elif secret.startswith("pat_"):
+            _checked_tenant(tenant_id)
             who = await svc.run(svc.relations.authenticate, tenant_id, secret)
         elif keys:
             raise Unauthenticated("invalid token")
         else:
             who = ADMIN
+    _checked_tenant(tenant_id)
     await svc.run(svc.store.get_tenant, tenant_id)
     if scope is not None and not who.allows(scope):
         raise Forbidden(f"Missing scope {scope}", [scope])

@@ -649,3 +649,16 @@ def test_settings_of_an_unknown_tenant_are_404(client: httpx.Client) -> None:
     path = "/v1/tenants/ghost/relations/settings"
     assert error_of(client.get(path, headers=ADMIN), 404)["name"] == "NotFoundError"
     assert error_of(client.put(path, json={}, headers=ADMIN), 404)["name"] == "NotFoundError"
+
+
+def test_credentials_are_checked_before_the_tenant_id(start_server: Any) -> None:
+    server = start_server(preshared_keys=("admin-key",))
+    with server.client() as client:
+        response = client.get("/v1/tenants/bad*tenant/entities/contact:1/relations")
+        assert response.status_code == 401
+        response = client.get(
+            "/v1/tenants/bad*tenant/entities/contact:1/relations",
+            headers={"Authorization": "Bearer admin-key"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["details"]["errors"][0]["path"] == ["tenant_id"]
