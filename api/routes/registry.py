@@ -1,5 +1,473 @@
-"""Placeholder: filled in by issue 6 work."""
+"""The relationship-type registry (R1-R4) and relationships by id (L1-L4), seed 002's family.
+
+Served at ``/v1/tenants/{tenant_id}/relationship-types[...]`` and
+``/v1/tenants/{tenant_id}/relationships[...]``. JSON is camelCase; writes return
+``meta.snapToken``. A type fixes a link's role and object types, so L1 takes bare ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
+from api.boundary import respond
+from api.relations_edge import (
+    ENTITY_ID,
+    ROLE,
+    body_object,
+    check_metadata,
+    check_string,
+    described,
+    list_query,
+    principal,
+    relations_of,
+    tenant,
+)
+from api.relations_views import link_item, type_item
+from api.services import SERVICES
+from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
+from engine.relations.listing import ListQuery, by_created
+from engine.relations.model import CARDINALITIES, KINDS, Relation, RelationType
+from engine.relations.registry import TypeRequest, find
+
 routes = web.RouteTableDef()
+
+TYPES = "/v1/tenants/{tenant_id}/relationship-types"
+LINKS = "/v1/tenants/{tenant_id}/relationships"
+MAX_NAME = 255
+MAX_DESCRIPTION = 1000
+#: The body fields naming object types, per kind; one kind's fields are refused in the other.
+TYPE_FIELDS = {
+    "person_to_co": ("customObjectType",),
+    "co_to_co": ("parentCustomObjectType", "childCustomObjectType"),
+}
+_TYPE_SORTS: dict[str, Callable[[RelationType], Any]] = {
+    "createdAt": lambda rt: rt.created_at,
+    "role": lambda rt: rt.role,
+}
+_LINK_SORTS: dict[str, Callable[[Relation], Any]] = {
+    "createdAt": lambda r: r.created_at,
+    "position": lambda r: r.position,
+}
+
+
+def _one_of(name: str, values: tuple[str, ...]) -> str:
+    return f"{name} must be one of the following values: {', '.join(values)}"
+
+
+def _role(
+    value: object, name: str, errors: list[FieldError], *, required: bool = True
+) -> str | None:
+    """A role name (yup-style messages): required, a string, 1-255, ``[a-z][a-z0-9_]*``."""
+    if value is None or (value == "" and required):
+        if required:
+            errors.append(FieldError((name,), f"{name} is a required field"))
+        return None
+    text = check_string(value, (name,), name, MAX_NAME, errors, minimum=1)
+    if text is None:
+        return None
+    if not ROLE.fullmatch(text):
+        errors.append(
+            FieldError((name,), f'{name} must match the following: "^[a-z][a-z0-9_]{{0,254}}$"')
+        )
+        return None
+    return text
+
+
+def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
+    """R1's body checked (every problem at once) and turned into the registry's request."""
+    errors: list[FieldError] = []
+    kind = body.get("kind")
+    if kind is None:
+        errors.append(FieldError(("kind",), "kind is a required field"))
+    elif kind not in KINDS:
+        errors.append(FieldError(("kind",), _one_of("kind", KINDS)))
+        kind = None
+    role = _role(body.get("role"), "role", errors)
+    names: dict[str, str | None] = {}
+    if kind is not None:
+        for field in TYPE_FIELDS[kind]:
+            names[field] = check_string(
+                body.get(field), (field,), field, MAX_NAME, errors, minimum=1
+            )
+        for other_kind, fields in TYPE_FIELDS.items():
+            for field in fields:
+                if other_kind != kind and field in body:
+                    errors.append(FieldError((field,), f"{field} is not allowed for kind {kind}"))
+    cardinality = body.get("cardinality")
+    if cardinality is not None and cardinality not in CARDINALITIES:
+        errors.append(FieldError(("cardinality",), _one_of("cardinality", CARDINALITIES)))
+    description = check_string(
+        body.get("description"),
+        ("description",),
+        "description",
+        MAX_DESCRIPTION,
+        errors,
+        nullable=True,
+        minimum=1,
+    )
+    bidirectional = body.get("bidirectional", False)
+    if not isinstance(bidirectional, bool):
+        errors.append(FieldError(("bidirectional",), "bidirectional must be a boolean"))
+        bidirectional = None
+    inverse_role = _role(body.get("inverseRole"), "inverseRole", errors, required=False)
+    # Only a valid `false` (or none sent) makes inverseRole wrong; a bad value is reported above.
+    if body.get("inverseRole") is not None and bidirectional is False:
+        errors.append(
+            FieldError(("inverseRole",), "inverseRole is only allowed with bidirectional: true")
+        )
+    if errors:
+        raise Invalid(errors)
+    assert kind is not None and role is not None and bidirectional is not None
+    sent = {
+        name
+        for name, key in (
+            ("cardinality", "cardinality"),
+            ("description", "description"),
+            ("bidirectional", "bidirectional"),
+            ("inverse_role", "inverseRole"),
+        )
+        if key in body and (key != "inverseRole" or body[key] is not None)
+    }
+    common = {
+        "kind": kind,
+        "role": role,
+        "sent": frozenset(sent),
+        "cardinality": cardinality,
+        "description": description,
+        "bidirectional": bidirectional,
+        "inverse_role": inverse_role,
+    }
+    if kind == "person_to_co":
+        target = names["customObjectType"]
+        assert target is not None
+        return TypeRequest(
+            source_type=person_type,
+            target_type=target,
+            source_field=None,
+            target_field="customObjectType",
+            **common,
+        )
+    parent, child = names["parentCustomObjectType"], names["childCustomObjectType"]
+    assert parent is not None and child is not None
+    return TypeRequest(
+        source_type=parent,
+        target_type=child,
+        source_field="parentCustomObjectType",
+        target_field="childCustomObjectType",
+        **common,
+    )
+
+
+@routes.post(TYPES)
+@described(
+    "Register a relationship type (201), or refine the one with the same key (200).",
+    errors=(403, 409, 413),
+    status=201,
+)
+async def register_type(request: web.Request) -> web.StreamResponse:
+    """R1: create a relationship type (201) or refine the one with the same key (200)."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    tenant_id = tenant(request)
+    who = await principal(request, tenant_id, None)
+    if not (who.allows("relationship_type:create") or who.allows("relationship_type:update")):
+        raise Forbidden("Missing scope relationship_type:create", ["relationship_type:create"])
+    body = await body_object(request)
+    settings = await svc.run(rel.settings, tenant_id)
+    wanted = _type_request(body, settings.person_type)
+    types = await svc.run(rel.types, tenant_id)
+    exists = find(types, wanted.source_type, wanted.role, wanted.target_type) is not None
+    scope = "relationship_type:update" if exists else "relationship_type:create"
+    if not who.allows(scope):
+        raise Forbidden(f"Missing scope {scope}", [scope])
+    rt, created, token = await svc.run(rel.register_type, tenant_id, wanted)
+    svc.writes.notify()
+    return respond(
+        {"data": type_item(rt), "created": created, "meta": {"snapToken": token}},
+        201 if created else 200,
+    )
+
+
+def _pagination(
+    rows: list[RelationType], has_more: bool, query: ListQuery, created: bool
+) -> dict[str, Any]:
+    """The same ``meta.pagination`` as the row lists (``ListPage.pagination``)."""
+    out: dict[str, Any] = {
+        "limit": query.limit,
+        "offset": query.offset or 0,
+        "has_more": has_more,
+    }
+    if created:
+        out["next_after"] = rows[-1].id if has_more and rows else None
+    if query.after is None:
+        out["next_offset"] = (query.offset or 0) + len(rows) if has_more else None
+    return out
+
+
+@routes.get(TYPES)
+@described("List relationship types, filtered and paged.", errors=(403,))
+async def list_types(request: web.Request) -> web.StreamResponse:
+    """R2: the tenant's relationship types, filtered and sorted in memory (types are few)."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    tenant_id = tenant(request)
+    await principal(request, tenant_id, "relationship_type:list")
+    query, filters = list_query(
+        request,
+        sorts=_TYPE_SORTS,
+        default_sort="role",
+        filters=("kind", "role", "sourceType", "targetType", "objectType", "isInverse"),
+        booleans=("isInverse",),
+        created="createdAt",
+    )
+    unknown: list[NotFound] = []
+    for name in dict.fromkeys(filters.get("objectType", ())):
+        missing = await svc.run(rel.unknown_object_type, tenant_id, name, "objectType")
+        if missing is not None:
+            unknown.append(missing)
+    if unknown:
+        errors = [e for each in unknown for e in each.errors]
+        raise NotFound(
+            unknown[0].message if len(unknown) == 1 else f"{len(unknown)} errors occurred", errors
+        )
+
+    def keep(rt: RelationType) -> bool:
+        checks = (
+            ("kind", rt.kind),
+            ("role", rt.role),
+            ("sourceType", rt.source_type),
+            ("targetType", rt.target_type),
+            ("isInverse", "true" if rt.is_inverse else "false"),
+        )
+        if any(key in filters and value not in filters[key] for key, value in checks):
+            return False
+        sides = filters.get("objectType")
+        return sides is None or rt.source_type in sides or rt.target_type in sides
+
+    found = [rt for rt in await svc.run(rel.types, tenant_id) if keep(rt)]
+    ordered = sorted(found, key=lambda rt: rt.id, reverse=query.sort[0][1])
+    for name, descending in reversed(query.sort):
+        ordered.sort(key=_TYPE_SORTS[name], reverse=descending)
+    if query.after is not None:
+        ids = [rt.id for rt in ordered]
+        if query.after not in ids:
+            raise Invalid.at(
+                ("after",), "invalid cursor: after must be the id of a row in this list"
+            )
+        ordered = ordered[ids.index(query.after) + 1 :]
+    start = query.offset or 0
+    rows = ordered[start : start + query.limit]
+    has_more = len(ordered) > start + query.limit
+    created = query.created_order is not None
+    return respond(
+        {
+            "data": [type_item(rt) for rt in rows],
+            "meta": {"pagination": _pagination(rows, has_more, query, created)},
+        }
+    )
+
+
+@routes.get(TYPES + "/{relationship_type_id}")
+@described("One relationship type.", errors=(403,))
+async def get_type(request: web.Request) -> web.StreamResponse:
+    """R3: one relationship type."""
+    svc = request.app[SERVICES]
+    tenant_id = tenant(request)
+    await principal(request, tenant_id, "relationship_type:read")
+    type_id = request.match_info["relationship_type_id"]
+    rt = await svc.run(svc.relations.relation_type, tenant_id, type_id)
+    return respond({"data": type_item(rt)})
+
+
+@routes.delete(TYPES + "/{relationship_type_id}")
+@described("Delete an unused relationship type and its inverse.", errors=(403, 409), status=204)
+async def delete_type(request: web.Request) -> web.StreamResponse:
+    """R4: delete an unused type and its inverse (409 type_in_use while any tuple has it)."""
+    svc = request.app[SERVICES]
+    tenant_id = tenant(request)
+    await principal(request, tenant_id, "relationship_type:delete")
+    type_id = request.match_info["relationship_type_id"]
+    await svc.run(svc.relations.delete_type, tenant_id, type_id)
+    svc.writes.notify()
+    return web.Response(status=204)
+
+
+# -- relationships -----------------------------------------------------------------------------
+
+
+def _required_string(body: dict[str, Any], name: str, errors: list[FieldError]) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        errors.append(FieldError((name,), f"{name} is a required field"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError((name,), f"{name} must be a string"))
+        return None
+    return value
+
+
+def _bare_id(
+    value: str, name: str, entity_type: str, known: set[str], errors: list[FieldError]
+) -> str | None:
+    """A bare id of ``entity_type``; ``type:id`` is taken only when the type is that one (a
+    prefix that is not a known object type is part of the id: ids may contain ``:``)."""
+    prefix, colon, rest = value.partition(":")
+    if colon and prefix in known:
+        if prefix != entity_type:
+            errors.append(
+                FieldError(
+                    (name,),
+                    f"{name} must be an id of a {entity_type} (the relationship type fixes it), "
+                    f"not a {prefix} reference",
+                )
+            )
+            return None
+        value = rest
+    if not ENTITY_ID.fullmatch(value):
+        errors.append(
+            FieldError(
+                (name,),
+                f"{name} must be an id of 1-128 letters, digits and _ - @ . : + "
+                f"(or {entity_type}:<id>)",
+            )
+        )
+        return None
+    return value
+
+
+@routes.post(LINKS)
+@described(
+    "Link two objects with a registered type (and write the mirror for bidirectional types).",
+    errors=(403, 409, 413),
+    status=201,
+)
+async def create_link(request: web.Request) -> web.StreamResponse:
+    """L1: link two objects with a registered type (its inverse type links the other way)."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    tenant_id = tenant(request)
+    who = await principal(request, tenant_id, "relationship:create")
+    body = await body_object(request)
+    errors: list[FieldError] = []
+    type_id = _required_string(body, "relationshipTypeId", errors)
+    source_id = _required_string(body, "sourceId", errors)
+    target_id = _required_string(body, "targetId", errors)
+    metadata = check_metadata(body.get("metadata"), ("metadata",), errors)
+    if errors:
+        raise Invalid(errors)
+    assert type_id is not None and source_id is not None and target_id is not None
+    rt = await svc.run(rel.relation_type, tenant_id, type_id)
+    known = set(await svc.run(rel.object_type_names, tenant_id))
+    source_bare = _bare_id(source_id, "sourceId", rt.source_type, known, errors)
+    target_bare = _bare_id(target_id, "targetId", rt.target_type, known, errors)
+    if errors:
+        raise Invalid(errors)
+    assert source_bare is not None and target_bare is not None
+    source, target = (rt.source_type, source_bare), (rt.target_type, target_bare)
+    if source == target:
+        raise Invalid.at(("targetId",), "an object cannot be related to itself")
+    if who.subject is not None:
+        settings = await svc.run(rel.settings, tenant_id)
+        for name, entity, permission in (
+            ("sourceId", source, settings.write_permission),
+            ("targetId", target, settings.read_permission),
+        ):
+            if not await svc.run(rel.allowed, tenant_id, who, entity, permission):
+                errors.append(
+                    FieldError(
+                        (name,),
+                        f"1 relation(s) of type {entity[0]} associated with this entity "
+                        "do not exist",
+                    )
+                )
+        if errors:
+            raise Invalid(errors)
+    linked = await svc.run(rel.link, tenant_id, who, rt.id, source, target, metadata)
+    svc.writes.notify()
+    return respond({"data": link_item(linked.row), "meta": {"snapToken": linked.token}}, 201)
+
+
+def _matches(values: list[str] | None, bare: str, ref: str) -> bool:
+    return values is None or bare in values or ref in values
+
+
+@routes.get(LINKS)
+@described("List relationships, filtered, sorted and paged.", errors=(403,))
+async def list_links(request: web.Request) -> web.StreamResponse:
+    """L2: relationship rows (mirrors included), by creation time or by list position."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    tenant_id = tenant(request)
+    who = await principal(request, tenant_id, "relationship:list")
+    query, filters = list_query(
+        request,
+        sorts=_LINK_SORTS,
+        default_sort="createdAt",
+        filters=("relationshipTypeId", "sourceId", "targetId", "role"),
+        created="createdAt",
+    )
+    type_ids = (
+        list(dict.fromkeys(filters["relationshipTypeId"]))
+        if "relationshipTypeId" in filters
+        else None
+    )
+    for type_id in type_ids or ():
+        await svc.run(rel.relation_type, tenant_id, type_id)
+    visible = await svc.run(rel.visible_filter, tenant_id, who)
+    roles = filters.get("role")
+    sources = filters.get("sourceId")
+    targets = filters.get("targetId")
+
+    def keep(row: Relation) -> bool:
+        return (
+            (type_ids is None or row.type_id in type_ids)
+            and (roles is None or row.relation in roles)
+            and _matches(sources, row.entity_id, row.source)
+            and _matches(targets, row.subject_id, row.target)
+            and visible(row)
+        )
+
+    def sorted_page() -> Any:
+        candidates = by_created(rel.reader(tenant_id), type_ids, False)
+        return rel.list_sorted(tenant_id, candidates, query, keep, _LINK_SORTS)
+
+    if query.created_order is not None:
+        result = await svc.run(rel.list_by_created, tenant_id, query, keep, type_ids)
+    else:
+        result = await svc.run(sorted_page)
+    return respond(
+        {
+            "data": [link_item(row) for row in result.rows],
+            "meta": {"pagination": result.pagination},
+        }
+    )
+
+
+@routes.get(LINKS + "/{relationship_id}")
+@described("One relationship.", errors=(403,))
+async def get_link(request: web.Request) -> web.StreamResponse:
+    """L3: one relationship row (404 when missing or not readable)."""
+    svc = request.app[SERVICES]
+    tenant_id = tenant(request)
+    who = await principal(request, tenant_id, "relationship:read")
+    row = await svc.run(svc.relations.row, tenant_id, who, request.match_info["relationship_id"])
+    return respond({"data": link_item(row)})
+
+
+@routes.delete(LINKS + "/{relationship_id}")
+@described("Delete a relationship and its mirror in one write.", errors=(403,), status=204)
+async def delete_link(request: web.Request) -> web.StreamResponse:
+    """L4: delete the relationship and its mirror in one write."""
+    svc = request.app[SERVICES]
+    rel = relations_of(request)
+    tenant_id = tenant(request)
+    who = await principal(request, tenant_id, "relationship:delete")
+    row = await svc.run(rel.row, tenant_id, who, request.match_info["relationship_id"])
+    if not await svc.run(rel.writable, tenant_id, who, row):
+        raise Forbidden(f"{who.subject} may not delete relationship {row.id}")
+    await svc.run(rel.unlink, tenant_id, row.id, lambda _row: None)
+    svc.writes.notify()
+    return web.Response(status=204)

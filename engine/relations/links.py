@@ -222,6 +222,8 @@ def create(
 ) -> tuple[Relation, Relation | None]:
     """Add the link ``source -rt-> target`` (and its mirror): 409 when it exists or breaks a
     cardinality; a raw tuple already there is adopted."""
+    if source == target:  # every family refuses these; a symmetric mirror would be itself
+        raise Invalid.at(("target",), "an entity cannot be related to itself")
     t = Tuple(source[0], source[1], rt.role, target[0], target[1])
     _fits_schema(schema, t)
     found = batch.row_for(t)
