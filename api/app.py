@@ -99,7 +99,7 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
         app.router.add_route(
             "*",
             prefix + "/{path:.*}",
-            edge.wrap(strapi_not_found, "unmatched", auth=False, render=strapi_response),
+            edge.wrap(strapi_not_found, "unmatched", render=strapi_response),
         )
     app.router.add_route("*", "/{path:.*}", edge.wrap(not_found, "unmatched"))
     return app

@@ -46,6 +46,9 @@ class EndpointDoc:
     errors: tuple[int, ...] = ()
     #: The success status (201 for creates, 204 for deletes without a body).
     status: int = 200
+    #: Relations routes (no models): the request body's and the answer's top-level fields.
+    fields: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ("data", "meta")
 
 
 DOC_ATTRIBUTE = "__stonetown_doc__"
@@ -61,11 +64,15 @@ def documented(
     media_type: str = "",
     errors: tuple[int, ...] = (),
     status: int = 200,
+    fields: tuple[str, ...] = (),
+    answers: tuple[str, ...] = ("data", "meta"),
 ) -> Callable[[H], H]:
     """Attach an EndpointDoc to a handler (read by ``api/openapi.py`` from the router)."""
 
     def mark(handler: H) -> H:
-        doc = EndpointDoc(summary, request, response, streaming, tag, media_type, errors, status)
+        doc = EndpointDoc(
+            summary, request, response, streaming, tag, media_type, errors, status, fields, answers
+        )
         setattr(handler, DOC_ATTRIBUTE, doc)
         return handler
 

@@ -102,9 +102,10 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
                 (HealthResponse, "serialization")
             ]
         if relations and method in ("post", "put", "patch"):
+            body = {"type": "object", "properties": {name: {} for name in doc.fields}}
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "content": {"application/json": {"schema": body}},
             }
         if doc.request is not None:
             request_schema = components[keys[(doc.request, "validation")]["$ref"].split("/")[-1]]
@@ -128,6 +129,12 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
             }
         elif doc.status == 204:
             operation["responses"]["204"] = {"description": "Done; no content"}
+        elif relations:
+            schema = {"type": "object", "properties": {name: {} for name in doc.answers}}
+            operation["responses"][str(doc.status)] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": schema}},
+            }
         elif doc.media_type:
             schema = (
                 {"type": "object"} if doc.media_type == "application/json" else {"type": "string"}
@@ -177,7 +184,7 @@ def _error_codes(path: str, doc: EndpointDoc) -> list[str]:
     """The error statuses the endpoint can answer with."""
     codes = []
     if doc.tag == RELATIONS_TAG:
-        return sorted({"400", "401", "404", "429", *(str(code) for code in doc.errors)})
+        return sorted({"400", "401", "404", "429", "503", *(str(code) for code in doc.errors)})
     if doc.request is not None or _path_parameters(path):
         codes.append("400")
     if path not in OPEN_PATHS:

@@ -16,13 +16,13 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from api.boundary import documented, respond
-from api.errors import ApiError
+from api.boundary import DOC_ATTRIBUTE, documented, respond
+from api.errors import ApiError, translate
 from api.services import SERVICES
 from engine.relations.errors import (
     Conflict,
@@ -36,7 +36,7 @@ from engine.relations.errors import (
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from engine.relations.model import ADMIN, Principal
 from engine.relations.service import Relations
-from storage.base import TENANT_ID_PATTERN
+from storage.base import DEFAULT_TENANT, TENANT_ID_PATTERN
 from storage.errors import InvalidTenantId, TenantNotFound
 
 log = logging.getLogger("stonetown.server")
@@ -142,6 +142,9 @@ def strapi_response(request: web.Request, exc: Exception) -> web.StreamResponse:
             return envelope(400, exc.message)
     if isinstance(exc, web.HTTPException):
         raise exc
+    known = translate(exc)  # the engine's and the store's errors (503 while closing, ...)
+    if known is not None:
+        return envelope(known.status, known.message, {}, known.headers)
     log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
     return envelope(500, "internal error (logged)")
 
@@ -415,9 +418,15 @@ def list_query(
 
 
 def described(
-    summary: str, *, errors: tuple[int, ...] = (), status: int = 200
+    summary: str,
+    *,
+    errors: tuple[int, ...] = (),
+    status: int = 200,
+    fields: tuple[str, ...] = (),
+    answers: tuple[str, ...] = ("data", "meta"),
 ) -> Callable[[Any], Any]:
-    """``documented`` for a relations route: JSON object in and out, Strapi's error envelope."""
+    """``documented`` for a relations route: a JSON object in (top-level ``fields``) and out
+    (``answers``), Strapi's error envelope."""
     return documented(
         summary,
         None,
@@ -426,4 +435,35 @@ def described(
         media_type="application/json",
         errors=errors,
         status=status,
+        fields=fields,
+        answers=answers,
     )
+
+
+TenantHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+
+
+def on_both_bases(
+    routes: web.RouteTableDef, method: str, bases: tuple[str, str], suffix: str = ""
+) -> Callable[[TenantHandler], TenantHandler]:
+    """Register a ``(request, tenant_id)`` handler under ``bases[0]`` (a path with
+    ``{tenant_id}``) and ``bases[1]`` (the seed's verbatim path, which serves the default
+    tenant). Both routes keep the handler's name, docstring and OpenAPI description."""
+
+    def register(handler: TenantHandler) -> TenantHandler:
+        async def scoped(request: web.Request) -> web.StreamResponse:
+            return await handler(request, tenant(request))
+
+        async def default(request: web.Request) -> web.StreamResponse:
+            return await handler(request, DEFAULT_TENANT)
+
+        for base, wrapped in zip(bases, (scoped, default), strict=True):
+            wrapped.__doc__ = handler.__doc__
+            wrapped.__name__ = handler.__name__
+            doc = getattr(handler, DOC_ATTRIBUTE, None)
+            if doc is not None:
+                setattr(wrapped, DOC_ATTRIBUTE, doc)
+            routes.route(method, base + suffix)(wrapped)
+        return handler
+
+    return register

@@ -8,22 +8,23 @@ is ``type:id`` (``%3A`` decodes to ``:``); the entity is the relation's source f
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from api.boundary import DOC_ATTRIBUTE, respond
+from api.boundary import respond
 from api.relations_edge import (
     ROLE,
+    TenantHandler,
     body_object,
     check_metadata,
     described,
     entity_ref,
     list_query,
+    on_both_bases,
     principal,
     relations_of,
-    tenant,
 )
 from api.relations_views import entity_item, list_item
 from api.services import SERVICES
@@ -31,7 +32,6 @@ from engine.relations import registry
 from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
 from engine.relations.model import Principal, Relation
 from engine.relations.operations import Item, RoleOp
-from storage.base import DEFAULT_TENANT
 
 routes = web.RouteTableDef()
 
@@ -46,27 +46,9 @@ _SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
     "created_at": lambda r: r.created_at,
 }
 
-Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
-
-def _both(method: str, suffix: str) -> Callable[[Handler], Handler]:
-    """Register ``handler`` under both bases; the seed's path serves the default tenant."""
-
-    def register(handler: Handler) -> Handler:
-        async def scoped(request: web.Request) -> web.StreamResponse:
-            return await handler(request, tenant(request))
-
-        async def default(request: web.Request) -> web.StreamResponse:
-            return await handler(request, DEFAULT_TENANT)
-
-        for base, wrapped in zip(BASES, (scoped, default), strict=True):
-            wrapped.__doc__ = handler.__doc__
-            wrapped.__name__ = handler.__name__
-            setattr(wrapped, DOC_ATTRIBUTE, getattr(handler, DOC_ATTRIBUTE))
-            routes.route(method, base + suffix)(wrapped)
-        return handler
-
-    return register
+def _both(method: str, suffix: str) -> Callable[[TenantHandler], TenantHandler]:
+    return on_both_bases(routes, method, BASES, suffix)
 
 
 async def _path_entity(request: web.Request, tenant_id: str) -> tuple[str, str]:
@@ -160,6 +142,7 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
     "Relate the entity to a target; the mirror is written for bidirectional types.",
     errors=(403, 409, 413),
     status=201,
+    fields=("target_entity_id", "relation_type", "metadata"),
 )
 async def create_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E2: relate the entity to a target (and write the mirror for bidirectional types)."""
@@ -249,7 +232,11 @@ async def get_relation(request: web.Request, tenant_id: str) -> web.StreamRespon
 
 
 @_both("PATCH", "/{relation_id}")
-@described("Replace a relation's metadata (on both rows of a pair).", errors=(403, 413))
+@described(
+    "Replace a relation's metadata (on both rows of a pair).",
+    errors=(403, 413),
+    fields=("metadata",),
+)
 async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E4: replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
     svc = request.app[SERVICES]
@@ -284,7 +271,11 @@ async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResp
 
 
 @_both("DELETE", "/{relation_id}")
-@described("Delete a relation and its mirror in one write.", errors=(403,))
+@described(
+    "Delete a relation and its mirror in one write.",
+    errors=(403,),
+    answers=("message", "snap_token"),
+)
 async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E5: delete the relation and its mirror in one write."""
     svc = request.app[SERVICES]
@@ -430,6 +421,7 @@ def _role_op(role: str, value: object, errors: list[FieldError]) -> RoleOp | Non
 @described(
     "Strapi-style connect / disconnect / set on the entity's roles, in one write.",
     errors=(403, 409, 413),
+    fields=("data",),
 )
 async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E6: connect / disconnect / set on the entity's roles, all in one write."""

@@ -14,7 +14,7 @@ request is served, ``_model`` makes sure every kind has its type, registering th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,14 @@ from api.boundary import respond
 from api.relations_edge import (
     ENTITY_ID,
     RESERVED,
+    TenantHandler,
     body_object,
     check_string,
+    described,
     list_query,
+    on_both_bases,
     principal,
     relations_of,
-    tenant,
 )
 from api.relations_views import record_item
 from api.services import SERVICES
@@ -39,7 +41,6 @@ from engine.relations.errors import Conflict, FieldError, Forbidden, Invalid, No
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListPage, ListQuery
 from engine.relations.model import DataModel, Principal, Relation, RelationType
 from engine.relations.service import Relations
-from storage.base import DEFAULT_TENANT
 
 routes = web.RouteTableDef()
 
@@ -64,26 +65,11 @@ _ENDPOINTS = (
     ("schema", "GET", "/xapi2/schema/relationship", None),
 )
 
-Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
-
-def _both(method: str, bases: tuple[str, str], suffix: str = "") -> Callable[[Handler], Handler]:
-    """Register ``handler`` under the tenant's base and the seed's path (the default tenant)."""
-
-    def register(handler: Handler) -> Handler:
-        async def scoped(request: web.Request) -> web.StreamResponse:
-            return await handler(request, tenant(request))
-
-        async def default(request: web.Request) -> web.StreamResponse:
-            return await handler(request, DEFAULT_TENANT)
-
-        for base, wrapped in zip(bases, (scoped, default), strict=True):
-            wrapped.__doc__ = handler.__doc__
-            wrapped.__name__ = handler.__name__
-            routes.route(method, base + suffix)(wrapped)
-        return handler
-
-    return register
+def _both(
+    method: str, bases: tuple[str, str], suffix: str = ""
+) -> Callable[[TenantHandler], TenantHandler]:
+    return on_both_bases(routes, method, bases, suffix)
 
 
 # -- the data model ----------------------------------------------------------------------------
@@ -275,6 +261,7 @@ def _new_record(body: dict[str, Any], model: Model) -> NewRecord:
 
 
 @_both("GET", DATA)
+@described("List relationship records (filters, sorts, keyset or offset paging).", errors=(403,))
 async def list_records(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D1: records, filtered (repeat = IN, keys ANDed), sorted, offset or keyset paged."""
     svc = request.app[SERVICES]
@@ -359,6 +346,7 @@ def _list(
 
 
 @_both("GET", DATA, "/{record_id}")
+@described("One relationship record.", errors=(403,))
 async def get_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D2: one record (404 when missing or not readable: the two are not told apart)."""
     svc = request.app[SERVICES]
@@ -369,6 +357,12 @@ async def get_record(request: web.Request, tenant_id: str) -> web.StreamResponse
 
 
 @_both("POST", DATA)
+@described(
+    "Create a relationship record and its mirror.",
+    errors=(403, 409, 413),
+    status=201,
+    fields=("kind", "parent_id", "target_id", "label", "notes", "since"),
+)
 async def create_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D3: relate two contacts; the mirror (inverse kind) is written in the same transaction."""
     svc = request.app[SERVICES]
@@ -399,6 +393,11 @@ async def create_record(request: web.Request, tenant_id: str) -> web.StreamRespo
 
 
 @_both("PATCH", DATA, "/{record_id}")
+@described(
+    "Change a record's label, notes or since (on both rows of the pair).",
+    errors=(403, 413),
+    fields=("label", "notes", "since"),
+)
 async def patch_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D4: change label/notes/since (on both rows of the pair); everything else is ignored."""
     svc = request.app[SERVICES]
@@ -429,6 +428,7 @@ async def patch_record(request: web.Request, tenant_id: str) -> web.StreamRespon
 
 
 @_both("DELETE", DATA, "/{record_id}")
+@described("Delete a record and its mirror.", errors=(403,), status=204)
 async def delete_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D5: delete the record and its mirror in one write."""
     svc = request.app[SERVICES]
@@ -445,6 +445,7 @@ async def delete_record(request: web.Request, tenant_id: str) -> web.StreamRespo
 
 
 @_both("GET", SCHEMA)
+@described("The record model: fields, limits, filters, sorts, paging and scopes.", errors=())
 async def record_schema(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D6: the record's fields, filters, sorts, page sizes and the scope of every endpoint."""
     who, model = await _prepare(request, tenant_id, None)

@@ -166,6 +166,18 @@ def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
     "Register a relationship type (201), or refine the one with the same key (200).",
     errors=(403, 409, 413),
     status=201,
+    fields=(
+        "kind",
+        "role",
+        "customObjectType",
+        "parentCustomObjectType",
+        "childCustomObjectType",
+        "cardinality",
+        "description",
+        "bidirectional",
+        "inverseRole",
+    ),
+    answers=("data", "created", "meta"),
 )
 async def register_type(request: web.Request) -> web.StreamResponse:
     """R1: create a relationship type (201) or refine the one with the same key (200)."""
@@ -343,6 +355,7 @@ def _bare_id(
     "Link two objects with a registered type (and write the mirror for bidirectional types).",
     errors=(403, 409, 413),
     status=201,
+    fields=("relationshipTypeId", "sourceId", "targetId", "metadata"),
 )
 async def create_link(request: web.Request) -> web.StreamResponse:
     """L1: link two objects with a registered type (its inverse type links the other way)."""

@@ -56,6 +56,7 @@ async def _admin(request: web.Request) -> str:
     "Create an API token (admin key only); the secret is in this response only.",
     errors=(403, 413),
     status=201,
+    fields=("name", "scopes", "subject", "expires_at"),
 )
 async def create_token(request: web.Request) -> web.StreamResponse:
     """T1: a new token; its secret is in this response and nowhere else."""
@@ -181,6 +182,13 @@ async def get_settings(request: web.Request) -> web.StreamResponse:
 @described(
     "Replace the tenant's relations settings; missing fields take defaults (admin key only).",
     errors=(403, 413),
+    fields=(
+        "person_type",
+        "require_schema_relation",
+        "read_permission",
+        "write_permission",
+        "data_model",
+    ),
 )
 async def put_settings(request: web.Request) -> web.StreamResponse:
     """Replace the settings as a whole: a field left out takes its default."""

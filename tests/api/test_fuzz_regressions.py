@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import struct
 import zlib
@@ -357,8 +358,12 @@ def test_a_request_body_is_documented_as_required_exactly_where_no_body_is_refus
         for method, operation in methods.items():
             if "requestBody" not in operation or "/watch" in path:
                 continue
-            url = path.replace("{tenant_id}", TENANT)
+            url = path.replace("{tenant_id}", TENANT).replace("{entity}", "doc:1")
+            url = re.sub(r"\{\w+\}", "x", url)
             response = client.request(method.upper(), url)
+            if response.status_code == 404:  # a relations-layer resource: found before a body
+                assert "relation" in path or "token" in path or "xapi2" in path, path
+                continue
             refused = response.status_code == 400
             assert operation["requestBody"]["required"] == refused, (path, response.text)
 
@@ -392,7 +397,7 @@ def test_every_v1_operation_documents_the_shutdown_503(document: dict[str, Any])
     for path, methods in document["paths"].items():
         for operation in methods.values():
             assert ("503" in operation["responses"]) == (
-                path.startswith("/v1/") or path == "/healthz"
+                path.startswith(("/v1/", "/xapi2/", "/core/")) or path == "/healthz"
             ), path
     health = _operation(document, "/healthz", "get")["responses"]["503"]["content"]
     _validator(document, health["application/json"]["schema"]).validate({"status": "NOT_SERVING"})
