@@ -8,20 +8,28 @@ None. httpx's exceptions are translated here and never leave this module.
 
 Values cross as the storage layer's ``Tuple`` and ``Attribute``, turned into and out of the wire
 shape by ``api.models``, so the client and the server agree on the format by construction.
+
+``RecordsClient`` talks to the relations layer's relationship records (D1-D6, seed 003): plain JSON
+records, errors in Strapi's envelope, and retries of 429, 5xx and lost connections with exponential
+backoff (``Retry``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import email.utils
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
 from api import models as m
+from engine.relations.listing import MAX_LIMIT
 from engine.types import Entity
 from storage.base import DEFAULT_TENANT, Attribute, AttributeFilter, Subject, Tuple, TupleFilter
 
@@ -29,7 +37,18 @@ DEFAULT_URL = "http://127.0.0.1:3476"
 #: Items a page read asks for; the server's models allow up to ``models.MAX_PAGE_SIZE``.
 READ_PAGE_SIZE = 1000
 
-__all__ = ["DEFAULT_TENANT", "DEFAULT_URL", "Client", "ClientError", "SchemaText", "Violation"]
+__all__ = [
+    "DEFAULT_TENANT",
+    "DEFAULT_URL",
+    "Client",
+    "ClientError",
+    "RecordSchema",
+    "RecordsClient",
+    "Retry",
+    "SchemaText",
+    "Upserted",
+    "Violation",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +63,8 @@ class ClientError(Exception):
     """A request that did not succeed.
 
     ``status`` is the HTTP status, or None when no answer came (connection refused, timeout).
-    ``reason`` is Permify's ErrorCode name (``ERROR_CODE_TENANT_NOT_FOUND``), ``violations`` the
+    ``reason`` is Permify's ErrorCode name (``ERROR_CODE_TENANT_NOT_FOUND``), or for the
+    relations layer's Strapi envelope its error name (``NotFoundError``); ``violations`` are the
     fields the server named, and ``body`` the error body as sent (None without one).
     """
 
@@ -72,6 +92,10 @@ class ClientError(Exception):
             body = response.json()
         except ValueError:
             body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            strapi = cls._from_strapi(status, body)
+            if strapi is not None:
+                return strapi
         if not isinstance(body, dict) or not isinstance(body.get("message"), str):
             text = response.text.strip()[:200] or response.reason_phrase
             return cls(f"HTTP {status}: {text}", status=status)
@@ -89,6 +113,27 @@ class ClientError(Exception):
                     )
         return cls(body["message"], status=status, reason=reason, violations=violations, body=body)
 
+    @classmethod
+    def _from_strapi(cls, status: int, body: dict[str, Any]) -> ClientError | None:
+        """The relations layer's ``{"data": null, "error": {status, name, message, details}}``.
+        Several field errors (``"2 errors occurred"``) are spelled out after the message."""
+        error = body["error"]
+        message = error.get("message")
+        if not isinstance(message, str):
+            return None
+        details = error.get("details")
+        found = details.get("errors") if isinstance(details, dict) else None
+        violations = [
+            Violation(".".join(str(part) for part in item.get("path") or ()), item["message"])
+            for item in found or ()
+            if isinstance(item, dict) and isinstance(item.get("message"), str)
+        ]
+        if len(violations) > 1:
+            message = f"{message}: {'; '.join(v.description for v in violations)}"
+        name = error.get("name")
+        reason = name if isinstance(name, str) else ""
+        return cls(message, status=status, reason=reason, violations=violations, body=body)
+
 
 @dataclass(frozen=True, slots=True)
 class SchemaText:
@@ -104,6 +149,29 @@ def _user_agent() -> str:
         return f"stonetown-cli/{version('stonetown')}"
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         return "stonetown-cli"
+
+
+def _http_client(
+    url: str, key: str | None, timeout: float, transport: httpx.BaseTransport | None
+) -> httpx.Client:
+    headers = {"User-Agent": _user_agent()}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        return httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+    except httpx.InvalidURL as exc:
+        raise ClientError(f"invalid server URL {url!r}: {exc}") from exc
+
+
+def _no_answer(url: str, path: str, exc: httpx.HTTPError) -> ClientError:
+    """The ClientError (status None) for a request that got no answer."""
+    if isinstance(exc, httpx.ConnectError):
+        return ClientError(f"cannot connect to {url}: {exc}")
+    if isinstance(exc, httpx.TimeoutException):
+        return ClientError(f"no answer from {url} in time: {exc}")
+    return ClientError(f"request to {url}{path} failed: {exc}")  # UnsupportedProtocol, ...
 
 
 def tuple_filter_json(flt: TupleFilter) -> dict[str, Any]:
@@ -140,17 +208,9 @@ class Client:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"User-Agent": _user_agent()}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
         self.url = url.rstrip("/")
         self.tenant = tenant
-        try:
-            self._http = httpx.Client(
-                base_url=self.url, headers=headers, timeout=timeout, transport=transport
-            )
-        except httpx.InvalidURL as exc:
-            raise ClientError(f"invalid server URL {url!r}: {exc}") from exc
+        self._http = _http_client(url, key, timeout, transport)
 
     def __enter__(self) -> Client:
         return self
@@ -166,12 +226,8 @@ class Client:
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         try:
             response = self._http.request(method, path, json=body)
-        except httpx.ConnectError as exc:
-            raise ClientError(f"cannot connect to {self.url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise ClientError(f"no answer from {self.url} in time: {exc}") from exc
-        except httpx.HTTPError as exc:  # UnsupportedProtocol, protocol errors, ...
-            raise ClientError(f"request to {self.url}{path} failed: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise _no_answer(self.url, path, exc) from exc
         if not response.is_success:
             raise ClientError.from_response(response)
         try:
@@ -322,3 +378,361 @@ class Client:
                 yield m.AttributeIn.model_validate(item).to_attribute()
             except ValueError as exc:  # pydantic's ValidationError included
                 raise ClientError(f"the server sent a malformed attribute {item!r}: {exc}") from exc
+
+
+# -- relationship records (D1-D6) ---------------------------------------------------------------
+
+#: Retries after the first attempt, the first retry's delay (each further one doubles it) and
+#: the longest wait, a Retry-After included.
+MAX_RETRIES = 5
+RETRY_BASE_DELAY = 0.5
+MAX_RETRY_DELAY = 60.0
+#: Records one list request asks for by default, and at most (D6's ``max_limit``).
+RECORDS_PAGE_SIZE = 100
+RECORDS_MAX_PAGE_SIZE = MAX_LIMIT
+#: Transport failures worth another try: the server may answer the next one. An unsupported
+#: scheme or a request httpx cannot even build will not improve.
+_RETRIED_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How ``RecordsClient`` retries an answer of 429 or 5xx, or no answer: up to ``retries``
+    more times, waiting ``base_delay * 2**n`` before retry n (0-based), or the answer's
+    Retry-After when it has one; never longer than ``max_delay``. Other answers, 4xx included,
+    are never retried."""
+
+    retries: int = MAX_RETRIES
+    base_delay: float = RETRY_BASE_DELAY
+    max_delay: float = MAX_RETRY_DELAY
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        wait = self.base_delay * 2**attempt if retry_after is None else retry_after
+        return min(wait, self.max_delay)
+
+    @staticmethod
+    def wanted(status: int) -> bool:
+        return status == 429 or status >= 500
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of D6's ``fields``: may a create (POST) or a patch (PATCH) send it?"""
+
+    name: str
+    create: bool
+    patch: bool
+
+    @property
+    def create_only(self) -> bool:
+        """Set when the record is created, never changed after (``kind``, ``parent_id``, ...)."""
+        return self.create and not self.patch
+
+    @property
+    def writable(self) -> bool:
+        return self.create or self.patch
+
+
+def _plural(names: Sequence[str], one: str, several: str) -> str:
+    return f"{one if len(names) == 1 else several} {', '.join(names)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSchema:
+    """D6's description of a relationship record, as far as the client uses it; ``document``
+    is the whole document as the server sent it."""
+
+    document: Mapping[str, Any]
+    fields: Mapping[str, FieldSpec]
+    filters: frozenset[str]
+    max_limit: int
+
+    @classmethod
+    def parse(cls, document: Mapping[str, Any]) -> RecordSchema:
+        try:
+            fields = {
+                str(f["name"]): FieldSpec(str(f["name"]), bool(f["create"]), bool(f["patch"]))
+                for f in document["fields"]
+            }
+            filters = frozenset(str(f["name"]) for f in document["filters"])
+            max_limit = int(document["pagination"]["max_limit"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClientError(f"the server's relationship schema is malformed: {exc!r}") from exc
+        return cls(document, fields, filters, max_limit)
+
+    def unique_problem(self, unique: Sequence[str], columns: Sequence[str]) -> str | None:
+        """Why ``unique`` cannot identify records from these columns (None when it can)."""
+        if not unique:
+            return "give at least one unique field"
+        unfiltered = [name for name in unique if name not in self.filters]
+        if unfiltered:
+            keys = ", ".join(sorted(self.filters))
+            return (
+                f"{_plural(unfiltered, 'field', 'fields')} cannot be filtered on (filters: {keys})"
+            )
+        absent = [name for name in unique if name not in columns]
+        if absent:
+            return f"no column for the unique {_plural(absent, 'field', 'fields')}"
+        return None
+
+    def row_problem(self, cells: Mapping[str, str], unique: Sequence[str]) -> str | None:
+        """What is wrong with a row's non-empty cells, before anything is asked of the server."""
+        unknown = [name for name in cells if name not in self.fields]
+        if unknown:
+            return _plural(unknown, "unknown column", "unknown columns")
+        managed = [n for n in cells if not self.fields[n].writable and n not in unique]
+        if managed:
+            return f"{_plural(managed, 'field', 'fields')} server-managed, cannot be written"
+        empty = [name for name in unique if name not in cells]
+        if empty:
+            return f"empty unique {_plural(empty, 'field', 'fields')}"
+        return None
+
+
+Action = Literal["created", "updated", "unchanged", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    """What ``RecordsClient.upsert`` did with one row."""
+
+    action: Action
+    id: str | None = None
+    error: str | None = None
+
+
+class RecordsClient:
+    """Seed 003's relationship records of one tenant (D1-D6), at
+    ``/v1/tenants/{tenant}/xapi2/...``. Records cross as the JSON objects the server sends.
+
+    Every request is retried as ``retry`` says (``sleep`` waits; tests may record instead).
+    Failures raise ``ClientError``; an error answer's message is the envelope's
+    ``error.message``. Use as a context manager, or call ``close``.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        timeout: float = 60.0,
+        retry: Retry = Retry(),
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.tenant = tenant
+        self.retry = retry
+        self._sleep = sleep
+        self._http = _http_client(url, key, timeout, transport)
+        base = f"/v1/tenants/{quote(tenant, safe='')}/xapi2"
+        self._data_path = f"{base}/data/relationship"
+        self._schema_path = f"{base}/schema/relationship"
+
+    def __enter__(self) -> RecordsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Sequence[tuple[str, str]] | None,
+        body: Mapping[str, Any] | None,
+    ) -> httpx.Response:
+        """The first answer not worth retrying, or the last one when the retries are used up."""
+        # A tuple of pairs: httpx types lists of pairs invariantly, tuples covariantly.
+        query = None if params is None else tuple(params)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, params=query, json=body)
+            except _RETRIED_ERRORS as exc:
+                if attempt >= self.retry.retries:
+                    raise _no_answer(self.url, path, exc) from exc
+                self._sleep(self.retry.delay(attempt))
+            except httpx.HTTPError as exc:
+                raise _no_answer(self.url, path, exc) from exc
+            else:
+                if attempt >= self.retry.retries or not Retry.wanted(response.status_code):
+                    return response
+                self._sleep(self.retry.delay(attempt, _retry_after(response)))
+            attempt += 1
+
+    def _data(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """The answer's ``data`` and ``meta``."""
+        response = self._exchange(method, path, params, body)
+        if not response.is_success:
+            raise ClientError.from_response(response)
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise ClientError(
+                f"{self.url}{path} answered {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+            ) from exc
+        if not isinstance(answer, dict) or "data" not in answer:
+            raise ClientError(f"{self.url}{path}: expected an object with data, got {answer!r}")
+        meta = answer.get("meta")
+        return answer["data"], meta if isinstance(meta, dict) else {}
+
+    def _record(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        data, _ = self._data(method, path, body=body)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ClientError(f"{self.url}{path}: expected a record, got {data!r}")
+        return data
+
+    def _one(self, record_id: str) -> str:
+        return f"{self._data_path}/{quote(record_id, safe='')}"
+
+    # -- D1-D6 -------------------------------------------------------------------------------
+
+    def schema(self) -> RecordSchema:
+        """D6: the record's fields, filters, sorts, page sizes and endpoint scopes."""
+        data, _ = self._data("GET", self._schema_path)
+        if not isinstance(data, dict):
+            raise ClientError(f"{self.url}{self._schema_path}: expected an object, got {data!r}")
+        return RecordSchema.parse(data)
+
+    def get(self, record_id: str) -> dict[str, Any]:
+        """D2: one record (404 when missing or not readable)."""
+        found: dict[str, Any] = self._record("GET", self._one(record_id))
+        return found
+
+    def create(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """D3: a new record (its mirror, of the inverse kind, is written with it)."""
+        created: dict[str, Any] = self._record("POST", self._data_path, fields)
+        return created
+
+    def update(self, record_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """D4: change label/notes/since (of the pair)."""
+        updated: dict[str, Any] = self._record("PATCH", self._one(record_id), fields)
+        return updated
+
+    def page(self, params: Sequence[tuple[str, str]]) -> tuple[list[Any], dict[str, Any]]:
+        """D1: one page of records and its ``meta.pagination``."""
+        data, meta = self._data("GET", self._data_path, params=params)
+        pagination = meta.get("pagination")
+        if not isinstance(data, list) or not isinstance(pagination, dict):
+            raise ClientError(f"{self.url}{self._data_path}: expected a page of records")
+        return data, pagination
+
+    def records(
+        self,
+        *,
+        filters: Sequence[tuple[str, str]] = (),
+        sort: str | None = None,
+        limit: int | None = None,
+        page_size: int = RECORDS_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """D1's records, page by page, until ``limit`` (None: all) or the end. ``filters`` are
+        ``(key, value)`` pairs; a key repeated means any of its values. Pages follow
+        ``next_after`` (keyset, on created_at sorts) or else ``next_offset``."""
+        remaining = limit
+        cursor: tuple[str, str] | None = None
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            params = [*filters, ("limit", str(size))]
+            if sort is not None:
+                params.append(("sort", sort))
+            if cursor is not None:
+                params.append(cursor)
+            rows, pagination = self.page(params)
+            if remaining is not None:
+                rows = rows[:remaining]
+                remaining -= len(rows)
+            yield from rows
+            if not pagination.get("has_more") or not rows:
+                return
+            after, offset = pagination.get("next_after"), pagination.get("next_offset")
+            if isinstance(after, str) and after:
+                cursor = ("after", after)
+            elif isinstance(offset, int) and not isinstance(offset, bool):
+                cursor = ("offset", str(offset))
+            else:
+                raise ClientError(
+                    f"a page with has_more but no next_after or next_offset: {pagination!r}"
+                )
+
+    def upsert(
+        self, schema: RecordSchema, unique: Sequence[str], cells: Mapping[str, str]
+    ) -> Upserted:
+        """One row of an upsert: ``cells`` are its non-empty columns. The records whose
+        ``unique`` fields equal the row's decide: none -> create; one -> patch the patchable
+        columns that differ (or unchanged); a differing create-only column, or several matches,
+        is the row's error. So is an error answer of 4xx (the server's message); any other
+        failure raises ``ClientError``."""
+        problem = schema.row_problem(cells, unique)
+        if problem is not None:
+            return Upserted("error", error=problem)
+        matched = self.records(
+            filters=[(name, cells[name]) for name in unique],
+            sort="created_at",
+            page_size=schema.max_limit,
+        )
+        try:
+            matches = list(matched)
+        except ClientError as exc:
+            return _row_error(exc, None)
+        if len(matches) > 1:
+            return Upserted("error", error=f"ambiguous match ({len(matches)})")
+        if not matches:
+            sent = {name: value for name, value in cells.items() if schema.fields[name].create}
+            try:
+                created = self.create(sent)
+            except ClientError as exc:
+                return _row_error(exc, None)
+            return Upserted("created", str(created["id"]))
+        match = matches[0]
+        record_id = str(match["id"])
+        frozen = [n for n, v in cells.items() if schema.fields[n].create_only and match.get(n) != v]
+        if frozen:
+            return Upserted(
+                "error", record_id, _plural(frozen, "immutable field", "immutable fields")
+            )
+        changes = {n: v for n, v in cells.items() if schema.fields[n].patch and match.get(n) != v}
+        if not changes:
+            return Upserted("unchanged", record_id)
+        try:
+            self.update(record_id, changes)
+        except ClientError as exc:
+            return _row_error(exc, record_id)
+        return Upserted("updated", record_id)
+
+
+def _row_error(exc: ClientError, record_id: str | None) -> Upserted:
+    """A 4xx answer is the row's error; anything else (no answer, 5xx) stops the run."""
+    if exc.status is None or not 400 <= exc.status < 500:
+        raise exc
+    return Upserted("error", record_id, exc.message)
