@@ -113,14 +113,23 @@ class Batch:
 
 
 def _fits_schema(schema: Schema, t: Tuple) -> None:
+    """400 when the current schema cannot hold ``t`` (it changed since the type was
+    registered)."""
     try:
         check_tuple(schema, t)
     except InvalidWrite as exc:
-        raise Invalid.at(
-            ("relation_type",),
-            f"relation '{t.relation}' is not declared on '{t.entity_type}' for subject type "
-            f"'{t.subject_type}' in the current schema",
-        ) from exc
+        entity = schema.entity(t.entity_type)
+        if entity is None or t.relation not in entity.relations:
+            message = (
+                f"relation '{t.relation}' is not declared on '{t.entity_type}' "
+                "in the current schema"
+            )
+        else:
+            message = (
+                f"relation '{t.relation}' on '{t.entity_type}' does not allow subject type "
+                f"'{t.subject_type}' in the current schema"
+            )
+        raise Invalid.at(("relation_type",), message) from exc
 
 
 def check_cardinality(batch: Batch, rt: RelationType, t: Tuple) -> None:
