@@ -10,7 +10,7 @@ SHARED_BENCH ?= $(or $(STONETOWN_SHARED_BENCH),$(abspath $(CURDIR)/../shared/ben
 BENCH_DATA   ?= /tmp/benchdata
 ANCHORS_DIR  ?= /tmp/anchors
 
-.PHONY: serve test lint bench bench-engine bench-http bench-anchors clean
+.PHONY: serve test lint bench bench-engine bench-http bench-relations bench-anchors clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-engine: $(VENV)/.installed $(BENCH_DATA)/$(SIZE)/tuples.jsonl
 # Check over HTTP against a bare aiohttp echo, same run (~40 s); uses wrk when it is on PATH.
 bench-http: $(VENV)/.installed
 	$(BIN)/python bench/http_bench.py
+
+# Issue 6: 100k seed-003 relations created through HTTP, then list pages at every depth (minutes).
+bench-relations: $(VENV)/.installed
+	$(BIN)/python bench/relations_bench.py
 
 # -B: the anchors' python would otherwise leave __pycache__ in ../shared/bench.
 bench-anchors: $(BENCH_DATA)/$(SIZE)/tuples.jsonl
