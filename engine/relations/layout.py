@@ -184,8 +184,22 @@ def has_rows(reader: SnapshotReader) -> bool:
 # -- types, settings, tokens ------------------------------------------------------------------
 
 
-def types(reader: SnapshotReader) -> list[RelationType]:
-    return [RelationType.decode(r.value) for r in reader.records(TYPES)]
+def types(
+    reader: SnapshotReader, decoded: dict[bytes, RelationType] | None = None
+) -> list[RelationType]:
+    """Every registered type; ``decoded`` memoises decoding by stored bytes (every write of
+    a type changes its bytes, so a memo can never hand out a stale type)."""
+    if decoded is None:
+        return [RelationType.decode(r.value) for r in reader.records(TYPES)]
+    found = []
+    for record in reader.records(TYPES):
+        rt = decoded.get(record.value)
+        if rt is None:
+            if len(decoded) > 4096:
+                decoded.clear()
+            rt = decoded[record.value] = RelationType.decode(record.value)
+        found.append(rt)
+    return found
 
 
 def relation_type(reader: SnapshotReader, type_id: str) -> RelationType | None:

@@ -66,6 +66,8 @@ class Relations:
     def __init__(self, store: Store, engine: Engine) -> None:
         self.store = store
         self.engine = engine
+        #: Decoded relationship types by their stored bytes (read on every write).
+        self._decoded: dict[bytes, RelationType] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -202,7 +204,7 @@ class Relations:
         return rt, created, token
 
     def types(self, tenant: str) -> list[RelationType]:
-        return layout.types(self.store.reader(tenant))
+        return layout.types(self.store.reader(tenant), self._decoded)
 
     def relation_type(self, tenant: str, type_id: str) -> RelationType:
         rt = layout.relation_type(self.store.reader(tenant), type_id)
@@ -312,7 +314,7 @@ class Relations:
         schema = self._schema(tenant)
 
         def build(reader: SnapshotReader) -> tuple[Changes, tuple[Relation, Relation | None]]:
-            types = layout.types(reader)
+            types = layout.types(reader, self._decoded)
             batch = Batch(reader, types)
             rt = batch.types.get(rt_id)
             if rt is None:
@@ -382,7 +384,7 @@ class Relations:
         schema = self._schema(tenant)
 
         def build(reader: SnapshotReader) -> tuple[Changes, dict[str, list[Relation]]]:
-            batch = Batch(reader, layout.types(reader))
+            batch = Batch(reader, layout.types(reader, self._decoded))
             plans = operations.plan(batch, source, ops)
             check_targets({ref for p in plans for ref in p.targets})
             missing = []
@@ -491,7 +493,7 @@ class Relations:
     def suggest_roles(
         self, tenant: str, source_type: str, target_type: str, role: str
     ) -> tuple[str, ...]:
-        types = layout.types(self.store.reader(tenant))
+        types = layout.types(self.store.reader(tenant), self._decoded)
         pair = sorted(
             {
                 rt.role
