@@ -757,3 +757,35 @@ def test_a_mirror_the_schema_refuses_rolls_back_the_whole_write(
     assert "employs" in err["message"]
     assert read_tuples(api, tenant, "contact") == set()
     assert listing(api, tenant, "contact:a") == []
+
+
+def test_effect_scopes_of_put_are_checked_before_anything_is_written(
+    api: httpx.Client, tenant: str
+) -> None:
+    seed(api, tenant, "contact:a", "categories", ["1", "2"])
+    made = api.post(
+        f"/v1/tenants/{tenant}/tokens", json={"name": "updater", "scopes": ["relationship:update"]}
+    )
+    assert made.status_code == 201, made.text
+    headers = {"Authorization": f"Bearer {made.json()['data']['token']}"}
+    adds = api.put(
+        base(tenant, "contact:a"),
+        json={"data": {"categories": {"connect": ["category:3"]}}},
+        headers=headers,
+    )
+    err = error(adds, 403)
+    assert err["details"]["missing_scopes"] == ["relationship:create"]
+    removes = api.put(
+        base(tenant, "contact:a"),
+        json={"data": {"categories": {"disconnect": ["category:1"]}}},
+        headers=headers,
+    )
+    assert error(removes, 403)["details"]["missing_scopes"] == ["relationship:delete"]
+    assert order(api, tenant, "contact:a", "categories") == ["1", "2"]
+    reorders = api.put(
+        base(tenant, "contact:a"),
+        json={"data": {"categories": {"connect": ["category:1"]}}},
+        headers=headers,
+    )
+    assert reorders.status_code == 200, reorders.text
+    assert order(api, tenant, "contact:a", "categories") == ["2", "1"]
