@@ -153,20 +153,6 @@ async def strapi_not_found(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"no such endpoint: {request.path}")
 
 
-def strapi_method_not_allowed(methods: Sequence[str]) -> Callable[[web.Request], Any]:
-    allow = ", ".join(sorted(methods))
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        raise ApiError(
-            405,
-            "ERROR_CODE_NOT_IMPLEMENTED",
-            f"method {request.method} not allowed on {request.path}: use {allow}",
-            headers={"Allow": allow},
-        )
-
-    return handler
-
-
 # -- who is asking ---------------------------------------------------------------------------
 
 

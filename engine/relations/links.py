@@ -256,7 +256,38 @@ def create(
     if not batch.has_tuple(t):
         check_cardinality(batch, rt, t)
     place = position or (lambda kind, t: _append_position(batch, kind, t))
-    row = Relation(
+    row = _new_row(batch, t, rt, metadata, owner, position=place(rt, t))
+    mirror = None
+    if inverse is not None and mirror_t is not None:
+        if not batch.has_tuple(mirror_t):
+            check_cardinality(batch, inverse, mirror_t)
+        mirror = _new_row(
+            batch,
+            mirror_t,
+            inverse,
+            metadata,
+            owner,
+            position=_append_position(batch, inverse, mirror_t),
+            pair_id=row.id,
+        )
+        row = row.but(pair_id=mirror.id)
+        batch.put(mirror)
+    batch.put(row)
+    return row, mirror
+
+
+def _new_row(
+    batch: Batch,
+    t: Tuple,
+    rt: RelationType,
+    metadata: dict[str, Any] | None,
+    owner: str | None,
+    *,
+    position: int | None,
+    pair_id: str | None = None,
+) -> Relation:
+    """A new metadata row for ``t``; with ``pair_id`` it is the mirror of that row."""
+    return Relation(
         id=f"rel-{uuid.uuid4()}",
         entity_type=t.entity_type,
         entity_id=t.entity_id,
@@ -265,37 +296,13 @@ def create(
         subject_id=t.subject_id,
         type_id=rt.id,
         metadata=metadata,
-        position=place(rt, t),
+        position=position,
+        pair_id=pair_id,
+        is_mirror=pair_id is not None,
         owned_by=owner,
         created_at=batch.now,
         updated_at=batch.now,
     )
-    mirror = None
-    if inverse is not None and mirror_t is not None:
-        if not batch.has_tuple(mirror_t) and mirror_t != t:
-            # The primary is not counted yet: count it where it shares the mirror's shape.
-            batch.put(row)
-            check_cardinality(batch, inverse, mirror_t)
-        mirror = Relation(
-            id=f"rel-{uuid.uuid4()}",
-            entity_type=mirror_t.entity_type,
-            entity_id=mirror_t.entity_id,
-            relation=mirror_t.relation,
-            subject_type=mirror_t.subject_type,
-            subject_id=mirror_t.subject_id,
-            type_id=inverse.id,
-            metadata=metadata,
-            position=_append_position(batch, inverse, mirror_t),
-            pair_id=row.id,
-            is_mirror=True,
-            owned_by=owner,
-            created_at=batch.now,
-            updated_at=batch.now,
-        )
-        row = row.but(pair_id=mirror.id)
-        batch.put(mirror)
-    batch.put(row)
-    return row, mirror
 
 
 def remove(batch: Batch, row: Relation, *, renumber: bool = True) -> list[Relation]:
