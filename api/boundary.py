@@ -81,6 +81,17 @@ def documented(
 
 async def parse(request: web.Request, model: type[M]) -> M:
     """The body as ``model``; an empty body is ``{}``. Bad input raises a 400 ApiError."""
+    raw = await read_body(request)
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decoded per its Content-Encoding: 408 when it arrives slower than
+    ``body_timeout_seconds``, 413 past ``max_body_bytes``, 400/415 for a body that cannot be
+    read or decoded."""
     try:
         if request.content.is_eof():  # the whole body has arrived: the usual case
             raw = await request.read()
@@ -102,10 +113,7 @@ async def parse(request: web.Request, model: type[M]) -> M:
     encoding = request.headers.get("Content-Encoding")
     if encoding:
         raw = decode_body(raw, encoding, request.app[CONFIG].max_body_bytes)
-    try:
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        raise from_validation_error(exc) from exc
+    return raw
 
 
 #: Content-Encodings a request body may have (``app.make_runner`` turns aiohttp's own decoding

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from api.boundary import DOC_ATTRIBUTE, documented, respond
+from api.boundary import DOC_ATTRIBUTE, documented, read_body, respond
 from api.errors import ApiError, translate
 from api.services import SERVICES
 from engine.relations.errors import (
@@ -225,30 +226,37 @@ def require_admin(who: Principal) -> None:
 
 
 async def body_object(request: web.Request) -> dict[str, Any]:
-    """The JSON object body: 413 past 1 MiB, 400 unless it is valid JSON and an object."""
+    """The JSON object body: 413 past 1 MiB, 400 unless it is valid JSON and an object (no
+    NaN or infinities, no lone surrogates: nothing that could not be stored and sent back)."""
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        raise ApiError(
-            413, "ERROR_CODE_VALIDATION", f"the request body is larger than {MAX_BODY_BYTES} bytes"
-        )
-    raw = b""
-    while chunk := await request.content.read(65536):
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(
-                413,
-                "ERROR_CODE_VALIDATION",
-                f"the request body is larger than {MAX_BODY_BYTES} bytes",
-            )
+        raise _too_large()
+    raw = await read_body(request)
+    if len(raw) > MAX_BODY_BYTES:
+        raise _too_large()
     if not raw.strip():
         raise Invalid.at((), "Body must be a JSON object")
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
         raise Invalid.at((), "Invalid JSON body") from exc
     if not isinstance(data, dict):
         raise Invalid.at((), "Body must be a JSON object")
     return data
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        413, "ERROR_CODE_VALIDATION", f"the request body is larger than {MAX_BODY_BYTES} bytes"
+    )
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _no_constant(name: str) -> Any:
@@ -349,7 +357,7 @@ def list_query(
     limit = DEFAULT_LIMIT
     if "limit" in query:
         text = query["limit"]
-        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
+        if not re.fullmatch(r"[0-9]{1,40}", text) or int(text) < 1:
             errors.append(FieldError(("limit",), "limit must be an integer of at least 1"))
         else:
             limit = min(int(text), MAX_LIMIT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -789,3 +791,39 @@ def test_effect_scopes_of_put_are_checked_before_anything_is_written(
     )
     assert reorders.status_code == 200, reorders.text
     assert order(api, tenant, "contact:a", "categories") == ["2", "1"]
+
+
+PREFIX = b'{"target_entity_id": "company:x", "relation_type": "works_at", "metadata": '
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        PREFIX + b'{"n": 1e999}}',
+        PREFIX + b'{"n": NaN}}',
+        PREFIX + b'{"s": "\\ud800"}}',
+    ],
+    ids=["infinity", "nan", "lone-surrogate"],
+)
+def test_json_that_could_not_be_stored_is_400(api: httpx.Client, tenant: str, raw: bytes) -> None:
+    response = api.post(
+        base(tenant, "contact:a"), content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert error(response, 400)["message"] == "Invalid JSON body"
+    assert listing(api, tenant, "contact:a") == []
+
+
+def test_a_gzipped_body_is_read(api: httpx.Client, tenant: str) -> None:
+    body = {"target_entity_id": "company:x", "relation_type": "works_at"}
+    response = api.post(
+        base(tenant, "contact:a"),
+        content=gzip.compress(json.dumps(body).encode()),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_a_huge_limit_is_clamped(api: httpx.Client, tenant: str) -> None:
+    response = api.get(base(tenant, "contact:a"), params={"limit": "9" * 30})
+    assert response.status_code == 200
+    assert response.json()["meta"]["pagination"]["limit"] == 200
