@@ -56,23 +56,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import math
 import os
 import platform
 import random
 import re
 import resource
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,15 +78,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 from aiohttp import web
 
-TENANT = "t1"  # exists in every new store
+from bench.harness import (
+    BUSY_CPU_PCT,
+    TENANT,
+    Server,
+    add_common_arguments,
+    find_py_spy,
+    percentiles_ms,
+    pin_cpus,
+    profile_lines,
+    profiled,
+    progress,
+    run_and_report,
+    serve,
+    server,
+    stonetown_runner,
+    summarise_profile,
+    take_response,
+)
+
 CHECK_PATH = f"/v1/tenants/{TENANT}/permissions/check"
 TARGET_RATIO = 0.70
 TARGET_P99_MS = 10.0
 WRITE_BATCH = 1000  # Config.max_write_items
 CHECK_DEPTH = 20  # what a Permify client sends in metadata.depth
 ALLOWED = b'"CHECK_RESULT_ALLOWED"'
-#: A saturated server below this much of a core was sharing its CPU with something else.
-BUSY_CPU_PCT = 90
 
 SCHEMA = """
 entity user {}
@@ -261,23 +273,12 @@ def _runner(kind: str, data_dir: str) -> web.AppRunner:
         app = web.Application()
         app.router.add_post(CHECK_PATH, _echo)
         return web.AppRunner(app, access_log=None, handle_signals=False)
-    from api.app import create_app, make_runner  # noqa: PLC0415 (the echo process skips it)
-    from api.config import Config  # noqa: PLC0415
-
-    return make_runner(create_app(Config(data_dir=data_dir, port=0, access_log=False)))
+    return stonetown_runner(data_dir)
 
 
-async def _serve(kind: str, data_dir: str) -> None:
-    runner = _runner(kind, data_dir)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"ready {runner.addresses[0][1]}", flush=True)
-    await stop.wait()
-    await runner.cleanup()
+def start_server(kind: str, data_dir: str, cpu: int | None) -> AbstractContextManager[Server]:
+    """The ``kind`` server in its own process (this script with ``--serve kind``)."""
+    return server(kind, __file__, "--serve", kind, "--data-dir", data_dir, cpu=cpu)
 
 
 # -- the Python load generator (its own process: http_bench.py --load-python ...) ------------
@@ -359,24 +360,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = bytes(buf[:end]).lower()
-        at = head.find(b"\r\ncontent-length:")
-        if at < 0:
-            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
-        stop = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17 : stop if stop > 0 else len(head)])
-        total = end + 4 + length
-        if len(buf) < total:
-            return
-        status = int(buf[9:12])
-        body = bytes(buf[end + 4 : total])
-        del buf[:total]
-        if self.load.finished(self.index, self.sent, status, body):
+        self.buf += data
+        response = take_response(self.buf)
+        if response is not None and self.load.finished(self.index, self.sent, *response):
             self.send()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -424,17 +410,6 @@ async def _run_load(
         "next_index": load.next,
         "client_cpu_s": round(cpu, 3),
     }
-
-
-def percentiles_ms(ordered_ns: list[int]) -> dict[str, float]:
-    if not ordered_ns:
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
-
-    def rank(p: int) -> float:
-        k = max(0, math.ceil(p * len(ordered_ns) / 100) - 1)
-        return round(ordered_ns[k] / 1e6, 3)
-
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": rank(100)}
 
 
 def load_python_main(args: argparse.Namespace) -> None:
@@ -507,43 +482,6 @@ def wrk_version(wrk: str) -> str:
 
 
 # -- orchestration ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Server:
-    kind: str
-    proc: subprocess.Popen[str]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def server(kind: str, data_dir: str, cpu: int | None) -> Iterator[Server]:
-    cmd = [sys.executable, __file__, "--serve", kind, "--data-dir", data_dir]
-    if cpu is not None:
-        cmd += ["--cpu", str(cpu)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("ready "):
-            raise RuntimeError(f"the {kind} server did not start (said {line!r})")
-        yield Server(kind, proc, int(line.split()[1]))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def _post_all(url: str, bodies: list[bytes], concurrency: int) -> list[tuple[int, bytes]]:
@@ -686,19 +624,12 @@ def measure(
     if plan.warmup > 0:
         warm = run_client(plan, srv, files, offset=offset, seconds=plan.warmup, check=check)
         offset = warm["next_index"]
-    spy = None
-    if profile and plan.profile:
-        raw = plan.workdir / "stonetown.pyspy.txt"
-        cmd = [
-            plan.profile, "record", "--pid", str(srv.proc.pid), "--duration",
-            str(round(plan.duration)), "--rate", "200", "--gil", "--format", "raw",
-            "--output", str(raw),
-        ]  # fmt: skip
-        spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)  # py-spy attaches
-    cpu0 = srv.cpu_s()
-    timed = run_client(plan, srv, files, offset=offset, seconds=plan.duration, check=check)
-    server_cpu = srv.cpu_s() - cpu0
+    spy = plan.profile if profile else None
+    raw = plan.workdir / "stonetown.pyspy.txt"
+    with profiled(spy, srv.proc.pid, raw, nonblocking=False):
+        cpu0 = srv.cpu_s()
+        timed = run_client(plan, srv, files, offset=offset, seconds=plan.duration, check=check)
+        server_cpu = srv.cpu_s() - cpu0
     secs = timed["seconds"]
     result = {
         "requests": timed["requests"],
@@ -723,38 +654,9 @@ def measure(
         "client_cpu_pct": round(100 * timed["client_cpu_s"] / secs),
     }
     if spy is not None:
-        spy.wait(plan.duration + 30)
-        result["profile"] = summarise_profile(plan.workdir / "stonetown.pyspy.txt")
+        result["profile"] = summarise_profile(raw, top=15)
         result["profiled"] = True
     return result
-
-
-def summarise_profile(raw: Path, top: int = 15) -> dict[str, Any]:
-    """py-spy's collapsed stacks (``--gil``: only the thread holding the GIL is sampled, so this
-    is where the one core goes): samples per function as the leaf (self) and anywhere on the
-    stack (inclusive), in % of all samples; lines are merged, the raw file keeps them."""
-    if not raw.is_file():
-        return {"error": "py-spy wrote no profile (is ptrace allowed?)"}
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
-        frames = [re.sub(r" \((?:.*/)?([^/:]*):\d+\)$", r" (\1)", f) for f in stack.split(";")]
-        total += n
-        own[frames[-1]] += n
-        for f in set(frames):
-            inclusive[f] += n
-    pct = 100 / max(total, 1)
-    return {
-        "samples": total,
-        "self_pct": [(f, round(n * pct, 1)) for f, n in own.most_common(top)],
-        "inclusive_pct": [(f, round(n * pct, 1)) for f, n in inclusive.most_common(top)],
-        "raw": str(raw),
-    }
 
 
 def write_files(
@@ -774,17 +676,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     client = args.client if args.client != "auto" else ("wrk" if wrk else "python")
     if client == "wrk" and not wrk:
         sys.exit("--client wrk: no wrk on PATH (Debian: apt-get install wrk)")
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pinned = not args.no_pin and len(cpus) >= 2
-    server_cpu, client_cpu = (cpus[0], cpus[1]) if pinned else (None, None)
-    if client_cpu is not None:
-        # This process asks the verification questions; the clients it starts inherit the CPU.
-        os.sched_setaffinity(0, {client_cpu})
-    spy = None
-    if args.profile:
-        spy = args.py_spy or shutil.which("py-spy")
-        if not spy:
-            sys.exit("--profile needs py-spy on PATH or --py-spy PATH")
+    # This process asks the verification questions; the clients it starts inherit its CPU.
+    server_cpu, client_cpu = pin_cpus(args.no_pin)
+    pinned = server_cpu is not None
+    spy = find_py_spy(args.py_spy) if args.profile else None
     plan = Plan(
         client, wrk, args.concurrency, args.warmup, args.duration, client_cpu, workdir,
         args.verify, spy,
@@ -824,7 +719,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     targets = result["targets"]
 
     progress(f"echo server: verify, warm up {args.warmup:g} s, run {args.duration:g} s ({client})")
-    with server("echo", "", server_cpu) as echo:
+    with start_server("echo", "", server_cpu) as echo:
         targets["echo"] = measure(
             plan, echo, cycle_files, cycle_bodies, cycle_expected, check=False
         )
@@ -839,7 +734,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
     with (
         tempfile.TemporaryDirectory(prefix="http-bench-db-", dir=args.dir) as db,
-        server("stonetown", db, server_cpu) as st,
+        start_server("stonetown", db, server_cpu) as st,
     ):
         progress(f"stonetown server: loading {len(ds.tuples):,} tuples through /data/write")
         result["load"] = load_data(st, ds)
@@ -938,21 +833,10 @@ def report(r: dict[str, Any]) -> str:
             "core while the client kept it busy: something else ran on its CPU, so those "
             "numbers are low; run again on a quiet machine"
         )
-    prof = st.get("profile")
-    if prof:
-        if "error" in prof:
-            lines.append(f"profile: {prof['error']}")
-        else:
-            lines += ["", f"py-spy, stonetown server, {prof['samples']:,} samples ({prof['raw']})"]
-            for title, key in (("self", "self_pct"), ("inclusive", "inclusive_pct")):
-                lines.append(f"  top {title}:")
-                lines += [f"    {pct:5.1f}%  {frame}" for frame, pct in prof[key]]
+    if "profile" in st:
+        lines += profile_lines("stonetown server", st["profile"])
     lines.append(f"wall {r['wall_s']} s")
     return "\n".join(lines)
-
-
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -964,9 +848,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per target")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each target")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--no-first-pass", action="store_true", help="skip the first-pass run")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client")
     parser.add_argument("--verify", type=int, default=1000, help="answers checked before warm-up")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--users", type=int, default=1000)
@@ -975,37 +857,26 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=5000)
     parser.add_argument("--questions", type=int, default=10_000, help="cycled check questions")
     parser.add_argument("--first-pass-questions", type=int, default=300_000)
-    parser.add_argument("--dir", help="parent of the temporary directories")
     parser.add_argument("--profile", action="store_true", help="py-spy the Stonetown server")
-    parser.add_argument("--py-spy", help="path of py-spy (default: from PATH)")
+    add_common_arguments(parser)
     # The child processes this script starts.
     parser.add_argument("--serve", choices=("echo", "stonetown"), help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", default="", help=argparse.SUPPRESS)
     parser.add_argument("--load-python", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bodies", help=argparse.SUPPRESS)
     parser.add_argument("--expected", help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        if args.cpu is not None:
-            os.sched_setaffinity(0, {args.cpu})  # before the server starts any thread
-        asyncio.run(_serve(args.serve, args.data_dir))
+        serve(lambda: _runner(args.serve, args.data_dir), args.cpu)
         return
     if args.load_python:
         load_python_main(args)
         return
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--concurrency must be >= 1, --duration > 0, --warmup >= 0")
-    workdir = Path(tempfile.mkdtemp(prefix="http-bench-", dir=args.dir))
-    try:
-        result = run(args, workdir)
-    finally:
-        if not args.profile:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result) if args.json else report(result))
+    run_and_report(args, "http-bench-", run, report)
 
 
 if __name__ == "__main__":

@@ -66,22 +66,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import math
 import os
 import platform
 import random
-import re
-import select
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -89,9 +82,26 @@ from typing import Any, NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
-from aiohttp import web
 
-TENANT = "t1"  # exists in every new store
+from bench.harness import (
+    BUSY_CPU_PCT,
+    TENANT,
+    add_common_arguments,
+    find_py_spy,
+    percentiles_ms,
+    pin_cpus,
+    profile_lines,
+    profiled,
+    progress,
+    run_and_report,
+    serve,
+    server,
+    stonetown_runner,
+    summarise_profile,
+    take_response,
+)
+from engine.relations.model import DEFAULT_KINDS
+
 DATA_PATH = f"/v1/tenants/{TENANT}/xapi2/data/relationship"
 SCHEMA_PATH = f"/v1/tenants/{TENANT}/xapi2/schema/relationship"
 TARGET_CREATES_PER_S = 1000.0
@@ -101,23 +111,9 @@ KEYSET_DEPTHS = (1_000, 10_000, 50_000, 99_000)
 DESC_DEPTH = 50_000
 OFFSETS = (1_000, 10_000, 50_000)
 FILTER_KIND = "spouse"
-#: A saturated server below this much of a core was sharing its CPU with something else.
-BUSY_CPU_PCT = 90
 
-INVERSE = {
-    "partner": "partner",
-    "spouse": "spouse",
-    "parent": "child",
-    "child": "parent",
-    "sibling": "sibling",
-    "friend": "friend",
-    "colleague": "colleague",
-    "manager": "report",
-    "report": "manager",
-    "mentor": "mentee",
-    "mentee": "mentor",
-    "other": "other",
-}
+#: Seed 003's kind -> the inverse kind its mirror row gets.
+INVERSE = DEFAULT_KINDS
 KINDS = tuple(INVERSE)
 
 SCHEMA = (
@@ -183,63 +179,12 @@ def row_of(item: dict[str, Any]) -> Row:
     )
 
 
-# -- the server (its own process: relations_bench.py --serve) --------------------------------
-
-
-async def _serve(data_dir: str) -> None:
-    from api.app import create_app, make_runner  # noqa: PLC0415 (only the server process)
-    from api.config import Config  # noqa: PLC0415
-
-    runner = make_runner(create_app(Config(data_dir=data_dir, port=0, access_log=False)))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"ready {runner.addresses[0][1]}", flush=True)
-    await stop.wait()
-    await runner.cleanup()
-
-
-@dataclass(slots=True)
-class Server:
-    proc: subprocess.Popen[str]
-    port: int
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def server(data_dir: str, cpu: int | None) -> Iterator[Server]:
-    cmd = [sys.executable, __file__, "--serve", "--data-dir", data_dir]
-    if cpu is not None:
-        cmd += ["--cpu", str(cpu)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("ready "):
-            raise RuntimeError(f"the server did not start (said {line!r})")
-        yield Server(proc, int(line.split()[1]))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 # -- the client: raw HTTP/1.1 keep-alive, one request in flight per connection ---------------
 
 
 class Connection(asyncio.Protocol):
-    """Parses only the status line and Content-Length (every answer here has one), so a request
-    costs the client far less than the server."""
+    """One keep-alive connection, asked one request at a time (``take_response`` reads the
+    answers)."""
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -251,27 +196,10 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = bytes(buf[:end]).lower()
-        at = head.find(b"\r\ncontent-length:")
-        length = 0
-        if at >= 0:
-            stop = head.find(b"\r\n", at + 2)
-            length = int(head[at + 17 : stop if stop > 0 else len(head)])
-        elif not head.startswith((b"http/1.1 204", b"http/1.1 304")):
-            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
-        total = end + 4 + length
-        if len(buf) < total:
-            return
-        status = int(buf[9:12])
-        body = bytes(buf[end + 4 : total])
-        del buf[:total]
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result((status, body))
+        self.buf += data
+        response = take_response(self.buf)
+        if response is not None and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(response)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -302,17 +230,6 @@ def http_post(path: str, port: int, body: bytes) -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-
-
-def percentiles_ms(ordered_ns: list[int]) -> dict[str, float]:
-    if not ordered_ns:
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
-
-    def rank(p: int) -> float:
-        k = max(0, math.ceil(p * len(ordered_ns) / 100) - 1)
-        return round(ordered_ns[k] / 1e6, 3)
-
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": rank(100)}
 
 
 # -- phase 0: schema, and the data model's types registered -----------------------------------
@@ -721,74 +638,14 @@ async def measure_pages(
     return out
 
 
-# -- profiling -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def profiled(spy: str | None, pid: int, raw: Path) -> Iterator[None]:
-    """py-spy the server while the block runs (SIGINT makes py-spy write what it has)."""
-    if spy is None:
-        yield
-        return
-    cmd = [
-        spy, "record", "--pid", str(pid), "--rate", "200", "--gil", "--nonblocking",
-        "--format", "raw", "--output", str(raw),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # py-spy attaches
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def summarise_profile(raw: Path, top: int = 20) -> dict[str, Any]:
-    """py-spy's collapsed stacks (``--gil``: only the thread holding the GIL): samples per
-    function as the leaf (self) and anywhere on the stack (inclusive), in % of all samples."""
-    if not raw.is_file():
-        return {"error": "py-spy wrote no profile (is ptrace allowed?)"}
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
-        frames = [re.sub(r" \((?:.*/)?([^/:]*):\d+\)$", r" (\1)", f) for f in stack.split(";")]
-        total += n
-        own[frames[-1]] += n
-        for f in set(frames):
-            inclusive[f] += n
-    pct = 100 / max(total, 1)
-    return {
-        "samples": total,
-        "self_pct": [(f, round(n * pct, 1)) for f, n in own.most_common(top)],
-        "inclusive_pct": [(f, round(n * pct, 1)) for f, n in inclusive.most_common(top)],
-        "raw": str(raw),
-    }
-
-
 # -- orchestration ---------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     wall = time.perf_counter()
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pinned = not args.no_pin and len(cpus) >= 2
-    server_cpu, client_cpu = (cpus[0], cpus[1]) if pinned else (None, None)
-    if client_cpu is not None:
-        os.sched_setaffinity(0, {client_cpu})
-    spy = None
-    if args.profile:
-        spy = args.py_spy or shutil.which("py-spy")
-        if not spy:
-            sys.exit("--profile needs py-spy on PATH or --py-spy PATH")
+    server_cpu, client_cpu = pin_cpus(args.no_pin)
+    pinned = server_cpu is not None
+    spy = find_py_spy(args.py_spy) if args.profile else None
 
     progress("generating the dataset")
     relations = generate(args.seed, args.contacts, args.relations)
@@ -812,7 +669,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     with (
         tempfile.TemporaryDirectory(prefix="relations-bench-db-", dir=args.dir) as db,
-        server(db, server_cpu) as srv,
+        server("stonetown", __file__, "--serve", "--data-dir", db, cpu=server_cpu) as srv,
     ):
         asyncio.run(setup(srv.port))
         progress(f"creating {len(relations):,} relations, {args.concurrency} connections (D3)")
@@ -857,16 +714,6 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 # -- report ----------------------------------------------------------------------------------
-
-
-def _profile_lines(title: str, prof: dict[str, Any]) -> list[str]:
-    if "error" in prof:
-        return [f"profile: {prof['error']}"]
-    lines = ["", f"py-spy --gil, server, {title}, {prof['samples']:,} samples ({prof['raw']})"]
-    for name, key in (("self", "self_pct"), ("inclusive", "inclusive_pct")):
-        lines.append(f"  top {name}:")
-        lines += [f"    {pct:5.1f}%  {frame}" for frame, pct in prof[key]]
-    return lines
 
 
 def report(r: dict[str, Any]) -> str:
@@ -936,15 +783,11 @@ def report(r: dict[str, Any]) -> str:
             "it waited (on the store, or the client), or something else ran on its CPU"
         )
     if "profile" in c:
-        lines += _profile_lines("create phase", c["profile"])
+        lines += profile_lines("server, create phase", c["profile"])
     if "pages_profile" in r:
-        lines += _profile_lines("page phase", r["pages_profile"])
+        lines += profile_lines("server, page phase", r["pages_profile"])
     lines.append(f"wall {r['wall_s']} s")
     return "\n".join(lines)
-
-
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -960,32 +803,19 @@ def main() -> None:
     parser.add_argument("--max-page-seconds", type=float, default=30.0)
     parser.add_argument("--page-limit", type=int, default=20, help="limit of the measured pages")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin server and client")
-    parser.add_argument("--dir", help="parent of the temporary directories")
     parser.add_argument("--profile", choices=("create", "pages"), help="py-spy the server")
-    parser.add_argument("--py-spy", help="path of py-spy (default: from PATH)")
+    add_common_arguments(parser)
     # The server process this script starts.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        if args.cpu is not None:
-            os.sched_setaffinity(0, {args.cpu})  # before the server starts any thread
-        asyncio.run(_serve(args.data_dir))
+        serve(lambda: stonetown_runner(args.data_dir), args.cpu)
         return
     if args.relations < 1 or args.concurrency < 1 or args.repeats < 1 or args.block < 1:
         parser.error("--relations, --concurrency, --repeats and --block must be >= 1")
     if not 1 <= args.page_limit <= WALK_LIMIT:
         parser.error(f"--page-limit must be 1..{WALK_LIMIT}")
-    workdir = Path(tempfile.mkdtemp(prefix="relations-bench-", dir=args.dir))
-    try:
-        result = run(args, workdir)
-    finally:
-        if not args.profile:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result) if args.json else report(result))
+    run_and_report(args, "relations-bench-", run, report)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared set-up for the relations-layer API tests: a tenant per test with a schema and
-registered relationship types."""
+registered relationship types, seed 003's contact schema and record fields, and the assertion
+for Strapi's error envelope."""
 
 from __future__ import annotations
 
@@ -12,6 +13,76 @@ from api.services import SERVICES
 from engine.relations.registry import TypeRequest
 
 _ids = itertools.count(1)
+
+#: Seed 003's relationship kinds, in the order the record schema (D6) lists them.
+KINDS = [
+    "partner",
+    "spouse",
+    "parent",
+    "child",
+    "sibling",
+    "friend",
+    "colleague",
+    "manager",
+    "report",
+    "mentor",
+    "mentee",
+    "other",
+]
+#: The 400 message for a kind outside KINDS.
+UNKNOWN_KIND = "kind must be one of the following values: " + ", ".join(KINDS)
+_KIND_RELATIONS = "\n".join(f"    relation {kind} @contact" for kind in KINDS)
+#: A schema the record routes (D1-D6) accept: contact has one ``@contact`` relation per kind.
+CONTACT_SCHEMA = f"""
+entity user {{}}
+entity contact {{
+    relation owner @user
+    relation viewer @user
+    relation knows @contact
+{_KIND_RELATIONS}
+    permission view = owner or viewer
+    permission edit = owner
+}}
+"""
+#: A relationship record's fields, in the order D6 describes them.
+RECORD_FIELDS = (
+    "id",
+    "kind",
+    "label",
+    "notes",
+    "since",
+    "parent_id",
+    "target_id",
+    "status",
+    "is_archived",
+    "owned_by",
+    "pair_id",
+    "is_mirror",
+    "created_at",
+    "updated_at",
+)
+#: Strapi's error name for each status the relations layer answers with.
+STRAPI_ERROR_NAMES = {
+    400: "ValidationError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    429: "RateLimitError",
+}
+
+
+def strapi_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert ``response`` is Strapi's error envelope for ``status`` (``data`` null, the error's
+    status and name matching); returns the ``error`` object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["data"] is None, body
+    error: dict[str, Any] = body["error"]
+    assert (error["status"], error["name"]) == (status, STRAPI_ERROR_NAMES[status]), error
+    return error
 
 
 def new_tenant(client: httpx.Client, schema: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.relations_support import check, new_tenant, read_tuples, register
+from tests.api.relations_support import check, new_tenant, read_tuples, register, strapi_error
 
 SCHEMA = """
 entity user {}
@@ -107,14 +107,6 @@ def listing(api: httpx.Client, tenant: str, entity: str, **params: Any) -> list[
     return list(response.json()["data"])
 
 
-def error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["data"] is None
-    assert body["error"]["status"] == status
-    return dict(body["error"])
-
-
 def put(api: httpx.Client, tenant: str, entity: str, data: Any) -> httpx.Response:
     return api.put(base(tenant, entity), json={"data": data})
 
@@ -149,8 +141,7 @@ def test_an_entity_without_relations_lists_empty(api: httpx.Client, tenant: str)
 def test_an_unknown_entity_type_in_the_path_is_404_with_suggestions(
     api: httpx.Client, tenant: str
 ) -> None:
-    err = error(api.get(base(tenant, "contcat:1")), 404)
-    assert err["name"] == "NotFoundError"
+    err = strapi_error(api.get(base(tenant, "contcat:1")), 404)
     assert err["details"]["suggestions"] == ["contact"]
     assert err["details"]["errors"][0]["value"] == "contcat"
 
@@ -159,7 +150,7 @@ def test_an_unknown_entity_type_in_the_path_is_404_with_suggestions(
     "entity", ["contact", "contact:", ":1", "Contact:1", "contact:a*b"], ids=str
 )
 def test_a_malformed_path_entity_is_400(api: httpx.Client, tenant: str, entity: str) -> None:
-    error(api.get(base(tenant, entity)), 400)
+    strapi_error(api.get(base(tenant, entity)), 400)
 
 
 def test_the_path_accepts_an_encoded_colon(api: httpx.Client, tenant: str) -> None:
@@ -198,7 +189,7 @@ def test_create_writes_the_tuple_and_the_mirror_at_one_snapshot(
 
 
 def test_create_refuses_bad_input_listing_every_problem(api: httpx.Client, tenant: str) -> None:
-    err = error(api.post(base(tenant, "contact:a"), json={"metadata": []}), 400)
+    err = strapi_error(api.post(base(tenant, "contact:a"), json={"metadata": []}), 400)
     assert err["message"] == "3 errors occurred"
     paths = {tuple(e["path"]) for e in err["details"]["errors"]}
     assert paths == {("target_entity_id",), ("relation_type",), ("metadata",)}
@@ -207,13 +198,13 @@ def test_create_refuses_bad_input_listing_every_problem(api: httpx.Client, tenan
 def test_an_unregistered_relation_type_is_400_with_suggestions(
     api: httpx.Client, tenant: str
 ) -> None:
-    err = error(create(api, tenant, "contact:a", "works", "company:x"), 400)
+    err = strapi_error(create(api, tenant, "contact:a", "works", "company:x"), 400)
     assert err["details"]["errors"][0]["path"] == ["relation_type"]
     assert "works_at" in err["details"]["suggestions"]
 
 
 def test_metadata_over_16_kib_is_400(api: httpx.Client, tenant: str) -> None:
-    err = error(
+    err = strapi_error(
         create(
             api, tenant, "contact:a", "works_at", "company:x", metadata={"blob": "x" * 17 * 1024}
         ),
@@ -223,7 +214,7 @@ def test_metadata_over_16_kib_is_400(api: httpx.Client, tenant: str) -> None:
 
 
 def test_a_reserved_metadata_key_is_checked(api: httpx.Client, tenant: str) -> None:
-    err = error(
+    err = strapi_error(
         create(api, tenant, "contact:a", "works_at", "company:x", metadata={"label": "x" * 81}), 400
     )
     assert err["message"] == "label must be at most 80 characters"
@@ -231,22 +222,22 @@ def test_a_reserved_metadata_key_is_checked(api: httpx.Client, tenant: str) -> N
 
 
 def test_a_self_link_is_400(api: httpx.Client, tenant: str) -> None:
-    error(create(api, tenant, "contact:a", "spouse", "contact:a"), 400)
+    strapi_error(create(api, tenant, "contact:a", "spouse", "contact:a"), 400)
 
 
 def test_the_same_link_twice_is_409_relation_exists(api: httpx.Client, tenant: str) -> None:
     first = created(api, tenant, "contact:a", "works_at", "company:x")["data"]
-    err = error(create(api, tenant, "contact:a", "works_at", "company:x"), 409)
+    err = strapi_error(create(api, tenant, "contact:a", "works_at", "company:x"), 409)
     assert err["details"]["code"] == "relation_exists"
     assert err["details"]["existing_relationship_id"] == first["id"]
 
 
 def test_one_to_one_refuses_a_second_link_on_either_side(api: httpx.Client, tenant: str) -> None:
     created(api, tenant, "contact:a", "ceo_of", "company:x")
-    err = error(create(api, tenant, "contact:a", "ceo_of", "company:y"), 409)
+    err = strapi_error(create(api, tenant, "contact:a", "ceo_of", "company:y"), 409)
     assert err["details"]["code"] == "cardinality_violation"
     assert err["details"]["side"] == "source" and err["details"]["entity"] == "contact:a"
-    err = error(create(api, tenant, "contact:b", "ceo_of", "company:x"), 409)
+    err = strapi_error(create(api, tenant, "contact:b", "ceo_of", "company:x"), 409)
     assert err["details"]["side"] == "target" and err["details"]["entity"] == "company:x"
 
 
@@ -257,11 +248,9 @@ def test_a_symmetric_one_to_one_blocks_both_partners(api: httpx.Client, tenant: 
         ("contact:b", "contact:c"),
         ("contact:a", "contact:c"),
     ):
-        assert error(create(api, tenant, source, "spouse", target), 409)["details"]["code"] in (
-            "cardinality_violation",
-            "relation_exists",
-        )
-    error(create(api, tenant, "contact:b", "spouse", "contact:a"), 409)
+        err = strapi_error(create(api, tenant, source, "spouse", target), 409)
+        assert err["details"]["code"] in ("cardinality_violation", "relation_exists")
+    strapi_error(create(api, tenant, "contact:b", "spouse", "contact:a"), 409)
 
 
 def test_direction_both_shows_a_bidirectional_link_once_per_side(
@@ -294,9 +283,9 @@ def test_get_patch_delete_need_the_path_entity_on_the_relation(
         api.get(f"{base(tenant, 'company:x')}/{item['id']}").json()["data"]["direction"]
         == "incoming"
     )
-    error(api.get(f"{base(tenant, 'contact:b')}/{item['id']}"), 404)
-    error(api.delete(f"{base(tenant, 'contact:b')}/{item['id']}"), 404)
-    error(api.patch(f"{base(tenant, 'contact:b')}/{item['id']}", json={"metadata": {}}), 404)
+    strapi_error(api.get(f"{base(tenant, 'contact:b')}/{item['id']}"), 404)
+    strapi_error(api.delete(f"{base(tenant, 'contact:b')}/{item['id']}"), 404)
+    strapi_error(api.patch(f"{base(tenant, 'contact:b')}/{item['id']}", json={"metadata": {}}), 404)
 
 
 def test_patch_replaces_metadata_on_both_rows_of_the_pair(api: httpx.Client, tenant: str) -> None:
@@ -325,7 +314,7 @@ def test_patch_refuses_a_long_label(api: httpx.Client, tenant: str) -> None:
     response = api.patch(
         f"{base(tenant, 'contact:a')}/{item['id']}", json={"metadata": {"label": "x" * 81}}
     )
-    error(response, 400)
+    strapi_error(response, 400)
 
 
 def test_delete_removes_both_tuples_at_the_returned_token(api: httpx.Client, tenant: str) -> None:
@@ -339,7 +328,7 @@ def test_delete_removes_both_tuples_at_the_returned_token(api: httpx.Client, ten
     assert check(api, tenant, "company:x", "view", "contact:a", made)
     assert read_tuples(api, tenant, "company", token) == set()
     assert listing(api, tenant, "company:x") == []
-    error(api.delete(f"{base(tenant, 'contact:a')}/{item['id']}"), 404)
+    strapi_error(api.delete(f"{base(tenant, 'contact:a')}/{item['id']}"), 404)
 
 
 def test_deleting_renumbers_the_list(api: httpx.Client, tenant: str) -> None:
@@ -359,9 +348,8 @@ def test_the_seed_paths_serve_the_default_tenant(api: httpx.Client) -> None:
 
 
 def test_unknown_methods_and_paths_answer_in_strapi_shape(api: httpx.Client, tenant: str) -> None:
-    err = error(api.delete(base(tenant, "contact:a")), 405)
-    assert err["name"] == "MethodNotAllowedError"
-    error(api.get("/xapi2/nothing/here"), 404)
+    strapi_error(api.delete(base(tenant, "contact:a")), 405)
+    strapi_error(api.get("/xapi2/nothing/here"), 404)
 
 
 # -- raw tuples and the layer -------------------------------------------------------------------
@@ -397,7 +385,7 @@ def test_a_raw_tuple_blocks_one_to_one_and_is_adopted_by_create(
     }
     assert api.post(f"/v1/tenants/{tenant}/data/write", json=raw).status_code == 200
     assert listing(api, tenant, "contact:a") == []
-    error(create(api, tenant, "contact:a", "ceo_of", "company:y"), 409)
+    strapi_error(create(api, tenant, "contact:a", "ceo_of", "company:y"), 409)
     adopted = created(api, tenant, "contact:a", "ceo_of", "company:x")["data"]
     assert adopted["pair_id"]
     assert [r["id"] for r in listing(api, tenant, "contact:a", direction="outgoing")] == [
@@ -550,8 +538,7 @@ def test_bad_connects_are_400_and_write_nothing(
 ) -> None:
     if start:
         seed(api, tenant, "contact:a", "categories", start)
-    err = error(put(api, tenant, "contact:a", {"categories": op}), 400)
-    assert err["name"] == "ValidationError"
+    err = strapi_error(put(api, tenant, "contact:a", {"categories": op}), 400)
     assert err["message"] == message
     assert order(api, tenant, "contact:a", "categories") == start
 
@@ -582,26 +569,28 @@ SYNTAX_CASES = [
 
 @pytest.mark.parametrize("op", SYNTAX_CASES)
 def test_malformed_operations_are_400(api: httpx.Client, tenant: str, op: Any) -> None:
-    err = error(put(api, tenant, "contact:a", {"categories": op}), 400)
+    err = strapi_error(put(api, tenant, "contact:a", {"categories": op}), 400)
     assert err["details"]["errors"][0]["path"][:2] == ["data", "categories"]
 
 
 def test_invalid_key_message_names_the_key(api: httpx.Client, tenant: str) -> None:
-    err = error(put(api, tenant, "contact:a", {"categories": {"connect": [], "foo": 1}}), 400)
+    err = strapi_error(
+        put(api, tenant, "contact:a", {"categories": {"connect": [], "foo": 1}}), 400
+    )
     assert err["message"] == 'Invalid key "foo"'
 
 
 def test_a_bare_id_is_ambiguous_for_a_role_with_two_target_types(
     api: httpx.Client, tenant: str
 ) -> None:
-    err = error(put(api, tenant, "contact:a", {"topics": {"connect": ["9"]}}), 400)
+    err = strapi_error(put(api, tenant, "contact:a", {"topics": {"connect": ["9"]}}), 400)
     assert "ambiguous" in err["message"]
     response = put(api, tenant, "contact:a", {"topics": {"connect": ["tag:9", "category:9"]}})
     assert response.status_code == 200, response.text
 
 
 def test_an_unknown_role_is_400_with_suggestions(api: httpx.Client, tenant: str) -> None:
-    err = error(put(api, tenant, "contact:a", {"categoris": ["category:1"]}), 400)
+    err = strapi_error(put(api, tenant, "contact:a", {"categoris": ["category:1"]}), 400)
     assert err["details"]["errors"][0]["path"] == ["data", "categoris"]
     assert err["details"]["suggestions"][0] == "categories"
 
@@ -645,7 +634,7 @@ def test_a_taken_one_to_one_target_is_409_and_nothing_changes(
         "contact:a",
         {"categories": ["category:2"], "ceo_of": {"connect": ["company:x"]}},
     )
-    assert error(response, 409)["details"]["code"] == "cardinality_violation"
+    assert strapi_error(response, 409)["details"]["code"] == "cardinality_violation"
     assert order(api, tenant, "contact:a", "categories") == ["1"]
 
 
@@ -663,19 +652,19 @@ def test_all_roles_land_at_one_token(api: httpx.Client, tenant: str) -> None:
 
 def test_more_than_a_thousand_refs_is_400(api: httpx.Client, tenant: str) -> None:
     items = [f"category:{i}" for i in range(1001)]
-    error(put(api, tenant, "contact:a", {"categories": items}), 400)
+    strapi_error(put(api, tenant, "contact:a", {"categories": items}), 400)
 
 
 def test_body_must_be_a_json_object(api: httpx.Client, tenant: str) -> None:
     assert (
-        error(api.put(base(tenant, "contact:a"), content=b"{nope"), 400)["message"]
+        strapi_error(api.put(base(tenant, "contact:a"), content=b"{nope"), 400)["message"]
         == "Invalid JSON body"
     )
     assert (
-        error(api.put(base(tenant, "contact:a"), json=[1]), 400)["message"]
+        strapi_error(api.put(base(tenant, "contact:a"), json=[1]), 400)["message"]
         == "Body must be a JSON object"
     )
-    error(api.put(base(tenant, "contact:a"), content=b"x" * (1024 * 1024 + 10)), 413)
+    strapi_error(api.put(base(tenant, "contact:a"), content=b"x" * (1024 * 1024 + 10)), 413)
 
 
 def test_patch_with_null_metadata_clears_it_on_both_rows(api: httpx.Client, tenant: str) -> None:
@@ -755,7 +744,7 @@ def test_a_mirror_the_schema_refuses_rolls_back_the_whole_write(
         api.post(f"/v1/tenants/{tenant}/schemas/write", json={"schema": narrowed}).status_code
         == 200
     )
-    err = error(create(api, tenant, "contact:a", "works_at", "company:x"), 400)
+    err = strapi_error(create(api, tenant, "contact:a", "works_at", "company:x"), 400)
     assert "employs" in err["message"]
     assert read_tuples(api, tenant, "contact") == set()
     assert listing(api, tenant, "contact:a") == []
@@ -775,14 +764,14 @@ def test_effect_scopes_of_put_are_checked_before_anything_is_written(
         json={"data": {"categories": {"connect": ["category:3"]}}},
         headers=headers,
     )
-    err = error(adds, 403)
+    err = strapi_error(adds, 403)
     assert err["details"]["missing_scopes"] == ["relationship:create"]
     removes = api.put(
         base(tenant, "contact:a"),
         json={"data": {"categories": {"disconnect": ["category:1"]}}},
         headers=headers,
     )
-    assert error(removes, 403)["details"]["missing_scopes"] == ["relationship:delete"]
+    assert strapi_error(removes, 403)["details"]["missing_scopes"] == ["relationship:delete"]
     assert order(api, tenant, "contact:a", "categories") == ["1", "2"]
     reorders = api.put(
         base(tenant, "contact:a"),
@@ -809,7 +798,7 @@ def test_json_that_could_not_be_stored_is_400(api: httpx.Client, tenant: str, ra
     response = api.post(
         base(tenant, "contact:a"), content=raw, headers={"Content-Type": "application/json"}
     )
-    assert error(response, 400)["message"] == "Invalid JSON body"
+    assert strapi_error(response, 400)["message"] == "Invalid JSON body"
     assert listing(api, tenant, "contact:a") == []
 
 

@@ -10,35 +10,17 @@ import httpx
 import pytest
 
 from api.services import SERVICES
-from tests.api.relations_support import new_tenant, read_tuples, register
+from tests.api.relations_support import (
+    CONTACT_SCHEMA,
+    KINDS,
+    RECORD_FIELDS,
+    UNKNOWN_KIND,
+    new_tenant,
+    read_tuples,
+    register,
+    strapi_error,
+)
 
-KINDS = [
-    "partner",
-    "spouse",
-    "parent",
-    "child",
-    "sibling",
-    "friend",
-    "colleague",
-    "manager",
-    "report",
-    "mentor",
-    "mentee",
-    "other",
-]
-ENUM = "kind must be one of the following values: " + ", ".join(KINDS)
-RELATIONS = "\n".join(f"    relation {kind} @contact" for kind in KINDS)
-SCHEMA = f"""
-entity user {{}}
-entity contact {{
-    relation owner @user
-    relation viewer @user
-    relation knows @contact
-{RELATIONS}
-    permission view = owner or viewer
-    permission edit = owner
-}}
-"""
 SERVER_FIELDS = ("created_at", "updated_at")
 _BARE = itertools.count()
 
@@ -57,7 +39,7 @@ def api(server: Any) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def tenant(api: httpx.Client) -> str:
-    return new_tenant(api, SCHEMA)
+    return new_tenant(api, CONTACT_SCHEMA)
 
 
 def records(tenant: str) -> str:
@@ -107,14 +89,6 @@ def ids(api: httpx.Client, tenant: str, secret: str = "", **params: Any) -> list
     return [r["id"] for r in listing(api, tenant, secret, **params)["data"]]
 
 
-def error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["data"] is None
-    assert body["error"]["status"] == status
-    return dict(body["error"])
-
-
 def paths(err: dict[str, Any]) -> list[list[Any]]:
     return [e["path"] for e in err["details"]["errors"]]
 
@@ -162,8 +136,8 @@ VALID = {"kind": "friend", "parent_id": "a", "target_id": "b"}
 @pytest.mark.parametrize(
     "change, path, message",
     [
-        ({"kind": "cousin"}, "kind", ENUM),
-        ({"kind": 3}, "kind", ENUM),
+        ({"kind": "cousin"}, "kind", UNKNOWN_KIND),
+        ({"kind": 3}, "kind", UNKNOWN_KIND),
         ({"kind": None}, "kind", "kind is a required field"),
         ({"label": "x" * 81}, "label", "label must be at most 80 characters"),
         ({"since": "x" * 33}, "since", "since must be at most 32 characters"),
@@ -210,8 +184,7 @@ def test_create_rejects_an_invalid_field_and_writes_nothing(
     body = {**VALID, **change}
     if change.get("kind", "") is None:
         del body["kind"]
-    err = error(post(api, tenant, body), 400)
-    assert err["name"] == "ValidationError"
+    err = strapi_error(post(api, tenant, body), 400)
     assert err["message"] == message
     assert paths(err) == [[path]]
     assert listing(api, tenant)["data"] == []
@@ -219,7 +192,7 @@ def test_create_rejects_an_invalid_field_and_writes_nothing(
 
 def test_create_reports_every_invalid_field_at_once(api: httpx.Client, tenant: str) -> None:
     body = {"kind": "cousin", "label": "x" * 81, "notes": 5}
-    err = error(post(api, tenant, body), 400)
+    err = strapi_error(post(api, tenant, body), 400)
     assert err["message"] == "5 errors occurred"
     assert paths(err) == [["kind"], ["label"], ["notes"], ["parent_id"], ["target_id"]]
 
@@ -319,7 +292,7 @@ def test_create_refuses_a_link_that_exists_either_way(api: httpx.Client, tenant:
         {"kind": "parent", "parent_id": "A", "target_id": "B"},
         {"kind": "child", "parent_id": "B", "target_id": "A"},
     ):
-        err = error(post(api, tenant, body), 409)
+        err = strapi_error(post(api, tenant, body), 409)
         assert err["details"]["code"] == "relation_exists"
         assert err["details"]["existing_relation_id"] in (record["id"], record["pair_id"])
     assert len(listing(api, tenant)["data"]) == 2
@@ -339,11 +312,11 @@ def test_create_checks_that_the_caller_owns_both_contacts(api: httpx.Client, ten
         target: {"kind": "friend", "parent_id": "mine", "target_id": target}
         for target in ("bobs", "ghost", "seen")
     }
-    errors = [error(post(api, tenant, body, secret), 400) for body in bodies.values()]
+    errors = [strapi_error(post(api, tenant, body, secret), 400) for body in bodies.values()]
     assert errors[0] == errors[1] == errors[2]
     assert errors[0]["message"] == "target_id must reference a contact you own"
     assert paths(errors[0]) == [["target_id"]]
-    both = error(
+    both = strapi_error(
         post(api, tenant, {**VALID, "parent_id": "bobs", "target_id": "ghost"}, secret), 400
     )
     assert paths(both) == [["parent_id"], ["target_id"]]
@@ -355,7 +328,7 @@ def test_create_validates_the_body_before_checking_ownership(
     api: httpx.Client, tenant: str
 ) -> None:
     secret = token(api, tenant, ["relationship:create"], "user:alice")
-    err = error(post(api, tenant, {**VALID, "target_id": "ghost", "label": 5}, secret), 400)
+    err = strapi_error(post(api, tenant, {**VALID, "target_id": "ghost", "label": 5}, secret), 400)
     assert paths(err) == [["label"]]
 
 
@@ -381,8 +354,7 @@ def test_create_makes_both_tuples_visible_at_one_snap_token(api: httpx.Client, t
 
 
 def test_get_of_an_unknown_id_is_404(api: httpx.Client, tenant: str) -> None:
-    err = error(fetch(api, tenant, "rel-nope"), 404)
-    assert err["name"] == "NotFoundError"
+    err = strapi_error(fetch(api, tenant, "rel-nope"), 404)
     assert err["message"] == "relation rel-nope not found"
 
 
@@ -396,10 +368,10 @@ def test_get_does_not_show_relations_of_other_types(
     )
     assert response.status_code == 201, response.text
     other = response.json()["data"]["id"]
-    error(fetch(api, tenant, other), 404)
+    strapi_error(fetch(api, tenant, other), 404)
     assert listing(api, tenant)["data"] == []
-    error(api.patch(f"{records(tenant)}/{other}", json={"label": "x"}), 404)
-    error(api.delete(f"{records(tenant)}/{other}"), 404)
+    strapi_error(api.patch(f"{records(tenant)}/{other}", json={"label": "x"}), 404)
+    strapi_error(api.delete(f"{records(tenant)}/{other}"), 404)
 
 
 def test_patch_changes_only_texts_on_both_rows(api: httpx.Client, tenant: str) -> None:
@@ -469,7 +441,7 @@ def test_patch_rejects_invalid_texts(
     api: httpx.Client, tenant: str, body: Any, message: str
 ) -> None:
     record = made(api, tenant, "friend", "A", "B", label="ok")
-    err = error(api.patch(f"{records(tenant)}/{record['id']}", json=body), 400)
+    err = strapi_error(api.patch(f"{records(tenant)}/{record['id']}", json=body), 400)
     assert err["message"] == message
     assert one(api, tenant, record["id"]) == record
 
@@ -488,8 +460,8 @@ def test_delete_removes_the_pair_from_every_view(api: httpx.Client, tenant: str)
     tuples = read_tuples(api, tenant, "contact")
     assert not {"contact:A#colleague@contact:B", "contact:B#colleague@contact:A"} & tuples
     for record_id in (record["id"], record["pair_id"]):
-        error(fetch(api, tenant, record_id), 404)
-        error(api.delete(f"{records(tenant)}/{record_id}"), 404)
+        strapi_error(fetch(api, tenant, record_id), 404)
+        strapi_error(api.delete(f"{records(tenant)}/{record_id}"), 404)
 
 
 def test_delete_through_the_mirror_removes_both(api: httpx.Client, tenant: str) -> None:
@@ -511,7 +483,7 @@ def test_raw_delete_of_a_primary_tuple_unpairs_the_mirror(api: httpx.Client, ten
     assert response.status_code == 200, response.text
     assert ids(api, tenant) == [record["pair_id"]]
     assert one(api, tenant, record["pair_id"])["pair_id"] is None
-    error(fetch(api, tenant, record["id"]), 404)
+    strapi_error(fetch(api, tenant, record["id"]), 404)
 
 
 # -- object-level access (tokens with a subject) ---------------------------------------------
@@ -543,8 +515,8 @@ def test_unreadable_record_reads_as_missing(
     api: httpx.Client, tenant: str, shared: dict[str, Any]
 ) -> None:
     hidden = shared["hidden"]["id"]
-    err = error(fetch(api, tenant, hidden, shared["alice"]), 404)
-    missing = error(fetch(api, tenant, "rel-nope", shared["alice"]), 404)
+    err = strapi_error(fetch(api, tenant, hidden, shared["alice"]), 404)
+    missing = strapi_error(fetch(api, tenant, "rel-nope", shared["alice"]), 404)
     assert err["message"] == f"relation {hidden} not found"
     assert without(err, "message") == without(missing, "message")
     headers = auth(shared["alice"])
@@ -552,7 +524,7 @@ def test_unreadable_record_reads_as_missing(
         api.patch(f"{records(tenant)}/{hidden}", json={"label": "x"}, headers=headers),
         api.delete(f"{records(tenant)}/{hidden}", headers=headers),
     ):
-        assert error(response, 404)["message"] == f"relation {hidden} not found"
+        assert strapi_error(response, 404)["message"] == f"relation {hidden} not found"
 
 
 def test_readable_but_not_writable_record_is_403(
@@ -562,10 +534,8 @@ def test_readable_but_not_writable_record_is_403(
     headers = auth(shared["alice"])
     assert fetch(api, tenant, viewable["id"], shared["alice"]).json()["data"] == viewable
     url = f"{records(tenant)}/{viewable['id']}"
-    assert error(api.patch(url, json={"label": "x"}, headers=headers), 403)["name"] == (
-        "ForbiddenError"
-    )
-    error(api.delete(url, headers=headers), 403)
+    strapi_error(api.patch(url, json={"label": "x"}, headers=headers), 403)
+    strapi_error(api.delete(url, headers=headers), 403)
     assert one(api, tenant, viewable["id"]) == viewable
 
 
@@ -590,7 +560,7 @@ def test_list_shows_only_readable_records(
     }
     assert len(ids(api, tenant)) == 6
     hidden = shared["hidden"]["id"]
-    err = error(
+    err = strapi_error(
         api.get(records(tenant), params={"after": hidden}, headers=auth(shared["alice"])), 400
     )
     assert "invalid cursor" in err["message"]
@@ -618,7 +588,7 @@ def test_a_route_without_its_scope_is_403_before_the_body_is_read(
     response = api.request(
         method, records(tenant) + suffix, content=b"{not json", headers=auth(secret)
     )
-    err = error(response, 403)
+    err = strapi_error(response, 403)
     assert err["details"] == {"missing_scopes": [scope]}
     assert err["message"] == f"Missing scope {scope}"
 
@@ -641,16 +611,16 @@ def test_wildcard_scopes_allow_every_route(
 def test_bad_credentials_are_401(api: httpx.Client, tenant: str, header: str) -> None:
     for url in (records(tenant), f"/v1/tenants/{tenant}/xapi2/schema/relationship"):
         response = api.get(url, headers={"Authorization": header})
-        error(response, 401)
+        strapi_error(response, 401)
         assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
 def test_a_token_of_another_tenant_reads_as_an_unknown_tenant(
     api: httpx.Client, tenant: str
 ) -> None:
-    other = new_tenant(api, SCHEMA)
+    other = new_tenant(api, CONTACT_SCHEMA)
     secret = token(api, other, ["*"])
-    assert error(api.get(records(tenant), headers=auth(secret)), 404)["message"] == (
+    assert strapi_error(api.get(records(tenant), headers=auth(secret)), 404)["message"] == (
         f"tenant {tenant} not found"
     )
 
@@ -672,7 +642,7 @@ def test_a_disabled_data_model_hides_every_route(
         if suffix == "schema"
         else records(tenant) + suffix
     )
-    err = error(api.request(method, url, json=VALID), 404)
+    err = strapi_error(api.request(method, url, json=VALID), 404)
     assert err["message"] == "the relationship data model is not enabled for this tenant"
 
 
@@ -681,9 +651,12 @@ def test_a_disabled_data_model_hides_every_route(
     [
         (None, "has no schema yet"),
         ("entity user {}", "the schema has no entity contact"),
-        (SCHEMA.replace("    relation mentee @contact\n", ""), "lacks contact relations mentee"),
         (
-            SCHEMA.replace("relation other @contact", "relation other @user"),
+            CONTACT_SCHEMA.replace("    relation mentee @contact\n", ""),
+            "lacks contact relations mentee",
+        ),
+        (
+            CONTACT_SCHEMA.replace("relation other @contact", "relation other @user"),
             "lacks contact relations other",
         ),
     ],
@@ -697,7 +670,7 @@ def test_a_schema_without_the_model_is_404_saying_what_it_needs(
         assert api.post("/v1/tenants/create", json={"id": name, "name": name}).is_success
     else:
         name = new_tenant(api, schema)
-    err = error(api.get(records(name)), 404)
+    err = strapi_error(api.get(records(name)), 404)
     assert needle in err["message"]
     assert "partner, spouse, parent" in err["message"]
 
@@ -716,7 +689,9 @@ def test_types_are_registered_once_and_existing_ones_kept(
     assert {(rt.role, rt.id, rt.updated_at) for rt in rel.types(tenant)} == first
     kept = rel.relation_type(tenant, partner)
     assert (kept.cardinality, kept.bidirectional) == ("ONE_TO_ONE", False)
-    err = error(post(api, tenant, {"kind": "partner", "parent_id": "A", "target_id": "C"}), 409)
+    err = strapi_error(
+        post(api, tenant, {"kind": "partner", "parent_id": "A", "target_id": "C"}), 409
+    )
     assert err["details"]["code"] == "cardinality_violation"
     parent = next(rt for rt in rel.types(tenant) if rt.role == "parent")
     assert (parent.bidirectional, parent.inverse_role, parent.is_inverse) == (True, "child", False)
@@ -730,7 +705,7 @@ def test_a_configured_model_uses_its_own_kinds_in_order(api: httpx.Client) -> No
     )
     kinds = {"minion": "boss", "ally": "ally", "boss": "minion"}
     settings(api, name, data_model={"ref_type": "person", "kinds": kinds})
-    err = error(post(api, name, {**VALID, "kind": "friend"}), 400)
+    err = strapi_error(post(api, name, {**VALID, "kind": "friend"}), 400)
     assert err["message"] == "kind must be one of the following values: minion, ally, boss"
     record = made(api, name, "boss", "x", "y")
     assert one(api, name, record["pair_id"])["kind"] == "minion"
@@ -741,13 +716,13 @@ def test_a_configured_model_uses_its_own_kinds_in_order(api: httpx.Client) -> No
 def test_a_model_over_the_person_type_is_404_saying_why(api: httpx.Client) -> None:
     name = new_tenant(api, "entity user {\n relation ally @user\n}")
     settings(api, name, data_model={"ref_type": "user", "kinds": {"ally": "ally"}})
-    err = error(api.get(records(name)), 404)
+    err = strapi_error(api.get(records(name)), 404)
     assert err["message"].startswith("cannot register the kind ally: ")
     assert "person type" in err["message"]
 
 
 def test_verbatim_paths_serve_the_default_tenant(server: Any, api: httpx.Client) -> None:
-    response = api.post("/v1/tenants/t1/schemas/write", json={"schema": SCHEMA})
+    response = api.post("/v1/tenants/t1/schemas/write", json={"schema": CONTACT_SCHEMA})
     assert response.status_code == 200, response.text
     response = api.post("/xapi2/data/relationship", json={**VALID, "parent_id": "verbatim"})
     assert response.status_code == 201, response.text
@@ -761,7 +736,7 @@ def test_verbatim_paths_serve_the_default_tenant(server: Any, api: httpx.Client)
     schema = api.get("/xapi2/schema/relationship").json()["data"]
     assert schema["endpoints"][0]["path"] == "/xapi2/data/relationship"
     assert api.delete(f"/xapi2/data/relationship/{record['id']}").status_code == 204
-    error(fetch(api, "t1", record["id"]), 404)
+    strapi_error(fetch(api, "t1", record["id"]), 404)
 
 
 # -- D6 ----------------------------------------------------------------------------------------
@@ -773,22 +748,7 @@ def test_schema_describes_fields_lists_and_scopes(api: httpx.Client, tenant: str
     assert response.status_code == 200, response.text
     schema = response.json()["data"]
     fields = {f["name"]: f for f in schema["fields"]}
-    assert list(fields) == [
-        "id",
-        "kind",
-        "label",
-        "notes",
-        "since",
-        "parent_id",
-        "target_id",
-        "status",
-        "is_archived",
-        "owned_by",
-        "pair_id",
-        "is_mirror",
-        "created_at",
-        "updated_at",
-    ]
+    assert tuple(fields) == RECORD_FIELDS
     assert len({tuple(f) for f in schema["fields"]}) == 1  # every field has the same keys
     assert fields["kind"]["enum"] == KINDS
     assert (fields["kind"]["required"], fields["kind"]["create"], fields["kind"]["patch"]) == (
@@ -929,7 +889,7 @@ def test_list_filters_on_the_owner(api: httpx.Client, tenant: str) -> None:
 def test_list_rejects_bad_query_parameters(
     api: httpx.Client, tenant: str, params: dict[str, Any], path: str
 ) -> None:
-    err = error(api.get(records(tenant), params=params), 400)
+    err = strapi_error(api.get(records(tenant), params=params), 400)
     assert paths(err) == [[path]]
 
 
@@ -984,7 +944,7 @@ def test_list_default_order_is_kind_then_created_then_id(
 @pytest.fixture(scope="module")
 def many(api: httpx.Client) -> tuple[str, list[dict[str, Any]]]:
     """45 records (90 rows: each has its mirror) in a tenant of their own."""
-    name = new_tenant(api, SCHEMA)
+    name = new_tenant(api, CONTACT_SCHEMA)
     kinds = itertools.cycle(["friend", "parent", "spouse", "mentor", "other"])
     for i in range(45):
         made(api, name, next(kinds), f"c{i}", f"c{i + 1}")
@@ -1072,12 +1032,12 @@ def test_list_after_refuses_what_it_cannot_page(
 ) -> None:
     name, rows = many
     cursor = next(r["id"] for r in rows if r["kind"] == "friend")
-    error(api.get(records(name), params={"after": cursor, **params}), 400)
+    strapi_error(api.get(records(name), params={"after": cursor, **params}), 400)
 
 
 def test_list_after_an_unknown_id_is_an_invalid_cursor(
     many: tuple[str, list[dict[str, Any]]], api: httpx.Client
 ) -> None:
     name, _ = many
-    err = error(api.get(records(name), params={"after": "rel-nonexistent"}), 400)
+    err = strapi_error(api.get(records(name), params={"after": "rel-nonexistent"}), 400)
     assert err["message"].startswith("invalid cursor")

@@ -16,7 +16,7 @@ import pytest
 
 from api.services import SERVICES
 from engine.relations.model import SCOPES, Settings, now_micros
-from tests.api.relations_support import register
+from tests.api.relations_support import register, strapi_error
 
 ADMIN_KEY = "admin-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -71,15 +71,6 @@ def new_token(
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()["data"]
     return data
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["data"] is None
-    assert body["error"]["status"] == status
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 @pytest.fixture
@@ -158,12 +149,11 @@ def test_revoking_a_token_marks_it_and_a_second_revoke_is_404(client: httpx.Clie
     assert response.content == b""
     (listed,) = client.get("/v1/tenants/t1/tokens", headers=ADMIN).json()["data"]
     assert listed["revoked_at"] is not None
-    error = error_of(client.get(E1, headers=bearer(token["token"])), 401)
-    assert error["name"] == "UnauthorizedError"
+    strapi_error(client.get(E1, headers=bearer(token["token"])), 401)
     again = client.delete(f"/v1/tenants/t1/tokens/{token['id']}", headers=ADMIN)
-    assert error_of(again, 404)["name"] == "NotFoundError"
+    strapi_error(again, 404)
     unknown = client.delete("/v1/tenants/t1/tokens/tok-nope", headers=ADMIN)
-    assert error_of(unknown, 404)["name"] == "NotFoundError"
+    strapi_error(unknown, 404)
 
 
 @pytest.mark.parametrize(
@@ -217,8 +207,7 @@ def test_revoking_a_token_marks_it_and_a_second_revoke_is_404(client: httpx.Clie
 def test_token_creation_rejects_invalid_bodies_listing_every_error(
     client: httpx.Client, body: dict[str, Any], paths: list[list[Any]]
 ) -> None:
-    error = error_of(client.post("/v1/tenants/t1/tokens", json=body, headers=ADMIN), 400)
-    assert error["name"] == "ValidationError"
+    error = strapi_error(client.post("/v1/tenants/t1/tokens", json=body, headers=ADMIN), 400)
     assert [e["path"] for e in error["details"]["errors"]] == paths
     if len(paths) > 1:
         assert error["message"] == f"{len(paths)} errors occurred"
@@ -227,7 +216,7 @@ def test_token_creation_rejects_invalid_bodies_listing_every_error(
 
 def test_unknown_scope_error_names_it_and_suggests_the_closest(client: httpx.Client) -> None:
     body = {"name": "x", "scopes": ["relationship:list", "relationshp:lst"]}
-    error = error_of(client.post("/v1/tenants/t1/tokens", json=body, headers=ADMIN), 400)
+    error = strapi_error(client.post("/v1/tenants/t1/tokens", json=body, headers=ADMIN), 400)
     assert "relationshp:lst" in error["message"]
     (item,) = error["details"]["errors"]
     assert item["value"] == "relationshp:lst"
@@ -250,7 +239,7 @@ def test_token_body_bad_json_is_400(client: httpx.Client) -> None:
         content=b"{not json",
         headers={**ADMIN, "Content-Type": "application/json"},
     )
-    assert error_of(response, 400)["message"] == "Invalid JSON body"
+    assert strapi_error(response, 400)["message"] == "Invalid JSON body"
 
 
 @pytest.mark.parametrize(
@@ -279,16 +268,16 @@ def test_token_and_settings_management_refuse_api_tokens_with_403(
 ) -> None:
     everything = new_token(client, ["*"])
     response = client.request(method, path, json=body, headers=bearer(everything["token"]))
-    assert error_of(response, 403)["name"] == "ForbiddenError"
+    strapi_error(response, 403)
     (only,) = client.get("/v1/tenants/t1/tokens", headers=ADMIN).json()["data"]
     assert only["revoked_at"] is None
 
 
 def test_token_management_needs_credentials_and_an_existing_tenant(client: httpx.Client) -> None:
     response = client.get("/v1/tenants/t1/tokens")
-    assert error_of(response, 401)["name"] == "UnauthorizedError"
+    strapi_error(response, 401)
     assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
-    error = error_of(client.get("/v1/tenants/ghost/tokens", headers=ADMIN), 404)
+    error = strapi_error(client.get("/v1/tenants/ghost/tokens", headers=ADMIN), 404)
     assert error["message"] == "tenant ghost not found"
     body = {"name": "x", "scopes": ["*"]}
     assert client.post("/v1/tenants/ghost/tokens", json=body, headers=ADMIN).status_code == 404
@@ -303,7 +292,7 @@ def test_deleting_a_tenant_removes_its_tokens(client: httpx.Client) -> None:
     assert client.get("/v1/tenants/t2/tokens", headers=ADMIN).json() == {"data": []}
     for tenant in ("t1", "t2"):
         response = client.get(E1.replace("t1", tenant), headers=bearer(token["token"]))
-        assert error_of(response, 401)["name"] == "UnauthorizedError"
+        strapi_error(response, 401)
 
 
 # -- case 57: 401 ----------------------------------------------------------------------------
@@ -357,7 +346,7 @@ def test_requests_without_valid_credentials_get_401_with_a_bearer_challenge(
     ]
     for method, path, body in requests:
         response = client.request(method, path, json=body, headers=headers)
-        error = error_of(response, 401)
+        error = strapi_error(response, 401)
         assert error["name"] == "UnauthorizedError", (method, path)
         assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
 
@@ -368,7 +357,7 @@ def test_token_works_until_it_expires_then_gets_401(client: httpx.Client) -> Non
     time.sleep(max(0.0, datetime.fromisoformat(token["expires_at"]).timestamp() - time.time()))
     time.sleep(0.05)
     response = client.get(E1, headers=bearer(token["token"]))
-    assert error_of(response, 401)["name"] == "UnauthorizedError"
+    strapi_error(response, 401)
     assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
 
 
@@ -381,7 +370,7 @@ def test_token_of_another_tenant_reads_exactly_like_an_unknown_tenant(
     setup(client, "t2")
     token = new_token(client, ["*"])
     other = client.get(E1.replace("t1", "t2"), headers=bearer(token["token"]))
-    error_of(other, 404)
+    strapi_error(other, 404)
     nowhere = client.get(E1.replace("t1", "ghost"), headers=bearer(token["token"]))
     assert nowhere.json() == client.get(E1.replace("t1", "ghost"), headers=ADMIN).json()
     assert client.delete("/v1/tenants/t2", headers=ADMIN).status_code == 200
@@ -397,7 +386,7 @@ def test_dead_token_of_another_tenant_is_401_not_404(
     setup(client, "t2")
     header = _expired(keyed, client) if state == "expired" else _revoked(keyed, client)
     response = client.get(E1.replace("t1", "t2"), headers={"Authorization": header})
-    assert error_of(response, 401)["name"] == "UnauthorizedError"
+    strapi_error(response, 401)
 
 
 # -- case 59/60: scopes -------------------------------------------------------------------------
@@ -422,8 +411,7 @@ def test_list_route_needs_relationship_list_or_a_wildcard(
     response = client.get(E1, headers=bearer(token["token"]))
     assert response.status_code == status, response.text
     if status == 403:
-        error = error_of(response, 403)
-        assert error["name"] == "ForbiddenError"
+        error = strapi_error(response, 403)
         assert error["message"] == "Missing scope relationship:list"
         assert error["details"] == {"missing_scopes": ["relationship:list"]}
     else:
@@ -458,14 +446,14 @@ def test_missing_scope_is_403_before_the_body_is_validated(
     response = client.request(
         method, E1, content=body, headers={**headers, **bearer(reader["token"])}
     )
-    error = error_of(response, 403)
+    error = strapi_error(response, 403)
     assert error["details"] == {"missing_scopes": [missing]}
     # the same body with the scope is a 400: the order, not the body, made the 403
     writer = new_token(client, ["relationship:*"])
     response = client.request(
         method, E1, content=body, headers={**headers, **bearer(writer["token"])}
     )
-    assert error_of(response, 400)["name"] == "ValidationError"
+    strapi_error(response, 400)
 
 
 # -- open mode and key handling -------------------------------------------------------------
@@ -483,17 +471,17 @@ def test_without_preshared_keys_anonymous_is_admin_but_a_bad_pat_is_401(
         created = client.post("/v1/tenants/t1/tokens", json={"name": "x", "scopes": ["*"]})
         assert created.status_code == 201, created.text
         response = client.get(E1, headers=bearer("pat_" + "z" * 32))
-        assert error_of(response, 401)["name"] == "UnauthorizedError"
+        strapi_error(response, 401)
         assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
         limited = client.post(
             "/v1/tenants/t1/tokens", json={"name": "y", "scopes": ["relationship:read"]}
         ).json()["data"]
         response = client.get(E1, headers=bearer(limited["token"]))
-        assert error_of(response, 403)["details"] == {"missing_scopes": ["relationship:list"]}
+        assert strapi_error(response, 403)["details"] == {"missing_scopes": ["relationship:list"]}
         everything = bearer(created.json()["data"]["token"])
         assert client.get(E1, headers=everything).status_code == 200
         response = client.get("/v1/tenants/t1/tokens", headers=everything)
-        assert error_of(response, 403)["name"] == "ForbiddenError"
+        strapi_error(response, 403)
 
 
 def test_a_preshared_key_that_looks_like_a_pat_is_still_the_admin_key(
@@ -637,8 +625,7 @@ def test_settings_put_rejects_invalid_fields_and_keeps_the_old_settings(
 ) -> None:
     path = "/v1/tenants/t1/relations/settings"
     assert client.put(path, json=CUSTOM, headers=ADMIN).status_code == 200
-    error = error_of(client.put(path, json=body, headers=ADMIN), 400)
-    assert error["name"] == "ValidationError"
+    error = strapi_error(client.put(path, json=body, headers=ADMIN), 400)
     assert [e["path"] for e in error["details"]["errors"]] == paths
     if len(paths) > 1:
         assert error["message"] == f"{len(paths)} errors occurred"
@@ -647,8 +634,8 @@ def test_settings_put_rejects_invalid_fields_and_keeps_the_old_settings(
 
 def test_settings_of_an_unknown_tenant_are_404(client: httpx.Client) -> None:
     path = "/v1/tenants/ghost/relations/settings"
-    assert error_of(client.get(path, headers=ADMIN), 404)["name"] == "NotFoundError"
-    assert error_of(client.put(path, json={}, headers=ADMIN), 404)["name"] == "NotFoundError"
+    strapi_error(client.get(path, headers=ADMIN), 404)
+    strapi_error(client.put(path, json={}, headers=ADMIN), 404)
 
 
 def test_credentials_are_checked_before_the_tenant_id(start_server: Any) -> None:
