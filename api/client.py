@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import httpx
@@ -196,7 +196,32 @@ def attribute_filter_json(flt: AttributeFilter) -> dict[str, Any]:
     }
 
 
-class Client:
+class _Session:
+    """One HTTP connection pool to a server, for one tenant; a context manager."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str | None,
+        tenant: str,
+        timeout: float,
+        transport: httpx.BaseTransport | None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.tenant = tenant
+        self._http = _http_client(url, key, timeout, transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class Client(_Session):
     """Talks to one server, for one tenant. Use as a context manager, or call ``close``."""
 
     def __init__(
@@ -208,18 +233,7 @@ class Client:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.tenant = tenant
-        self._http = _http_client(url, key, timeout, transport)
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(url, key, tenant, timeout, transport)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -517,7 +531,7 @@ class Upserted:
     error: str | None = None
 
 
-class RecordsClient:
+class RecordsClient(_Session):
     """Seed 003's relationship records of one tenant (D1-D6), at
     ``/v1/tenants/{tenant}/xapi2/...``. Records cross as the JSON objects the server sends.
 
@@ -537,23 +551,12 @@ class RecordsClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.tenant = tenant
+        super().__init__(url, key, tenant, timeout, transport)
         self.retry = retry
         self._sleep = sleep
-        self._http = _http_client(url, key, timeout, transport)
         base = f"/v1/tenants/{quote(tenant, safe='')}/xapi2"
         self._data_path = f"{base}/data/relationship"
         self._schema_path = f"{base}/schema/relationship"
-
-    def __enter__(self) -> RecordsClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- transport ---------------------------------------------------------------------------
 

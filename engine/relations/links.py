@@ -235,24 +235,12 @@ def create(
         raise Invalid.at(("target",), "an entity cannot be related to itself")
     t = Tuple(source[0], source[1], rt.role, target[0], target[1])
     _fits_schema(schema, t)
-    found = batch.row_for(t)
-    if found is not None:
-        raise Conflict(
-            "relation_exists",
-            f"the relation {t} already exists",
-            {"existing_relationship_id": found.id, "existing_relation_id": found.id},
-        )
+    _refuse_managed(batch, t, "relation")
     inverse = inverse_of(batch, rt)
     mirror_t = Tuple(target[0], target[1], inverse.role, source[0], source[1]) if inverse else None
     if mirror_t is not None:
         _fits_schema(schema, mirror_t)
-        found = batch.row_for(mirror_t)
-        if found is not None:
-            raise Conflict(
-                "relation_exists",
-                f"the mirror relation {mirror_t} already exists",
-                {"existing_relationship_id": found.id, "existing_relation_id": found.id},
-            )
+        _refuse_managed(batch, mirror_t, "mirror relation")
     if not batch.has_tuple(t):
         check_cardinality(batch, rt, t)
     place = position or (lambda kind, t: _append_position(batch, kind, t))
@@ -274,6 +262,17 @@ def create(
         batch.put(mirror)
     batch.put(row)
     return row, mirror
+
+
+def _refuse_managed(batch: Batch, t: Tuple, what: str) -> None:
+    """409 ``relation_exists`` when ``t`` already has a metadata row."""
+    found = batch.row_for(t)
+    if found is not None:
+        raise Conflict(
+            "relation_exists",
+            f"the {what} {t} already exists",
+            {"existing_relationship_id": found.id, "existing_relation_id": found.id},
+        )
 
 
 def _new_row(
