@@ -30,7 +30,7 @@ from api.services import SERVICES
 from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
 from engine.relations.listing import ListQuery, by_created
 from engine.relations.model import CARDINALITIES, KINDS, Relation, RelationType
-from engine.relations.registry import TypeRequest, find
+from engine.relations.registry import TypeRequest
 
 routes = web.RouteTableDef()
 
@@ -190,12 +190,13 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     body = await body_object(request)
     settings = await svc.run(rel.settings, tenant_id)
     wanted = _type_request(body, settings.person_type)
-    types = await svc.run(rel.types, tenant_id)
-    exists = find(types, wanted.source_type, wanted.role, wanted.target_type) is not None
-    scope = "relationship_type:update" if exists else "relationship_type:create"
-    if not who.allows(scope):
-        raise Forbidden(f"Missing scope {scope}", [scope])
-    rt, created, token = await svc.run(rel.register_type, tenant_id, wanted)
+
+    def may(exists: bool) -> None:
+        scope = "relationship_type:update" if exists else "relationship_type:create"
+        if not who.allows(scope):
+            raise Forbidden(f"Missing scope {scope}", [scope])
+
+    rt, created, token = await svc.run(rel.register_type, tenant_id, wanted, may)
     svc.writes.notify()
     return respond(
         {"data": type_item(rt), "created": created, "meta": {"snapToken": token}},

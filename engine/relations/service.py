@@ -191,11 +191,24 @@ class Relations:
     # -- registry ---------------------------------------------------------------------------
 
     def register_type(
-        self, tenant: str, request: registry.TypeRequest
+        self,
+        tenant: str,
+        request: registry.TypeRequest,
+        may: Callable[[bool], None] | None = None,
     ) -> tuple[RelationType, bool, SnapToken]:
+        """R1. ``may`` is told, under the write lock, whether the key exists already (so a
+        create-only caller cannot refine a type created a moment before), and may refuse."""
         schema = self._schema(tenant)
 
         def build(reader: SnapshotReader) -> tuple[Changes, tuple[RelationType, bool]]:
+            if may is not None:
+                found = registry.find(
+                    layout.types(reader, self._decoded),
+                    request.source_type,
+                    request.role,
+                    request.target_type,
+                )
+                may(found is not None)
             changes = Changes()
             result = registry.register(reader, changes, request, schema, layout.settings(reader))
             return changes, result
