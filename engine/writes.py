@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dsl.schema import EntityDef, ReferenceKind, Schema
+from dsl.schema import AttributeDef, EntityDef, ReferenceKind, Schema
 from engine.errors import InvalidWrite
 from storage.base import Attribute, AttributeKey, Subject, Tuple
 
@@ -85,18 +85,24 @@ def check_tuple(schema: Schema, t: Tuple) -> None:
         )
 
 
+def _declared_attribute(schema: Schema, entity_type: str, name: str, what: str) -> AttributeDef:
+    """The attribute ``entity_type#name`` declares, or InvalidWrite (Permify's code)."""
+    definition = _entity(schema, entity_type, what)
+    declared = definition.attributes.get(name)
+    if declared is None:
+        found = _misnamed(name, definition.references.get(name), "an attribute")
+        raise InvalidWrite(
+            ATTRIBUTE_DEFINITION_NOT_FOUND,
+            f"{what}: {found} on entity `{entity_type}`; "
+            f"its attributes: {_listing(definition.attributes)}",
+        )
+    return declared
+
+
 def check_attribute(schema: Schema, a: Attribute) -> None:
     """Raise InvalidWrite unless ``a`` names an attribute of its entity type with the same type."""
     what = f"attribute {attribute_text(a)}"
-    definition = _entity(schema, a.entity_type, what)
-    declared = definition.attributes.get(a.name)
-    if declared is None:
-        found = _misnamed(a.name, definition.references.get(a.name), "an attribute")
-        raise InvalidWrite(
-            ATTRIBUTE_DEFINITION_NOT_FOUND,
-            f"{what}: {found} on entity `{a.entity_type}`; "
-            f"its attributes: {_listing(definition.attributes)}",
-        )
+    declared = _declared_attribute(schema, a.entity_type, a.name, what)
     if declared.type is not a.type:
         raise InvalidWrite(
             ATTRIBUTE_TYPE_MISMATCH,
@@ -109,11 +115,4 @@ def check_attribute_key(schema: Schema, key: AttributeKey) -> None:
     """Raise InvalidWrite unless ``key`` names a declared attribute of its entity type (what an
     attribute delete must name; no value, so no type to compare)."""
     what = f"attribute {key.entity_type}:{key.entity_id}${key.name}"
-    definition = _entity(schema, key.entity_type, what)
-    if key.name not in definition.attributes:
-        found = _misnamed(key.name, definition.references.get(key.name), "an attribute")
-        raise InvalidWrite(
-            ATTRIBUTE_DEFINITION_NOT_FOUND,
-            f"{what}: {found} on entity `{key.entity_type}`; "
-            f"its attributes: {_listing(definition.attributes)}",
-        )
+    _declared_attribute(schema, key.entity_type, key.name, what)
