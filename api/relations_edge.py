@@ -35,7 +35,7 @@ from engine.relations.errors import (
     Unauthenticated,
 )
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
-from engine.relations.model import ADMIN, Principal
+from engine.relations.model import ADMIN, Principal, split_ref
 from engine.relations.service import Relations
 from storage.base import DEFAULT_TENANT, TENANT_ID_PATTERN
 from storage.errors import InvalidTenantId, TenantNotFound
@@ -44,8 +44,6 @@ log = logging.getLogger("stonetown.server")
 
 MAX_BODY_BYTES = 1 << 20
 ROLE = re.compile(r"[a-z][a-z0-9_]{0,254}")
-ENTITY_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-ENTITY_ID = re.compile(r"[A-Za-z0-9_\-@.:+]{1,128}")
 METADATA_BYTES = 16_384
 #: Reserved metadata keys (seed 003's fields), checked wherever metadata is written.
 RESERVED = {"label": 80, "notes": 2000, "since": 32}
@@ -213,7 +211,7 @@ async def principal(request: web.Request, tenant_id: str, scope: str | None) -> 
     _checked_tenant(tenant_id)
     await svc.run(svc.store.get_tenant, tenant_id)
     if scope is not None and not who.allows(scope):
-        raise Forbidden(f"Missing scope {scope}", [scope])
+        raise Forbidden.missing(scope)
     return who
 
 
@@ -315,8 +313,8 @@ def entity_ref(
     text: str, path: tuple[str | int, ...], errors: list[FieldError]
 ) -> tuple[str, str] | None:
     """``type:id`` split at the first ``:`` (400 unless both parts are well formed)."""
-    entity_type, sep, entity_id = text.partition(":")
-    if not sep or not ENTITY_TYPE.fullmatch(entity_type) or not ENTITY_ID.fullmatch(entity_id):
+    parts = split_ref(text)
+    if parts is None:
         errors.append(
             FieldError(
                 path,
@@ -325,7 +323,7 @@ def entity_ref(
             )
         )
         return None
-    return entity_type, entity_id
+    return parts
 
 
 # -- lists -------------------------------------------------------------------------------------

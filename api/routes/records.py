@@ -22,7 +22,6 @@ from aiohttp import web
 
 from api.boundary import respond
 from api.relations_edge import (
-    ENTITY_ID,
     RESERVED,
     TenantHandler,
     body_object,
@@ -39,7 +38,7 @@ from engine.errors import SchemaNotFound
 from engine.relations import registry
 from engine.relations.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListPage, ListQuery
-from engine.relations.model import DataModel, Principal, Relation, RelationType
+from engine.relations.model import ENTITY_ID, DataModel, Principal, Relation, RelationType
 from engine.relations.service import Relations
 
 routes = web.RouteTableDef()

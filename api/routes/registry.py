@@ -14,7 +14,6 @@ from aiohttp import web
 
 from api.boundary import respond
 from api.relations_edge import (
-    ENTITY_ID,
     ROLE,
     body_object,
     check_metadata,
@@ -29,7 +28,7 @@ from api.relations_views import link_item, type_item
 from api.services import SERVICES
 from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
 from engine.relations.listing import ListQuery, by_created
-from engine.relations.model import CARDINALITIES, KINDS, Relation, RelationType
+from engine.relations.model import CARDINALITIES, ENTITY_ID, KINDS, Relation, RelationType
 from engine.relations.registry import TypeRequest
 
 routes = web.RouteTableDef()
@@ -186,7 +185,7 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     tenant_id = tenant(request)
     who = await principal(request, tenant_id, None)
     if not (who.allows("relationship_type:create") or who.allows("relationship_type:update")):
-        raise Forbidden("Missing scope relationship_type:create", ["relationship_type:create"])
+        raise Forbidden.missing("relationship_type:create")
     body = await body_object(request)
     settings = await svc.run(rel.settings, tenant_id)
     wanted = _type_request(body, settings.person_type)
@@ -194,7 +193,7 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     def may(exists: bool) -> None:
         scope = "relationship_type:update" if exists else "relationship_type:create"
         if not who.allows(scope):
-            raise Forbidden(f"Missing scope {scope}", [scope])
+            raise Forbidden.missing(scope)
 
     rt, created, token = await svc.run(rel.register_type, tenant_id, wanted, may)
     svc.writes.notify()

@@ -17,7 +17,6 @@ from aiohttp import web
 
 from api.boundary import respond
 from api.relations_edge import (
-    ENTITY_TYPE,
     ROLE,
     body_object,
     check_string,
@@ -31,7 +30,7 @@ from api.relations_views import token_item
 from api.services import SERVICES
 from engine.relations import layout
 from engine.relations.errors import FieldError, Invalid
-from engine.relations.model import SCOPES, DataModel, Settings, now_micros
+from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings, now_micros
 from engine.relations.names import suggest
 from storage.base import SnapToken
 

@@ -74,6 +74,11 @@ class Forbidden(RelationsError):
         super().__init__(message)
         self.missing_scopes = tuple(missing_scopes)
 
+    @classmethod
+    def missing(cls, *scopes: str) -> Forbidden:
+        """The token lacks ``scopes`` (the message names the first)."""
+        return cls(f"Missing scope {scopes[0]}", scopes)
+
 
 class Unauthenticated(RelationsError):
     """No usable credentials (HTTP 401)."""

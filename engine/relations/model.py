@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
@@ -16,6 +17,18 @@ from typing import Any
 from storage.base import Tuple
 
 UNBOUNDED = math.inf
+
+#: The syntax of an entity reference ``type:id`` in the relations layer.
+ENTITY_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+ENTITY_ID = re.compile(r"[A-Za-z0-9_\-@.:+]{1,128}")
+
+
+def split_ref(text: str) -> tuple[str, str] | None:
+    """``(type, id)`` of ``type:id`` split at the first ``:``, or None when malformed."""
+    entity_type, sep, entity_id = text.partition(":")
+    if not sep or not ENTITY_TYPE.fullmatch(entity_type) or not ENTITY_ID.fullmatch(entity_id):
+        return None
+    return entity_type, entity_id
 
 
 class Cardinality(Enum):

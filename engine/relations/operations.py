@@ -9,7 +9,6 @@ contiguous positions 1..N.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from dsl.schema import Schema
 from engine.relations import layout, links
 from engine.relations.errors import Conflict, FieldError, Invalid
 from engine.relations.links import Batch
-from engine.relations.model import UNBOUNDED, Relation, RelationType
+from engine.relations.model import ENTITY_ID, UNBOUNDED, Relation, RelationType, split_ref
 from engine.relations.names import suggest
 from engine.relations.ordering import (
     ConnectItem,
@@ -29,9 +28,6 @@ from engine.relations.ordering import (
     to_one,
 )
 from storage.base import Tuple
-
-ENTITY_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-ENTITY_ID = re.compile(r"[A-Za-z0-9_\-@.:+]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +70,6 @@ class RolePlan:
     def removed(self) -> list[Relation]:
         keep = set(self.final)
         return [r for r in self.current if r.target not in keep]
-
-    @property
-    def reordered(self) -> bool:
-        return [r.target for r in self.current if r.target in set(self.final)] != [
-            ref for ref in self.final if ref in {r.target for r in self.current}
-        ]
-
-
-def split_ref(text: str) -> tuple[str, str] | None:
-    entity_type, sep, entity_id = text.partition(":")
-    if not sep or not ENTITY_TYPE.fullmatch(entity_type) or not ENTITY_ID.fullmatch(entity_id):
-        return None
-    return entity_type, entity_id
 
 
 class _Resolver:

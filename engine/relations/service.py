@@ -23,15 +23,21 @@ from engine.engine import Engine
 from engine.errors import EngineError, SchemaNotFound
 from engine.relations import layout, links, operations, registry
 from engine.relations.errors import (
-    Conflict,
-    FieldError,
     Forbidden,
     Invalid,
     NotFound,
     Unauthenticated,
 )
 from engine.relations.links import Batch
-from engine.relations.listing import ListPage, ListQuery, by_created, cursor_row, page, sort_rows
+from engine.relations.listing import (
+    ListPage,
+    ListQuery,
+    after_in_memory,
+    by_created,
+    cursor_row,
+    page,
+    sort_rows,
+)
 from engine.relations.model import (
     ApiToken,
     Principal,
@@ -302,18 +308,6 @@ class Relations:
             raise NotFound(f"relation {relation_id} not found")
         return row
 
-    def pair(self, tenant: str, row: Relation) -> Relation | None:
-        return layout.load(self.store.reader(tenant), row.pair_id) if row.pair_id else None
-
-    def rows(self, tenant: str, ids: Iterable[str]) -> dict[str, Relation]:
-        reader = self.store.reader(tenant)
-        found = {}
-        for relation_id in ids:
-            row = layout.load(reader, relation_id)
-            if row is not None:
-                found[relation_id] = row
-        return found
-
     def link(  # noqa: PLR0917 - the API calls it through `Services.run`, which is positional
         self,
         tenant: str,
@@ -406,7 +400,7 @@ class Relations:
             if any(p.removed for p in plans) and not principal.allows("relationship:delete"):
                 missing.append("relationship:delete")
             if missing:
-                raise Forbidden(f"Missing scope {missing[0]}", missing)
+                raise Forbidden.missing(*missing)
             result = operations.apply(batch, schema, source, plans, principal.owner)
             return batch.finish(), result
 
@@ -456,14 +450,7 @@ class Relations:
         reader = self.store.reader(tenant)
         start = cursor_row(reader, query, keep)
         rows = sort_rows([r for r in candidates if keep(r)], query.sort, keys)
-        if start is not None:
-            descending = bool(query.created_order)
-            mark = (start.created_at, start.id)
-            rows = [
-                r
-                for r in rows
-                if ((r.created_at, r.id) < mark if descending else (r.created_at, r.id) > mark)
-            ]
+        rows = after_in_memory(rows, start, bool(query.created_order))
         return page(rows, query, lambda _r: True)
 
     def list_concatenated(
@@ -499,10 +486,6 @@ class Relations:
             found.update((r.id, r) for r in layout.incoming(reader, *entity))
         return list(found.values())
 
-    def forbid_unless(self, ok: bool, message: str) -> None:
-        if not ok:
-            raise Forbidden(message)
-
     def suggest_roles(
         self, tenant: str, source_type: str, target_type: str, role: str
     ) -> tuple[str, ...]:
@@ -529,15 +512,3 @@ class _Unchanged(Exception):
 
 def _fields(token: ApiToken) -> dict[str, Any]:
     return {name: getattr(token, name) for name in token.__dataclass_fields__}
-
-
-def bad_ref(path: tuple[str | int, ...], message: str) -> Invalid:
-    return Invalid([FieldError(path, message)])
-
-
-def conflict(code: str, message: str, **details: Any) -> Conflict:
-    return Conflict(code, message, details)
-
-
-def forbidden(scope: str) -> Forbidden:
-    return Forbidden(f"Missing scope {scope}", [scope])
