@@ -88,9 +88,18 @@ class Api:
         token: str = shaped(m.SnapTokenResponse, response.json())["snap_token"]
         return token
 
-    def tuple_pages(
-        self, flt: dict[str, Any], *, token: str = "", page_size: int | None = None
-    ) -> Iterator[list[str]]:
+    def _pages(
+        self,
+        route: str,
+        answer: type[m.Out],
+        items: str,
+        flt: dict[str, Any],
+        *,
+        token: str,
+        page_size: int | None,
+    ) -> Iterator[list[Any]]:
+        """Every page of a read route, following ``continuous_token``, each checked against
+        the ``answer`` model; yields the page's ``items``."""
         cursor = ""
         while True:
             body: dict[str, Any] = {
@@ -100,13 +109,27 @@ class Api:
             }
             if page_size is not None:
                 body["page_size"] = page_size
-            response = self.post("data/relationships/read", body)
+            response = self.post(route, body)
             assert response.status_code == 200, response.text
-            page = shaped(m.RelationshipsReadResponse, response.json())
-            yield [tuple_text(t) for t in page["tuples"]]
+            page = shaped(answer, response.json())
+            yield page[items]
             cursor = page["continuous_token"]
             if not cursor:
                 return
+
+    def tuple_pages(
+        self, flt: dict[str, Any], *, token: str = "", page_size: int | None = None
+    ) -> Iterator[list[str]]:
+        pages = self._pages(
+            "data/relationships/read",
+            m.RelationshipsReadResponse,
+            "tuples",
+            flt,
+            token=token,
+            page_size=page_size,
+        )
+        for page in pages:
+            yield [tuple_text(t) for t in page]
 
     def tuples(self, flt: dict[str, Any] | None = None, *, token: str = "") -> set[str]:
         pages = list(self.tuple_pages(flt or {}, token=token, page_size=1000))
@@ -117,22 +140,14 @@ class Api:
     def attribute_pages(
         self, flt: dict[str, Any], *, token: str = "", page_size: int | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        cursor = ""
-        while True:
-            body: dict[str, Any] = {
-                "metadata": {"snap_token": token},
-                "filter": flt,
-                "continuous_token": cursor,
-            }
-            if page_size is not None:
-                body["page_size"] = page_size
-            response = self.post("data/attributes/read", body)
-            assert response.status_code == 200, response.text
-            page = shaped(m.AttributesReadResponse, response.json())
-            yield page["attributes"]
-            cursor = page["continuous_token"]
-            if not cursor:
-                return
+        return self._pages(
+            "data/attributes/read",
+            m.AttributesReadResponse,
+            "attributes",
+            flt,
+            token=token,
+            page_size=page_size,
+        )
 
     def attributes(self, flt: dict[str, Any] | None = None, *, token: str = "") -> dict[str, Any]:
         """``{"doc:1$level": data}`` for every matching attribute."""
