@@ -1,12 +1,13 @@
 """Run a Permify validation file (a "shape"): schema, relationships, attributes and scenarios.
 
 ``load_shape`` reads the YAML into frozen dataclasses and reports every malformed item at once,
-each at its ``file:line:col``. ``run`` then does what ``permify validate`` does: compile the schema
-(errors point into the YAML file, or into the schema file it names), validate every relationship
-and attribute against it (any invalid one aborts the run), write them into a fresh temporary
-LevelDB store (tenant ``t1``) and ask the Engine every scenario's questions. The ``Report`` lists
-each mismatch with its scenario, query, expected and actual answer; an engine error is the answer
-of that assertion, never an abort.
+each at its ``file:line:col``; an unknown (say, misspelt) key is one, with the closest known key
+suggested, and a scenario or query that asks nothing is a warning. ``run`` then does what
+``permify validate`` does: compile the schema (errors point into the YAML file, or into the
+schema file it names), validate every relationship and attribute against it (any invalid one
+aborts the run), write them into a fresh temporary LevelDB store (tenant ``t1``) and ask the
+Engine every scenario's questions. The ``Report`` lists each mismatch with its scenario, query,
+expected and actual answer; an engine error is the answer of that assertion, never an abort.
 
 Stonetown's extensions (``shared/conformance/permify/README.md``) are honoured:
 ``x_unvalidated_relationships`` are written without validation, ``x_page_size`` pages a lookup
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Final, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -38,6 +39,7 @@ from dsl.errors import Diagnostic, SchemaError
 from dsl.schema import Schema
 from engine.engine import Engine, EngineConfig
 from engine.errors import EngineError, InvalidRequest, InvalidWrite
+from engine.relations.names import suggest
 from engine.strings import parse_attribute, parse_tuple
 from engine.types import (
     DEFAULT_LOOKUP_PAGE_SIZE,
@@ -292,6 +294,30 @@ _YAML11_BOOLS = {
 }
 _NULL_TAG = "tag:yaml.org,2002:null"
 
+# The keys each mapping of the file may hold: Permify's (`pkg/development/file/shape.go`; its
+# `tenant_id` is read and unused) and Stonetown's documented `x_` extensions. Permify ignores any
+# other key, so a misspelt `scenarioz:` or `assertion:` passes there having asked nothing; here
+# it is an error. Mappings of names (assertions, results, x_scope, context data, x_source) are
+# the user's own and are not checked.
+_FILE_KEYS: Final = (
+    "schema", "relationships", "attributes", "scenarios", "tenant_id",
+    "x_unvalidated_relationships", "x_source", "x_notes",
+)  # fmt: skip
+_SCENARIO_KEYS: Final = (
+    "name", "description", "checks", "entity_filters", "subject_filters",
+    "x_expand", "x_subject_permission",
+)  # fmt: skip
+_ITEM_KEYS: Final = ("depth", "context", "assertions")
+_CHECK_KEYS: Final = ("entity", "subject", *_ITEM_KEYS)
+_ENTITY_FILTER_KEYS: Final = ("entity_type", "subject", *_ITEM_KEYS, "x_page_size", "x_scope")
+_SUBJECT_FILTER_KEYS: Final = ("subject_reference", "entity", *_ITEM_KEYS, "x_page_size")
+_EXPAND_KEYS: Final = ("entity", *_ITEM_KEYS)
+_SUBJECT_PERMISSION_KEYS: Final = (
+    "entity", "subject", "only_permission", "depth", "context", "results",
+)  # fmt: skip
+_CONTEXT_KEYS: Final = ("tuples", "attributes", "data")
+_UNVALIDATED_KEYS: Final = ("tuple", "error")
+
 
 class _Reader:
     """Turns YAML nodes into typed values, collecting a problem (with its position) for every
@@ -322,8 +348,14 @@ class _Reader:
     def plain(self, node: yaml.Node) -> Any:
         return self.loader.construct_object(node, deep=True)
 
-    def mapping(self, node: yaml.Node | None, where: str) -> dict[str, yaml.Node] | None:
-        """The entries of a mapping (null reads as empty); None after reporting anything else."""
+    def mapping(
+        self, node: yaml.Node | None, where: str, keys: Sequence[str] | None = None
+    ) -> dict[str, yaml.Node] | None:
+        """The entries of a mapping (null reads as empty); None after reporting anything else.
+
+        With ``keys``, any other key is a problem at that key, with the closest known key
+        suggested: a misspelt key would otherwise be skipped and its part of the file never run.
+        """
         if node is None or self.is_null(node):
             return {}
         if not isinstance(node, yaml.MappingNode):
@@ -337,6 +369,8 @@ class _Reader:
             elif key in entries:
                 self.problem(key_node, where, f"key `{key}` appears twice")
             else:
+                if keys is not None and key not in keys:
+                    self.problem(key_node, where, _unknown_key(key, keys))
                 entries[key] = value_node
         return entries
 
@@ -421,6 +455,18 @@ class _Reader:
             for i, item in enumerate(items)
         )
         return [(value, pos) for value, pos in found if value is not None]
+
+
+def _unknown_key(key: str, keys: Sequence[str]) -> str:
+    close = suggest(key, keys, n=1)
+    if close:
+        return f"unknown key `{key}` (did you mean `{close[0]}`?)"
+    return f"unknown key `{key}`; expected {_one_of(keys)}"
+
+
+def _one_of(keys: Sequence[str]) -> str:
+    quoted = [f"`{k}`" for k in keys]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _shown(value: object) -> str:
@@ -516,7 +562,7 @@ def _context(reader: _Reader, node: yaml.Node | None, where: str) -> Context:
             "old context format, which it no longer accepts",
         )
         return EMPTY_CONTEXT
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _CONTEXT_KEYS)
     if entries is None:
         return EMPTY_CONTEXT
     tuples = reader.parsed_list(entries.get("tuples"), f"{where}.tuples", parse_tuple)
@@ -558,7 +604,7 @@ def _id_lists(
 
 
 def _check(reader: _Reader, node: yaml.Node, where: str) -> CheckCase | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _CHECK_KEYS)
     if entries is None:
         return None
     entity = reader.required(entries, "entity", where, node, Entity.parse)
@@ -574,6 +620,7 @@ def _check(reader: _Reader, node: yaml.Node, where: str) -> CheckCase | None:
         expected = reader.boolean(value, f"{where}.assertions.{name}")
         if expected is not None:
             assertions[name] = expected
+    _note_if_empty(reader, node, where, assertions)
     depth = _depth(reader, entries, where)
     context = _context(reader, entries.get("context"), f"{where}.context")
     if entity is None or subject is None:
@@ -582,12 +629,13 @@ def _check(reader: _Reader, node: yaml.Node, where: str) -> CheckCase | None:
 
 
 def _entity_filter(reader: _Reader, node: yaml.Node, where: str) -> EntityFilterCase | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _ENTITY_FILTER_KEYS)
     if entries is None:
         return None
     entity_type = reader.required(entries, "entity_type", where, node, _type_name)
     subject = reader.required(entries, "subject", where, node, parse_subject)
     assertions = _id_lists(reader, entries, "assertions", where)
+    _note_if_empty(reader, node, where, assertions)
     scope = _id_lists(reader, entries, "x_scope", where) if "x_scope" in entries else None
     depth = _depth(reader, entries, where)
     context = _context(reader, entries.get("context"), f"{where}.context")
@@ -598,12 +646,13 @@ def _entity_filter(reader: _Reader, node: yaml.Node, where: str) -> EntityFilter
 
 
 def _subject_filter(reader: _Reader, node: yaml.Node, where: str) -> SubjectFilterCase | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _SUBJECT_FILTER_KEYS)
     if entries is None:
         return None
     reference = reader.required(entries, "subject_reference", where, node, SubjectReference.parse)
     entity = reader.required(entries, "entity", where, node, Entity.parse)
     assertions = _id_lists(reader, entries, "assertions", where)
+    _note_if_empty(reader, node, where, assertions)
     depth = _depth(reader, entries, where)
     context = _context(reader, entries.get("context"), f"{where}.context")
     page_size = _page_size(reader, entries, where)
@@ -613,12 +662,13 @@ def _subject_filter(reader: _Reader, node: yaml.Node, where: str) -> SubjectFilt
 
 
 def _expand(reader: _Reader, node: yaml.Node, where: str) -> ExpandCase | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _EXPAND_KEYS)
     if entries is None:
         return None
     entity = reader.required(entries, "entity", where, node, Entity.parse)
     trees = reader.mapping(entries.get("assertions"), f"{where}.assertions") or {}
     assertions = {name: reader.plain(tree) for name, tree in trees.items()}
+    _note_if_empty(reader, node, where, assertions)
     depth = _depth(reader, entries, where)
     context = _context(reader, entries.get("context"), f"{where}.context")
     if entity is None:
@@ -629,7 +679,7 @@ def _expand(reader: _Reader, node: yaml.Node, where: str) -> ExpandCase | None:
 def _subject_permission(
     reader: _Reader, node: yaml.Node, where: str
 ) -> SubjectPermissionCase | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _SUBJECT_PERMISSION_KEYS)
     if entries is None:
         return None
     entity = reader.required(entries, "entity", where, node, Entity.parse)
@@ -669,11 +719,19 @@ def _items(
     return tuple(item for item in found if item is not None)
 
 
+def _note_if_empty(
+    reader: _Reader, node: yaml.Node, where: str, assertions: Mapping[str, object]
+) -> None:
+    """Warn about an item without assertions: it runs no query, so nothing would fail."""
+    if not assertions:
+        reader.warn(node, where, "no assertions: nothing is asked")
+
+
 def _scenario(reader: _Reader, node: yaml.Node, where: str) -> Scenario | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _SCENARIO_KEYS)
     if entries is None:
         return None
-    return Scenario(
+    scenario = Scenario(
         name=reader.optional(entries, "name", where),
         description=reader.optional(entries, "description", where),
         checks=_items(reader, entries, "checks", where, _check),
@@ -684,10 +742,19 @@ def _scenario(reader: _Reader, node: yaml.Node, where: str) -> Scenario | None:
             reader, entries, "x_subject_permission", where, _subject_permission
         ),
     )
+    queries = (scenario.checks, scenario.entity_filters, scenario.subject_filters,
+               scenario.expands, scenario.subject_permissions)  # fmt: skip
+    if not any(queries):
+        # A warning, not an error: Permify runs such a scenario and passes it. (An item that
+        # failed to read is a problem of its own, which stops the file before any warning.)
+        reader.warn(
+            node, where, "scenario asks nothing: no checks, entity_filters or subject_filters"
+        )
+    return scenario
 
 
 def _unvalidated(reader: _Reader, node: yaml.Node, where: str) -> UnvalidatedTuple | None:
-    entries = reader.mapping(node, where)
+    entries = reader.mapping(node, where, _UNVALIDATED_KEYS)
     if entries is None:
         return None
     t = reader.required(entries, "tuple", where, node, parse_tuple)
@@ -698,8 +765,9 @@ def parse_shape(source: str, *, file: str = "<string>", base_dir: Path | None = 
     """Parse a validation file's text. ``file`` names it in messages; a schema given as a path
     is read relative to ``base_dir`` (default: the current directory).
 
-    Raises ValidationFileError listing every problem found (``file:line:col: where: what``).
-    Unknown keys are ignored, as Permify ignores them.
+    Raises ValidationFileError listing every problem found (``file:line:col: where: what``),
+    an unknown key among them (Permify ignores those). Scenarios and items that ask nothing are
+    ``warnings``.
     """
     loader = _Loader(source)
     try:
@@ -715,7 +783,7 @@ def parse_shape(source: str, *, file: str = "<string>", base_dir: Path | None = 
                 [f"{file}: empty file: expected schema, relationships, attributes and scenarios"]
             )
         reader = _Reader(file, loader)
-        entries = reader.mapping(root, "file")
+        entries = reader.mapping(root, "file", _FILE_KEYS)
         if entries is None:
             raise ValidationFileError(reader.problems)
         schema = _schema_source(reader, entries, root, source, base_dir or Path.cwd())

@@ -296,6 +296,178 @@ scenarios:
     assert second.context.is_empty
 
 
+# --- unknown keys are errors, queries that ask nothing are warnings ----------------------------
+
+_CHECK = "      - entity: doc:1\n        subject: user:1\n"
+UNKNOWN_KEYS = [
+    pytest.param(
+        "scenarioz:\n  - name: s\n",
+        "14:1: file: unknown key `scenarioz` (did you mean `scenarios`?)",
+        id="top-level",
+    ),
+    pytest.param(
+        "scenarios:\n  - name: s\n    chekcs: []\n",
+        "16:5: scenarios[0]: unknown key `chekcs` (did you mean `checks`?)",
+        id="scenario",
+    ),
+    pytest.param(
+        "scenarios:\n  - name: s\n    checks:\n" + _CHECK + "        assertion: {view: true}\n",
+        "19:9: scenarios[0].checks[0]: unknown key `assertion` (did you mean `assertions`?)",
+        id="check",
+    ),
+    pytest.param(
+        "scenarios:\n  - entity_filters:\n      - entity_type: doc\n        subject: user:1\n"
+        "        assertions: {view: []}\n        x_pagesize: 2\n",
+        "19:9: scenarios[0].entity_filters[0]: unknown key `x_pagesize` "
+        "(did you mean `x_page_size`?)",
+        id="entity-filter",
+    ),
+    pytest.param(
+        "scenarios:\n  - subject_filters:\n      - subject_reference: user\n"
+        "        entity: doc:1\n        contxt: {}\n        assertions: {view: []}\n",
+        "18:9: scenarios[0].subject_filters[0]: unknown key `contxt` (did you mean `context`?)",
+        id="subject-filter",
+    ),
+    pytest.param(
+        "scenarios:\n  - checks:\n" + _CHECK + "        context: {tuple: [], data: {}}\n"
+        "        assertions: {view: true}\n",
+        "18:19: scenarios[0].checks[0].context: unknown key `tuple` (did you mean `tuples`?)",
+        id="context",
+    ),
+    pytest.param(
+        "scenarios:\n  - x_expand:\n      - entity: doc:1\n        assertion: {view: {}}\n",
+        "17:9: scenarios[0].x_expand[0]: unknown key `assertion` (did you mean `assertions`?)",
+        id="x-expand-item",
+    ),
+    pytest.param(
+        "scenarios:\n  - x_subject_permission:\n      - entity: doc:1\n        subject: user:1\n"
+        "        only_permissions: true\n        results: {}\n",
+        "18:9: scenarios[0].x_subject_permission[0]: unknown key `only_permissions` "
+        "(did you mean `only_permission`?)",
+        id="x-subject-permission-item",
+    ),
+    pytest.param(
+        "x_unvalidated_relationships:\n  - tuple: doc:1#owner@user:1\n    eror: X\n",
+        "16:5: x_unvalidated_relationships[0]: unknown key `eror` (did you mean `error`?)",
+        id="x-unvalidated-item",
+    ),
+    pytest.param(
+        "x_comment: hello\n",
+        "14:1: file: unknown key `x_comment`; expected `schema`, `relationships`, `attributes`, "
+        "`scenarios`, `tenant_id`, `x_unvalidated_relationships`, `x_source` or `x_notes`",
+        id="undocumented-x-key",
+    ),
+    pytest.param(
+        "scenarios:\n  - checks:\n" + _CHECK + "        x_page_size: 2\n"
+        "        assertions: {view: true}\n",
+        "18:9: scenarios[0].checks[0]: unknown key `x_page_size`; expected `entity`, `subject`, "
+        "`depth`, `context` or `assertions`",
+        id="x-key-of-another-item",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tail", "expected"), UNKNOWN_KEYS)
+def test_an_unknown_key_at_any_level_is_an_error_with_a_suggestion(
+    tmp_path: Path, tail: str, expected: str
+) -> None:
+    assert _problems(tmp_path, SCHEMA + tail) == [expected]
+
+
+def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
+    shape = load_shape(
+        _file(
+            tmp_path,
+            SCHEMA
+            + """\
+tenant_id: t1
+x_source: {repository: example, anything: [goes, here]}
+x_notes: free text
+relationships: [doc:1#owner@user:1]
+attributes: [doc:3$public|boolean:true]
+x_unvalidated_relationships:
+  - {tuple: doc:1#owner@doc:2, error: ERROR_CODE_SUBJECT_TYPE_NOT_FOUND}
+scenarios:
+  - name: s
+    description: d
+    checks:
+      - {entity: doc:1, subject: user:1, depth: 5, context: {tuples: [], attributes: [],
+         data: {any_key: 1}}, assertions: {view: true}}
+    entity_filters:
+      - {entity_type: doc, subject: user:1, depth: 5, context: {}, x_page_size: 1,
+         x_scope: {doc: ["1"]}, assertions: {view: ["1"]}}
+    subject_filters:
+      - {subject_reference: user, entity: doc:1, depth: 5, context: {}, x_page_size: 1,
+         assertions: {view: ["1"]}}
+    x_expand:
+      - {entity: doc:1, depth: 5, context: {}, assertions: {view: {any: tree}}}
+    x_subject_permission:
+      - {entity: doc:1, subject: user:1, only_permission: true, depth: 5, context: {},
+         results: {view: CHECK_RESULT_ALLOWED}}
+""",
+        )
+    )
+    (scenario,) = shape.scenarios
+    assert shape.warnings == ()
+    queries = (scenario.checks, scenario.entity_filters, scenario.subject_filters,
+               scenario.expands, scenario.subject_permissions)  # fmt: skip
+    assert [len(q) for q in queries] == [1, 1, 1, 1, 1]
+
+
+def test_a_scenario_or_item_that_asks_nothing_is_a_warning(tmp_path: Path) -> None:
+    path = _file(
+        tmp_path,
+        SCHEMA
+        + """\
+scenarios:
+  - name: empty
+    description: forgot the checks
+  - name: half
+    checks:
+      - entity: doc:1
+        subject: user:1
+      - entity: doc:1
+        subject: user:1
+        assertions: {view: false}
+    entity_filters:
+      - entity_type: doc
+        subject: user:1
+        assertions:
+""",
+    )
+    shape = load_shape(path)
+    assert shape.warnings == (
+        f"{path}:15:5: warning: scenarios[0]: scenario asks nothing: no checks, entity_filters "
+        "or subject_filters",
+        f"{path}:19:9: warning: scenarios[1].checks[0]: no assertions: nothing is asked",
+        f"{path}:25:9: warning: scenarios[1].entity_filters[0]: no assertions: nothing is asked",
+    )
+    code, lines = _invoke("validate", str(path))
+    assert code == 0
+    assert lines == [*shape.warnings, f"{path}: SUCCESS (2 scenarios, 1 assertions)"]
+
+
+def test_cli_validate_fails_a_file_with_misspelt_keys_at_their_positions(tmp_path: Path) -> None:
+    path = _file(
+        tmp_path,
+        SCHEMA
+        + """\
+scenarios:
+  - name: s
+    chekcs:
+      - entity: doc:1
+        subject: user:1
+        assertion: {view: false}
+""",
+    )
+    code, lines = _invoke("validate", str(path))
+    assert code == 1
+    assert lines == [
+        f"{path}:16:5: scenarios[0]: unknown key `chekcs` (did you mean `checks`?)",
+        f"{path}: FAILED",
+    ]
+
+
 # --- schema errors point into the file the user edits ----------------------------------------
 
 BROKEN = "entity user {}\n\nentity doc {\n    relation owner @user\n    permission view = ownr\n}\n"
