@@ -16,6 +16,11 @@ Semantics every backend keeps:
 * **Order inside one write.** Deletes (explicit and by filter, both judged against the state
   before the write) apply first, then writes; so a write that deletes and writes the same tuple
   leaves it present, and a write and delete of the same attribute leaves the written value.
+* **Claims** are store-wide keys ``(namespace, key)`` each held by one tenant (an API token's
+  hash), so that "which tenant holds this?" is one read, however many tenants there are. A write
+  puts and releases the writing tenant's claims in its atomic batch; a claim of a key another
+  tenant holds takes it over; a release only removes the writing tenant's own claim; deleting a
+  tenant releases every claim it holds. Like records, claims are not versioned.
 * **Records** are the relations layer's extra rows (metadata, positions, registries). They live in
   named keyspaces beside a tenant's tuples and are written in the same atomic batch, but they are
   not versioned: every reader sees their latest state. Inside ``Store.transact`` the latest state
@@ -278,6 +283,9 @@ class Changes:
     delete_attribute_filters: list[AttributeFilter] = field(default_factory=list)
     put_records: list[Record] = field(default_factory=list)
     delete_records: list[tuple[str, RecordKey]] = field(default_factory=list)
+    #: Store-wide keys (namespace, key) the writing tenant claims, and releases.
+    put_claims: list[tuple[str, RecordKey]] = field(default_factory=list)
+    delete_claims: list[tuple[str, RecordKey]] = field(default_factory=list)
     unbounded: bool = False
 
     @property
@@ -552,6 +560,20 @@ class Store(Protocol):
 
     def collect_garbage(self, *, now: float | None = None) -> GCStats:
         """Remove versions no reader inside the retention window can see."""
+        ...
+
+    def claimant(self, namespace: str, key: RecordKey) -> TenantId | None:
+        """The tenant holding the claim ``(namespace, key)``, or None: one read."""
+        ...
+
+    @property
+    def claims_complete(self) -> bool:
+        """False for a store written before claims existed, until ``mark_claims_complete``:
+        claims may be missing then, and whoever claims keys should add theirs first."""
+        ...
+
+    def mark_claims_complete(self) -> None:
+        """Record (durably) that every claim that should exist has been written."""
         ...
 
     def close(self) -> None: ...

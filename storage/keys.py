@@ -5,6 +5,7 @@ Layout (``|`` only separates the parts here; it is not a byte)::
     00 'M' name                          store metadata (format, store id, GC horizon)
     00 'T' c(tenant)                     tenant registry
     00 'V' rev8                          revision log: commit time and tenant of each write
+    00 'L' c(namespace) c(part)...       claims: the tenant holding each (its id, UTF-8)
     01 c(tenant) 'F' c(et) c(eid) c(rel) c(st) c(sid) c(srel) [02]   forward tuple index
     01 c(tenant) 'R' c(st) c(sid) c(srel) c(et) c(rel) c(eid) [02]   reverse tuple index
     01 c(tenant) 'A' c(et) c(eid) c(name) [02]                       attributes
@@ -12,6 +13,7 @@ Layout (``|`` only separates the parts here; it is not a byte)::
     01 c(tenant) 'C' rev8                                            change log of one write
     01 c(tenant) 'S' c(version)                                      schema versions
     01 c(tenant) 'X' c(keyspace) c(part)...                          relations-layer records
+    01 c(tenant) 'L' c(namespace) c(part)...                         the tenant's claims
 
 Each tuple or attribute has at most two keys: its *live* key (the body, present while it lives;
 the value starts with the 8-byte revision that created it) and its *history* key (the body and
@@ -47,6 +49,7 @@ MAX_REVISION = (1 << 64) - 1
 META = b"\x00M"
 TENANTS = b"\x00T"
 REVISIONS = b"\x00V"
+CLAIMS = b"\x00L"
 TENANT = b"\x01"
 
 FORWARD = b"F"
@@ -56,6 +59,7 @@ DEAD = b"D"
 CHANGES = b"C"
 SCHEMAS = b"S"
 RECORDS = b"X"
+TENANT_CLAIMS = b"L"
 #: (entity type, relation, subject type, subject relation) of every tuple ever written.
 KINDS = b"K"
 
@@ -170,6 +174,16 @@ def change_key(tp: bytes, revision: int) -> bytes:
 
 def schema_key(tp: bytes, version: str) -> bytes:
     return tp + SCHEMAS + component(version)
+
+
+def claim_key(namespace: str, parts: Iterable[str]) -> bytes:
+    """The store-wide key of a claim; its value is the holding tenant's id."""
+    return CLAIMS + component(namespace) + components(parts)
+
+
+def tenant_claim_key(tp: bytes, namespace: str, parts: Iterable[str]) -> bytes:
+    """The tenant's own mark of a claim, removed with the tenant's keys."""
+    return tp + TENANT_CLAIMS + component(namespace) + components(parts)
 
 
 def record_prefix(tp: bytes, keyspace: str, parts: Iterable[str] = ()) -> bytes:

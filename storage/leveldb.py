@@ -100,6 +100,8 @@ FORMAT = b"1"
 _FORMAT_KEY = keys.META + b"format"
 _STORE_ID_KEY = keys.META + b"store-id"
 _HORIZON_KEY = keys.META + b"gc-horizon"
+#: Present once every claim is written (at creation; after a backfill in older stores).
+_CLAIMS_COMPLETE_KEY = keys.META + b"claims-complete"
 _DELETE_CHUNK = 10_000
 _GC_CHUNK = 1_000
 _CREATE = b"\x01"
@@ -200,6 +202,7 @@ class LevelDBStore:
                 batch.put(_FORMAT_KEY, FORMAT)
                 batch.put(_STORE_ID_KEY, store_id)
                 batch.put(_HORIZON_KEY, rev8(0))
+                batch.put(_CLAIMS_COMPLETE_KEY, b"")
                 batch.put(
                     keys.tenant_registry_key(DEFAULT_TENANT), self._tenant_value("", self._now_ns())
                 )
@@ -210,6 +213,7 @@ class LevelDBStore:
             )
         self._store_id: bytes = db.get(_STORE_ID_KEY)
         self._horizon = keys.revision_of(db.get(_HORIZON_KEY))
+        self._claims_complete = db.get(_CLAIMS_COMPLETE_KEY) is not None
         last = next(db.iterator(prefix=keys.REVISIONS, reverse=True, include_value=False), None)
         self._revision = keys.revision_of(last[len(keys.REVISIONS) :]) if last else 0
         self._last_commit_ns = 0
@@ -342,9 +346,17 @@ class LevelDBStore:
             self._schema_heads.pop(tenant, None)
             self._kinds.pop(tenant, None)
             self._latest_readers.pop(tenant, None)
-            # Unregister first: from here on no call can reach the tenant, and the next open
-            # finishes the range delete below if a crash interrupts it.
-            self._db.delete(keys.tenant_registry_key(tenant), sync=self._sync)
+            # Unregister and release the tenant's claims first, in one batch: from here on no
+            # call can reach the tenant, and the next open finishes the range delete below if a
+            # crash interrupts it.
+            held = tenant.encode("utf-8", "surrogatepass")
+            marks = tp + keys.TENANT_CLAIMS
+            with self._db.write_batch(sync=self._sync) as batch:
+                batch.delete(keys.tenant_registry_key(tenant))
+                for mark in self._db.iterator(prefix=marks, include_value=False):
+                    claim = keys.CLAIMS + mark[len(marks) :]
+                    if self._db.get(claim) == held:
+                        batch.delete(claim)
             self._delete_range(tp, keys.prefix_end(tp))
         return info
 
@@ -537,6 +549,8 @@ class LevelDBStore:
                 batch.delete(keys.record_prefix(tp, keyspace, parts))
             for record in changes.put_records:
                 put(keys.record_prefix(tp, record.keyspace, record.key), record.value)
+            if changes.delete_claims or changes.put_claims:
+                self._apply_claims(batch, tp, tenant, changes)
 
             log = _change_log(deleted_tuples, attr_deleted, created_tuples, attr_created)
             if log:
@@ -555,6 +569,37 @@ class LevelDBStore:
         if new_kinds:
             self._kinds[tenant] = known | new_kinds
         return tokens.encode_snap(self._store_id, revision)
+
+    def _apply_claims(self, batch: Any, tp: bytes, tenant: str, changes: Changes) -> None:
+        """Release, then put, the writing tenant's claims; the caller holds the write lock."""
+        held = tenant.encode("utf-8", "surrogatepass")
+        for namespace, parts in changes.delete_claims:
+            claim = keys.claim_key(namespace, parts)
+            if self._db.get(claim) == held:  # another tenant's claim of the key stays
+                batch.delete(claim)
+            batch.delete(keys.tenant_claim_key(tp, namespace, parts))
+        for namespace, parts in changes.put_claims:
+            batch.put(keys.claim_key(namespace, parts), held)
+            batch.put(keys.tenant_claim_key(tp, namespace, parts), b"")
+
+    # -- claims ----------------------------------------------------------------------------
+
+    def claimant(self, namespace: str, key: RecordKey) -> TenantId | None:
+        self._check_open()
+        try:
+            held: bytes | None = self._db.get(keys.claim_key(namespace, key))
+        except RuntimeError as exc:
+            raise _closed() from exc
+        return None if held is None else TenantId(held.decode("utf-8", "surrogatepass"))
+
+    @property
+    def claims_complete(self) -> bool:
+        return self._claims_complete
+
+    def mark_claims_complete(self) -> None:
+        with self._locked():
+            self._db.put(_CLAIMS_COMPLETE_KEY, b"", sync=True)
+            self._claims_complete = True
 
     def _tenant_kinds(self, tenant: str, tp: bytes) -> frozenset[TupleKind]:
         """The tenant's tuple kinds; the caller holds the write lock."""
@@ -904,9 +949,7 @@ class LevelDBReader:
     """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
     duration of a request (while it is referenced, GC keeps everything it can see)."""
 
-    __slots__ = (
-        "__weakref__", "_db", "_local", "_rb", "_revision", "_store", "_tenant", "_tp"
-    )
+    __slots__ = ("__weakref__", "_db", "_local", "_rb", "_revision", "_store", "_tenant", "_tp")
 
     def __init__(self, store: LevelDBStore, tp: bytes, tenant: TenantId, revision: Revision):
         self._store = store

@@ -183,7 +183,11 @@ def _check_changes(changes: Changes) -> None:
         if not (isinstance(r, Record) and isinstance(r.value, bytes)):
             raise TypeError(f"expected a Record with a bytes value, got {r!r}")
         _check_record_key(r.keyspace, r.key)
-    for keyspace, key in changes.delete_records:
+    for keyspace, key in (
+        *changes.delete_records,
+        *changes.put_claims,
+        *changes.delete_claims,
+    ):
         _check_record_key(keyspace, key)
 
 
@@ -228,6 +232,8 @@ class MemoryStore:
         self._tenants: dict[TenantId, _TenantData] = {
             tenant: _TenantData(TenantInfo(tenant, "", _timestamp(clock())))
         }
+        #: (namespace, key) -> the tenant holding that claim.
+        self._claims: dict[tuple[str, RecordKey], TenantId] = {}
 
     @property
     def max_write_items(self) -> int:
@@ -325,6 +331,7 @@ class MemoryStore:
         with self._exclusive():
             data = self._data(tenant)
             del self._tenants[data.info.id]
+            self._claims = {k: t for k, t in self._claims.items() if t != data.info.id}
             return data.info
 
     # -- schemas ----------------------------------------------------------------------------
@@ -442,6 +449,12 @@ class MemoryStore:
             data.records.pop((keyspace, record_key), None)
         for record in changes.put_records:
             data.records[(record.keyspace, record.key)] = record.value
+        holder = data.info.id
+        for claim in changes.delete_claims:
+            if self._claims.get(claim) == holder:  # another tenant's claim of the key stays
+                del self._claims[claim]
+        for claim in changes.put_claims:
+            self._claims[claim] = holder
 
         token = self._token(revision)
         if log:
@@ -450,6 +463,19 @@ class MemoryStore:
         # Last: a reader opened at "latest" meanwhile stays at the previous revision.
         self._revision = revision
         return token
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def claimant(self, namespace: str, key: RecordKey) -> TenantId | None:
+        self._check_open()
+        return self._claims.get((namespace, tuple(key)))
+
+    @property
+    def claims_complete(self) -> bool:
+        return True  # a memory store starts empty, so no claim was ever written without it
+
+    def mark_claims_complete(self) -> None:
+        self._check_open()
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ Every row change goes through `RowWriter`, which keeps the secondary indexes in 
 * ``rel_p`` (entity type, entity id, role, position, relation id) -> "": a many-valued list in
   order
 * ``cfg``   ("relations",)                             -> Settings JSON
-* ``tok``   (sha256 hex)                               -> ApiToken JSON; ``tok_id`` (id) -> hash
+* ``tok``   (sha256 hex)                               -> ApiToken JSON; ``tok_id`` (id) -> hash;
+  and, store-wide, the claim ``tok`` (sha256 hex) of every token not revoked
 
 Times and positions are zero-padded decimal strings so key order is numeric order.
 """
@@ -239,5 +240,9 @@ def tokens(reader: SnapshotReader) -> list[ApiToken]:
 
 
 def put_token(changes: Changes, token: ApiToken) -> None:
+    """Write ``token``; while it is not revoked the tenant also claims its hash (namespace
+    ``tok``), so that a secret finds its tenant with one read."""
     changes.put_records.append(Record(TOKENS, (token.hash,), token.encode()))
     changes.put_records.append(Record(TOKEN_IDS, (token.id,), token.hash.encode()))
+    claims = changes.put_claims if token.revoked_at is None else changes.delete_claims
+    claims.append((TOKENS, (token.hash,)))

@@ -11,6 +11,7 @@ checks (tokens with a subject) ask the engine before the transaction.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 import uuid
@@ -55,6 +56,8 @@ T = TypeVar("T")
 
 TOKEN_PREFIX = "pat_"
 _BASE62 = string.ascii_letters + string.digits
+#: What ``create_token`` issues: the prefix and 32 base62 characters.
+_SECRET = re.compile(TOKEN_PREFIX + "[A-Za-z0-9]{32}")
 
 
 def _digest(secret: str) -> str:
@@ -113,49 +116,50 @@ class Relations:
 
     def authenticate(self, tenant: str, secret: str) -> Principal:
         """The principal a PAT stands for on ``tenant``: 401 when unknown, expired or revoked
-        anywhere; 404 (as for an unknown tenant) when it belongs to another tenant."""
-        if not secret.startswith(TOKEN_PREFIX):
+        anywhere; 404 (as for an unknown tenant) when it belongs to another tenant.
+
+        A constant number of reads, however many tenants there are: the store-wide claim of
+        the token's hash names its tenant."""
+        if not _SECRET.fullmatch(secret):  # not one we issued: nothing to look up
             raise Unauthenticated("invalid token")
+        if not self.store.claims_complete:
+            self.claim_tokens()
         digest = _digest(secret)
-        try:
-            token = layout.token_by_hash(self.store.reader(tenant), digest)
-        except TenantNotFound:
-            token = None
-            if self._token_elsewhere(digest, tenant):
-                raise
-            raise Unauthenticated("invalid token") from None
-        if token is None:
-            if self._token_elsewhere(digest, tenant):
+        holder = self.store.claimant(layout.TOKENS, (digest,))
+        if holder is not None and holder != tenant:
+            # An expired or revoked token is a 401 everywhere, never a 404.
+            if _live(self._token_of(holder, digest)):
                 raise TenantNotFound(tenant)
             raise Unauthenticated("invalid token")
-        now = now_micros()
-        if token.revoked_at is not None or (
-            token.expires_at is not None and token.expires_at <= now
-        ):
+        token = self._token_of(tenant, digest)
+        if token is None:
+            raise Unauthenticated("invalid token")
+        if not _live(token):
             raise Unauthenticated("the token is expired or revoked")
         return Principal(frozenset(token.scopes), token.subject, token.id)
 
-    def _token_elsewhere(self, digest: str, tenant: str) -> bool:
+    def _token_of(self, tenant: str, digest: str) -> ApiToken | None:
+        try:
+            return layout.token_by_hash(self.store.reader(tenant), digest)
+        except TenantNotFound:  # e.g. deleted a moment ago
+            return None
+
+    def claim_tokens(self) -> None:
+        """Claim the hash of every token not revoked, then mark the store's claims complete:
+        what a store written before claims existed needs once (``Store.claims_complete``)."""
         cursor = ""
         while True:
             tenants = self.store.list_tenants(page_size=500, cursor=cursor)
             for info in tenants.items:
-                if info.id == tenant:
-                    continue
                 try:
-                    found = layout.token_by_hash(self.store.reader(info.id), digest)
+                    if any(t.revoked_at is None for t in layout.tokens(self.store.reader(info.id))):
+                        self.store.transact(info.id, _claim_tokens)
                 except TenantNotFound:  # deleted since it was listed
                     continue
-                # An expired or revoked token is a 401 everywhere, never a 404.
-                if (
-                    found is not None
-                    and found.revoked_at is None
-                    and (found.expires_at is None or found.expires_at > now_micros())
-                ):
-                    return True
             if not tenants.cursor:
-                return False
+                break
             cursor = tenants.cursor
+        self.store.mark_claims_complete()
 
     def create_token(
         self,
@@ -508,6 +512,22 @@ class _Unchanged(Exception):
     def __init__(self, row: Relation) -> None:
         super().__init__(row.id)
         self.row = row
+
+
+def _live(token: ApiToken | None) -> bool:
+    return (
+        token is not None
+        and token.revoked_at is None
+        and (token.expires_at is None or token.expires_at > now_micros())
+    )
+
+
+def _claim_tokens(reader: SnapshotReader) -> Changes:
+    changes = Changes()
+    for token in layout.tokens(reader):
+        if token.revoked_at is None:
+            changes.put_claims.append((layout.TOKENS, (token.hash,)))
+    return changes
 
 
 def _fields(token: ApiToken) -> dict[str, Any]:

@@ -1043,3 +1043,83 @@ def test_attributes_of_one_entity_never_include_other_types(store: Store) -> Non
     r = store.reader(DEFAULT_TENANT)
     assert r.attributes("", "1") == []
     assert [a.value for a in r.attributes("folder", "1")] == [2]
+
+
+# -- claims ------------------------------------------------------------------------------
+
+
+def claim(store: Store, tenant: str, *keys: str, release: bool = False) -> None:
+    claims = [("tok", (key,)) for key in keys]
+    changes = Changes(delete_claims=claims) if release else Changes(put_claims=claims)
+    store.write(tenant, changes)
+
+
+def test_a_claim_names_its_tenant_until_that_tenant_releases_it(store: Store) -> None:
+    store.create_tenant("a")
+    store.create_tenant("b")
+    claim(store, "a", "h1")
+    assert store.claimant("tok", ("h1",)) == "a"
+    assert store.claimant("tok", ("h2",)) is None
+    assert store.claimant("other", ("h1",)) is None  # namespaces are apart
+    assert store.claimant("tok", ("h1", "")) is None  # keys are whole tuples
+    claim(store, "b", "h1", release=True)  # b cannot release a's claim
+    assert store.claimant("tok", ("h1",)) == "a"
+    claim(store, "a", "h1", release=True)
+    assert store.claimant("tok", ("h1",)) is None
+
+
+def test_a_claim_lands_in_the_same_atomic_write_as_the_rest(store: Store) -> None:
+    store.create_tenant("a")
+
+    def refuse(reader: SnapshotReader) -> Changes:
+        raise Conflict("changed my mind")
+
+    with pytest.raises(Conflict):
+        store.transact("a", refuse)
+    too_many = Changes(
+        write_tuples=[T(f"doc:{i}#viewer@user:1") for i in range(store.max_write_items + 1)],
+        put_claims=[("tok", ("h1",))],
+    )
+    with pytest.raises(TooManyChanges):
+        store.write("a", too_many)
+    assert store.claimant("tok", ("h1",)) is None
+    store.transact(
+        "a",
+        lambda reader: Changes(
+            put_records=[Record("tok", ("h1",), b"token")], put_claims=[("tok", ("h1",))]
+        ),
+    )
+    assert store.claimant("tok", ("h1",)) == "a"
+    assert store.reader("a").record("tok", ("h1",)) == b"token"
+
+
+def test_a_later_claim_takes_a_key_over_and_a_release_then_deletes_it_in_one_write(
+    store: Store,
+) -> None:
+    store.create_tenant("a")
+    store.create_tenant("b")
+    claim(store, "a", "h1")
+    claim(store, "b", "h1")
+    assert store.claimant("tok", ("h1",)) == "b"
+    store.write("b", Changes(delete_claims=[("tok", ("h1",))], put_claims=[("tok", ("h2",))]))
+    assert (store.claimant("tok", ("h1",)), store.claimant("tok", ("h2",))) == (None, "b")
+
+
+def test_deleting_a_tenant_releases_the_claims_it_holds_and_no_others(store: Store) -> None:
+    store.create_tenant("a")
+    store.create_tenant("b")
+    claim(store, "a", "h1", "h2")
+    claim(store, "b", "h3")
+    claim(store, "b", "h2")  # taken over from a
+    store.delete_tenant("a")
+    assert [store.claimant("tok", (k,)) for k in ("h1", "h2", "h3")] == [None, "b", "b"]
+    store.create_tenant("a")  # a new tenant of the same id holds nothing
+    assert store.claimant("tok", ("h1",)) is None
+    store.delete_tenant("b")
+    assert [store.claimant("tok", (k,)) for k in ("h1", "h2", "h3")] == [None, None, None]
+
+
+def test_a_new_store_has_every_claim(store: Store) -> None:
+    assert store.claims_complete
+    store.mark_claims_complete()
+    assert store.claims_complete
