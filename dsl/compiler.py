@@ -27,12 +27,13 @@ import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from dsl import ast
 from dsl.errors import Diagnostic, SchemaError
 from dsl.gcpause import gc_paused
 from dsl.parser import line_at, parse
+from dsl.rule_cost import RuleBodyError, is_panic, measure
 from dsl.schema import (
     AttributeDef,
     AttributeType,
@@ -54,12 +55,13 @@ from dsl.schema import (
     TupleToUserSet,
 )
 
+if TYPE_CHECKING:
+    import cel
+
 MAX_NAME_LENGTH: Final = 64
 #: Past this many errors the rest are not collected: a pathological schema cannot make the
 #: compiler spend quadratic time on suggestions and quoted lines.
 MAX_DIAGNOSTICS: Final = 100
-#: Longest line of a rule body (no real rule comes near it).
-MAX_RULE_LINE: Final = 10_000
 _TYPE_NAMES: Final = "boolean, string, integer, double (each optionally with [])"
 #: Words CEL reserves, plus the ``context`` variable every rule sees: no rule parameter may
 #: take one of these names.
@@ -329,19 +331,43 @@ class _Compiler:
         # its command-line tool), and most schemas have none.
         import cel  # noqa: PLC0415
 
-        for number, text in enumerate(rule.body.split("\n"), start=1):
-            if len(text) > MAX_RULE_LINE:
-                # The CEL library panics (no exception) on a syntax error past column 65535.
-                self.error(
-                    self._body_pos(rule, number, 1),
-                    f"rule body line is longer than {MAX_RULE_LINE} characters",
-                )
+        # Measured first (size, nesting, cost), so nothing that could crash or stall the CEL
+        # library reaches it. A body that is not CEL is still handed to the library, within
+        # the size limit, for its own (better) syntax message.
+        try:
+            measure(rule.body)
+            unreadable: RuleBodyError | None = None
+        except RuleBodyError as exc:
+            if not exc.syntax:
+                self.error(self._body_pos(rule, exc.line, exc.column), exc.message)
                 return
+            unreadable = exc
         # The verbatim body, not the normalised expression: the two differ only in whitespace,
         # and the verbatim one's line:col map straight into the schema.
         try:
             program = cel.compile(rule.body)
-        except ValueError as exc:
+        except BaseException as exc:
+            # The binding's PanicException (a Rust panic) derives from BaseException.
+            if not isinstance(exc, Exception) and not is_panic(exc):
+                raise
+            self._cel_syntax(rule, exc, unreadable)
+            return
+        if unreadable is not None:
+            # The library took a body this project's CEL grammar cannot read, so it cannot be
+            # priced: refused rather than run unmeasured.
+            self.error(
+                self._body_pos(rule, unreadable.line, unreadable.column),
+                "rule body uses CEL syntax Stonetown cannot measure; rewrite it with the "
+                "operators and macros of standard CEL",
+            )
+            return
+        if params is None:
+            return  # a parameter's type is in error already: nothing to try the body on
+        self._try_body(rule, program, params)
+
+    def _cel_syntax(self, rule: ast.Rule, exc: BaseException, ours: RuleBodyError | None) -> None:
+        """Report the CEL library's syntax errors, each at its line:col in the schema."""
+        if isinstance(exc, ValueError):
             # "Failed to parse expression '<body>': " then one "ERROR: ..." line per error, each
             # followed by the offending line and a caret.
             details = str(exc).removeprefix(f"Failed to parse expression '{rule.body}': ")
@@ -350,11 +376,18 @@ class _Compiler:
                 found = True
                 line, column = int(match[1]), int(match[2])
                 self.error(self._body_pos(rule, line, column), match[3])
-            if not found:
-                self.error(self._body_start(rule), str(exc))
-            return
-        if params is None:
-            return  # a parameter's type is in error already: nothing to try the body on
+            if found:
+                return
+        if ours is not None:
+            self.error(self._body_pos(rule, ours.line, ours.column), ours.message)
+        else:
+            self.error(self._body_start(rule), f"rule body is not valid CEL: {exc}")
+
+    def _try_body(
+        self, rule: ast.Rule, program: cel.Program, params: dict[str, AttributeType]
+    ) -> None:
+        """Run the body once on sample values: a type error or a non-boolean result is the
+        schema's fault, since parameters have fixed types."""
         sample: dict[str, object] = {
             name: () if kind.is_array else _SAMPLE_VALUES[kind] for name, kind in params.items()
         }

@@ -394,6 +394,9 @@ def _rule_call(entity_type: str, rule: str, arguments: tuple[str, ...]) -> Evalu
                 found = ev.context_attribute(entity_type, eid, name)
             if found is not None:
                 values[name] = found.value
+        if ev.inline:
+            # Never on the event loop: the CEL library holds the GIL while it runs.
+            raise OverBudget(ev.limit)
         return ev.program.rules.evaluate(rule, values, ev.data)
 
     return call
@@ -415,6 +418,7 @@ class Evaluation:
         "data",
         "evaluators",
         "in_progress",
+        "inline",
         "limit",
         "plain_reads",
         "program",
@@ -452,6 +456,9 @@ class Evaluation:
         self.count = 0
         #: Dispatches allowed before OverBudget (see `Engine.check`).
         self.limit = sys.maxsize
+        #: Set with a dispatch budget: the caller runs on an event loop, so rules (which hold
+        #: the GIL while the CEL library runs) give up with OverBudget too.
+        self.inline = False
         self.data: Mapping[str, Any] = context.data
         self.context_tuples = context.tuples
         self.context_attributes = context.attributes

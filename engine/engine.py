@@ -34,6 +34,7 @@ from engine.errors import (
     DepthExceeded,
     EngineError,
     InvalidRequest,
+    OverBudget,
     SchemaNotFound,
     UnknownEntityType,
 )
@@ -196,6 +197,12 @@ class Engine:
                 self._compiled[key] = found
         return found
 
+    def _is_compiled(self, tenant: str, version: str) -> bool:
+        """Is ``version`` (or the head) of ``tenant`` compiled already? Never compiles."""
+        if not version:
+            version = self.store.schema_head(tenant)
+        return (tenant, version) in self._compiled
+
     def schema(self, tenant: str, version: str = "") -> tuple[str, Schema]:
         """The compiled schema (``version`` or head) and its version id."""
         compiled = self.compiled(tenant, version)
@@ -269,11 +276,15 @@ class Engine:
         """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?
 
         With ``max_dispatches`` the evaluation gives up with `OverBudget` once it needs more
-        than that many dispatches (a cached answer needs none): the API answers small checks
-        on its event loop and sends the rest to a worker thread. Work finished before giving
-        up stays cached, so asking again costs only the rest.
+        than that many dispatches (a cached answer needs none), before it would compile the
+        schema, and before it would evaluate a rule: the API answers small checks on its event
+        loop and sends the rest to a worker thread. Work finished before giving up stays
+        cached, so asking again costs only the rest.
         """
         asked, depth = depth, self._depth(depth)
+        if max_dispatches is not None and not self._is_compiled(tenant, schema_version):
+            # Compiling a schema (its rules included) is no small step: not on an event loop.
+            raise OverBudget(max_dispatches)
         compiled = self.compiled(tenant, schema_version)
         reader: SnapshotReader = self.store.reader(tenant, snap_token)
         results = self._results_for(tenant, compiled, reader, context)
@@ -284,6 +295,7 @@ class Engine:
         ev = self._evaluation_at(tenant, compiled, reader, context, results)
         if max_dispatches is not None:
             ev.limit = max_dispatches
+            ev.inline = True
         try:
             allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
         except (DepthExceeded, RecursionError):

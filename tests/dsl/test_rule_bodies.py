@@ -14,8 +14,9 @@ import textwrap
 
 import pytest
 
-from dsl.compiler import MAX_RULE_LINE, load
+from dsl.compiler import load
 from dsl.errors import SchemaError
+from dsl.rule_cost import MAX_RULE_BODY
 
 #: CEL's list of what may start an operand, in its syntax errors.
 OPERAND = (
@@ -156,9 +157,9 @@ INVALID = [
         id="every_error_collected",
     ),
     pytest.param(
-        _schema("rule r(x integer) { " + "x" * (MAX_RULE_LINE + 1) + " }"),
-        [(2, 20, f"rule body line is longer than {MAX_RULE_LINE} characters")],
-        id="overlong_line",
+        _schema("rule r(x integer) { " + "x" * (MAX_RULE_BODY + 1) + " }"),
+        [(2, 20, f"rule body is longer than {MAX_RULE_BODY} characters")],
+        id="overlong_body",
     ),
 ]
 

@@ -217,12 +217,16 @@ COMPILE_ERRORS = [
 
 @pytest.mark.parametrize("body", COMPILE_ERRORS)
 def test_compile_error_is_a_rule_error_with_the_cel_message(body: str) -> None:
-    rules = {
-        "fine": RuleDef("fine", {"v": T.INTEGER}, "v > 1"),
-        "broken": RuleDef("broken", {"v": T.INTEGER}, body),
-    }
+    rules = RuleSet.compile(
+        {
+            "fine": RuleDef("fine", {"v": T.INTEGER}, "v > 1"),
+            "broken": RuleDef("broken", {"v": T.INTEGER}, body),
+        }
+    )
+    # Only the broken rule fails, when it is evaluated: the other rules of the schema work.
+    assert rules.evaluate("fine", {"v": 2}, {}) is True
     with pytest.raises(RuleError) as caught:
-        RuleSet.compile(rules)
+        rules.evaluate("broken", {"v": 2}, {})
     message = str(caught.value)
     assert message.startswith("rule `broken` does not compile: ")
     assert "ERROR: <input>:1:" in message  # the library's own text, with its position

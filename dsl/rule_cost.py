@@ -1,0 +1,417 @@
+"""Rule bodies measured before the CEL library sees them: size, nesting, cost, what they read.
+
+The CEL library (``cel``, a Rust binding) is fast on the bodies people write, but a body is
+untrusted input and the library has three hazards, measured on this project's machine
+(``bench/cel_bench.py --limits``):
+
+* its parser recurses once per chained operator or member access (``0 + 1 + 1 ...``,
+  ``a.b.c...``): about 13,000 of them overflow an 8 MiB stack and kill the process (SIGSEGV);
+* it holds the GIL while it compiles or runs and cannot be interrupted, so one slow call
+  freezes every thread, the event loop included;
+* ``map`` and ``filter`` copy their accumulator on every step (quadratic: 16,000 elements take
+  8.6 s), comprehensions nest multiplicatively, and binding its inputs costs about 0.3 µs per
+  value, whether or not the body reads them.
+
+So every body is parsed here first, with ``cel.lark`` and Lark's LALR parser (a table-driven
+loop: no recursion on Python's stack), then walked iteratively, and it must keep within:
+
+* `MAX_RULE_BODY` characters and `MAX_RULE_LINES` lines (the bound on what any body, even one
+  this grammar rejects, can make the library's parser do);
+* `MAX_RULE_NESTING` levels of expression nesting;
+* a *cost*: a polynomial in ``n``, the number of values the rule's inputs hold, bounding the
+  steps the library takes (every operand evaluated, every comprehension step, every element a
+  ``map`` or ``filter`` copies, every element compared or concatenated). A body whose cost on
+  inputs of `NOMINAL_INPUT_VALUES` values exceeds `RULE_STEP_BUDGET` is refused when the schema
+  is written, and every call is priced before it runs: `RuleCost.steps` with the real ``n``
+  (plus `BINDING_STEPS` per input value) over the budget is an error, never a long call.
+
+The walk also finds which ``context.data`` keys a body reads (`RuleCost.data_keys`), so a call
+binds only those and a large request context costs nothing to rules that ignore it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
+
+#: Longest body, in characters. Real rules are a few lines; 8 KiB keeps even a body this
+#: grammar rejects (and the library parses anyway, for its own error message) three times
+#: under the chained-operator depth that crashed the library on an 8 MiB stack.
+MAX_RULE_BODY: Final = 8192
+#: Most lines in one body.
+MAX_RULE_LINES: Final = 256
+#: Deepest nesting of a body's expression tree (each operator, access, call, index or literal
+#: level counts one; ``&&`` and ``||`` chains count once, since the library keeps them flat).
+#: cel-go's parser stops at 250; 100 is far beyond any real rule.
+MAX_RULE_NESTING: Final = 100
+#: Steps one rule call may take: about 30 ms of the library's time in the worst case measured
+#: (0.14 µs a comprehension step), so a rule can never hold the GIL long enough to starve the
+#: event loop.
+RULE_STEP_BUDGET: Final = 200_000
+#: The input size a body is priced at when its schema is written.
+NOMINAL_INPUT_VALUES: Final = 16
+#: What binding one input value into the library's activation costs, in steps (measured:
+#: 0.3 µs a value, about two comprehension steps).
+BINDING_STEPS: Final = 2
+
+#: Comprehension macros: ``range.macro(var, ...)``.
+_MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
+#: Above this a coefficient is as good as infinite; keeps the arithmetic on small integers.
+_SATURATED: Final = 1 << 62
+
+_PARSER: Final = Lark.open(
+    "cel.lark",
+    rel_to=__file__,
+    parser="lalr",
+    propagate_positions=True,
+    maybe_placeholders=True,
+)
+
+#: A polynomial in ``n``: coefficients, lowest degree first.
+Poly = tuple[int, ...]
+_ZERO: Final[Poly] = ()
+_ONE: Final[Poly] = (1,)
+_N: Final[Poly] = (0, 1)
+
+
+class RuleBodyError(Exception):
+    """A body over a limit, or one this grammar cannot read; ``line`` and ``column`` are
+    1-based within the body. ``syntax`` is True when the body is not CEL at all (the CEL
+    library's own message is the better one to show for those)."""
+
+    def __init__(self, line: int, column: int, message: str, *, syntax: bool = False) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+        self.message = message
+        self.syntax = syntax
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCost:
+    """What one body may cost and what it reads."""
+
+    #: Steps as a polynomial in ``n``, the number of values in the rule's inputs.
+    polynomial: Poly
+    #: The ``context.data`` keys the body reads by name; None when it reads ``context`` (or
+    #: ``context.data``) as a whole, or by a computed key.
+    data_keys: frozenset[str] | None
+    #: How deep the expression tree nests.
+    nesting: int
+
+    def steps(self, n: int) -> int:
+        """Steps a call with inputs of ``n`` values may take, binding them included."""
+        total = 0
+        power = 1
+        for coefficient in self.polynomial:
+            total += coefficient * power
+            power *= n
+        return total + BINDING_STEPS * n
+
+
+def measure(body: str) -> RuleCost:
+    """Parse ``body`` and price it. Raises `RuleBodyError` when it is over a limit (size,
+    lines, nesting, cost at `NOMINAL_INPUT_VALUES`) or is not CEL this grammar can read."""
+    if len(body) > MAX_RULE_BODY:
+        raise RuleBodyError(1, 1, f"rule body is longer than {MAX_RULE_BODY} characters")
+    lines = body.count("\n") + 1
+    if lines > MAX_RULE_LINES:
+        raise RuleBodyError(1, 1, f"rule body has more than {MAX_RULE_LINES} lines ({lines})")
+    try:
+        tree = _PARSER.parse(body)
+    except UnexpectedInput as exc:
+        raise RuleBodyError(
+            exc.line if exc.line > 0 else 1,
+            exc.column if exc.column > 0 else 1,
+            f"rule body is not valid CEL near line {exc.line}, column {exc.column}",
+            syntax=True,
+        ) from exc
+    cost = _Walk().run(tree)
+    static = cost.steps(NOMINAL_INPUT_VALUES)
+    if static > RULE_STEP_BUDGET:
+        line, column = _position(tree)
+        raise RuleBodyError(
+            line,
+            column,
+            f"rule body is too expensive: up to {_human(static)} steps on inputs of "
+            f"{NOMINAL_INPUT_VALUES} values, over the budget of {RULE_STEP_BUDGET:,} "
+            "(nested comprehensions multiply; map and filter are quadratic)",
+        )
+    return cost
+
+
+def input_values(value: object, limit: int) -> int:
+    """How many values ``value`` holds (a scalar is 1, a list or map 1 plus its contents), up
+    to ``limit``: the walk stops there, so pricing a huge input costs no more than the budget."""
+    count = 0
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return count
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            count += len(item)  # the keys
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return count
+
+
+def is_panic(exc: BaseException) -> bool:
+    """The CEL binding reports a Rust panic as ``PanicException``, a `BaseException` that is
+    no `Exception`: it is the library's failure on this input, not a reason to stop."""
+    return type(exc).__name__ == "PanicException"
+
+
+def _human(steps: int) -> str:
+    return "more than 10^18" if steps >= _SATURATED else f"{steps:,}"
+
+
+def _position(tree: Tree[Token]) -> tuple[int, int]:
+    meta = tree.meta
+    if getattr(meta, "empty", True):
+        return 1, 1
+    return meta.line, meta.column
+
+
+# --- polynomials --------------------------------------------------------------------------------
+
+
+def _add(*terms: Poly) -> Poly:
+    size = max((len(t) for t in terms), default=0)
+    out = [0] * size
+    for t in terms:
+        for i, c in enumerate(t):
+            out[i] = min(out[i] + c, _SATURATED)
+    return tuple(out)
+
+
+def _mul(a: Poly, b: Poly) -> Poly:
+    if not a or not b:
+        return _ZERO
+    out = [0] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        if x:
+            for j, y in enumerate(b):
+                out[i + j] = min(out[i + j] + x * y, _SATURATED)
+    return tuple(out)
+
+
+# --- the walk -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    #: Steps to evaluate the expression.
+    cost: Poly
+    #: Bound on the length of any list or map in its value (what a comprehension over it, or a
+    #: comparison of it, walks).
+    length: Poly
+    nesting: int
+
+
+_SCALAR: Final = _Value(_ONE, _ZERO, 1)
+#: Container nodes: they add nothing of their own.
+_CONTAINERS: Final = frozenset({"args", "fields", "entries", "entry"})
+
+
+class _Walk:
+    """A post-order walk of the parse tree on an explicit stack (bodies nest up to the size
+    limit, deeper than Python's recursion limit allows)."""
+
+    def __init__(self) -> None:
+        self.context_uses = 0
+        #: One entry per use of ``context`` that reads a named ``context.data`` key.
+        self.keys: list[str] = []
+
+    def run(self, root: Tree[Token]) -> RuleCost:
+        results: list[_Value] = []
+        # (node, comprehension variables in scope -> their length, phase)
+        stack: list[tuple[Tree[Token], dict[str, Poly], int]] = [(root, {}, 0)]
+        while stack:
+            node, scope, phase = stack.pop()
+            if phase == 0:
+                self._reads(node, scope)
+                macro = _macro(node)
+                if macro is not None:
+                    # The range first: its length is what the variable's value is bounded by.
+                    stack.append((node, scope, 1))
+                    stack.append((_tree(node.children[0]), scope, 0))
+                    continue
+                stack.append((node, scope, 2))
+                for child in reversed(_subtrees(node)):
+                    stack.append((child, scope, 0))
+            elif phase == 1:
+                variable, bodies = _macro(node) or ("", [])
+                inner = {**scope, variable: results[-1].length}
+                stack.append((node, scope, 2))
+                for body in reversed(bodies):
+                    stack.append((body, inner, 0))
+            else:
+                results.append(self._combine(node, scope, results))
+            if len(results) > 1 << 20:  # unreachable for bodies within MAX_RULE_BODY
+                raise RuleBodyError(1, 1, "rule body is too large to analyse")
+        (value,) = results
+        if value.nesting > MAX_RULE_NESTING:
+            line, column = _deepest(root)
+            raise RuleBodyError(
+                line,
+                column,
+                f"rule body nests {value.nesting} levels deep; at most {MAX_RULE_NESTING} "
+                "are allowed",
+            )
+        precise = len(self.keys) == self.context_uses
+        return RuleCost(value.cost, frozenset(self.keys) if precise else None, value.nesting)
+
+    def _reads(self, node: Tree[Token], scope: dict[str, Poly]) -> None:
+        """Count the uses of the request's ``context`` (a comprehension variable of that name
+        hides it); `_select` and `_index` count those that name one ``context.data`` key."""
+        if node.data == "ident" and str(node.children[-1]) == "context" and "context" not in scope:
+            self.context_uses += 1
+
+    def _combine(
+        self, node: Tree[Token], scope: dict[str, Poly], results: list[_Value]
+    ) -> _Value:
+        kind = node.data
+        subtrees = _subtrees(node)
+        macro = _macro(node)
+        count = 1 + len(macro[1]) if macro is not None else len(subtrees)
+        parts = results[len(results) - count :] if count else []
+        del results[len(results) - count :]
+        cost = _add(*(p.cost for p in parts))
+        length = _add(*(p.length for p in parts))
+        nesting = max((p.nesting for p in parts), default=0)
+        if kind in _CONTAINERS:
+            return _Value(cost, length, nesting)
+        nesting += 1
+        if kind in {"scalar", "text"}:
+            return _SCALAR
+        if kind == "ident":
+            name = str(node.children[-1])
+            return _Value(_ONE, scope.get(name, _N), 1)
+        if kind == "select":
+            self._select(node, scope)
+            return _Value(_add(cost, _ONE), length, nesting)
+        if kind == "index":
+            self._index(node, scope)
+            return _Value(_add(cost, _ONE), parts[0].length, nesting)
+        if kind in ("logic", "unary", "arith"):
+            nesting -= kind == "logic"  # the library keeps && and || chains flat
+            return _Value(_add(cost, _ONE), _ZERO, nesting)
+        if kind in ("compare", "contains"):
+            return _Value(_add(cost, length, _ONE), _ZERO, nesting)
+        if kind == "plus":
+            return _Value(_add(cost, length, _ONE), length, nesting)
+        if kind == "ternary":
+            return _Value(_add(cost, _ONE), _add(*(p.length for p in parts[1:])), nesting)
+        if kind in ("list", "map"):
+            elements = _elements(node)
+            return _Value(_add(cost, (elements + 1,)), _add(length, (elements,)), nesting)
+        if kind == "struct":
+            return _Value(_add(cost, _ONE), length, nesting)
+        if kind == "call":
+            if str(node.children[-2]) == "has":
+                return _Value(_add(cost, _ONE), _ZERO, nesting)
+            return _Value(_add(cost, length, _ONE), length, nesting)
+        if kind == "method":
+            if macro is not None:
+                return _comprehension(str(node.children[1]), parts, nesting)
+            return _Value(_add(cost, length, _ONE), length, nesting)
+        raise AssertionError(f"unhandled CEL node {kind}")  # the grammar has no other
+
+    def _select(self, node: Tree[Token], scope: dict[str, Poly]) -> None:
+        """``context.data.NAME``: the use of ``context`` marked all of it read; name the key."""
+        inner = node.children[0]
+        if (
+            isinstance(inner, Tree)
+            and inner.data == "select"
+            and str(inner.children[1]) == "data"
+            and _is_context(inner.children[0], scope)
+        ):
+            self._narrow(str(node.children[1]))
+
+    def _index(self, node: Tree[Token], scope: dict[str, Poly]) -> None:
+        """``context.data['NAME']`` with a plain string literal: the same key as a select."""
+        inner, key = node.children[0], node.children[1]
+        if (
+            isinstance(inner, Tree)
+            and inner.data == "select"
+            and str(inner.children[1]) == "data"
+            and _is_context(inner.children[0], scope)
+            and isinstance(key, Tree)
+            and key.data == "text"
+        ):
+            literal = str(key.children[0])
+            if literal[:1] in "'\"" and literal[1:-1].isidentifier() and len(literal) > 2:
+                self._narrow(literal[1:-1])
+
+    def _narrow(self, key: str) -> None:
+        self.keys.append(key)
+
+
+def _is_context(node: Tree[Token] | Token | None, scope: dict[str, Poly]) -> bool:
+    return (
+        isinstance(node, Tree)
+        and node.data == "ident"
+        and str(node.children[-1]) == "context"
+        and "context" not in scope
+    )
+
+
+def _comprehension(name: str, parts: list[_Value], nesting: int) -> _Value:
+    """``range.all|exists|exists_one|filter|map(var, ...)``: each step runs the bodies;
+    ``map`` and ``filter`` also copy their accumulator (the library clones it every step)."""
+    span, bodies = parts[0], parts[1:]
+    steps = _add(*(b.cost for b in bodies), _ONE)
+    cost = _add(span.cost, _mul(span.length, steps))
+    if name in ("all", "exists", "exists_one"):
+        return _Value(cost, _ZERO, nesting)
+    produced = bodies[-1].length if name == "map" else _ZERO
+    copies = _mul(_mul(span.length, span.length), _add(produced, _ONE))
+    return _Value(_add(cost, copies), _add(span.length, produced), nesting)
+
+
+def _macro(node: Tree[Token]) -> tuple[str, list[Tree[Token]]] | None:
+    """A comprehension call: its variable and its bodies (after the variable)."""
+    if node.data != "method" or str(node.children[1]) not in _MACROS:
+        return None
+    args = node.children[2]
+    if not isinstance(args, Tree):
+        return None
+    items = [c for c in args.children if isinstance(c, Tree)]
+    expected = (2, 3) if str(node.children[1]) == "map" else (2,)
+    if len(items) not in expected or items[0].data != "ident" or len(items[0].children) != 1:
+        return None
+    return str(items[0].children[0]), items[1:]
+
+
+def _tree(node: Tree[Token] | Token | None) -> Tree[Token]:
+    assert isinstance(node, Tree)
+    return node
+
+
+def _subtrees(node: Tree[Token]) -> list[Tree[Token]]:
+    return [c for c in node.children if isinstance(c, Tree)]
+
+
+def _elements(node: Tree[Token]) -> int:
+    (inner,) = node.children
+    if not isinstance(inner, Tree):
+        return 0
+    return sum(1 for c in inner.children if isinstance(c, Tree))
+
+
+def _deepest(root: Tree[Token]) -> tuple[int, int]:
+    """Where the nesting goes past the limit: the first node at that depth."""
+    stack: list[tuple[Tree[Token], int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_RULE_NESTING:
+            return _position(node)
+        stack.extend((c, depth + 1) for c in _subtrees(node))
+    return _position(root)
+
