@@ -21,8 +21,9 @@ class Diagnostic:
 class SchemaError(Exception):
     """A schema failed to parse or compile.
 
-    ``diagnostics`` holds every problem found, sorted by position; the parser stops at the first
-    syntax error, the compiler reports all semantic ones.
+    ``diagnostics`` holds every problem found, sorted by position: the parser reports the first
+    syntax error of each definition (it resumes at the next one), and only a schema without any
+    is compiled, which reports all semantic ones.
     """
 
     def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:

@@ -4,6 +4,10 @@ The grammar lives in ``grammar.lark``. Lark's LALR parser runs the `_ToAst` call
 reduces, so no parse tree is built and nothing here recurses with the input's nesting. Every
 failure, whatever the input (bytes that are not UTF-8, NUL, unbalanced anything), leaves this
 module as a `SchemaError`; Lark's exceptions are translated at this boundary.
+
+A syntax error does not end the parse: `_Recovery` records it, drops the definition it is in
+and resumes at the next top-level `entity` or `rule`, so one run reports the syntax errors of
+every definition (and none that the first error merely caused).
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ from dsl.gcpause import gc_paused
 #: (compiler, formatter, comparison of compiled schemas, the engine) may recurse with room to
 #: spare: Python's default limit of 1000 frames breaks equality of rewrite trees near 250 levels.
 MAX_EXPRESSION_DEPTH: Final = 128
+
+#: Syntax errors past this many are not collected (the last one says so).
+MAX_SYNTAX_ERRORS: Final = 100
 
 #: Words that can never be names.
 RESERVED_WORDS: Final = frozenset(
@@ -221,6 +228,13 @@ def _build(start: str) -> Lark:
 
 
 _LARK: Final = _build("start")
+_RULE_BODY: Final = re.compile(_LARK.get_terminal("RULE_BODY").pattern.to_regexp())
+#: What the recovery scan steps over: comments, braces, and whole words, so that a keyword is
+#: found only as a word of its own.
+_RESUME_SCAN: Final = re.compile(r"//[^\n]*|/\*.*?(?:\*/|\Z)|[{}]|[A-Za-z0-9_]+", re.DOTALL)
+#: A keyword that starts a definition is followed by the definition's name.
+_DEFINITION_START: Final = re.compile(r"(?:entity|rule)\s+[A-Za-z_]")
+_DEFINITION_KEYWORDS: Final = frozenset({"ENTITY", "RULE"})
 
 
 @functools.cache
@@ -233,16 +247,126 @@ def _member_parser() -> Lark:
 def parse(source: str | bytes) -> SchemaAst:
     """Parse schema text (or UTF-8 bytes) into an AST. Raises `SchemaError` on any bad input."""
     text = decode(source)
+    recovery = _Recovery(text)
     try:
         with gc_paused():
-            definitions = _LARK.parse(text)
-    except UnexpectedInput as exc:
-        raise SchemaError([_syntax_diagnostic(exc, text)]) from None
+            definitions = _parse_recovering(text, recovery)
     except LarkError as exc:  # pragma: no cover - Lark raises only UnexpectedInput on input
         raise SchemaError([Diagnostic(1, 1, f"cannot parse schema: {exc}")]) from None
+    if recovery.diagnostics:
+        raise SchemaError(recovery.diagnostics) from None
     assert isinstance(definitions, tuple)
     _check_depth(definitions, text)
     return SchemaAst(definitions, tuple(_comments(text, definitions)))
+
+
+def _parse_recovering(text: str, recovery: _Recovery) -> Any:
+    """Parse ``text``, handing each syntax error to ``recovery`` and resuming after it (Lark's
+    ``on_error`` loop; lark-cython's own copy of it reads a deprecated attribute)."""
+    parser = _LARK.parse_interactive(text)
+    while True:
+        try:
+            return parser.resume_parse()  # type: ignore[no-untyped-call]  # unannotated in Lark
+        except UnexpectedInput as exc:
+            if not recovery(exc):
+                return None
+            parser = exc.interactive_parser
+
+
+class _Recovery:
+    """Called with each syntax error of `parse`: records it, then puts the parser back at top
+    level, past the definition the error is in, so that parsing goes on.
+
+    The parser's stacks are cut back to the list of definitions parsed so far (the first two
+    states: the start and the one after ``definitions``) and the lexer is moved to where the next
+    definition starts (`_resume_at`). A definition that fails is dropped whole, so nothing in it
+    can cause a second, spurious error; the definitions after it are parsed as usual.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.diagnostics: list[Diagnostic] = []
+
+    @functools.cached_property
+    def _lines(self) -> list[str]:
+        """The text split once, for quoting the line of each error."""
+        return self.text.split("\n")
+
+    def __call__(self, exc: UnexpectedInput) -> bool:
+        """Record ``exc``; False when there are too many to go on, else recover."""
+        found = _syntax_diagnostic(exc, self.text, lines=self._lines)
+        if len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
+            # Placed at the first error not reported, which sorts it after the reported ones.
+            message = f"too many syntax errors: only the first {MAX_SYNTAX_ERRORS} are reported"
+            self.diagnostics.append(
+                Diagnostic(found.line, found.column, message, found.source_line)
+            )
+            return False
+        self.diagnostics.append(found)
+        parser = exc.interactive_parser
+        state = parser.parser_state
+        del state.state_stack[2:]
+        del state.value_stack[1:]
+        if isinstance(exc, UnexpectedToken):
+            token: Any = exc.token
+            if token.type == "$END":
+                return True  # at top level the end is accepted
+            where_no_name = "NAME" not in (exc.expected or ())
+            if token.type in _DEFINITION_KEYWORDS and (
+                _starts_definition(self.text, token.start_pos)
+                or (where_no_name and _DEFINITION_START.match(self.text, token.start_pos))
+            ):
+                # An unclosed entity, say: the keyword begins the next definition.
+                parser.feed_token(token)
+                return True
+            start = token.start_pos
+        else:
+            start = exc.pos_in_stream or 0
+        lexer_state = parser.lexer_thread.state
+        assert lexer_state is not None  # the error came from a parse under way
+        counter = lexer_state.line_ctr
+        target = _resume_at(self.text, start)
+        if target > counter.char_pos:
+            counter.feed(self.text[counter.char_pos : target], True)
+        return True
+
+
+def _resume_at(text: str, start: int) -> int:
+    """Where parsing resumes after an error at ``start``: the first ``entity NAME`` or ``rule
+    NAME`` after it that begins a line or follows a ``}`` or ``;``, outside braces opened after
+    ``start`` (braces opened before it belong to the failed definition), and not in a comment or
+    rule body; or an unclosed ``/*`` (an error of its own, which hides the rest); or the end."""
+    depth = 0
+    position = start
+    while match := _RESUME_SCAN.search(text, position):
+        found = match.group()
+        at = match.start()
+        position = match.end()
+        if found == "{":
+            if body := _RULE_BODY.match(text, at):
+                position = body.end()  # a rule body (or a whole entity body): CEL may say `rule`
+            else:
+                depth += 1
+        elif found == "}":
+            depth = max(0, depth - 1)
+        elif at > start and (
+            (found.startswith("/*") and not found.endswith("*/"))
+            or (depth == 0 and _starts_definition(text, at))
+        ):
+            return at
+    return len(text)
+
+
+def _starts_definition(text: str, offset: int) -> bool:
+    """Whether the word at ``offset`` reads as the start of a definition, not as a keyword
+    misused inside one (``relation rule @user``)."""
+    if not _DEFINITION_START.match(text, offset):
+        return False
+    before = offset - 1
+    while before >= 0 and text[before] in " \t\r\f\v":
+        before -= 1
+    # First in the text, first on its line, or after the end of a definition or statement.
+    return before < 0 or text[before] in "\n};"
 
 
 def parse_member(source: str) -> Member:
@@ -300,8 +424,12 @@ def source_line(text: str, line: int) -> str:
     return line_at(text.split("\n"), line)
 
 
-def _diagnostic(text: str, line: int, column: int, message: str) -> Diagnostic:
-    return Diagnostic(line, column, message, source_line(text, line))
+def _diagnostic(
+    text: str, line: int, column: int, message: str, lines: list[str] | None = None
+) -> Diagnostic:
+    """A diagnostic quoting its line; ``lines`` is ``text`` already split, if at hand."""
+    quoted = source_line(text, line) if lines is None else line_at(lines, line)
+    return Diagnostic(line, column, message, quoted)
 
 
 def _describe_expected(expected: set[str] | frozenset[str], end: str = "end of file") -> str:
@@ -317,14 +445,16 @@ def _describe_expected(expected: set[str] | frozenset[str], end: str = "end of f
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, text: str, end: str = "end of file") -> Diagnostic:
+def _syntax_diagnostic(
+    exc: UnexpectedInput, text: str, end: str = "end of file", lines: list[str] | None = None
+) -> Diagnostic:
     """The diagnostic for Lark's error; ``end`` names the end of the input in the message."""
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         # Lark places the end at the last token; point at the end of the text instead.
         line, column = _end_of(text)
     if isinstance(exc, UnexpectedToken):
-        return _diagnostic(text, line, column, _unexpected_token_message(exc, text, end))
+        return _diagnostic(text, line, column, _unexpected_token_message(exc, text, end), lines)
     assert isinstance(exc, UnexpectedCharacters)
     offset: int = exc.pos_in_stream or 0
     char = text[offset]
@@ -345,7 +475,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, end: str = "end of file"
         message = f"unexpected character {char!r} ({code}){hint}"
     else:
         message = f"unexpected `{char}`; expected {_describe_expected(allowed, end)}"
-    return _diagnostic(text, line, column, message)
+    return _diagnostic(text, line, column, message, lines)
 
 
 def _unexpected_token_message(exc: UnexpectedToken, text: str, end: str) -> str:
@@ -368,7 +498,13 @@ def _unexpected_token_message(exc: UnexpectedToken, text: str, end: str) -> str:
         return (
             "`not` is binary exclusion (`a not b`: a but not b) and cannot start an expression"
         )
-    if kind in _KEYWORD_TOKENS and "NAME" in expected:
+    if (
+        kind in _KEYWORD_TOKENS
+        and "NAME" in expected
+        # `entity NAME` opening a line starts the next definition: the error is that this one
+        # stopped short (`permission view =`), not a keyword used as a name.
+        and not (kind in _DEFINITION_KEYWORDS and _starts_definition(text, token.start_pos))
+    ):
         return f"`{value}` is a reserved word and cannot be used as a name"
     if kind == "LBRACE" and "RULE_BODY" in expected:
         return _UNTERMINATED_BODY

@@ -2,8 +2,9 @@
 
 Every case in `CASES` is loaded with `dsl.compiler.load` and must raise `SchemaError` whose
 diagnostics are exactly the listed ``(line, column, message)`` triples, in order (positions are
-1-based; the compiler reports every semantic problem, the parser stops at the first syntax
-error). Each diagnostic's ``source_line`` must be the schema's own text at that line.
+1-based; the compiler reports every semantic problem; the parser reports the first syntax error
+of each definition and resumes at the next one, and a schema with syntax errors is not
+compiled). Each diagnostic's ``source_line`` must be the schema's own text at that line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from dsl.compiler import MAX_DIAGNOSTICS, load
 from dsl.errors import SchemaError
 from dsl.format import format_schema
-from dsl.parser import MAX_EXPRESSION_DEPTH
+from dsl.parser import MAX_EXPRESSION_DEPTH, MAX_SYNTAX_ERRORS
 from dsl.schema import ComputedUserSet, Operation, Rewrite, TupleToUserSet
 
 
@@ -37,7 +38,7 @@ Triple = tuple[int, int, str]
 
 CASES = [
     # ---------------------------------------------------------------------------------------
-    # Syntax errors: the parser reports the first one only.
+    # Syntax errors, one per schema (several: `SEVERAL` below).
     pytest.param(
         _s("""
             entity user {}
@@ -1846,4 +1847,241 @@ def test_errors_stop_being_collected_after_the_limit() -> None:
     assert len(diagnostics) == MAX_DIAGNOSTICS + 1
     assert diagnostics[-1].message == (
         f"too many errors: only the first {MAX_DIAGNOSTICS} are reported"
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# Several syntax errors: the first of each definition is reported, and nothing it caused (the
+# parser skips to the next top-level `entity NAME` or `rule NAME`).
+
+_MEMBERS = "`relation`, `permission`, `action`, `attribute`"
+SEVERAL = [
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation owner @user $
+              permission view = owner
+            }
+            entity folder {
+              relation parent @folder
+              permission view = parent.view or
+            }
+            entity team {
+              relation member @user
+            }
+        """),
+        [
+            (3, 24, f"unexpected `$`; expected {_MEMBERS}, `@`, `#` or `}}`"),
+            (9, 1, "unexpected `}`; expected a name or `(`"),
+        ],
+        id="two_entities",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation owner = @user
+            }
+            rule is_public(flag boolean {
+              flag
+            }
+            entity folder {
+              relaton owner @user
+            }
+        """),
+        [
+            (3, 18, f"unexpected `=`; expected {_MEMBERS}, `@` or `}}`"),
+            (5, 29, f"unexpected `{{`; expected {_MEMBERS}, `)`, `,`, `[` or `}}`"),
+            (
+                9,
+                3,
+                f"unexpected `relaton`; expected {_MEMBERS} or `}}` (did you mean `relation`?)",
+            ),
+        ],
+        id="three_in_two_entities_and_a_rule",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation owner @user @
+            }
+            entity folder {
+              relation owner @user
+        """),
+        [
+            (4, 1, "unexpected `}`; expected a name"),
+            (7, 1, f"unexpected end of file; expected {_MEMBERS}, `@`, `#` or `}}`"),
+        ],
+        id="error_at_the_very_end",
+    ),
+    pytest.param(
+        _s("""
+            enitty user {}
+            entity doc {
+              relation owner @user
+            }
+            entity folder {
+              attribute public
+            }
+        """),
+        [
+            (1, 1, "unexpected `enitty`; expected `entity` or `rule` (did you mean `entity`?)"),
+            (7, 1, "unexpected `}`; expected a name"),
+        ],
+        id="error_before_the_first_entity",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation owner @user
+
+            entity folder {
+              relation owner @user #
+            }
+        """),
+        [
+            (5, 1, f"unexpected `entity`; expected {_MEMBERS}, `@`, `#` or `}}`"),
+            (7, 1, "unexpected `}`; expected a name"),
+        ],
+        id="unclosed_entity_then_an_error_in_the_next",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation owner @user
+              permission view =
+            entity folder {
+              relation owner @user
+              permission view = owner or or
+            }
+        """),
+        [
+            (5, 1, "unexpected `entity`; expected a name or `(`"),
+            (7, 30, "`or` is a reserved word and cannot be used as a name"),
+        ],
+        id="permission_stopped_short_before_the_next_entity",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation entity @user
+              relation rule @user
+              permission view = owner
+            }
+            entity folder {
+              relation owner @user $
+            }
+        """),
+        [
+            (3, 12, "`entity` is a reserved word and cannot be used as a name"),
+            (8, 24, f"unexpected `$`; expected {_MEMBERS}, `@`, `#` or `}}`"),
+        ],
+        id="keywords_used_as_names_do_not_start_a_definition",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            rule r(kind string, x) {
+              kind == 'entity' || kind == "rule"
+            }
+            entity doc {
+              relation owner @user $
+            }
+        """),
+        [
+            (2, 22, "unexpected `)`; expected a name"),
+            (6, 24, f"unexpected `$`; expected {_MEMBERS}, `@`, `#` or `}}`"),
+        ],
+        id="keywords_in_a_rule_body_do_not_start_a_definition",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc { relation owner @user $ }
+            /* entity folder {
+              relation owner @user $
+            }
+        """),
+        [
+            (2, 35, f"unexpected `$`; expected {_MEMBERS}, `@`, `#` or `}}`"),
+            (3, 1, "unterminated comment: `/*` is never closed by `*/`"),
+        ],
+        id="unclosed_comment_after_an_error_hides_the_rest",
+    ),
+    pytest.param(
+        "entity user {} entity doc { relation owner @user $ } entity folder { relation x = y }\n",
+        [
+            (1, 50, f"unexpected `$`; expected {_MEMBERS}, `@`, `#` or `}}`"),
+            (1, 81, f"unexpected `=`; expected {_MEMBERS}, `@` or `}}`"),
+        ],
+        id="one_line_schema",
+    ),
+    pytest.param(
+        _s("""
+            entity user {}
+            entity doc {
+              relation owner @usr
+            }
+            entity folder {
+              relation owner @user $
+            }
+        """),
+        [(6, 24, f"unexpected `$`; expected {_MEMBERS}, `@`, `#` or `}}`")],
+        # Compiling what parsed would flag references into the dropped definition as unknown.
+        id="syntax_errors_come_without_compile_errors",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), SEVERAL)
+def test_each_definitions_syntax_error_is_reported(source: str, expected: list[Triple]) -> None:
+    test_invalid_schema_reports_exact_diagnostics(source, expected)
+
+
+#: Definitions with one syntax error each, which the parser reports the same wherever they are.
+BROKEN_DEFINITIONS = [
+    "entity a {\n  relation owner @user $\n}\n",
+    "entity b {\n  relation entity @user\n  relation rule @user\n}\n",
+    "rule c(x string {\n  x == 'entity'\n}\n",
+    "entity d {\n  permission view = owner or\n}\n",
+    "entity e extends a {\n  relation owner @user\n}\n",
+    "entity f {\n  relation owner @user\n  attribute public\n}\n",
+    "rule g(x string) {\n  x == { 'a': { 'b': { 'c': 1 } } }\n}\n",
+]
+
+
+def _syntax_errors(source: str) -> list[Triple]:
+    with pytest.raises(SchemaError) as info:
+        load(source)
+    return [(d.line, d.column, d.message) for d in info.value.diagnostics]
+
+
+@pytest.mark.parametrize("order", [1, -1], ids=["in_order", "reversed"])
+def test_independent_syntax_errors_are_reported_as_they_are_alone(order: int) -> None:
+    valid = "entity user {\n  relation friend @user\n}\n"
+    expected: list[Triple] = []
+    source = ""
+    for definition in BROKEN_DEFINITIONS[::order]:
+        source += valid
+        offset = source.count("\n")
+        (alone,) = _syntax_errors(definition)
+        expected.append((alone[0] + offset, alone[1], alone[2]))
+        source += definition
+    assert _syntax_errors(source + valid) == expected
+
+
+def test_syntax_errors_stop_being_collected_after_the_limit() -> None:
+    broken = "entity doc { relation owner @user $ }\n"
+    diagnostics = _syntax_errors(broken * (MAX_SYNTAX_ERRORS + 20))
+    assert len(diagnostics) == MAX_SYNTAX_ERRORS + 1
+    assert diagnostics[MAX_SYNTAX_ERRORS - 1][:2] == (MAX_SYNTAX_ERRORS, 35)
+    assert diagnostics[-1] == (
+        MAX_SYNTAX_ERRORS + 1,
+        35,
+        f"too many syntax errors: only the first {MAX_SYNTAX_ERRORS} are reported",
     )
