@@ -44,6 +44,24 @@ def test_validate_reports_every_error_as_file_line_col(tmp_path: Path) -> None:
     ]
 
 
+def test_validate_reports_the_syntax_errors_of_every_definition(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.perm"
+    broken.write_text(
+        "entity user {}\n"
+        "entity doc {\n    relation owner = @user\n}\n"
+        "entity folder {\n    relation owner @user\n    permission view = owner or\n}\n"
+        "rule r(x string {\n    x == 'a'\n}\n"
+    )
+    result = _stonetown("schema", "validate", str(broken))
+    assert result.returncode == 1
+    members = "`relation`, `permission`, `action`, `attribute`"
+    assert result.stdout.splitlines() == [
+        f"{broken}:3:20: unexpected `=`; expected {members}, `@` or `}}`",
+        f"{broken}:8:1: unexpected `}}`; expected a name or `(`",
+        f"{broken}:9:17: unexpected `{{`; expected {members}, `)`, `,`, `[` or `}}`",
+    ]
+
+
 def test_validate_reads_stdin_and_reports_unreadable_files(tmp_path: Path) -> None:
     assert _stonetown("schema", "validate", "-", stdin=GOOD).stdout == "<stdin>: valid\n"
     missing = tmp_path / "missing.perm"

@@ -258,6 +258,16 @@ def test_write_of_a_schema_with_a_syntax_error_names_its_position(client: httpx.
     assert description.startswith("4:1: ")
 
 
+def test_write_of_a_schema_with_syntax_errors_in_two_entities_lists_both(
+    client: httpx.Client,
+) -> None:
+    bad = "entity user {}\nentity doc {\n  relation\n}\nentity team {\n  relation m @\n}\n"
+    response = client.post("/v1/tenants/t1/schemas/write", json={"schema": bad})
+    body = _error(response, 400, "ERROR_CODE_SCHEMA_COMPILE")
+    positions = [description.split(": ", 1)[0] for _, description in _violations(body)]
+    assert positions == ["4:1", "7:1"]
+
+
 @pytest.mark.parametrize(
     "body",
     [{"schema": ""}, {}, {"schema": None}, {"schema": 5}, {"schema": ["entity user {}"]}],

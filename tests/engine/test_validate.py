@@ -492,6 +492,16 @@ def test_schema_errors_in_a_literal_block_point_into_the_yaml(tmp_path: Path) ->
     assert "`ownr` is not a relation" in message
 
 
+def test_syntax_errors_of_two_entities_both_point_into_the_yaml(tmp_path: Path) -> None:
+    two = BROKEN.replace("@user", "@user $") + "entity folder {\n    relation owner = @user\n}\n"
+    path = _file(tmp_path, "schema: |\n" + textwrap.indent(two, "    "))
+    with pytest.raises(SchemaFileError) as caught:
+        compile_shape_schema(load_shape(path))
+    lines = path.read_text().splitlines()
+    found = [lines[p.line - 1][p.column - 1 :] for p in caught.value.problems]
+    assert found == ["$", "= @user"]
+
+
 def test_schema_errors_in_a_folded_block_point_into_the_yaml(tmp_path: Path) -> None:
     folded = BROKEN.replace("\n    ", "\n\n    ")
     path = _file(tmp_path, "schema: >-\n" + textwrap.indent(folded, "  "))
