@@ -51,6 +51,9 @@ MAX_RULE_NESTING: Final = 100
 #: (0.14 µs a comprehension step), so a rule can never hold the GIL long enough to starve the
 #: event loop.
 RULE_STEP_BUDGET: Final = 200_000
+#: Most comprehensions (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) nested in one
+#: another; each level multiplies the cost by its range's size.
+MAX_COMPREHENSIONS: Final = 4
 #: The input size a body is priced at when its schema is written.
 NOMINAL_INPUT_VALUES: Final = 16
 #: What binding one input value into the library's activation costs, in steps (measured:
@@ -104,12 +107,7 @@ class RuleCost:
 
     def steps(self, n: int) -> int:
         """Steps a call with inputs of ``n`` values may take, binding them included."""
-        total = 0
-        power = 1
-        for coefficient in self.polynomial:
-            total += coefficient * power
-            power *= n
-        return total + BINDING_STEPS * n
+        return _at(self.polynomial, n) + BINDING_STEPS * n
 
 
 def measure(body: str) -> RuleCost:
@@ -190,6 +188,22 @@ def _add(*terms: Poly) -> Poly:
     return tuple(out)
 
 
+def _smaller(a: Poly, b: Poly) -> Poly:
+    """Either bound is a bound on the smaller of two values: the one of lower degree (or the
+    lesser on a nominal input) is the tighter."""
+    if len(a) != len(b):
+        return a if len(a) < len(b) else b
+    return a if _at(a, NOMINAL_INPUT_VALUES) <= _at(b, NOMINAL_INPUT_VALUES) else b
+
+
+def _at(p: Poly, n: int) -> int:
+    total, power = 0, 1
+    for coefficient in p:
+        total += coefficient * power
+        power *= n
+    return total
+
+
 def _mul(a: Poly, b: Poly) -> Poly:
     if not a or not b:
         return _ZERO
@@ -208,13 +222,13 @@ def _mul(a: Poly, b: Poly) -> Poly:
 class _Value:
     #: Steps to evaluate the expression.
     cost: Poly
-    #: Bound on the length of any list or map in its value (what a comprehension over it, or a
-    #: comparison of it, walks).
-    length: Poly
+    #: Bound on the number of values in its value (a scalar is 1; a list or map 1 plus its
+    #: contents): what a comprehension over it steps through, what comparing it walks.
+    size: Poly
     nesting: int
 
 
-_SCALAR: Final = _Value(_ONE, _ZERO, 1)
+_SCALAR: Final = _Value(_ONE, _ONE, 1)
 #: Container nodes: they add nothing of their own.
 _CONTAINERS: Final = frozenset({"args", "fields", "entries", "entry"})
 
@@ -230,31 +244,43 @@ class _Walk:
 
     def run(self, root: Tree[Token]) -> RuleCost:
         results: list[_Value] = []
-        # (node, comprehension variables in scope -> their length, phase)
-        stack: list[tuple[Tree[Token], dict[str, Poly], int]] = [(root, {}, 0)]
+        # (node, comprehension variables in scope -> their size, comprehension depth, phase)
+        stack: list[tuple[Tree[Token], dict[str, Poly], int, int]] = [(root, {}, 0, 0)]
         while stack:
-            node, scope, phase = stack.pop()
+            node, scope, depth, phase = stack.pop()
             if phase == 0:
                 self._reads(node, scope)
-                macro = _macro(node)
-                if macro is not None:
-                    # The range first: its length is what the variable's value is bounded by.
-                    stack.append((node, scope, 1))
-                    stack.append((_tree(node.children[0]), scope, 0))
+                if _macro(node) is not None:
+                    if depth >= MAX_COMPREHENSIONS:
+                        line, column = _position(node)
+                        raise RuleBodyError(
+                            line,
+                            column,
+                            f"rule body nests comprehensions more than {MAX_COMPREHENSIONS} "
+                            "deep",
+                        )
+                    # The range first: its size bounds the variable's (an element is a part).
+                    stack.append((node, scope, depth, 1))
+                    stack.append((_tree(node.children[0]), scope, depth, 0))
                     continue
-                stack.append((node, scope, 2))
+                stack.append((node, scope, depth, 2))
                 for child in reversed(_subtrees(node)):
-                    stack.append((child, scope, 0))
+                    stack.append((child, scope, depth, 0))
             elif phase == 1:
+                # The bodies are priced twice: with the variable empty (what every step costs
+                # whatever the element) and with it as large as the whole range (what the
+                # steps add up to because of their elements: each element is a part of the
+                # range, so those shares sum to no more). See `_comprehension`.
                 variable, bodies = _macro(node) or ("", [])
-                inner = {**scope, variable: results[-1].length}
-                stack.append((node, scope, 2))
+                empty = {**scope, variable: _ZERO}
+                whole = {**scope, variable: results[-1].size}
+                stack.append((node, scope, depth, 2))
                 for body in reversed(bodies):
-                    stack.append((body, inner, 0))
+                    stack.append((body, whole, depth + 1, 0))
+                for body in reversed(bodies):
+                    stack.append((body, empty, depth + 1, 0))
             else:
                 results.append(self._combine(node, scope, results))
-            if len(results) > 1 << 20:  # unreachable for bodies within MAX_RULE_BODY
-                raise RuleBodyError(1, 1, "rule body is too large to analyse")
         (value,) = results
         if value.nesting > MAX_RULE_NESTING:
             line, column = _deepest(root)
@@ -279,14 +305,14 @@ class _Walk:
         kind = node.data
         subtrees = _subtrees(node)
         macro = _macro(node)
-        count = 1 + len(macro[1]) if macro is not None else len(subtrees)
+        count = 1 + 2 * len(macro[1]) if macro is not None else len(subtrees)
         parts = results[len(results) - count :] if count else []
         del results[len(results) - count :]
         cost = _add(*(p.cost for p in parts))
-        length = _add(*(p.length for p in parts))
+        size = _add(*(p.size for p in parts))
         nesting = max((p.nesting for p in parts), default=0)
         if kind in _CONTAINERS:
-            return _Value(cost, length, nesting)
+            return _Value(cost, size, nesting)
         nesting += 1
         if kind in {"scalar", "text"}:
             return _SCALAR
@@ -295,32 +321,36 @@ class _Walk:
             return _Value(_ONE, scope.get(name, _N), 1)
         if kind == "select":
             self._select(node, scope)
-            return _Value(_add(cost, _ONE), length, nesting)
+            return _Value(_add(cost, _ONE), size, nesting)
         if kind == "index":
             self._index(node, scope)
-            return _Value(_add(cost, _ONE), parts[0].length, nesting)
+            return _Value(_add(cost, _ONE), parts[0].size, nesting)
         if kind in ("logic", "unary", "arith"):
             nesting -= kind == "logic"  # the library keeps && and || chains flat
-            return _Value(_add(cost, _ONE), _ZERO, nesting)
-        if kind in ("compare", "contains"):
-            return _Value(_add(cost, length, _ONE), _ZERO, nesting)
+            return _Value(_add(cost, _ONE), _ONE, nesting)
+        if kind == "compare":
+            # Comparing stops at the smaller side.
+            smaller = _smaller(parts[0].size, parts[1].size)
+            return _Value(_add(cost, smaller, _ONE), _ONE, nesting)
+        if kind == "contains":
+            # Each element is compared, and each comparison stops at the element's size.
+            return _Value(_add(cost, parts[1].size, parts[1].size, _ONE), _ONE, nesting)
         if kind == "plus":
-            return _Value(_add(cost, length, _ONE), length, nesting)
+            return _Value(_add(cost, size, _ONE), size, nesting)
         if kind == "ternary":
-            return _Value(_add(cost, _ONE), _add(*(p.length for p in parts[1:])), nesting)
+            return _Value(_add(cost, _ONE), _add(*(p.size for p in parts[1:])), nesting)
         if kind in ("list", "map"):
-            elements = _elements(node)
-            return _Value(_add(cost, (elements + 1,)), _add(length, (elements,)), nesting)
+            return _Value(_add(cost, (_elements(node) + 1,)), _add(size, _ONE), nesting)
         if kind == "struct":
-            return _Value(_add(cost, _ONE), length, nesting)
+            return _Value(_add(cost, _ONE), _add(size, _ONE), nesting)
         if kind == "call":
             if str(node.children[-2]) == "has":
-                return _Value(_add(cost, _ONE), _ZERO, nesting)
-            return _Value(_add(cost, length, _ONE), length, nesting)
+                return _Value(_add(cost, _ONE), _ONE, nesting)
+            return _Value(_add(cost, size, _ONE), _add(size, _ONE), nesting)
         if kind == "method":
             if macro is not None:
                 return _comprehension(str(node.children[1]), parts, nesting)
-            return _Value(_add(cost, length, _ONE), length, nesting)
+            return _Value(_add(cost, size, _ONE), _add(size, _ONE), nesting)
         raise AssertionError(f"unhandled CEL node {kind}")  # the grammar has no other
 
     def _select(self, node: Tree[Token], scope: dict[str, Poly]) -> None:
@@ -364,15 +394,26 @@ def _is_context(node: Tree[Token] | Token | None, scope: dict[str, Poly]) -> boo
 
 def _comprehension(name: str, parts: list[_Value], nesting: int) -> _Value:
     """``range.all|exists|exists_one|filter|map(var, ...)``: each step runs the bodies;
-    ``map`` and ``filter`` also copy their accumulator (the library clones it every step)."""
-    span, bodies = parts[0], parts[1:]
-    steps = _add(*(b.cost for b in bodies), _ONE)
-    cost = _add(span.cost, _mul(span.length, steps))
+    ``map`` and ``filter`` also copy their accumulator (the library clones it every step).
+
+    ``parts`` are the range, the bodies priced with the variable empty, then the bodies priced
+    with it as large as the range. A body's cost is a polynomial with non-negative coefficients
+    in the variable's size ``a``, so over the steps it adds up to at most (steps x its cost at
+    ``a = 0``) + (its cost at ``a`` = the range's size): the elements' sizes sum to no more
+    than the range's. The same holds for the values ``map`` produces.
+    """
+    count = (len(parts) - 1) // 2
+    span, empty, whole = parts[0], parts[1 : 1 + count], parts[1 + count :]
+    each = _add(*(b.cost for b in empty), _ONE)
+    cost = _add(span.cost, _mul(span.size, each), *(b.cost for b in whole))
     if name in ("all", "exists", "exists_one"):
-        return _Value(cost, _ZERO, nesting)
-    produced = bodies[-1].length if name == "map" else _ZERO
-    copies = _mul(_mul(span.length, span.length), _add(produced, _ONE))
-    return _Value(_add(cost, copies), _add(span.length, produced), nesting)
+        return _Value(cost, _ONE, nesting)
+    copies = _mul(span.size, span.size)
+    if name == "filter":
+        return _Value(_add(cost, copies), span.size, nesting)
+    # One result per element: each as large as the last body's value.
+    produced = _add(_mul(span.size, empty[-1].size), whole[-1].size, _ONE)
+    return _Value(_add(cost, copies), produced, nesting)
 
 
 def _macro(node: Tree[Token]) -> tuple[str, list[Tree[Token]]] | None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from api.app import create_app, make_runner
 from api.config import Config
 from api.models import Out
+from tests.api.served import launch  # noqa: F401  (a fixture, shared with the suite)
 
 
 @dataclass

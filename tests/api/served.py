@@ -1,0 +1,83 @@
+"""`stonetown serve` run as a real subprocess of the installed console script: for tests where
+the server's own process is what is tested (signals, start-up, a crash would be a failure)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STONETOWN = str(Path(sys.executable).parent / "stonetown")
+READY = re.compile(r"stonetown serving on (http://127\.0\.0\.1:(\d+)) \(data: (.+)\)\n")
+
+
+def environ(**extra: str) -> dict[str, str]:
+    """This process's environment without STONETOWN_* settings, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STONETOWN_")}
+    return {**base, **extra}
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    url: str
+    port: int
+    ready: str
+    stderr: Path
+
+    def log(self) -> str:
+        return self.stderr.read_text()
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        return self.proc.wait(30)
+
+
+def launch_server(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+    stderr = data_dir.parent / f"{data_dir.name}.stderr"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [STONETOWN, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=environ(**(env or {})),
+        )
+    assert proc.stdout is not None
+    readable, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline() if readable else ""
+    found = READY.fullmatch(line)
+    if found is None:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        raise AssertionError(f"no ready line, got {line!r}; stderr:\n{stderr.read_text()}")
+    return Served(proc, found[1], int(found[2]), line, stderr)
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start `stonetown serve` subprocesses (each on its own data dir); killed at teardown."""
+    started: list[Served] = []
+
+    def start(name: str = "data", *args: str, env: dict[str, str] | None = None) -> Served:
+        served = launch_server(tmp_path / name, *args, env=env)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+        if served.proc.stdout is not None:
+            served.proc.stdout.close()
