@@ -4,8 +4,8 @@ The CEL library (``cel``, a Rust binding) is fast on the bodies people write, bu
 untrusted input and the library has three hazards, measured on this project's machine
 (``bench/cel_bench.py --limits``):
 
-* its parser recurses once per chained operator or member access (``0 + 1 + 1 ...``,
-  ``a.b.c...``): about 13,000 of them overflow an 8 MiB stack and kill the process (SIGSEGV);
+* it recurses once per chained operator or member access (``0 + 1 + 1 ...``, ``a.b.c...``):
+  about 13,000 of them overflow an 8 MiB stack and kill the process (SIGSEGV);
 * it holds the GIL while it compiles or runs and cannot be interrupted, so one slow call
   freezes every thread, the event loop included;
 * ``map`` and ``filter`` copy their accumulator on every step (quadratic: 16,000 elements take
@@ -47,18 +47,18 @@ MAX_RULE_LINES: Final = 256
 #: level counts one; ``&&`` and ``||`` chains count once, since the library keeps them flat).
 #: cel-go's parser stops at 250; 100 is far beyond any real rule.
 MAX_RULE_NESTING: Final = 100
-#: Steps one rule call may take: about 30 ms of the library's time in the worst case measured
-#: (0.14 µs a comprehension step), so a rule can never hold the GIL long enough to starve the
-#: event loop.
-RULE_STEP_BUDGET: Final = 200_000
+#: Steps one rule call may take: at most about 35 ms of the library's time in the worst shape
+#: measured (comparing strings, 0.35 µs a step; most shapes 0.07-0.15 µs), so a rule can never
+#: hold the GIL long enough to make the event loop miss a 100 ms deadline.
+RULE_STEP_BUDGET: Final = 100_000
 #: Most comprehensions (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) nested in one
 #: another; each level multiplies the cost by its range's size.
 MAX_COMPREHENSIONS: Final = 4
 #: The input size a body is priced at when its schema is written.
 NOMINAL_INPUT_VALUES: Final = 16
-#: What binding one input value into the library's activation costs, in steps (measured:
-#: 0.3 µs a value, about two comprehension steps).
-BINDING_STEPS: Final = 2
+#: What binding one input value into the library's activation costs, in steps (measured: 0.1
+#: µs an integer, 1.3 µs a string: up to ten comprehension steps).
+BINDING_STEPS: Final = 10
 
 #: Comprehension macros: ``range.macro(var, ...)``.
 _MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
