@@ -28,7 +28,11 @@ from aiohttp.web_urldispatcher import Resource
 from api.config import Config
 from api.errors import method_not_allowed, not_found
 from api.middleware import Edge, JsonAccessLogger, Metrics
-from api.relations_edge import strapi_not_found, strapi_response
+from api.relations_edge import (
+    method_not_allowed_after_credentials,
+    strapi_not_found,
+    strapi_response,
+)
 from api.routes import (
     bundles,
     data,
@@ -87,7 +91,10 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
         methods = [r.method for r in resource]
         if resource.canonical in strapi_paths:
             fallback = edge.wrap(
-                method_not_allowed(methods), resource.canonical, auth=False, render=strapi_response
+                method_not_allowed_after_credentials(methods),
+                resource.canonical,
+                auth=False,
+                render=strapi_response,
             )
         else:
             fallback = edge.wrap(method_not_allowed(methods), resource.canonical)

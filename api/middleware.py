@@ -196,18 +196,30 @@ def _authenticate(request: web.Request, keys: tuple[bytes, ...]) -> None:
             "missing bearer token: send `Authorization: Bearer <key>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token = given.strip().encode()
-    # Compare with every key so the time taken says nothing about which one (or how much) matched.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(token, key)
-    if scheme.lower() != "bearer" or not matched:
+    if scheme.lower() != "bearer" or not key_matches(given.strip(), keys):
         raise ApiError(
             401,
             "ERROR_CODE_INVALID_BEARER_TOKEN",
             "invalid bearer token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+
+
+def header_bytes(text: str) -> bytes:
+    """``text`` as bytes, whatever it holds. aiohttp decodes header bytes that are not UTF-8
+    to lone surrogates (``surrogateescape``), which a plain ``encode()`` refuses; this encoding
+    is injective, so two strings are equal exactly when their bytes are."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def key_matches(given: str, keys: tuple[bytes, ...]) -> bool:
+    """Whether ``given`` is one of ``keys`` (each from ``header_bytes``). Every key is compared,
+    so the time taken says nothing about which one (or how much) matched."""
+    token = header_bytes(given)
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token, key)
+    return matched
 
 
 class JsonAccessLogger(AbstractAccessLogger):

@@ -12,7 +12,6 @@ tenant), 403 (route scope), then what the handler finds.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -23,7 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import DOC_ATTRIBUTE, documented, read_body, respond
-from api.errors import ApiError, translate
+from api.errors import ApiError, Handler, method_not_allowed, translate
+from api.middleware import header_bytes, key_matches
 from api.services import SERVICES
 from engine.relations.errors import (
     Conflict,
@@ -183,36 +183,51 @@ def _checked_tenant(tenant_id: str) -> None:
 async def principal(request: web.Request, tenant_id: str, scope: str | None) -> Principal:
     """Authenticate (401), check the tenant (404), then the route's scope (403)."""
     svc = request.app[SERVICES]
-    keys = svc.config.preshared_keys
-    header = request.headers.get("Authorization", "")
-    who: Principal
-    if not header:
-        if keys:
-            raise Unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
-        who = ADMIN
-    else:
-        scheme, _, given = header.partition(" ")
-        secret = given.strip()
-        if scheme.lower() != "bearer" or not secret:
-            raise Unauthenticated("invalid authorization: expected `Bearer <token>`")
-        # The keys first: a preshared key may itself start with `pat_`.
-        matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(secret.encode(), key.encode())
-        if matched:
-            who = ADMIN
-        elif secret.startswith("pat_"):
-            _checked_tenant(tenant_id)
-            who = await svc.run(svc.relations.authenticate, tenant_id, secret)
-        elif keys:
-            raise Unauthenticated("invalid token")
-        else:
-            who = ADMIN
+    who = await credentials(request, tenant_id)
     _checked_tenant(tenant_id)
     await svc.run(svc.store.get_tenant, tenant_id)
     if scope is not None and not who.allows(scope):
         raise Forbidden.missing(scope)
     return who
+
+
+async def credentials(request: web.Request, tenant_id: str) -> Principal:
+    """Who the ``Authorization`` header stands for (401 unless a preshared key, or an API token
+    of ``tenant_id``; 404 for a live token of another tenant). Any header bytes are refused
+    cleanly: aiohttp hands bytes that are not UTF-8 over as lone surrogates."""
+    svc = request.app[SERVICES]
+    keys = svc.config.preshared_keys
+    header = request.headers.get("Authorization", "")
+    if not header:
+        if keys:
+            raise Unauthenticated("missing bearer token: send `Authorization: Bearer <token>`")
+        return ADMIN
+    scheme, _, given = header.partition(" ")
+    secret = given.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise Unauthenticated("invalid authorization: expected `Bearer <token>`")
+    # The keys first: a preshared key may itself start with `pat_`.
+    if key_matches(secret, tuple(header_bytes(key) for key in keys)):
+        return ADMIN
+    if secret.startswith("pat_"):
+        _checked_tenant(tenant_id)
+        return await svc.run(svc.relations.authenticate, tenant_id, secret)
+    if keys:
+        raise Unauthenticated("invalid token")
+    return ADMIN
+
+
+def method_not_allowed_after_credentials(methods: Sequence[str]) -> Handler:
+    """The 405 of a relations path, given only to a caller with credentials (a 401 first), so
+    a wrong method does not tell a stranger which paths exist."""
+    refuse = method_not_allowed(methods)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        scoped = "tenant_id" in request.match_info
+        await credentials(request, tenant(request, None if scoped else DEFAULT_TENANT))
+        return await refuse(request)
+
+    return handler
 
 
 def require_admin(who: Principal) -> None:
