@@ -16,13 +16,18 @@ Checks, each reported with the position of the offending name:
   in a body that does not read ``context``, an operator applied to the wrong types is an error;
   what depends on the request (a missing ``context.data`` key, ...) is left to check time;
 * cycles: a permission that reaches itself through computed references alone (no relation hop)
-  could never be evaluated, so it is an error here rather than a depth error at check time.
+  could never be evaluated, so it is an error here rather than a depth error at check time;
+* reference chains: a permission whose computed references (``a = b``, ``b = c``, ... ending at a
+  relation, attribute or rule) form a chain of more than `MAX_REFERENCE_DEPTH` references could
+  never be evaluated either: a check follows every reference of the chain, one unit of depth
+  each, with no data in between, and no request gets that much depth.
 """
 
 from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import re
 import textwrap
 from collections import defaultdict
@@ -39,6 +44,7 @@ from dsl.schema import (
     AttributeType,
     ComputedAttribute,
     ComputedUserSet,
+    Deferred,
     Edge,
     EdgeKind,
     EntityDef,
@@ -62,6 +68,20 @@ MAX_NAME_LENGTH: Final = 64
 #: Past this many errors the rest are not collected: a pathological schema cannot make the
 #: compiler spend quadratic time on suggestions and quoted lines.
 MAX_DIAGNOSTICS: Final = 100
+#: Most computed references one permission may chain (``q0 = q1``, ``q1 = q2``, ... ``qn =
+#: viewer`` is n + 1 references). A check spends one unit of depth on each, with no data in
+#: between, and the engine gives a request at most about 225 units (`Engine.depth_cap`, with
+#: Python's default recursion limit): a longer chain could never answer. 128 leaves room for
+#: the data hops after the chain, and equals the operator nesting limit.
+MAX_REFERENCE_DEPTH: Final = 128
+#: Most subject types one relation may admit. A ``rel.name`` walk is checked, indexed for
+#: lookups and followed once per type ``rel`` admits, so a schema's cost grows with walks times
+#: types: unbounded, 200 KiB of schema (3,000 types, 3,000 walks) took 16 s to compile.
+MAX_SUBJECT_TYPES: Final = 64
+#: Names the compiler may compare, over a whole schema, while looking for "did you mean"
+#: suggestions: each one costs time linear in the names it is picked from, and a hundred errors
+#: among 30,000 entity names took a minute. Past this, errors come without suggestions.
+MAX_SUGGESTION_WORK: Final = 50_000
 _TYPE_NAMES: Final = "boolean, string, integer, double (each optionally with [])"
 #: Words CEL reserves, plus the ``context`` variable every rule sees: no rule parameter may
 #: take one of these names.
@@ -118,6 +138,7 @@ class _Compiler:
         self.lines = text.split("\n")
         self.diagnostics: list[Diagnostic] = []
         self.truncated = False
+        self.suggestion_work = 0
         self.entities: dict[str, ast.Entity] = {}
         self.rules: dict[str, ast.Rule] = {}
         self.members: dict[str, dict[str, ast.Member]] = {}
@@ -138,7 +159,11 @@ class _Compiler:
     def _suggest(self, name: str, candidates: Iterable[str]) -> str:
         if len(self.diagnostics) >= MAX_DIAGNOSTICS:
             return ""  # not shown anyway
-        close = difflib.get_close_matches(name, list(candidates), n=1)
+        names = list(candidates)
+        self.suggestion_work += len(names)
+        if self.suggestion_work > MAX_SUGGESTION_WORK:
+            return ""
+        close = difflib.get_close_matches(name, names, n=1)
         return f" (did you mean `{close[0]}`?)" if close else ""
 
     # -- driver ---------------------------------------------------------------------------------
@@ -163,6 +188,7 @@ class _Compiler:
                 references={n: _KIND_OF[type(m)] for n, m in members.items()},
             )
         self._check_cycles()
+        self._check_chains()
         if self.diagnostics:
             if self.truncated:
                 last = max(self.diagnostics)
@@ -179,7 +205,7 @@ class _Compiler:
             entities=entities,
             rules=rules,
             subject_entrances=_subject_entrances(entities),
-            dependents=_dependents(entities, self.leaves),
+            dependents=Deferred(functools.partial(_dependents, entities, self.leaves)),
         )
 
     def _check_name(self, name: str, pos: ast.Pos) -> None:
@@ -268,6 +294,14 @@ class _Compiler:
                     f"relation `{member.name}` needs at least one subject type, "
                     "e.g. `@user` or `@group#member`",
                 )
+            if len(member.subject_types) > MAX_SUBJECT_TYPES:
+                self.error(
+                    member.subject_types[MAX_SUBJECT_TYPES].pos,
+                    f"relation `{member.name}` admits {len(member.subject_types)} subject types, "
+                    f"more than {MAX_SUBJECT_TYPES}; group the subjects under fewer entity types",
+                )
+                result[member.name] = RelationDef(member.name, ())
+                continue
             refs: list[RelationRef] = []
             for subject in member.subject_types:
                 ref = self._subject_type(subject)
@@ -524,6 +558,8 @@ class _Compiler:
                 f"the left side of `{tupleset}.{computed}` must be a relation",
             )
             return node
+        if len(relation.subject_types) > MAX_SUBJECT_TYPES:
+            return node  # reported at the relation
         seen: set[str] = set()
         for subject in relation.subject_types:
             target_entity = subject.entity
@@ -650,6 +686,83 @@ class _Compiler:
                     f"permission `{ordered[0][0]}` of `{entity_name}` depends on itself with no "
                     f"relation in between ({loop}); it could never be evaluated",
                 )
+
+
+    def _check_chains(self) -> None:
+        """Report each permission that starts a chain of more than `MAX_REFERENCE_DEPTH`
+        computed references. Only where a chain starts: the permissions further along it are
+        too deep for the same reason, and fixing the chain fixes them."""
+        for entity_name, refs in self.computed_refs.items():
+            members = self.members[entity_name]
+            graph: dict[str, list[str]] = {}
+            ends: dict[str, str] = {}
+            for name, operands in refs.items():
+                graph[name] = [r for r, _ in operands if isinstance(members.get(r), ast.Permission)]
+                end = next(
+                    (r for r, _ in operands
+                     if isinstance(members.get(r), ast.Relation | ast.Attribute)),
+                    None,
+                )
+                if end is None:
+                    end = next(
+                        (f"{leaf.rule}(…)" for leaf in self.leaves[(entity_name, name)]
+                         if isinstance(leaf, RuleCall)),
+                        None,
+                    )
+                if end is not None:
+                    ends[name] = end
+            chains = _longest_chains(graph, ends)
+            too_deep = [n for n, (length, _) in chains.items() if length > MAX_REFERENCE_DEPTH]
+            inner = {t for n in too_deep for t in graph[n]}
+            for start in too_deep:
+                if start in inner:
+                    continue
+                names = [start]
+                following: str | None = start
+                while following in chains:
+                    following = chains[following][1]
+                    if following is not None:
+                        names.append(following)
+                shown = " -> ".join(names if len(names) <= 8 else [*names[:3], "…", *names[-3:]])
+                member = members[start]
+                self.error(
+                    member.name_pos,
+                    f"reference chain deeper than {MAX_REFERENCE_DEPTH}: {shown} "
+                    f"({chains[start][0]} references; a check spends one unit of depth on each, "
+                    "more than any request may use); shorten the chain",
+                )
+
+
+def _longest_chains(
+    graph: dict[str, list[str]], ends: dict[str, str]
+) -> dict[str, tuple[int, str | None]]:
+    """For each node of ``graph`` (a permission -> the permissions it references), how many
+    references its longest chain has, and the next name on that chain (None: no reference).
+    A node in ``ends`` references that relation, attribute or rule: a chain of one. An edge that
+    closes a cycle (reported on its own) is ignored. Iterative: chains may be any length."""
+    found: dict[str, tuple[int, str | None]] = {}
+    on_path: set[str] = set()
+    for root, references in graph.items():
+        if root in found:
+            continue
+        on_path.add(root)
+        stack = [(root, iter(references))]
+        while stack:
+            node, targets = stack[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in found and target not in on_path:
+                    on_path.add(target)
+                    stack.append((target, iter(graph[target])))
+                continue
+            stack.pop()
+            on_path.discard(node)
+            best: tuple[int, str | None] = (1, ends[node]) if node in ends else (0, None)
+            for t in graph[node]:
+                if t in found and found[t][0] + 1 > best[0]:
+                    best = (found[t][0] + 1, t)
+            found[node] = best
+    return found
 
 
 def _cycles(graph: dict[str, list[tuple[str, ast.Pos]]]) -> list[list[tuple[str, ast.Pos]]]:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from dsl import ast
-from dsl.compiler import load
+from dsl.compiler import MAX_SUGGESTION_WORK, load
 from dsl.errors import SchemaError
 from dsl.format import format_schema
-from dsl.parser import parse, parse_member
+from dsl.parser import MAX_SCHEMA_BYTES, parse, parse_member
 
 #: Permify's ErrorCode names for the problems of a partial write.
 ENTITY_NOT_FOUND: Final = "ERROR_CODE_ENTITY_STATEMENT_NOT_FOUND"
@@ -81,6 +81,15 @@ def apply_partials(base: str | bytes, partials: Mapping[str, Partial]) -> str:
     Raises `PartialWriteError` listing every problem with the request, or `SchemaError` when
     ``base`` does not parse or the result does not compile (positions in the result's text).
     """
+    written = sum(len(s.encode("utf-8", "surrogatepass")) for p in partials.values()
+                  for s in (*p.write, *p.update))
+    if written > MAX_SCHEMA_BYTES:
+        # The new schema would be over the limit: refused before parsing any of it.
+        message = (
+            f"the statements written total {written:,} bytes, more than the "
+            f"{MAX_SCHEMA_BYTES // 1024} KiB a schema may have"
+        )
+        raise PartialWriteError([PartialProblem(SCHEMA_PARSE, "partials", message)])
     canonical = format_schema(base)
     tree = parse(canonical)
     entities: dict[str, ast.Entity] = {}
@@ -93,10 +102,11 @@ def apply_partials(base: str | bytes, partials: Mapping[str, Partial]) -> str:
 
     problems: list[PartialProblem] = []
     plans: list[_Plan] = []
+    suggest = len(entities) * len(partials) <= MAX_SUGGESTION_WORK
     for name, partial in partials.items():
         entity = entities.get(name)
         if entity is None:
-            problems.append(_missing_entity(name, entities, rules))
+            problems.append(_missing_entity(name, entities, rules, suggest=suggest))
         plan = _plan(name, entity, partial, problems)
         if plan is not None:
             plans.append(plan)
@@ -179,13 +189,15 @@ def _parse(statement: str, location: str, problems: list[PartialProblem]) -> ast
 
 
 def _missing_entity(
-    name: str, entities: Mapping[str, ast.Entity], rules: set[str]
+    name: str, entities: Mapping[str, ast.Entity], rules: set[str], *, suggest: bool
 ) -> PartialProblem:
+    """The problem of an entity the schema lacks; with ``suggest``, naming the closest one (the
+    caller turns suggestions off when comparing every name with every entity would be slow)."""
     if name in rules:
         message = f"`{name}` is a rule, not an entity"
     else:
         message = f"the schema has no entity `{name}`"
-        if close := difflib.get_close_matches(name, list(entities), n=1):
+        if suggest and (close := difflib.get_close_matches(name, list(entities), n=1)):
             message += f" (did you mean `{close[0]}`?)"
     return PartialProblem(ENTITY_NOT_FOUND, f"partials.{name}", message)
 

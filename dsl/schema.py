@@ -8,7 +8,9 @@ built once per schema version:
 * `Schema.subject_entrances`: for a subject ``type`` or ``type#relation``, the relations a tuple
   may store it in (the first step of a reverse lookup);
 * `Schema.dependents`: the reverse of the permission graph: for each ``(entity, name)``, the
-  relations and permissions whose value it feeds, and how (the rest of a reverse lookup).
+  relations and permissions whose value it feeds, and how (the rest of a reverse lookup). Built
+  on first use (a `Deferred` mapping): it holds an edge per walk and type the walked relation
+  admits, up to a million for a large schema, and the engine's lookups keep their own graph.
 
 Rewrite trees keep Permify's shape: each ``or``/``and``/``not`` is one binary `Rewrite`, so
 expand answers match Permify's node for node.
@@ -16,9 +18,14 @@ expand answers match Permify's node for node.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class AttributeType(Enum):
@@ -192,6 +199,37 @@ class Edge:
     target_entity: str
     target: str
     tupleset: str = ""
+
+
+class Deferred(Mapping[K, V]):
+    """A read-only mapping that ``build`` makes on first use (once, whichever thread asks)."""
+
+    __slots__ = ("_build", "_built", "_lock")
+
+    def __init__(self, build: Callable[[], Mapping[K, V]]) -> None:
+        self._build: Callable[[], Mapping[K, V]] | None = build
+        self._built: Mapping[K, V] | None = None
+        self._lock = threading.Lock()
+
+    def _mapping(self) -> Mapping[K, V]:
+        built = self._built
+        if built is None:
+            with self._lock:
+                if self._built is None:
+                    assert self._build is not None
+                    self._built = self._build()
+                    self._build = None  # what it captured can go
+                built = self._built
+        return built
+
+    def __getitem__(self, key: K) -> V:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
 
 
 @dataclass(frozen=True, slots=True)
