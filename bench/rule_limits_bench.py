@@ -24,8 +24,11 @@ import cel
 
 from dsl.rule_cost import RULE_STEP_BUDGET, input_values, measure
 
-
 #: (label, body, activation for an input of n values)
+#: A regex that takes the library a while to compile (it compiles one on every call).
+PATTERN = "(a|b)" * 200
+
+
 def _ints(n: int) -> dict[str, Any]:
     return {"items": list(range(n))}
 
@@ -41,6 +44,8 @@ SHAPES: list[tuple[str, str, Any]] = [
     ("filter", "size(items.filter(x, true)) > 0", _ints),
     ("binding", "true", _ints),
     ("string compare", "items.exists(x, x == 'zz')", _strings),
+    ("regex", "items.exists(x, x.matches('" + PATTERN + "'))", _strings),
+    ("regex input", "'ab'.matches(p)", lambda n: {"p": "(a|b)" * n}),
 ]
 
 
