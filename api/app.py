@@ -17,6 +17,7 @@ handlers, so every answer has the same shape.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import Resource
 
 from api.config import Config
+from api.connections import ConnectionGuard, Runner
 from api.errors import method_not_allowed, not_found
 from api.middleware import Edge, JsonAccessLogger, Metrics
 from api.relations_edge import (
@@ -63,14 +65,18 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
     app[METRICS] = metrics
     app.cleanup_ctx.append(functools.partial(_services, store=store))
     app.on_shutdown.append(_stop_streams)
-    edge = Edge(metrics, config.max_concurrency, config.preshared_keys)
+    edge = Edge(
+        metrics, config.max_concurrency, config.preshared_keys, stream_limit=config.max_streams
+    )
     # aiohttp tries the routes under one fixed prefix in order: the hot ones go first.
     for module in (permissions, data, schemas, bundles, watch, tenants, meta):
         for route in module.routes:
             assert isinstance(route, web.RouteDef)
-            app.router.add_route(
-                route.method, route.path, edge.wrap(route.handler, route.path), **route.kwargs
-            )
+            # A watch stays open until its client leaves, mostly idle: it takes a slot of the
+            # stream pool (max_streams). lookup-entity-stream ends when its lookup does, and
+            # works the engine all along, so it counts as an ordinary request.
+            handler = edge.wrap(route.handler, route.path, stream=module is watch)
+            app.router.add_route(route.method, route.path, handler, **route.kwargs)
     # The relations layer authenticates itself (it also takes API tokens) and answers in
     # Strapi's error envelope.
     strapi_paths: set[str] = set()
@@ -125,8 +131,12 @@ async def _services(app: web.Application, *, store: Store | None) -> AsyncIterat
         ),
     )
     executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="stonetown-worker")
-    app[SERVICES] = Services(config, opened, engine, executor, Relations(opened, engine))
+    relations = Relations(opened, engine)
+    app[SERVICES] = Services(config, opened, engine, executor, relations)
     try:
+        if not opened.claims_complete:  # a store from before token claims: claim them once
+            log.info("claiming the API tokens of every tenant (once per store)")
+            await asyncio.get_running_loop().run_in_executor(executor, relations.claim_tokens)
         yield
     finally:
         executor.shutdown(wait=True)
@@ -144,13 +154,18 @@ async def _stop_streams(app: web.Application) -> None:
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
-    """The runner ``serve`` and the tests use: JSON access log, the configured shutdown wait."""
+    """The runner ``serve`` and the tests use: JSON access log, the configured shutdown wait,
+    and the connection limits (``api.connections``)."""
     config = app[CONFIG]
-    return web.AppRunner(
+    guard = ConnectionGuard(config.max_connections, config.header_timeout_seconds, app[METRICS])
+    return Runner(
         app,
-        access_log_class=JsonAccessLogger,
-        access_log=logging.getLogger("stonetown.access") if config.access_log else None,
+        guard,
         shutdown_timeout=config.shutdown_timeout,
-        handle_signals=False,
-        auto_decompress=False,  # `boundary.parse` decodes bodies, within the size limit
+        handler_args={
+            "access_log_class": JsonAccessLogger,
+            "access_log": logging.getLogger("stonetown.access") if config.access_log else None,
+            "keepalive_timeout": config.keepalive_timeout_seconds,
+            "auto_decompress": False,  # `boundary.parse` decodes bodies, within the size limit
+        },
     )

@@ -39,6 +39,15 @@ class Config:
     body_timeout_seconds: float = 30.0
     #: Requests handled at once; more get 429 at once rather than queueing without bound.
     max_concurrency: int = 512
+    #: Long-lived streams (watch) open at once, a pool apart from max_concurrency; more get 429.
+    max_streams: int = 256
+    #: Connections open at once. Beyond it a new connection closes the oldest one that has not
+    #: sent a request head yet, or is answered 503 and closed when there is none.
+    max_connections: int = 1024
+    #: A new connection must send a complete request head within this many seconds.
+    header_timeout_seconds: float = 10.0
+    #: An idle connection (its last answer sent) must send its next request head within this.
+    keepalive_timeout_seconds: float = 75.0
     #: Threads running the engine and the store, off the event loop.
     worker_threads: int = 4
     #: A check is first tried on the event loop with this many dispatches at most (a cached
@@ -64,6 +73,10 @@ class Config:
             (0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
             (self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
             (self.max_concurrency >= 1, "max_concurrency must be at least 1"),
+            (self.max_streams >= 1, "max_streams must be at least 1"),
+            (self.max_connections >= 1, "max_connections must be at least 1"),
+            (self.header_timeout_seconds > 0, "header_timeout_seconds must be positive"),
+            (self.keepalive_timeout_seconds > 0, "keepalive_timeout_seconds must be positive"),
             (self.worker_threads >= 1, "worker_threads must be at least 1"),
             (self.inline_dispatches >= 0, "inline_dispatches must not be negative"),
             (self.max_write_items >= 1, "max_write_items must be at least 1"),

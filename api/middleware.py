@@ -50,6 +50,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.streams = 0
+        #: Connection limits (``api.connections``): open now, and how many were turned away.
+        self.connections_open = 0
+        self.connections_refused = 0
+        self.connections_evicted = 0
+        self.header_timeouts = 0
         self._requests: dict[tuple[str, str, int], int] = {}
         #: route -> per-bucket counts (the last one is +Inf), then the sum of seconds.
         self._latency: dict[str, tuple[list[int], list[float]]] = {}
@@ -95,6 +101,22 @@ class Metrics:
         yield GaugeMetricFamily(
             "stonetown_http_requests_in_flight", "Requests being handled.", value=self.in_flight
         )
+        yield GaugeMetricFamily(
+            "stonetown_streams_open", "Long-lived streams (watch) open.", value=self.streams
+        )
+        yield GaugeMetricFamily(
+            "stonetown_http_connections_open", "HTTP connections open.", value=self.connections_open
+        )
+        closed = CounterMetricFamily(
+            "stonetown_http_connections_closed_early",
+            "Connections closed by the connection limits: refused at the cap, evicted to make "
+            "room (no request head yet), or past the header timeout.",
+            labels=["reason"],
+        )
+        closed.add_metric(["refused"], self.connections_refused)
+        closed.add_metric(["evicted"], self.connections_evicted)
+        closed.add_metric(["header_timeout"], self.header_timeouts)
+        yield closed
         checks = CounterMetricFamily(
             "stonetown_checks", "Permission checks answered, by result.", labels=["result"]
         )
@@ -116,17 +138,25 @@ class Edge:
     401 unless a configured key is given (but on OPEN_PATHS), 429 beyond ``limit`` requests in
     flight (but on UNLIMITED_PATHS), every exception an error body, and the metrics.
 
+    Long-lived streams (watch: open until the client leaves) have a pool of their own, 429
+    beyond ``stream_limit`` open at once, so idle streams can never take the slots that ordinary
+    requests need.
+
     A wrapper rather than an aiohttp middleware: a middleware costs two more coroutine layers on
     every request (measured: about 3% of check throughput), and the route's path is known when
     wrapping, so it need not be looked up per request. `app.py` also routes unknown paths and
     methods to wrapped handlers, so every answer goes through here.
     """
 
-    def __init__(self, metrics: Metrics, limit: int, keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, metrics: Metrics, limit: int, keys: tuple[str, ...], *, stream_limit: int
+    ) -> None:
         self.metrics = metrics
         self.limit = limit
-        self.keys = tuple(key.encode() for key in keys)
+        self.stream_limit = stream_limit
+        self.keys = tuple(header_bytes(key) for key in keys)
         self.active = 0  # requests in flight that count against the limit
+        self.streams = 0  # long-lived streams open, which count against stream_limit only
         self._id_prefix = secrets.token_hex(4) + "-"
         self._ids = itertools.count(1)
 
@@ -137,14 +167,16 @@ class Edge:
         *,
         auth: bool = True,
         render: Callable[[web.Request, Exception], web.StreamResponse] = response_for,
+        stream: bool = False,
     ) -> Handler:
         """``handler`` behind the edge; ``route`` is its path template (the metrics label).
 
         ``auth=False`` leaves authentication to the handler and ``render`` shapes its errors
-        (the relations layer: API tokens, Strapi's envelope)."""
+        (the relations layer: API tokens, Strapi's envelope). ``stream=True`` marks a
+        long-lived stream: it takes a slot of the stream pool instead of the request pool."""
         metrics = self.metrics
         keys = self.keys if auth else ()
-        limited = route not in UNLIMITED_PATHS
+        limited = route not in UNLIMITED_PATHS and not stream
         open_path = route in OPEN_PATHS
 
         async def edge(request: web.Request) -> web.StreamResponse:
@@ -156,7 +188,7 @@ class Edge:
             request[REQUEST_ID] = request_id
             request[ROUTE] = route
             metrics.in_flight += 1
-            counted = False
+            counted = streaming = False
             try:
                 if keys and not open_path:
                     _authenticate(request, keys)
@@ -170,12 +202,26 @@ class Edge:
                         )
                     self.active += 1
                     counted = True
+                elif stream:
+                    if self.streams >= self.stream_limit:
+                        raise ApiError(
+                            429,
+                            "ERROR_CODE_RATE_LIMIT_EXCEEDED",
+                            f"too many open streams (limit {self.stream_limit}); retry shortly",
+                            headers={"Retry-After": "1"},
+                        )
+                    self.streams += 1
+                    metrics.streams = self.streams
+                    streaming = True
                 response = await handler(request)
             except Exception as exc:
                 response = render(request, exc)
             finally:
                 if counted:
                     self.active -= 1
+                if streaming:
+                    self.streams -= 1
+                    metrics.streams = self.streams
                 metrics.in_flight -= 1
             if not response.prepared:  # a stream sent its headers already, with the id
                 response.headers["X-Request-Id"] = request_id

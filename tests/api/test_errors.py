@@ -438,10 +438,19 @@ def test_without_keys_no_header_is_needed(client: httpx.Client) -> None:
 def test_requests_over_the_concurrency_limit_get_429_while_health_answers(
     start_server: Callable[..., Server],
 ) -> None:
-    server = start_server(max_concurrency=1, watch_poll_seconds=0.05)
-    with server.client() as holder, server.client() as other:
-        with holder.stream("POST", "/v1/tenants/t1/watch", json={}) as stream:
-            assert stream.status_code == 200
+    server = start_server(max_concurrency=1)
+    port = int(server.url.rsplit(":", 1)[1])
+    with server.client() as other:
+        # A request whose body is still arriving holds the only slot (a watch stream would
+        # not: streams have a pool of their own).
+        with socket.create_connection(("127.0.0.1", port)) as holder:
+            holder.sendall(
+                b"POST /v1/tenants/list HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+            )
+            deadline = time.monotonic() + 10
+            while other.post("/v1/tenants/list", json={}).status_code != 429:
+                assert time.monotonic() < deadline, "the slow request never held the slot"
+                time.sleep(0.02)
             for method, path in [
                 ("POST", "/v1/tenants/list"),
                 ("POST", "/v1/tenants/t1/schemas/list"),
