@@ -9,9 +9,11 @@ and a parser for as long as it is held, and needs no credentials to do so. So:
 * **idle timeout**: after an answer, the next request head must be complete within aiohttp's
   ``keepalive_timeout``, or the connection is closed (aiohttp arms the same timer when a
   connection opens, so it also bounds the first head);
-* **connection cap**: at ``max_connections`` open, a new connection closes the oldest one still
-  waiting for its first head (a silent or slow client) to make room; when every open connection
-  has sent a request, the new one is answered 503 and closed at once.
+* **connection cap**: at ``max_connections`` open, a new connection closes the oldest one that
+  is waiting for a request head (a silent or slow new client, or a keep-alive connection idle
+  between requests) to make room; when every open connection is in the middle of a request,
+  the new one is answered 503 and closed at once. So clients that send one request each and
+  then hold their connections idle cannot lock others out.
 
 ``Runner`` installs this under aiohttp's ``AppRunner``: its server makes a `_Connection` (an
 aiohttp ``RequestHandler`` that also reports to the `ConnectionGuard`) per accepted socket, so
@@ -46,7 +48,8 @@ class ConnectionGuard:
         self.metrics = metrics
         #: Connections open and counted against the cap.
         self.open: set[_Connection] = set()
-        #: The open connections still waiting for their first request head, oldest first.
+        #: The open connections waiting for a request head (new, or idle between requests),
+        #: longest waiting first.
         self.waiting: dict[_Connection, None] = {}
         body = error_body(
             503,
@@ -64,8 +67,8 @@ class ConnectionGuard:
         )
 
     def admit(self, connection: _Connection) -> bool:
-        """Count ``connection`` in, making room by closing the oldest connection still waiting
-        for its first head; False when there is none to close (refuse the new one)."""
+        """Count ``connection`` in, making room by closing the connection that has waited
+        longest for a request head; False when there is none to close (refuse the new one)."""
         if len(self.open) >= self.max_connections:
             if not self.waiting:
                 self.metrics.connections_refused += 1
@@ -80,8 +83,13 @@ class ConnectionGuard:
         return True
 
     def headed(self, connection: _Connection) -> None:
-        """``connection`` finished its first request head."""
+        """``connection`` finished a request head: it is busy until its answer is sent."""
         self.waiting.pop(connection, None)
+
+    def idle(self, connection: _Connection) -> None:
+        """``connection`` sent its answer and waits for its next request head."""
+        if connection in self.open:
+            self.waiting[connection] = None
 
     def release(self, connection: _Connection) -> None:
         """``connection`` is closed (or closing): it no longer counts."""
@@ -92,7 +100,8 @@ class ConnectionGuard:
 
 class _Connection(web.RequestHandler):
     """aiohttp's handler of one connection, admitted by the guard and closed when its first
-    request head is not complete within the header timeout.
+    request head is not complete within the header timeout; it tells the guard when it starts
+    and stops waiting for a head.
 
     A head is taken as complete at its first blank line (``\\n\\r\\n`` or ``\\n\\n``), seen in
     the raw bytes: a lenient test, which at worst leaves a connection to the idle timeout."""
@@ -117,16 +126,26 @@ class _Connection(web.RequestHandler):
         self._head_timer = loop.call_later(guard.header_timeout, self._head_late)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is not None:
+        if self in self._guard.waiting:
             seen = self._tail + data
             if b"\n\r\n" in seen or b"\n\n" in seen:
-                self._head_timer.cancel()
-                self._head_timer = None
+                if self._head_timer is not None:
+                    self._head_timer.cancel()
+                    self._head_timer = None
                 self._tail = b""
                 self._guard.headed(self)
             else:
                 self._tail = seen[-2:]
         super().data_received(data)
+
+    def log_access(
+        self, request: BaseRequest, response: web.StreamResponse, time: float | None
+    ) -> None:
+        """Called by aiohttp once each answer is sent: unless another request is already
+        queued (pipelined), the connection now waits for its next head."""
+        super().log_access(request, response, time)
+        if not self._messages:
+            self._guard.idle(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self._admitted:

@@ -458,16 +458,39 @@ def test_at_the_connection_cap_a_new_connection_evicts_the_oldest_silent_one(
     assert closed == [True] + [False] * 9
 
 
-def test_at_the_connection_cap_with_no_silent_connection_a_new_one_gets_503(
+def test_at_the_connection_cap_an_idle_keep_alive_connection_is_evicted_too(
+    start_server: Callable[..., Server],
+) -> None:
+    # One request each, then held idle: without eviction, clients needing no credentials could
+    # lock everyone out until the idle timeout.
+    server = start_server(max_connections=5, header_timeout_seconds=60)
+    port = port_of(server)
+    with ExitStack() as stack:
+        idle = []
+        for _ in range(5):
+            sock = stack.enter_context(closing(connect(port)))
+            sock.sendall(request_bytes("GET", "/healthz"))
+            assert read_response(sock)[0] == 200
+            idle.append(sock)
+        assert exchange(port, "GET", "/healthz")[0] == 200
+        time.sleep(0.2)
+        closed = [closed_now(sock) for sock in idle]
+    assert closed == [True] + [False] * 4
+
+
+def test_at_the_connection_cap_with_every_connection_mid_request_a_new_one_gets_503(
     start_server: Callable[..., Server],
 ) -> None:
     server = start_server(max_connections=5, header_timeout_seconds=60)
     port = port_of(server)
     with ExitStack() as stack:
-        for _ in range(5):  # keep-alive connections that have each sent a request
+        for _ in range(5):  # each has sent a whole head and part of its body
             sock = stack.enter_context(closing(connect(port)))
-            sock.sendall(request_bytes("GET", "/healthz"))
-            assert read_response(sock)[0] == 200
+            sock.sendall(
+                b"POST /v1/tenants/t1/permissions/check HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
+        time.sleep(0.1)  # let the server read the heads
         with closing(connect(port)) as refused:
             status, headers, body = read_response(refused)
             assert closed_by_server(refused)
