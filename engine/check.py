@@ -61,7 +61,7 @@ from engine.errors import (
     UnknownPermission,
 )
 from engine.rules import RuleSet
-from engine.types import Context
+from engine.types import FRAMES_PER_DEPTH, Context
 from storage.base import (
     Attribute,
     AttributeKey,
@@ -146,36 +146,33 @@ class Program:
                 self.evaluators[(entity.name, name)] = _attribute_check(
                     entity.name, name, attribute.type
                 )
-        # Permissions last: their closures look up the evaluators of what they reference.
-        compiling: dict[tuple[str, str], Evaluator] = {}
+        #: The most set-operation closures one permission stacks (see `frames_per_depth`).
+        self.nesting = 0
+        # Permissions last, each after the permissions it references, whose evaluators its
+        # closures capture. An explicit order, not recursion: a chain of references may be as
+        # long as the compiler allows.
         for entity in schema.entities.values():
-            for name in entity.permissions:
-                self._permission(entity, name, compiling)
+            for name in _dependency_order(entity):
+                child = entity.permissions[name].child
+                self.evaluators[(entity.name, name)] = self._node(entity, child)
+                self.nesting = max(self.nesting, _nesting(child))
 
-    def _permission(
-        self, entity: EntityDef, name: str, compiling: dict[tuple[str, str], Evaluator]
-    ) -> Evaluator:
-        key = (entity.name, name)
-        found = self.evaluators.get(key)
-        if found is not None:
-            return found
-        fn = self._node(entity, entity.permissions[name].child, compiling)
-        self.evaluators[key] = fn
-        return fn
+    @property
+    def frames_per_depth(self) -> int:
+        """Python frames one unit of depth may take in evaluation: a dispatch, a hop and its
+        reference (`FRAMES_PER_DEPTH`, 4), plus the set-operation closures of a permission
+        beyond the first (each calls the next)."""
+        return FRAMES_PER_DEPTH + max(0, self.nesting - 1)
 
-    def _node(
-        self, entity: EntityDef, node: Node, compiling: dict[tuple[str, str], Evaluator]
-    ) -> Evaluator:
+    def _node(self, entity: EntityDef, node: Node) -> Evaluator:
+        # Recursion over one rewrite tree: bounded by the parser's MAX_EXPRESSION_DEPTH.
         if isinstance(node, Rewrite):
             if node.operation is Operation.EXCLUSION:
-                base, subtract = (self._node(entity, c, compiling) for c in node.children)
+                base, subtract = (self._node(entity, c) for c in node.children)
                 return _exclusion(base, subtract)
             # `a or b or c` is nested binary rewrites; flattening gives the same answer with
             # fewer calls.
-            children = [
-                self._node(entity, c, compiling)
-                for c in _flatten(node.operation, node.children)
-            ]
+            children = [self._node(entity, c) for c in _flatten(node.operation, node.children)]
             if node.operation is Operation.UNION:
                 return _union(tuple(children))
             return _intersection(tuple(children))
@@ -183,8 +180,10 @@ class Program:
             name = node.relation
             if name in entity.permissions:
                 # Same entity: no data in between, so no cycle is possible (the compiler
-                # rejects permission cycles) and no hop bookkeeping is needed.
-                return _computed(entity.name, name, self._permission(entity, name, compiling))
+                # rejects permission cycles) and no hop bookkeeping is needed. Compiled
+                # already (`_dependency_order`), unless a hand-built schema has a cycle.
+                target = self.evaluators.get((entity.name, name))
+                return _computed(entity.name, name, target or _late(entity.name, name))
             if name in entity.relations:
                 return _direct(entity.name, name, computed=True)
             target = self.evaluators.get((entity.name, name))
@@ -214,11 +213,66 @@ class Program:
         raise UnknownPermission.of(entity_type, name)
 
 
+def _dependency_order(entity: EntityDef) -> list[str]:
+    """The entity's permissions, each after the permissions it references (depth-first, with an
+    explicit stack). A reference closing a cycle is left out of the order's constraints."""
+    order: list[str] = []
+    placed: set[str] = set()
+    for root in entity.permissions:
+        if root in placed:
+            continue
+        placed.add(root)
+        stack = [(root, iter(_references(entity, root)))]
+        while stack:
+            name, targets = stack[-1]
+            target = next(targets, None)
+            if target is None:
+                stack.pop()
+                order.append(name)
+            elif target not in placed:
+                placed.add(target)
+                stack.append((target, iter(_references(entity, target))))
+    return order
+
+
+def _references(entity: EntityDef, permission: str) -> list[str]:
+    """The permissions of the same entity that ``permission`` names directly."""
+    found: list[str] = []
+    stack = [entity.permissions[permission].child]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Rewrite):
+            stack.extend(node.children)
+        elif isinstance(node, ComputedUserSet) and node.relation in entity.permissions:
+            found.append(node.relation)
+    return found
+
+
+def _nesting(node: Node) -> int:
+    """How many set-operation closures the compiled ``node`` stacks, at most: nested unions (or
+    intersections) are flattened into one closure, exclusions are not."""
+    deepest = 0
+    stack: list[tuple[Node, int, Operation | None]] = [(node, 0, None)]
+    while stack:
+        current, depth, parent = stack.pop()
+        if isinstance(current, Rewrite):
+            operation = current.operation
+            if operation is Operation.EXCLUSION or operation is not parent:
+                depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth, operation) for child in current.children)
+    return deepest
+
+
 def _flatten(operation: Operation, children: tuple[Node, ...]) -> list[Node]:
+    """The operands of ``operation`` under ``children``, in order, nested rewrites of the same
+    operation opened up (a left-deep ``a or b or c ...``: one stack, linear time)."""
     out: list[Node] = []
-    for child in children:
+    stack = list(reversed(children))
+    while stack:
+        child = stack.pop()
         if isinstance(child, Rewrite) and child.operation is operation:
-            out.extend(_flatten(operation, child.children))
+            stack.extend(reversed(child.children))
         else:
             out.append(child)
     return out
@@ -290,6 +344,17 @@ def _computed(entity_type: str, name: str, target: Evaluator) -> Evaluator:
         return target(ev, eid, s, depth - 1)
 
     return computed
+
+
+def _late(entity_type: str, name: str) -> Evaluator:
+    """A permission compiled after the closure that references it (only in a cycle, which
+    `dsl.compiler` refuses): looked up when called. The reference spends depth, so the cycle
+    ends in DepthExceeded."""
+
+    def late(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        return ev.evaluators[(entity_type, name)](ev, eid, s, depth)
+
+    return late
 
 
 def _unknown(entity_type: str, name: str) -> Evaluator:

@@ -241,11 +241,14 @@ class Engine:
             raise DepthExceeded(f"depth must not be negative, got {depth}")
         return min(depth, self.depth_cap())
 
-    def depth_cap(self) -> int:
+    def depth_cap(self, compiled: Compiled | None = None) -> int:
         """The largest depth a request gets: ``max_depth``, lowered to what Python's recursion
         limit can follow (about 225 with the default limit of 1000; a process that raises the
-        limit with ``sys.setrecursionlimit`` gets more)."""
-        room = (sys.getrecursionlimit() - RESERVED_FRAMES) // FRAMES_PER_DEPTH
+        limit with ``sys.setrecursionlimit`` gets more). With ``compiled``, for that schema:
+        lower when its permissions nest set operations more than one deep, since each unit of
+        depth may then take more frames (`Program.frames_per_depth`)."""
+        frames = FRAMES_PER_DEPTH if compiled is None else compiled.program.frames_per_depth
+        room = (sys.getrecursionlimit() - RESERVED_FRAMES) // frames
         return max(0, min(self.config.max_depth, room))
 
     def forget(self, tenant: str) -> None:
@@ -286,6 +289,7 @@ class Engine:
             # Compiling a schema (its rules included) is no small step: not on an event loop.
             raise OverBudget(max_dispatches)
         compiled = self.compiled(tenant, schema_version)
+        depth = min(depth, self.depth_cap(compiled))
         reader: SnapshotReader = self.store.reader(tenant, snap_token)
         results = self._results_for(tenant, compiled, reader, context)
         # A proven answer needs no evaluation state (the hot path of a busy server).
@@ -320,7 +324,8 @@ class Engine:
                 f"a bulk check takes at most {MAX_BULK_CHECK_ITEMS} items, got {len(items)}"
             )
         asked, depth = depth, self._depth(depth)
-        ev, _ = self._evaluation(tenant, snap_token, schema_version, context)
+        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        depth = min(depth, self.depth_cap(compiled))
         out: list[CheckResult | EngineError] = []
         for item in items:
             before = ev.count
@@ -393,6 +398,7 @@ class Engine:
     ) -> list[str]:
         asked, depth = depth, self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        depth = min(depth, self.depth_cap(compiled))
         with _depth_guard(asked, depth):
             return lookup.lookup_entity_ids(
                 ev, compiled.graph, entity_type, permission, subject, depth=depth, scope=scope
@@ -438,6 +444,7 @@ class Engine:
         """One page of the ids of ``reference`` subjects with ``permission`` on ``entity``."""
         asked, depth = depth, self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        depth = min(depth, self.depth_cap(compiled))
         with _depth_guard(asked, depth):
             ids = lookup.lookup_subject_ids(
                 ev, compiled.schema, entity.type, entity.id, permission,
@@ -461,6 +468,7 @@ class Engine:
         fails the whole answer."""
         asked, depth = depth, self._depth(depth)
         ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
+        depth = min(depth, self.depth_cap(compiled))
         definition = compiled.schema.entities.get(entity.type)
         if definition is None:
             raise UnknownEntityType.of(entity.type)
