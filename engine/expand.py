@@ -41,6 +41,14 @@ Beyond Permify (whose expand neither counts depth nor stops on cycles):
   already being expanded on the same entity higher up the current path is not expanded again: it
   becomes the leaf ``{subjects: {subjects: [entity#name]}}``, a pointer to the node above it
   (Zanzibar's userset leaf), so every expansion terminates.
+* **Nesting.** The tree is at most `MAX_TREE_DEPTH` nodes deep, or the expansion raises
+  ``DepthExceeded``: callers serialise it recursively. The expansion itself runs on an explicit
+  stack (each step a generator that yields the sub-expansions it needs), so neither the depth
+  budget nor the schema's nesting is limited by Python's recursion limit.
+* **Size.** The tree has at most `MAX_TREE_NODES` nodes, or the expansion raises
+  ``InvalidRequest``. A tree repeats every shared part (``p0 = p1 and p2``, ``p1 = p2 and p3``,
+  ... or two relations to the same parent at every level of the data), so its size can grow
+  exponentially with the schema or the data while a check, which caches, stays linear.
 
 Concurrency: one call is single-threaded and holds no shared state; it reads one
 ``SnapshotReader``, so the whole tree describes a single revision.
@@ -49,8 +57,8 @@ Concurrency: one call is single-threaded and holds no shared state; it reads one
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any, assert_never
+from collections.abc import Generator, Iterable
+from typing import Any, Final, assert_never
 
 from dsl.schema import (
     AttributeType,
@@ -66,12 +74,23 @@ from dsl.schema import (
     Schema,
     TupleToUserSet,
 )
-from engine.errors import DepthExceeded, UnknownEntityType, UnknownPermission
+from engine.errors import DepthExceeded, InvalidRequest, UnknownEntityType, UnknownPermission
 from engine.types import Context, Entity
 from storage.base import Attribute, AttributeValue, SnapshotReader, Subject
 
 #: A node of the tree in proto-JSON field names.
 Tree = dict[str, Any]
+#: One expansion in progress: it yields the sub-expansions it needs, is sent each one's tree,
+#: and returns its own (see `_run`).
+Step = Generator["Step", Tree, Tree]
+
+#: The deepest an expand tree may be, in nodes from the root to a leaf. Each node is three
+#: levels of nested JSON (the node, its ``expand``, its ``children``), and the API serialises
+#: the tree recursively within Python's default recursion limit of 1000 frames: 256 nodes take
+#: about 770 of them, leaving the rest to the server's own stack.
+MAX_TREE_DEPTH: Final = 256
+#: The most nodes an expand tree may have: far more than anyone reads, and a few MiB of JSON.
+MAX_TREE_NODES: Final = 10_000
 
 _OPERATIONS = {
     Operation.UNION: "OPERATION_UNION",
@@ -112,23 +131,48 @@ def expand(
 
     Raises UnknownEntityType / UnknownPermission for a name the schema does not define (also when
     met in the data, e.g. an unvalidated tuple's subject type), and DepthExceeded when the tree is
-    deeper than ``depth`` nested expansions.
+    deeper than ``depth`` nested expansions or than `MAX_TREE_DEPTH` nodes; InvalidRequest when it
+    would have more than `MAX_TREE_NODES` nodes.
     """
     expander = _Expander(schema, reader, context, depth)
-    try:
-        return expander.expand(entity, permission, depth)
-    except RecursionError as exc:
-        # A budget the interpreter's stack cannot hold is still "too deep", never a crash.
-        raise DepthExceeded(
-            f"expanding {entity}#{permission} nests deeper than this process can follow "
-            f"(depth budget {depth}); ask for a smaller depth"
-        ) from exc
+    return _run(expander.expand(entity, permission, depth, 1))
+
+
+def _run(root: Step) -> Tree:
+    """Drive ``root`` and every sub-expansion it yields on an explicit stack: a tree of any
+    depth costs a constant number of Python frames. An exception is thrown into the step that
+    asked for the failing one, so its ``finally`` blocks run, as with plain calls."""
+    stack = [root]
+    sent: Tree | None = None  # the tree of the step just finished, for the step below it
+    error: Exception | None = None  # or what it raised
+    while stack:
+        step = stack[-1]
+        try:
+            if error is not None:
+                wanted = step.throw(error)
+            elif sent is not None:
+                wanted = step.send(sent)
+            else:
+                wanted = next(step)  # a step just started
+        except StopIteration as done:
+            stack.pop()
+            sent, error = done.value, None
+        except Exception as exc:
+            stack.pop()
+            sent, error = None, exc
+        else:
+            stack.append(wanted)
+            sent, error = None, None
+    if error is not None:
+        raise error
+    assert sent is not None
+    return sent
 
 
 class _Expander:
     """The state of one expand call: inputs, contextual tuples by relation, and the current path."""
 
-    __slots__ = ("_attributes", "_budget", "_path", "_reader", "_schema", "_tuples")
+    __slots__ = ("_attributes", "_budget", "_nodes", "_path", "_reader", "_schema", "_tuples")
 
     def __init__(
         self, schema: Schema, reader: SnapshotReader, context: Context, budget: int
@@ -144,16 +188,19 @@ class _Expander:
             # The first of several contextual values wins, like Permify's single-attribute query.
             self._attributes.setdefault((a.entity_type, a.entity_id, a.name), a)
         self._path: set[tuple[str, str, str]] = set()
+        self._nodes = 0
 
     def expand(
-        self, entity: Entity, name: str, depth: int, arguments: tuple[str, ...] = ()
-    ) -> Tree:
-        """One expansion: the node for ``name`` on ``entity``, dispatched on what ``name`` is."""
+        self, entity: Entity, name: str, depth: int, level: int, arguments: tuple[str, ...] = ()
+    ) -> Step:
+        """One expansion: the node for ``name`` on ``entity``, dispatched on what ``name`` is;
+        the node sits ``level`` nodes deep in the tree (the root is 1)."""
         if depth < 0:
             raise DepthExceeded(
                 f"expand needs more than {self._budget} nested expansions: the budget ran out "
                 f"at {entity}#{name}; ask for a larger depth"
             )
+        self._count(entity, name)
         definition = self._schema.entity(entity.type)
         if definition is None:
             raise UnknownEntityType(
@@ -167,9 +214,10 @@ class _Expander:
         try:
             match definition.references.get(name):
                 case ReferenceKind.PERMISSION:
-                    return self._node(entity, name, definition.permissions[name].child, depth)
+                    child = definition.permissions[name].child
+                    return (yield self._node(entity, name, child, depth, level))
                 case ReferenceKind.RELATION:
-                    return self._relation(entity, name, depth)
+                    return (yield self._relation(entity, name, depth, level))
                 case ReferenceKind.ATTRIBUTE:
                     return self._attribute(entity, name)
                 case None:
@@ -182,44 +230,63 @@ class _Expander:
         finally:
             self._path.discard(key)
 
-    def _node(self, entity: Entity, permission: str, node: Node, depth: int) -> Tree:
-        """One node of ``permission``'s rewrite tree on ``entity``."""
+    def _node(self, entity: Entity, permission: str, node: Node, depth: int, level: int) -> Step:
+        """One node of ``permission``'s rewrite tree on ``entity``, ``level`` nodes deep."""
         match node:
             case Rewrite(operation=operation, children=children):
+                self._count(entity, permission)
+                below = _below(level, entity, permission)
+                trees = []
+                for child in children:
+                    trees.append((yield self._node(entity, permission, child, depth, below)))
                 return {
                     "entity": _entity(entity),
                     "permission": permission,
-                    "expand": {
-                        "operation": _OPERATIONS[operation],
-                        "children": [self._node(entity, permission, c, depth) for c in children],
-                    },
+                    "expand": {"operation": _OPERATIONS[operation], "children": trees},
                 }
             case ComputedUserSet(relation=relation):
-                return self.expand(entity, relation, depth - 1)
+                return (yield self.expand(entity, relation, depth - 1, level))
             case ComputedAttribute(name=name):
-                return self.expand(entity, name, depth - 1)
+                return (yield self.expand(entity, name, depth - 1, level))
             case RuleCall(rule=rule, arguments=arguments):
-                return self.expand(entity, rule, depth - 1, arguments)
+                return (yield self.expand(entity, rule, depth - 1, level, arguments))
             case TupleToUserSet(tupleset=tupleset, computed=computed):
+                self._count(entity, tupleset)
                 parents = self._subjects(entity, tupleset)
-                return _union(
-                    entity,
-                    tupleset,
-                    (self.expand(Entity(p.type, p.id), computed, depth - 1) for p in parents),
-                )
+                below = _below(level, entity, tupleset) if parents else level
+                trees = []
+                for p in parents:
+                    parent = Entity(p.type, p.id)
+                    trees.append((yield self.expand(parent, computed, depth - 1, below)))
+                return _union(entity, tupleset, trees)
             case other:
                 assert_never(other)
 
-    def _relation(self, entity: Entity, relation: str, depth: int) -> Tree:
+    def _count(self, entity: Entity, name: str) -> None:
+        """One more node: every place that builds one counts it (some count a node that turns
+        out to be transparent), so a tree that is returned has at most `MAX_TREE_NODES`."""
+        self._nodes += 1
+        if self._nodes > MAX_TREE_NODES:
+            raise InvalidRequest(
+                f"the expand tree has more than {MAX_TREE_NODES:,} nodes (the limit was "
+                f"reached at {entity}#{name}): shared parts of the schema or data are repeated "
+                "wherever they are reached; expand a name further down the tree"
+            )
+
+    def _relation(self, entity: Entity, relation: str, depth: int, level: int) -> Step:
         subjects = self._subjects(entity, relation)
         direct = [s for s in subjects if not s.relation]
         usersets = [s for s in subjects if s.relation]
         leaf = _subjects_leaf(entity, relation, direct + usersets)
         if not usersets:
             return leaf
-        children = [self.expand(Entity(s.type, s.id), s.relation, depth - 1) for s in usersets]
-        children.append(leaf)
-        return _union(entity, relation, children)
+        self._count(entity, relation)
+        below = _below(level, entity, relation)
+        trees = []
+        for s in usersets:
+            trees.append((yield self.expand(Entity(s.type, s.id), s.relation, depth - 1, below)))
+        trees.append(leaf)
+        return _union(entity, relation, trees)
 
     def _attribute(self, entity: Entity, name: str) -> Tree:
         found = self._attributes.get((entity.type, entity.id, name))
@@ -261,6 +328,17 @@ class _Expander:
                 seen.add(subject)
                 merged.append(subject)
         return merged
+
+
+def _below(level: int, entity: Entity, name: str) -> int:
+    """The level of the children of a node at ``level``, if the tree may grow that deep."""
+    if level >= MAX_TREE_DEPTH:
+        raise DepthExceeded(
+            f"the expand tree nests deeper than this process can return: more than "
+            f"{MAX_TREE_DEPTH} nodes from the root at {entity}#{name}; expand a name further "
+            "down the tree"
+        )
+    return level + 1
 
 
 def _unknown_name(definition: EntityDef, name: str) -> UnknownPermission:
