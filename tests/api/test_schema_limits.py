@@ -13,6 +13,7 @@ import httpx
 
 from api import models as m
 from dsl.compiler import MAX_REFERENCE_DEPTH
+from dsl.parser import MAX_EXPRESSION_DEPTH
 from engine.expand import MAX_TREE_DEPTH
 from storage.leveldb import LevelDBStore
 from tests.api.conftest import Server, shaped
@@ -163,6 +164,21 @@ def test_every_endpoint_answers_the_worst_schema_the_limits_allow(client: httpx.
     assert statuses["permissions/expand"] == 400
     assert statuses["schemas/read"] == 200
     assert unrelated_check(client).json()["can"] == "CHECK_RESULT_ALLOWED"
+
+
+def test_a_permission_nested_to_the_limit_reads_back_and_expands(client: httpx.Client) -> None:
+    assert write_schema(client, chain_schema(1, MAX_EXPRESSION_DEPTH)).status_code == 200
+    assert client.post(f"{T}/data/write", json=DATA).status_code == 200
+    read = client.post(f"{T}/schemas/read", json={})
+    assert read.status_code == 200, read.text
+    node, levels = read.json()["schema"]["entity_definitions"]["doc"]["permissions"]["q0"], 0
+    node = node["child"]
+    while "rewrite" in node:
+        node, levels = node["rewrite"]["children"][-1], levels + 1
+    viewer = {"leaf": {"computed_user_set": {"relation": "viewer"}}}
+    assert (levels, node) == (MAX_EXPRESSION_DEPTH, viewer)
+    expanded = client.post(f"{T}/permissions/expand", json={"entity": DOC, "permission": "q0"})
+    assert expanded.status_code == 200, expanded.text
 
 
 def test_an_expand_tree_as_deep_as_the_limit_is_returned(client: httpx.Client) -> None:
