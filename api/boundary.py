@@ -9,7 +9,7 @@ import contextlib
 import json
 import re
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,8 +47,9 @@ class EndpointDoc:
     errors: tuple[int, ...] = ()
     #: The success status (201 for creates, 204 for deletes without a body).
     status: int = 200
-    #: Relations routes (no models): the request body's and the answer's top-level fields.
-    fields: tuple[str, ...] = ()
+    #: Relations routes (no models): the JSON Schema of the request body, which the handler
+    #: reads by hand, and the answer's top-level fields.
+    body: Mapping[str, Any] | None = None
     answers: tuple[str, ...] = ("data", "meta")
 
 
@@ -65,14 +66,14 @@ def documented(
     media_type: str = "",
     errors: tuple[int, ...] = (),
     status: int = 200,
-    fields: tuple[str, ...] = (),
+    body: Mapping[str, Any] | None = None,
     answers: tuple[str, ...] = ("data", "meta"),
 ) -> Callable[[H], H]:
     """Attach an EndpointDoc to a handler (read by ``api/openapi.py`` from the router)."""
 
     def mark(handler: H) -> H:
         doc = EndpointDoc(
-            summary, request, response, streaming, tag, media_type, errors, status, fields, answers
+            summary, request, response, streaming, tag, media_type, errors, status, body, answers
         )
         setattr(handler, DOC_ATTRIBUTE, doc)
         return handler

@@ -5,6 +5,8 @@ rendered from the same document on the server (it works offline: no scripts, no 
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +16,9 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from api.boundary import DOC_ATTRIBUTE, EndpointDoc
 from api.middleware import OPEN_PATHS, UNLIMITED_PATHS
 from api.models import ErrorResponse, HealthResponse, StrapiErrorResponse, StreamErrorLine
+from api.relations_edge import METADATA_BYTES, RESERVED, ROLE
 from api.services import CONFIG
+from engine.relations.model import ENTITY_ID, ENTITY_TYPE
 from storage.base import TENANT_ID_PATTERN
 
 REF = "#/components/schemas/{model}"
@@ -32,9 +36,48 @@ _ERRORS = {
 }
 #: Keywords of a request schema that `{}` cannot satisfy (as models.py writes them).
 _NOT_EMPTY = frozenset({"required", "anyOf", "allOf", "oneOf"})
-#: Every path parameter is a tenant id (``boundary.tenant_of`` checks it: 400 otherwise).
-PATH_PARAMETER = {"type": "string", "pattern": f"^(?:{TENANT_ID_PATTERN.pattern})$"}
-#: The relations layer's other path parameters (checked by its handlers: 400 or 404).
+
+
+def matching(pattern: re.Pattern[str], **more: Any) -> dict[str, Any]:
+    """A string the server's ``pattern.fullmatch`` accepts."""
+    return {"type": "string", "pattern": f"^(?:{pattern.pattern})$", **more}
+
+
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    """A string of ``min_length`` to ``max_length`` characters (code points, as Python counts)."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
+    if min_length:
+        schema["minLength"] = min_length
+    return schema
+
+
+#: The relations layer's entity reference ``type:id`` (``model.split_ref``), in paths and bodies.
+ENTITY_REF = {
+    "type": "string",
+    "pattern": f"^{ENTITY_TYPE.pattern}:{ENTITY_ID.pattern}$",
+    "description": "An entity reference `type:id`.",
+}
+#: A relation (role) name in the relations layer.
+ROLE_NAME = matching(ROLE)
+#: A relation's ``metadata``: an object or null; the reserved keys are checked, the rest is free.
+METADATA = nullable(
+    {
+        "type": "object",
+        "description": f"At most {METADATA_BYTES} bytes as compact JSON.",
+        "properties": {key: nullable(text(limit)) for key, limit in RESERVED.items()},
+    }
+)
+#: The schema of each path parameter, by name (``boundary.tenant_of`` checks a tenant id and the
+#: relations handlers an entity: 400 otherwise); any other one names a resource (404 if unknown).
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "tenant_id": matching(TENANT_ID_PATTERN),
+    "id": matching(TENANT_ID_PATTERN),  # DELETE /v1/tenants/{id}
+    "entity": ENTITY_REF,
+}
 OTHER_PARAMETER = {"type": "string", "minLength": 1}
 #: Routes tagged so answer in Strapi's error envelope and read free-form JSON objects.
 RELATIONS_TAG = "relations"
@@ -81,7 +124,7 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
                     "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": PATH_PARAMETER if name == "tenant_id" else OTHER_PARAMETER,
+                    "schema": PATH_PARAMETERS.get(name, OTHER_PARAMETER),
                 }
                 for name in _path_parameters(path)
             ],
@@ -102,10 +145,10 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
                 (HealthResponse, "serialization")
             ]
         if relations and method in ("post", "put", "patch"):
-            body = {"type": "object", "properties": {name: {} for name in doc.fields}}
+            # No body is a 400 there (``relations_edge.body_object``): always required.
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": body}},
+                "content": {"application/json": {"schema": dict(doc.body or {"type": "object"})}},
             }
         if doc.request is not None:
             request_schema = components[keys[(doc.request, "validation")]["$ref"].split("/")[-1]]
@@ -220,9 +263,11 @@ def render_html(document: dict[str, Any]) -> str:
             fields = ""
             body = op.get("requestBody")
             if body:
-                ref = next(iter(body["content"].values()))["schema"].get("$ref", "")
-                props = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
-                fields = ", ".join(f"<code>{esc(n)}</code>" for n in props)
+                schema = next(iter(body["content"].values()))["schema"]
+                ref = schema.get("$ref")
+                if ref is not None:
+                    schema = schemas.get(ref.rsplit("/", 1)[-1], {})
+                fields = ", ".join(f"<code>{esc(n)}</code>" for n in schema.get("properties", {}))
             rows.append(
                 f"<tr><td>{esc(', '.join(op['tags']))}</td><td><b>{esc(method.upper())}</b></td>"
                 f"<td><code>{esc(path)}</code></td><td>{esc(op['summary'])}</td>"

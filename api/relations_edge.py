@@ -429,11 +429,12 @@ def described(
     *,
     errors: tuple[int, ...] = (),
     status: int = 200,
-    fields: tuple[str, ...] = (),
+    body: Mapping[str, Any] | None = None,
     answers: tuple[str, ...] = ("data", "meta"),
 ) -> Callable[[Any], Any]:
-    """``documented`` for a relations route: a JSON object in (top-level ``fields``) and out
-    (``answers``), Strapi's error envelope."""
+    """``documented`` for a relations route: a JSON object in (``body``, the JSON Schema of what
+    the handler accepts; see the pieces in ``api/openapi.py``) and out (top-level ``answers``),
+    Strapi's error envelope."""
     return documented(
         summary,
         None,
@@ -442,7 +443,7 @@ def described(
         media_type="application/json",
         errors=errors,
         status=status,
-        fields=fields,
+        body=body,
         answers=answers,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
+from api.openapi import ENTITY_REF, METADATA, ROLE_NAME
 from api.relations_edge import (
     ROLE,
     TenantHandler,
@@ -142,7 +143,15 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
     "Relate the entity to a target; the mirror is written for bidirectional types.",
     errors=(403, 409, 413),
     status=201,
-    fields=("target_entity_id", "relation_type", "metadata"),
+    body={
+        "type": "object",
+        "required": ["target_entity_id", "relation_type"],
+        "properties": {
+            "target_entity_id": ENTITY_REF,
+            "relation_type": ROLE_NAME,
+            "metadata": METADATA,
+        },
+    },
 )
 async def create_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E2: relate the entity to a target (and write the mirror for bidirectional types)."""
@@ -235,7 +244,7 @@ async def get_relation(request: web.Request, tenant_id: str) -> web.StreamRespon
 @described(
     "Replace a relation's metadata (on both rows of a pair).",
     errors=(403, 413),
-    fields=("metadata",),
+    body={"type": "object", "properties": {"metadata": METADATA}},
 )
 async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E4: replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
@@ -292,6 +301,71 @@ async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamRes
 
 _OP_KEYS = ("connect", "disconnect", "set", "options")
 _POSITION_KEYS = ("before", "after", "start", "end")
+
+# E6's body for the OpenAPI document: what ``_role_op``, ``_items`` and ``_position`` accept.
+_REF = {
+    "anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}],
+    "description": "A relation id, or a target `type:id`.",
+}
+_POSITION = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "properties": {
+        "before": _REF,
+        "after": _REF,
+        "start": {"const": True},
+        "end": {"const": True},
+    },
+    "additionalProperties": False,
+}
+
+
+def _item_schema(*, position: bool) -> dict[str, Any]:
+    """An item: a ref, null (skipped) or ``{id[, position]}`` (a position only to connect)."""
+    properties = {"id": _REF, "position": _POSITION} if position else {"id": _REF}
+    entry = {"type": "object", "required": ["id"], "properties": properties}
+    return {"anyOf": [_REF, {"type": "null"}, {**entry, "additionalProperties": False}]}
+
+
+def _items_schema(*, position: bool) -> dict[str, Any]:
+    item = _item_schema(position=position)
+    return {"anyOf": [{"type": "array", "items": item}, item]}
+
+
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+_ROLE_OPERATION = {
+    "description": "null or a list clears the role (a list sets it); an object connects, "
+    "disconnects or sets (`set` not with `connect` or `disconnect`).",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "array", "items": _item_schema(position=False)},
+        _REF,
+        {
+            "type": "object",
+            "properties": {
+                "connect": _items_schema(position=True),
+                "disconnect": _items_schema(position=False),
+                "set": _items_schema(position=False),
+                "options": {
+                    "anyOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "properties": {"strict": {"type": "boolean"}},
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+            },
+            "additionalProperties": False,
+            "not": {"allOf": [_given("set"), {"anyOf": [_given("connect"), _given("disconnect")]}]},
+        },
+    ],
+}
 
 
 def _is_ref(value: object) -> bool:
@@ -421,7 +495,17 @@ def _role_op(role: str, value: object, errors: list[FieldError]) -> RoleOp | Non
 @described(
     "Strapi-style connect / disconnect / set on the entity's roles, in one write.",
     errors=(403, 409, 413),
-    fields=("data",),
+    body={
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "object",
+                "description": f"role: operation; at most {MAX_REFS} refs in all.",
+                "additionalProperties": _ROLE_OPERATION,
+            }
+        },
+    },
 )
 async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E6: connect / disconnect / set on the entity's roles, all in one write."""

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
+from api.openapi import matching, nullable, text
 from api.relations_edge import (
     RESERVED,
     TenantHandler,
@@ -360,7 +361,19 @@ async def get_record(request: web.Request, tenant_id: str) -> web.StreamResponse
     "Create a relationship record and its mirror.",
     errors=(403, 409, 413),
     status=201,
-    fields=("kind", "parent_id", "target_id", "label", "notes", "since"),
+    body={
+        "type": "object",
+        "required": ["kind", "parent_id", "target_id"],
+        "properties": {
+            "kind": {
+                "type": "string",
+                "description": "One of the data model's kinds (listed by the schema endpoint).",
+            },
+            **{name: nullable(text(limit)) for name, limit in RESERVED.items()},
+            "parent_id": matching(ENTITY_ID, maxLength=ID_MAX),
+            "target_id": matching(ENTITY_ID, maxLength=ID_MAX, description="Not parent_id."),
+        },
+    },
 )
 async def create_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D3: relate two contacts; the mirror (inverse kind) is written in the same transaction."""
@@ -395,7 +408,10 @@ async def create_record(request: web.Request, tenant_id: str) -> web.StreamRespo
 @described(
     "Change a record's label, notes or since (on both rows of the pair).",
     errors=(403, 413),
-    fields=("label", "notes", "since"),
+    body={
+        "type": "object",
+        "properties": {name: nullable(text(limit)) for name, limit in RESERVED.items()},
+    },
 )
 async def patch_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D4: change label/notes/since (on both rows of the pair); everything else is ignored."""

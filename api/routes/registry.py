@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
+from api.openapi import METADATA, ROLE_NAME, nullable, text
 from api.relations_edge import (
     ROLE,
     body_object,
@@ -28,7 +29,14 @@ from api.relations_views import link_item, type_item
 from api.services import SERVICES
 from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
 from engine.relations.listing import ListQuery, by_created
-from engine.relations.model import CARDINALITIES, ENTITY_ID, KINDS, Relation, RelationType
+from engine.relations.model import (
+    CARDINALITIES,
+    ENTITY_ID,
+    ENTITY_TYPE,
+    KINDS,
+    Relation,
+    RelationType,
+)
 from engine.relations.registry import TypeRequest
 
 routes = web.RouteTableDef()
@@ -165,17 +173,49 @@ def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
     "Register a relationship type (201), or refine the one with the same key (200).",
     errors=(403, 409, 413),
     status=201,
-    fields=(
-        "kind",
-        "role",
-        "customObjectType",
-        "parentCustomObjectType",
-        "childCustomObjectType",
-        "cardinality",
-        "description",
-        "bidirectional",
-        "inverseRole",
-    ),
+    body={
+        "type": "object",
+        "required": ["kind", "role"],
+        "properties": {
+            "kind": {"enum": list(KINDS)},
+            "role": ROLE_NAME,
+            **{field: text(MAX_NAME, 1) for fields in TYPE_FIELDS.values() for field in fields},
+            "cardinality": nullable({"enum": list(CARDINALITIES)}),
+            "description": nullable(text(MAX_DESCRIPTION, 1)),
+            "bidirectional": {"type": "boolean"},
+            "inverseRole": nullable(ROLE_NAME),
+        },
+        "allOf": [
+            *(
+                {
+                    "if": {"required": ["kind"], "properties": {"kind": {"const": kind}}},
+                    "then": {
+                        "required": list(fields),
+                        "not": {
+                            "anyOf": [
+                                {"required": [other]}
+                                for other_kind, others in TYPE_FIELDS.items()
+                                if other_kind != kind
+                                for other in others
+                            ]
+                        },
+                    },
+                }
+                for kind, fields in TYPE_FIELDS.items()
+            ),
+            {
+                "description": "inverseRole only with bidirectional: true",
+                "if": {
+                    "required": ["inverseRole"],
+                    "properties": {"inverseRole": {"type": "string"}},
+                },
+                "then": {
+                    "required": ["bidirectional"],
+                    "properties": {"bidirectional": {"const": True}},
+                },
+            },
+        ],
+    },
     answers=("data", "created", "meta"),
 )
 async def register_type(request: web.Request) -> web.StreamResponse:
@@ -355,7 +395,23 @@ def _bare_id(
     "Link two objects with a registered type (and write the mirror for bidirectional types).",
     errors=(403, 409, 413),
     status=201,
-    fields=("relationshipTypeId", "sourceId", "targetId", "metadata"),
+    body={
+        "type": "object",
+        "required": ["relationshipTypeId", "sourceId", "targetId"],
+        "properties": {
+            "relationshipTypeId": {"type": "string", "minLength": 1},
+            **{
+                name: {
+                    "type": "string",
+                    # A bare id, or `<type>:<id>` of the relationship type's object type.
+                    "pattern": f"^(?:{ENTITY_TYPE.pattern}:)?{ENTITY_ID.pattern}$",
+                    "description": f"An id of the type's {side} object type, or `<type>:<id>`.",
+                }
+                for name, side in (("sourceId", "source"), ("targetId", "target"))
+            },
+            "metadata": METADATA,
+        },
+    },
 )
 async def create_link(request: web.Request) -> web.StreamResponse:
     """L1: link two objects with a registered type (its inverse type links the other way)."""

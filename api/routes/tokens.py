@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
+from api.openapi import ENTITY_REF, ROLE_NAME, matching, nullable, text
 from api.relations_edge import (
     ROLE,
     body_object,
@@ -55,7 +56,22 @@ async def _admin(request: web.Request) -> str:
     "Create an API token (admin key only); the secret is in this response only.",
     errors=(403, 413),
     status=201,
-    fields=("name", "scopes", "subject", "expires_at"),
+    body={
+        "type": "object",
+        "required": ["name", "scopes"],
+        "properties": {
+            "name": text(NAME_CHARS, 1),
+            "scopes": {"type": "array", "minItems": 1, "items": {"enum": list(SCOPES)}},
+            "subject": nullable(ENTITY_REF),
+            "expires_at": nullable(
+                {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "In the future, and before the year 10000 in UTC.",
+                }
+            ),
+        },
+    },
 )
 async def create_token(request: web.Request) -> web.StreamResponse:
     """T1: a new token; its secret is in this response and nowhere else."""
@@ -181,13 +197,32 @@ async def get_settings(request: web.Request) -> web.StreamResponse:
 @described(
     "Replace the tenant's relations settings; missing fields take defaults (admin key only).",
     errors=(403, 413),
-    fields=(
-        "person_type",
-        "require_schema_relation",
-        "read_permission",
-        "write_permission",
-        "data_model",
-    ),
+    body={
+        "type": "object",
+        "properties": {
+            "person_type": matching(ENTITY_TYPE),
+            "require_schema_relation": {"type": "boolean"},
+            "read_permission": ROLE_NAME,
+            "write_permission": ROLE_NAME,
+            "data_model": nullable(
+                {
+                    "type": "object",
+                    "properties": {
+                        "model": matching(ENTITY_TYPE),
+                        "ref_type": matching(ENTITY_TYPE),
+                        "mirror_hook": {"enum": list(MIRROR_HOOKS)},
+                        "kinds": {
+                            "type": "object",
+                            "description": "kind: inverse kind; each inverse kind is a kind too.",
+                            "minProperties": 1,
+                            "propertyNames": ROLE_NAME,
+                            "additionalProperties": {"type": "string"},
+                        },
+                    },
+                }
+            ),
+        },
+    },
 )
 async def put_settings(request: web.Request) -> web.StreamResponse:
     """Replace the settings as a whole: a field left out takes its default."""
