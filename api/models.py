@@ -66,8 +66,72 @@ def _whole(value: object) -> object:
 
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(_whole)]
 Depth = Annotated[int, Field(ge=3, le=2**31 - 1), BeforeValidator(_whole)]
-#: A bundle's template string (``engine/bundles.py`` checks the rest of its form).
-Template = Annotated[str, Field(min_length=1)]
+
+
+def _bundle_forms() -> dict[str, str]:
+    """The patterns of a bundle's strings, per list, for the document (``engine/bundles.py``
+    checks them when a bundle is written, with messages naming the component): Permify's tuple
+    and attribute forms, where ``{{.argument}}`` may stand in any part of a component and the
+    literal text beside it holds only what that component may. Not said here: that each
+    argument is declared, and the value of an array element written beside an argument."""
+    space = r"[ \t\n\r\f\v]*"
+    argument = r"\{\{[ \t\r\n]*\.[A-Za-z_][A-Za-z0-9_]{0,63}[ \t\r\n]*\}\}"
+
+    def with_argument(beside: str) -> str:
+        return f"{beside}*(?:{argument}{beside}*)+"
+
+    def component(literal: str, beside: str) -> str:
+        return f"(?:{literal}|{with_argument(beside)})"
+
+    name = component(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "[A-Za-z0-9_]")
+    entity_id = component(r"[A-Za-z0-9_\-@.:+]{1,128}|\*", r"[A-Za-z0-9_\-@.:+]")
+    relation = f"(?:\\.\\.\\.|{name})"
+    boolean = "(?:1|t|T|true|True|TRUE|0|f|F|false|False|FALSE)"
+    # Go's strconv.ParseInt(s, 10, 32): a sign, leading zeros, at most 2^31-1 (-2^31).
+    integer = (
+        r"(?:[+-]?0*(?:[0-9]{1,9}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
+        r"|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}"
+        r"|21474836[0-3][0-9]|214748364[0-7])|-0*2147483648)"
+    )
+    # strconv.ParseFloat's decimal forms, inf and nan in any case (not a value past the range).
+    double = (
+        r"(?:[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+        r"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN]))"
+    )
+    anything = r"[\s\S]*"
+    typed = {"boolean": boolean, "string": anything, "integer": integer, "double": double}
+    values = [f"{kind}:{value}" for kind, value in typed.items()]
+    values += [f"{kind}\\[\\]:{value}(?:,{value})*" for kind, value in typed.items()]
+    # With an argument in the value type or the value, the value is checked when the bundle runs.
+    type_chars = r"[a-z\[\]]"
+    some_type = component(r"(?:boolean|string|integer|double)(?:\[\])?", type_chars)
+    values.append(f"{some_type}:{anything}{argument}{anything}")
+    values.append(f"{with_argument(type_chars)}:{anything}")
+    value = f"(?:{'|'.join(values)})"
+    entity = f"{name}:{entity_id}"
+    tuple_form = f"^{space}{entity}#{name}@{name}:{entity_id}(?:#{relation})?{space}$"
+    attribute = f"^{space}{entity}\\${name}\\|{value}{space}$"
+    attribute_key = f"^{space}{entity}\\${name}(?:\\|{value})?{space}$"
+    return {
+        "relationships_write": tuple_form,
+        "relationships_delete": tuple_form,
+        "attributes_write": attribute,
+        "attributes_delete": attribute_key,
+    }
+
+
+BUNDLE_FORMS = _bundle_forms()
+# A bundle's strings: only the document states their pattern, as the engine checks each string
+# itself, naming the component that is wrong.
+TupleTemplate = Annotated[
+    str, Field(min_length=1, json_schema_extra={"pattern": BUNDLE_FORMS["relationships_write"]})
+]
+AttributeTemplate = Annotated[
+    str, Field(min_length=1, json_schema_extra={"pattern": BUNDLE_FORMS["attributes_write"]})
+]
+AttributeKeyTemplate = Annotated[
+    str, Field(min_length=1, json_schema_extra={"pattern": BUNDLE_FORMS["attributes_delete"]})
+]
 
 ANY_PREFIX = "type.googleapis.com/base.v1."
 #: Permify's value messages, by attribute type.
@@ -523,15 +587,16 @@ class RelationshipsDeleteRequest(Wire):
 
 
 class BundleOperationIn(Wire):
-    relationships_write: list[Template] = Field(default_factory=list)
-    relationships_delete: list[Template] = Field(default_factory=list)
-    attributes_write: list[Template] = Field(default_factory=list)
-    attributes_delete: list[Template] = Field(default_factory=list)
+    relationships_write: list[TupleTemplate] = Field(default_factory=list)
+    relationships_delete: list[TupleTemplate] = Field(default_factory=list)
+    attributes_write: list[AttributeTemplate] = Field(default_factory=list)
+    attributes_delete: list[AttributeKeyTemplate] = Field(default_factory=list)
 
 
 class BundleIn(Wire):
     name: Name
-    arguments: list[Name] = Field(default_factory=list)
+    # The engine refuses an argument declared twice (naming both places).
+    arguments: list[Name] = Field(default_factory=list, json_schema_extra={"uniqueItems": True})
     operations: list[BundleOperationIn] = Field(default_factory=list)
 
 
