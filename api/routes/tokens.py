@@ -168,6 +168,11 @@ def _expires_at(value: object, errors: list[FieldError]) -> int | None:
     if moment.tzinfo is None:
         errors.append(FieldError(("expires_at",), message))
         return None
+    try:  # tokens show their times in UTC: 9999-12-31T23:00:00-02:00 has no such time
+        moment.astimezone(UTC)
+    except OverflowError:
+        errors.append(FieldError(("expires_at",), "expires_at must be in the years 1-9999 UTC"))
+        return None
     micros = (moment - _EPOCH) // timedelta(microseconds=1)
     if micros <= now_micros():
         errors.append(FieldError(("expires_at",), "expires_at must be in the future"))
