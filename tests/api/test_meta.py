@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +15,11 @@ from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import models as m
+from engine import bundles
+from engine.relations.model import split_ref
 from tests.api.conftest import Server, shaped
+from tests.api.relations_support import CONTACT_SCHEMA as CONTACTS
+from tests.api.relations_support import register
 
 SCHEMA = "entity user {}\nentity doc {\n    relation owner @user\n    permission edit = owner\n}\n"
 CHECK = {
@@ -310,3 +316,213 @@ def test_every_response_carries_the_request_id(
             assert response.status_code == 200
             got = response.headers.get("X-Request-Id", "")
         assert got == "req-42" if sent else got
+
+
+# -- what the document says about requests, against what the server does ------------------------
+
+ENTITY_RELATIONS = "/v1/tenants/{tenant_id}/entities/{entity}/relations"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "contact:1",
+        "doc:a:b",
+        "a_1:" + "x" * 128,
+        "contact:",
+        ":1",
+        "Contact:1",
+        "contact 1",
+        "1a:1",
+    ],
+    ids=["plain", "colon-in-id", "longest-id", "no-id", "no-type", "upper", "space", "digit"],
+)
+def test_openapi_entity_parameter_is_the_type_id_the_handlers_read(
+    document: dict[str, Any], ref: str
+) -> None:
+    parameters = document["paths"][ENTITY_RELATIONS]["get"]["parameters"]
+    [entity] = [p for p in parameters if p["name"] == "entity"]
+    matches = OAS31Validator(entity["schema"]).is_valid(ref)
+    assert matches == (split_ref(ref) is not None)
+
+
+@pytest.mark.parametrize(
+    ("text", "form"),
+    [
+        ("doc:1#owner@user:2", "relationships_write"),
+        ("doc:a@b#owner@user:c:d#member", "relationships_delete"),
+        ("doc:{{.id}}#owner@user:{{ .user }}", "relationships_write"),
+        ("  doc:*#owner@user:1#...  ", "relationships_write"),
+        ("doc:1$public|boolean:true", "attributes_write"),
+        ("doc:1$score|double[]:1.5,-Inf,{{.more}}", "attributes_write"),
+        ("doc:1$n|integer:-2147483648", "attributes_write"),
+        ("doc:1$n|{{.type}}:anything", "attributes_write"),
+        ("doc:1$public", "attributes_delete"),
+        ("doc:1$public|boolean:t", "attributes_delete"),
+        ("doc:1#owner@user", "relationships_write"),
+        ("doc:1#owner@user:1#", "relationships_write"),
+        ("doc:{{.ref}}@user:1", "relationships_write"),
+        ("do c:1#owner@user:1", "relationships_write"),
+        ("doc:1#owner@user:1{{.a", "relationships_write"),
+        ("doc:1#owner@user:{{.a | b}}", "relationships_write"),
+        ("doc:1$n|integer:2147483648", "attributes_write"),
+        ("doc:1$n|integer:1.5", "attributes_write"),
+        ("doc:1$public|bool:true", "attributes_write"),
+        ("doc:1$public", "attributes_write"),
+        ("   ", "attributes_delete"),
+    ],
+)
+def test_openapi_bundle_string_patterns_are_the_forms_the_engine_reads(
+    document: dict[str, Any], text: str, form: str
+) -> None:
+    operation = document["components"]["schemas"]["BundleOperationIn"]
+    pattern = operation["properties"][form]["items"]["pattern"]
+    assert pattern == m.BUNDLE_FORMS[form]
+    try:
+        bundles.parse_item(text, bundles.FORMS[form])
+        parsed = True
+    except ValueError:
+        parsed = False
+    assert OAS31Validator(operation["properties"][form]["items"]).is_valid(text) == parsed
+
+
+@pytest.fixture(scope="module")
+def relations(client: httpx.Client, module_server: Server) -> dict[str, str]:
+    """A tenant for the relations routes (contact with a relation per record kind and `knows`)
+    and one for its settings, with the id of the registered `knows` type."""
+    ids = {}
+    for tenant in ("metarel", "metasettings"):
+        assert client.post("/v1/tenants/create", json={"id": tenant}).status_code == 200
+        written = client.post(f"/v1/tenants/{tenant}/schemas/write", json={"schema": CONTACTS})
+        assert written.status_code == 200, written.text
+    ids["knows"] = register(module_server, "metarel", "contact", "knows", "contact")
+    return ids
+
+
+TOKENS = "/v1/tenants/metarel/tokens"
+TYPES = "/v1/tenants/metarel/relationship-types"
+LINKS = "/v1/tenants/metarel/relationships"
+RECORDS = "/v1/tenants/metarel/xapi2/data/relationship"
+SETTINGS = "/v1/tenants/metasettings/relations/settings"
+RELATE = "/v1/tenants/metarel/entities/contact:1/relations"
+KNOWS = {"kind": "co_to_co", "role": "knows"} | {
+    "parentCustomObjectType": "contact",
+    "childCustomObjectType": "contact",
+}
+RELATIONS_BODIES = [
+    ("POST", TOKENS, {"name": "ci", "scopes": ["relationship:read"]}, True),
+    (
+        "POST",
+        TOKENS,
+        {"name": "ci", "scopes": ["*"], "subject": "user:1", "expires_at": "2999-01-01T00:00:00Z"},
+        True,
+    ),
+    ("POST", TOKENS, {"scopes": ["*"]}, False),
+    ("POST", TOKENS, {"name": "ci"}, False),
+    ("POST", TOKENS, {"name": "ci", "scopes": []}, False),
+    ("POST", TOKENS, {"name": "ci", "scopes": ["relationship:nope"]}, False),
+    ("POST", TOKENS, {"name": "", "scopes": ["*"]}, False),
+    ("POST", TOKENS, {"name": "ci", "scopes": ["*"], "subject": "User:1"}, False),
+    ("POST", TOKENS, {"name": "ci", "scopes": ["*"], "expires_at": "tomorrow"}, False),
+    ("POST", TYPES, KNOWS, True),
+    ("POST", TYPES, KNOWS | {"cardinality": None, "description": "who knows whom"}, True),
+    ("POST", TYPES, {k: v for k, v in KNOWS.items() if k != "kind"}, False),
+    ("POST", TYPES, {k: v for k, v in KNOWS.items() if k != "role"}, False),
+    ("POST", TYPES, {k: v for k, v in KNOWS.items() if k != "childCustomObjectType"}, False),
+    ("POST", TYPES, KNOWS | {"customObjectType": "contact"}, False),
+    ("POST", TYPES, KNOWS | {"inverseRole": "known_by"}, False),
+    ("POST", TYPES, KNOWS | {"bidirectional": None}, False),
+    ("POST", TYPES, KNOWS | {"description": ""}, False),
+    ("POST", TYPES, KNOWS | {"cardinality": "SOME"}, False),
+    ("POST", LINKS, {"relationshipTypeId": "{knows}", "sourceId": "5", "targetId": "6"}, True),
+    (
+        "POST",
+        LINKS,
+        {"relationshipTypeId": "{knows}", "sourceId": "contact:7", "targetId": "8"},
+        True,
+    ),
+    ("POST", LINKS, {"relationshipTypeId": "{knows}", "targetId": "6"}, False),
+    ("POST", LINKS, {"relationshipTypeId": "{knows}", "sourceId": "a b", "targetId": "6"}, False),
+    ("POST", LINKS, {"relationshipTypeId": "{knows}", "sourceId": "5", "targetId": ""}, False),
+    ("POST", RECORDS, {"kind": "friend", "parent_id": "a", "target_id": "b"}, True),
+    ("POST", RECORDS, {"kind": "friend", "parent_id": "a", "target_id": "c", "label": None}, True),
+    ("POST", RECORDS, {"parent_id": "a", "target_id": "d"}, False),
+    ("POST", RECORDS, {"kind": "friend", "parent_id": "", "target_id": "e"}, False),
+    ("POST", RECORDS, {"kind": "friend", "parent_id": "a b", "target_id": "e"}, False),
+    ("POST", RECORDS, {"kind": "friend", "parent_id": "a" * 65, "target_id": "e"}, False),
+    (
+        "POST",
+        RECORDS,
+        {"kind": "friend", "parent_id": "a", "target_id": "f", "since": "1" * 33},
+        False,
+    ),
+    ("POST", RELATE, {"target_entity_id": "contact:2", "relation_type": "knows"}, True),
+    ("POST", RELATE, {"relation_type": "knows"}, False),
+    ("POST", RELATE, {"target_entity_id": "contact", "relation_type": "knows"}, False),
+    ("POST", RELATE, {"target_entity_id": "contact:3", "relation_type": "Knows"}, False),
+    (
+        "POST",
+        RELATE,
+        {"target_entity_id": "contact:3", "relation_type": "knows", "metadata": 1},
+        False,
+    ),
+    (
+        "POST",
+        RELATE,
+        {"target_entity_id": "contact:3", "relation_type": "knows", "metadata": {"label": 5}},
+        False,
+    ),
+    ("PUT", RELATE, {"data": {}}, True),
+    (
+        "PUT",
+        RELATE,
+        {"data": {"knows": {"connect": [{"id": "contact:4", "position": {"end": True}}]}}},
+        True,
+    ),
+    ("PUT", RELATE, {}, False),
+    ("PUT", RELATE, {"data": []}, False),
+    ("PUT", RELATE, {"data": {"knows": True}}, False),
+    ("PUT", RELATE, {"data": {"knows": {"set": ["contact:5"], "connect": ["contact:6"]}}}, False),
+    ("PUT", RELATE, {"data": {"knows": {"bogus": []}}}, False),
+    (
+        "PUT",
+        RELATE,
+        {"data": {"knows": {"disconnect": [{"id": "contact:4", "position": {"end": True}}]}}},
+        False,
+    ),
+    (
+        "PUT",
+        RELATE,
+        {"data": {"knows": {"connect": [{"id": "contact:4", "position": {"start": False}}]}}},
+        False,
+    ),
+    ("PUT", SETTINGS, {}, True),
+    ("PUT", SETTINGS, {"person_type": "person", "data_model": {"kinds": {"a": "a"}}}, True),
+    ("PUT", SETTINGS, {"person_type": "Person"}, False),
+    ("PUT", SETTINGS, {"require_schema_relation": 1}, False),
+    ("PUT", SETTINGS, {"read_permission": ""}, False),
+    ("PUT", SETTINGS, {"data_model": {"kinds": {}}}, False),
+    ("PUT", SETTINGS, {"data_model": {"mirror_hook": "other"}}, False),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body", "valid"), RELATIONS_BODIES)
+def test_openapi_relations_bodies_say_what_the_handlers_refuse(
+    client: httpx.Client,
+    document: dict[str, Any],
+    relations: dict[str, str],
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    valid: bool,
+) -> None:
+    path = re.sub(
+        r"/v1/tenants/\w+/", "/v1/tenants/{tenant_id}/", url.replace("contact:1", "{entity}")
+    )
+    schema = document["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]
+    body = json.loads(json.dumps(body).replace('"{knows}"', json.dumps(relations["knows"])))
+    checker = OAS31Validator.FORMAT_CHECKER
+    assert OAS31Validator(schema["schema"], format_checker=checker).is_valid(body) == valid
+    response = client.request(method, url, json=body)
+    assert (response.status_code == 400) != valid, response.text
+    assert response.status_code < 500, response.text
