@@ -25,7 +25,6 @@ from engine.errors import EngineError, SchemaNotFound
 from engine.relations import layout, links, operations, registry
 from engine.relations.errors import (
     Forbidden,
-    Invalid,
     NotFound,
     Unauthenticated,
 )
@@ -84,8 +83,9 @@ class Relations:
         try:
             return self.engine.schema(tenant)[1]
         except SchemaNotFound as exc:
-            raise Invalid.at(
-                (), f"tenant {tenant} has no authorization schema yet: write one first"
+            # A missing prerequisite, not a bad request: 404, as the Permify routes answer.
+            raise NotFound(
+                f"tenant {tenant} has no authorization schema yet: write one first"
             ) from exc
 
     def _transact(

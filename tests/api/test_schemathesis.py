@@ -577,3 +577,30 @@ def test_a_token_expiry_without_a_utc_time_is_a_400_not_a_stored_500(
             "name": "ValidationError",
         }
         assert client.get(f"/v1/tenants/{DEFAULT_TENANT}/tokens").json() == {"data": []}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        (
+            "POST",
+            "relationship-types",
+            {"kind": "co_to_co", "role": "knows"}
+            | {"parentCustomObjectType": "contact", "childCustomObjectType": "contact"},
+        ),
+        ("GET", "entities/contact:1/relations", None),
+        ("PUT", "entities/contact:1/relations", {"data": {}}),
+    ],
+    ids=["register", "list", "connect"],
+)
+def test_the_relations_routes_of_a_tenant_without_a_schema_answer_404(
+    server: Server, method: str, path: str, body: Any
+) -> None:
+    """As the Permify routes do (a missing prerequisite, not a bad request): a valid request."""
+    with server.client() as client:
+        assert client.post("/v1/tenants/create", json={"id": "bare"}).status_code == 200
+        response = client.request(method, f"/v1/tenants/bare/{path}", json=body)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["message"] == (
+        "tenant bare has no authorization schema yet: write one first"
+    )
