@@ -73,7 +73,8 @@ def _bundle_forms() -> dict[str, str]:
     checks them when a bundle is written, with messages naming the component): Permify's tuple
     and attribute forms, where ``{{.argument}}`` may stand in any part of a component and the
     literal text beside it holds only what that component may. Not said here: that each
-    argument is declared, and the value of an array element written beside an argument."""
+    argument is declared, that a double is within range (``1e999`` is not), and the value of
+    an array element written beside an argument."""
     space = r"[ \t\n\r\f\v]*"
     argument = r"\{\{[ \t\r\n]*\.[A-Za-z_][A-Za-z0-9_]{0,63}[ \t\r\n]*\}\}"
 
