@@ -20,13 +20,24 @@ Semantics worth knowing when reading this file:
 * **Cycles in data** (group 1 in group 2 in group 1, a folder that is its own ancestor) are cut:
   a hop to a (entity, name, subject) already being evaluated on the current path answers False.
   For union/intersection this yields the least fixed point, which is the right answer; results
-  computed under such an assumption are "tainted" and never cached, because they are only true
-  relative to the path they were computed on.
-* **Caches.** `Evaluation.results` memoises untainted hop results; `Evaluation.reads` memoises
+  computed under such an assumption are "tainted" and never shared, because they are only true
+  relative to the path they were computed on. Within the request, a tainted result is reused
+  while every key it assumed False is still being evaluated (`Evaluation.tainted`): asked again
+  then, it would rest on the same assumptions (or more, which can only lower a union or an
+  intersection). Without that, a cycle whose members reach the next member twice (``parent.view
+  and parent.view``, nested groups in a diamond) is evaluated once per path: exponential in the
+  cycle's length.
+* **Caches.** `Evaluation.results` memoises untainted hop results and `Evaluation.reads`
   relation and attribute reads. The engine shares both between requests at the same (tenant,
   schema version, revision) -- data at a revision never changes, so a hit is never stale -- and
   gives a request with a context private ones, since its contextual tuples and data change
-  answers.
+  answers. For one request, `Evaluation.failed` memoises the errors of hops with the depth they
+  had (and, like a tainted result, what they assumed): with no more depth the hop is undecided
+  again (less depth decides less), so it is not evaluated again. Without that, a diamond in the
+  data (two relations to the same parent at every level) or in the schema (``p0 = p1 and p2``,
+  ``p1 = p2 and p3``, ...) that runs out of depth is evaluated once per path: exponential in the
+  depth. A permission named from more than one place in its entity is dispatched, and so
+  cached, for the same reason; one named once is called directly.
 
 Concurrency: evaluation is synchronous and CPU-bound (storage reads are µs-scale C calls). The
 API runs it in a thread pool so the event loop keeps serving; caches are plain dicts whose
@@ -37,7 +48,7 @@ store the same fact.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dsl.schema import (
@@ -152,9 +163,10 @@ class Program:
         # closures capture. An explicit order, not recursion: a chain of references may be as
         # long as the compiler allows.
         for entity in schema.entities.values():
+            shared = _shared(entity)
             for name in _dependency_order(entity):
                 child = entity.permissions[name].child
-                self.evaluators[(entity.name, name)] = self._node(entity, child)
+                self.evaluators[(entity.name, name)] = self._node(entity, child, shared)
                 self.nesting = max(self.nesting, _nesting(child))
 
     @property
@@ -164,20 +176,25 @@ class Program:
         beyond the first (each calls the next)."""
         return FRAMES_PER_DEPTH + max(0, self.nesting - 1)
 
-    def _node(self, entity: EntityDef, node: Node) -> Evaluator:
+    def _node(self, entity: EntityDef, node: Node, shared: frozenset[str]) -> Evaluator:
+        """The evaluator of ``node``; references to the ``shared`` permissions are dispatched."""
         # Recursion over one rewrite tree: bounded by the parser's MAX_EXPRESSION_DEPTH.
         if isinstance(node, Rewrite):
             if node.operation is Operation.EXCLUSION:
-                base, subtract = (self._node(entity, c) for c in node.children)
+                base, subtract = (self._node(entity, c, shared) for c in node.children)
                 return _exclusion(base, subtract)
             # `a or b or c` is nested binary rewrites; flattening gives the same answer with
             # fewer calls.
-            children = [self._node(entity, c) for c in _flatten(node.operation, node.children)]
+            children = [
+                self._node(entity, c, shared) for c in _flatten(node.operation, node.children)
+            ]
             if node.operation is Operation.UNION:
                 return _union(tuple(children))
             return _intersection(tuple(children))
         if isinstance(node, ComputedUserSet):
             name = node.relation
+            if name in shared:
+                return _cached(entity.name, name)
             if name in entity.permissions:
                 # Same entity: no data in between, so no cycle is possible (the compiler
                 # rejects permission cycles) and no hop bookkeeping is needed. Compiled
@@ -233,6 +250,17 @@ def _dependency_order(entity: EntityDef) -> list[str]:
                 placed.add(target)
                 stack.append((target, iter(_references(entity, target))))
     return order
+
+
+def _shared(entity: EntityDef) -> frozenset[str]:
+    """The permissions of ``entity`` named in more than one place of its permissions. Called
+    directly, each would be evaluated once per place: nested, exponentially often."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for permission in entity.permissions:
+        for name in _references(entity, permission):
+            (shared if name in seen else seen).add(name)
+    return frozenset(shared)
 
 
 def _references(entity: EntityDef, permission: str) -> list[str]:
@@ -344,6 +372,18 @@ def _computed(entity_type: str, name: str, target: Evaluator) -> Evaluator:
         return target(ev, eid, s, depth - 1)
 
     return computed
+
+
+def _cached(entity_type: str, name: str) -> Evaluator:
+    """A reference to a permission of the same entity named in several places: a dispatch, so
+    it is evaluated once per question however many places reach it."""
+
+    def cached(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
+        if depth < 1:
+            raise _depth_error(depth)
+        return ev.dispatch(entity_type, eid, name, s, depth - 1)
+
+    return cached
 
 
 def _late(entity_type: str, name: str) -> Evaluator:
@@ -476,12 +516,14 @@ class Evaluation:
     __slots__ = (
         "_context_attributes",
         "_context_tuples",
+        "assumed",
         "context_attributes",
         "context_tuples",
         "count",
         "cuts",
         "data",
         "evaluators",
+        "failed",
         "in_progress",
         "inline",
         "limit",
@@ -493,6 +535,7 @@ class Evaluation:
         "root",
         "root_key",
         "root_token",
+        "tainted",
         "tokens",
     )
 
@@ -509,6 +552,13 @@ class Evaluation:
         self.reader = reader
         self.reads = reads
         self.results = results
+        #: Hops that raised: the most depth they raised with, the error, and what the error
+        #: assumed (None: nothing; see `_settle`).
+        self.failed: dict[ResultKey, tuple[int, EngineError, frozenset[ResultKey] | None]] = {}
+        #: Tainted answers and the keys they assumed False (see `_settle`).
+        self.tainted: dict[ResultKey, tuple[frozenset[ResultKey], bool]] = {}
+        #: The keys the hop being computed has assumed False so far (None: none).
+        self.assumed: set[ResultKey] | None = None
         self.in_progress: set[ResultKey] = set()
         self.tokens: dict[Subject, object] = {}
         #: The subject most membership tests are about, and its token (see `begin`).
@@ -554,8 +604,20 @@ class Evaluation:
             return hit
         progress = self.in_progress
         if key in progress:
-            self.cuts += 1
+            self._assume((key,))
             return False
+        failed = self.failed.get(key)
+        if failed is not None and depth <= failed[0]:
+            assumed = failed[2]
+            if assumed is None or assumed <= progress:
+                if assumed is not None:
+                    self._assume(assumed)
+                raise failed[1].with_traceback(None)
+        if self.tainted:
+            tainted = self.tainted.get(key)
+            if tainted is not None and tainted[0] <= progress:
+                self._assume(tainted[0])
+                return tainted[1]
         fn = self.evaluators.get((entity_type, name))
         if fn is None:
             fn = self.program.resolve(entity_type, name)
@@ -564,13 +626,52 @@ class Evaluation:
             raise OverBudget(self.limit)
         progress.add(key)
         cuts = self.cuts
+        outer = self.assumed
+        self.assumed = None
         try:
             answer = fn(self, eid, s, depth)
-        finally:
+        except EngineError as exc:
             progress.discard(key)
+            self.failed[key] = (depth, exc, self._settle(outer, cuts))
+            raise
+        except BaseException:
+            progress.discard(key)
+            self.assumed = outer
+            raise
+        progress.discard(key)
         if cuts == self.cuts:
+            self.assumed = outer
             results[key] = answer
+        else:
+            assumed = self._settle(outer, cuts)
+            assert assumed is not None
+            self.tainted[key] = (assumed, answer)
         return answer
+
+    def _assume(self, keys: Iterable[ResultKey]) -> None:
+        """The answer being computed rests on ``keys`` (being evaluated further up the path)
+        answering False: it is tainted."""
+        self.cuts += 1
+        if self.assumed is None:
+            self.assumed = set(keys)
+        else:
+            self.assumed.update(keys)
+
+    def _settle(self, outer: set[ResultKey] | None, cuts: int) -> frozenset[ResultKey] | None:
+        """Back in the caller's frame after a hop: None when the hop's answer is untainted,
+        else the keys still being evaluated that it assumed False (the caller assumes them
+        too). The answer holds while they are all still being evaluated."""
+        inner, self.assumed = self.assumed, outer
+        if cuts == self.cuts:
+            return None
+        progress = self.in_progress
+        still = frozenset(k for k in inner if k in progress) if inner else frozenset()
+        if still:
+            if outer is None:
+                self.assumed = set(still)
+            else:
+                outer.update(still)
+        return still
 
     def begin(self, subject: Subject) -> None:
         """Make ``subject`` the one membership tests are mostly about."""
