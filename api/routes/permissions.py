@@ -149,6 +149,11 @@ async def expand(request: web.Request) -> web.Response:
             schema_version=body.metadata.schema_version,
             context=context_of(body.context),
         )
+    # A tree of thousands of nodes takes a while to format: not on the event loop.
+    return await svc.run(_tree_response, tree)
+
+
+def _tree_response(tree: dict[str, Any]) -> web.Response:
     return respond({"tree": m.expand_json(tree)})
 
 
