@@ -168,13 +168,12 @@ class Program:
                 child = entity.permissions[name].child
                 self.evaluators[(entity.name, name)] = self._node(entity, child, shared)
                 self.nesting = max(self.nesting, _nesting(child))
+        #: Python frames one unit of depth may take in evaluation: a dispatch, a hop and its
+        #: reference (`FRAMES_PER_DEPTH`, 4), plus the set-operation closures of a permission
+        #: beyond the first (each calls the next). An attribute, not a property: every check
+        #: reads it.
+        self.frames_per_depth = FRAMES_PER_DEPTH + max(0, self.nesting - 1)
 
-    @property
-    def frames_per_depth(self) -> int:
-        """Python frames one unit of depth may take in evaluation: a dispatch, a hop and its
-        reference (`FRAMES_PER_DEPTH`, 4), plus the set-operation closures of a permission
-        beyond the first (each calls the next)."""
-        return FRAMES_PER_DEPTH + max(0, self.nesting - 1)
 
     def _node(self, entity: EntityDef, node: Node, shared: frozenset[str]) -> Evaluator:
         """The evaluator of ``node``; references to the ``shared`` permissions are dispatched."""

@@ -300,12 +300,13 @@ class Engine:
         loop and sends the rest to a worker thread. Work finished before giving up stays
         cached, so asking again costs only the rest.
         """
-        asked, depth = depth, self._depth(depth)
+        if depth < 0:
+            raise DepthExceeded(f"depth must not be negative, got {depth}")
         if max_dispatches is not None and not self._is_compiled(tenant, schema_version):
             # Compiling a schema (its rules included) is no small step: not on an event loop.
             raise OverBudget(max_dispatches)
         compiled = self.compiled(tenant, schema_version)
-        depth = min(depth, self.depth_cap(compiled))
+        asked, depth = depth, min(depth, self.depth_cap(compiled))
         reader: SnapshotReader = self.store.reader(tenant, snap_token)
         results = self._results_for(tenant, compiled, reader, context)
         # A proven answer needs no evaluation state (the hot path of a busy server).
