@@ -51,6 +51,8 @@ class EndpointDoc:
     #: reads by hand, and the answer's top-level fields.
     body: Mapping[str, Any] | None = None
     answers: tuple[str, ...] = ("data", "meta")
+    #: The query parameters the handler reads, by name: the JSON Schema of each (all optional).
+    query: Mapping[str, Mapping[str, Any]] | None = None
 
 
 DOC_ATTRIBUTE = "__stonetown_doc__"
@@ -68,12 +70,23 @@ def documented(
     status: int = 200,
     body: Mapping[str, Any] | None = None,
     answers: tuple[str, ...] = ("data", "meta"),
+    query: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[H], H]:
     """Attach an EndpointDoc to a handler (read by ``api/openapi.py`` from the router)."""
 
     def mark(handler: H) -> H:
         doc = EndpointDoc(
-            summary, request, response, streaming, tag, media_type, errors, status, body, answers
+            summary,
+            request,
+            response,
+            streaming,
+            tag,
+            media_type,
+            errors,
+            status,
+            body,
+            answers,
+            query,
         )
         setattr(handler, DOC_ATTRIBUTE, doc)
         return handler

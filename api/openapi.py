@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from api.middleware import OPEN_PATHS, UNLIMITED_PATHS
 from api.models import ErrorResponse, HealthResponse, StrapiErrorResponse, StreamErrorLine
 from api.relations_edge import METADATA_BYTES, RESERVED, ROLE
 from api.services import CONFIG
+from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT
 from engine.relations.model import ENTITY_ID, ENTITY_TYPE
 from storage.base import TENANT_ID_PATTERN
 
@@ -79,6 +80,47 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "entity": ENTITY_REF,
 }
 OTHER_PARAMETER = {"type": "string", "minLength": 1}
+
+
+def list_query_parameters(
+    *,
+    sorts: Iterable[str],
+    filters: Iterable[str],
+    booleans: Iterable[str] = (),
+    sort: str | None = None,
+    created: str = "created_at",
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The query parameters ``relations_edge.list_query`` reads, as the document shows them:
+    paging, ``sort`` (``sort``: a pattern narrower than ``key[,key...]``, where the handler
+    allows fewer orders), each filter (repeatable, ORed) and ``extra``."""
+    keys = "|".join(sorted(sorts))
+    repeatable = {"type": "array", "items": {"type": "string", "minLength": 1}}
+    yes_no = {"type": "array", "items": {"enum": ["true", "false"]}}
+    return {
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10**40 - 1,
+            "description": f"Rows per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT} given).",
+        },
+        "offset": {"type": "integer", "minimum": 0, "maximum": 10**12 - 1},
+        "after": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Keyset paging: the id of a row of this list; not with offset, and "
+            f"only with the list sorted by {created} (the default then).",
+        },
+        "sort": {
+            "type": "string",
+            "pattern": sort or f"^-?(?:{keys})(?:,-?(?:{keys}))*$",
+            "description": "Keys separated by commas; a `-` reverses one.",
+        },
+        **{name: yes_no if name in set(booleans) else repeatable for name in filters},
+        **{name: dict(schema) for name, schema in (extra or {}).items()},
+    }
+
+
 #: Routes tagged so answer in Strapi's error envelope and read free-form JSON objects.
 RELATIONS_TAG = "relations"
 
@@ -127,6 +169,10 @@ def build(app: web.Application, *, version: str) -> dict[str, Any]:
                     "schema": PATH_PARAMETERS.get(name, OTHER_PARAMETER),
                 }
                 for name in _path_parameters(path)
+            ]
+            + [
+                {"name": name, "in": "query", "required": False, "schema": dict(schema)}
+                for name, schema in (doc.query or {}).items()
             ],
             "responses": {
                 code: {

@@ -431,10 +431,11 @@ def described(
     status: int = 200,
     body: Mapping[str, Any] | None = None,
     answers: tuple[str, ...] = ("data", "meta"),
+    query: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[Any], Any]:
     """``documented`` for a relations route: a JSON object in (``body``, the JSON Schema of what
     the handler accepts; see the pieces in ``api/openapi.py``) and out (top-level ``answers``),
-    Strapi's error envelope."""
+    Strapi's error envelope; ``query``: the query parameters a list reads."""
     return documented(
         summary,
         None,
@@ -445,6 +446,7 @@ def described(
         status=status,
         body=body,
         answers=answers,
+        query=query,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
-from api.openapi import ENTITY_REF, METADATA, ROLE_NAME
+from api.openapi import ENTITY_REF, METADATA, ROLE_NAME, list_query_parameters
 from api.relations_edge import (
     ROLE,
     TenantHandler,
@@ -46,6 +46,8 @@ _SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
     "position": lambda r: r.position,
     "created_at": lambda r: r.created_at,
 }
+_FILTERS = ("relation_type",)
+_DIRECTIONS = ("outgoing", "incoming", "both")
 
 
 def _both(method: str, suffix: str) -> Callable[[TenantHandler], TenantHandler]:
@@ -96,7 +98,13 @@ def _direction(row: Relation, entity: tuple[str, str]) -> str:
 
 
 @_both("GET", "")
-@described("List an entity's relations (outgoing, incoming or both), paged.", errors=(403,))
+@described(
+    "List an entity's relations (outgoing, incoming or both), paged.",
+    errors=(403,),
+    query=list_query_parameters(
+        sorts=_SORT_KEYS, filters=_FILTERS, extra={"direction": {"enum": list(_DIRECTIONS)}}
+    ),
+)
 async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """E1: the entity's outgoing and incoming relations."""
     svc = request.app[SERVICES]
@@ -107,14 +115,11 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
         request,
         sorts=_SORT_KEYS,
         default_sort="relation_type,position,created_at",
-        filters=("relation_type",),
+        filters=_FILTERS,
         extra=("direction",),
     )
     direction = request.query.get("direction", "both")
-    if (
-        direction not in ("outgoing", "incoming", "both")
-        or len(request.query.getall("direction", [])) > 1
-    ):
+    if direction not in _DIRECTIONS or len(request.query.getall("direction", [])) > 1:
         raise Invalid.at(
             ("direction",),
             "direction must be one of the following values: outgoing, incoming, both",

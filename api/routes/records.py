@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
-from api.openapi import matching, nullable, text
+from api.openapi import list_query_parameters, matching, nullable, text
 from api.relations_edge import (
     RESERVED,
     TenantHandler,
@@ -48,6 +48,7 @@ DATA = ("/v1/tenants/{tenant_id}/xapi2/data/relationship", "/xapi2/data/relation
 SCHEMA = ("/v1/tenants/{tenant_id}/xapi2/schema/relationship", "/xapi2/schema/relationship")
 ID_MAX = 64
 FILTERS = ("parent_id", "target_id", "kind", "status", "is_archived", "owned_by")
+BOOLEANS = ("is_archived",)
 SORTS = ("created_at", "kind")
 DEFAULT_SORT = "kind"
 #: For in-memory sorts: created_at carries the id, so rows of one kind come out exactly as the
@@ -261,7 +262,17 @@ def _new_record(body: dict[str, Any], model: Model) -> NewRecord:
 
 
 @_both("GET", DATA)
-@described("List relationship records (filters, sorts, keyset or offset paging).", errors=(403,))
+@described(
+    "List relationship records (filters, sorts, keyset or offset paging).",
+    errors=(403,),
+    query=list_query_parameters(
+        sorts=SORTS,
+        filters=FILTERS,
+        booleans=BOOLEANS,
+        # What _normalized serves.
+        sort="^(?:-?created_at|-?kind(?:,-?created_at)?)$",
+    ),
+)
 async def list_records(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """D1: records, filtered (repeat = IN, keys ANDed), sorted, offset or keyset paged."""
     svc = request.app[SERVICES]
@@ -271,7 +282,7 @@ async def list_records(request: web.Request, tenant_id: str) -> web.StreamRespon
         sorts=SORTS,
         default_sort=DEFAULT_SORT,
         filters=FILTERS,
-        booleans=("is_archived",),
+        booleans=BOOLEANS,
     )
     unknown = [k for k in filters.get("kind", ()) if k not in model.config.kinds]
     if unknown:

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api.boundary import respond
-from api.openapi import METADATA, ROLE_NAME, nullable, text
+from api.openapi import METADATA, ROLE_NAME, list_query_parameters, nullable, text
 from api.relations_edge import (
     ROLE,
     body_object,
@@ -58,6 +58,8 @@ _LINK_SORTS: dict[str, Callable[[Relation], Any]] = {
     "createdAt": lambda r: r.created_at,
     "position": lambda r: r.position,
 }
+_TYPE_FILTERS = ("kind", "role", "sourceType", "targetType", "objectType", "isInverse")
+_LINK_FILTERS = ("relationshipTypeId", "sourceId", "targetId", "role")
 
 
 def _one_of(name: str, values: tuple[str, ...]) -> str:
@@ -260,7 +262,13 @@ def _pagination(
 
 
 @routes.get(TYPES)
-@described("List relationship types, filtered and paged.", errors=(403,))
+@described(
+    "List relationship types, filtered and paged.",
+    errors=(403,),
+    query=list_query_parameters(
+        sorts=_TYPE_SORTS, filters=_TYPE_FILTERS, booleans=("isInverse",), created="createdAt"
+    ),
+)
 async def list_types(request: web.Request) -> web.StreamResponse:
     """R2: the tenant's relationship types, filtered and sorted in memory (types are few)."""
     svc = request.app[SERVICES]
@@ -271,7 +279,7 @@ async def list_types(request: web.Request) -> web.StreamResponse:
         request,
         sorts=_TYPE_SORTS,
         default_sort="role",
-        filters=("kind", "role", "sourceType", "targetType", "objectType", "isInverse"),
+        filters=_TYPE_FILTERS,
         booleans=("isInverse",),
         created="createdAt",
     )
@@ -464,7 +472,11 @@ def _matches(values: list[str] | None, bare: str, ref: str) -> bool:
 
 
 @routes.get(LINKS)
-@described("List relationships, filtered, sorted and paged.", errors=(403,))
+@described(
+    "List relationships, filtered, sorted and paged.",
+    errors=(403,),
+    query=list_query_parameters(sorts=_LINK_SORTS, filters=_LINK_FILTERS, created="createdAt"),
+)
 async def list_links(request: web.Request) -> web.StreamResponse:
     """L2: relationship rows (mirrors included), by creation time or by list position."""
     svc = request.app[SERVICES]
@@ -475,7 +487,7 @@ async def list_links(request: web.Request) -> web.StreamResponse:
         request,
         sorts=_LINK_SORTS,
         default_sort="createdAt",
-        filters=("relationshipTypeId", "sourceId", "targetId", "role"),
+        filters=_LINK_FILTERS,
         created="createdAt",
     )
     type_ids = (

@@ -215,7 +215,7 @@ def test_openapi_every_operation_has_its_request_and_response_schemas(
 def test_openapi_describes_each_path_parameter(document: dict[str, Any]) -> None:
     for _, path, op in operations(document):
         names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-        assert [p["name"] for p in op["parameters"]] == names, path
+        assert [p["name"] for p in op["parameters"] if p["in"] == "path"] == names, path
 
 
 def test_openapi_operation_ids_are_unique(document: dict[str, Any]) -> None:
@@ -526,3 +526,70 @@ def test_openapi_relations_bodies_say_what_the_handlers_refuse(
     response = client.request(method, url, json=body)
     assert (response.status_code == 400) != valid, response.text
     assert response.status_code < 500, response.text
+
+
+RECORD_LIST = "/v1/tenants/{tenant_id}/xapi2/data/relationship"
+LISTS = {
+    ENTITY_RELATIONS: "/v1/tenants/metarel/entities/contact:1/relations",
+    "/v1/tenants/{tenant_id}/relationship-types": TYPES,
+    "/v1/tenants/{tenant_id}/relationships": LINKS,
+    RECORD_LIST: RECORDS,
+}
+QUERIES = [
+    (ENTITY_RELATIONS, {"limit": "5", "offset": "0"}, True),
+    (ENTITY_RELATIONS, {"sort": "-position,created_at", "direction": "incoming"}, True),
+    (ENTITY_RELATIONS, {"relation_type": ["knows", "friend"]}, True),
+    (ENTITY_RELATIONS, {"limit": "0"}, False),
+    (ENTITY_RELATIONS, {"offset": "-1"}, False),
+    (ENTITY_RELATIONS, {"sort": "bogus"}, False),
+    (ENTITY_RELATIONS, {"sort": "position,"}, False),
+    (ENTITY_RELATIONS, {"direction": "up"}, False),
+    (ENTITY_RELATIONS, {"relation_type": ""}, False),
+    (
+        "/v1/tenants/{tenant_id}/relationship-types",
+        {"sort": "-createdAt", "isInverse": "true"},
+        True,
+    ),
+    ("/v1/tenants/{tenant_id}/relationship-types", {"isInverse": "yes"}, False),
+    ("/v1/tenants/{tenant_id}/relationship-types", {"sort": "position"}, False),
+    ("/v1/tenants/{tenant_id}/relationships", {"sort": "position", "role": "knows"}, True),
+    ("/v1/tenants/{tenant_id}/relationships", {"after": ""}, False),
+    (RECORD_LIST, {"sort": "-kind,created_at", "is_archived": "false"}, True),
+    (RECORD_LIST, {"sort": "created_at", "limit": "500"}, True),
+    (RECORD_LIST, {"sort": "created_at,kind"}, False),
+    (RECORD_LIST, {"is_archived": "no"}, False),
+]
+
+
+def _as_read(schema: dict[str, Any], value: str | list[str]) -> Any:
+    """A query value as the document types it: a list for repeatable ones, else a number if
+    it is one."""
+    if schema.get("type") == "array":
+        return value if isinstance(value, list) else [value]
+    if schema.get("type") == "integer" and re.fullmatch(r"-?[0-9]+", str(value)):
+        return int(str(value))
+    return value
+
+
+@pytest.mark.parametrize(("path", "query", "valid"), QUERIES)
+def test_openapi_list_query_parameters_say_what_the_lists_refuse(
+    client: httpx.Client,
+    document: dict[str, Any],
+    relations: dict[str, str],
+    path: str,
+    query: dict[str, Any],
+    valid: bool,
+) -> None:
+    parameters = {
+        p["name"]: p["schema"]
+        for p in document["paths"][path]["get"]["parameters"]
+        if p["in"] == "query"
+    }
+    assert set(query) <= set(parameters)
+    matches = all(
+        OAS31Validator(parameters[name]).is_valid(_as_read(parameters[name], value))
+        for name, value in query.items()
+    )
+    assert matches == valid
+    response = client.get(LISTS[path], params=query)
+    assert (response.status_code == 400) != valid, response.text
