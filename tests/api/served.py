@@ -9,10 +9,13 @@ import select
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 STONETOWN = str(Path(sys.executable).parent / "stonetown")
@@ -81,3 +84,52 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             served.proc.wait()
         if served.proc.stdout is not None:
             served.proc.stdout.close()
+
+
+class HealthWatch:
+    """Asks ``/healthz`` every 20 ms in a thread of its own; records the slowest answer since
+    `reset` and every failure."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.slowest = 0.0
+        self.answers = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._answered = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    status = client.get("/healthz").status_code
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                else:
+                    if status != 200:
+                        self.failures.append(f"/healthz answered {status}")
+                took = time.perf_counter() - started
+                with self._answered:
+                    self.slowest = max(self.slowest, took)
+                    self.answers += 1
+                    self._answered.notify_all()
+                self._stop.wait(0.02)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.settle()
+
+    def settle(self) -> float:
+        """Wait for two more answers (so one was asked after this call), then the slowest
+        answer since the last `settle`."""
+        with self._answered:
+            target = self.answers + 2
+            assert self._answered.wait_for(lambda: self.answers >= target, 30), "/healthz hung"
+            slowest, self.slowest = self.slowest, 0.0
+        return slowest
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)

@@ -47,7 +47,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -68,7 +67,7 @@ from dsl.rule_cost import (
     MAX_RULE_NESTING,
     RULE_STEP_BUDGET,
 )
-from tests.api.served import Served, launch_server
+from tests.api.served import HealthWatch, Served, launch_server
 
 #: The bound on every answer. The slowest thing an example asks for (compiling and reading
 #: back the biggest schema the size limit admits, a rule call priced at the step budget, a
@@ -720,55 +719,6 @@ def texts() -> st.SearchStrategy[Case]:
 
 
 # -- the campaign --------------------------------------------------------------------------------
-
-
-class HealthWatch:
-    """Asks ``/healthz`` every 20 ms in a thread of its own; records the slowest answer since
-    `reset` and every failure."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.slowest = 0.0
-        self.answers = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._answered = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    status = client.get("/healthz").status_code
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                else:
-                    if status != 200:
-                        self.failures.append(f"/healthz answered {status}")
-                took = time.perf_counter() - started
-                with self._answered:
-                    self.slowest = max(self.slowest, took)
-                    self.answers += 1
-                    self._answered.notify_all()
-                self._stop.wait(0.02)
-
-    def start(self) -> None:
-        self._thread.start()
-        self.settle()
-
-    def settle(self) -> float:
-        """Wait for two more answers (so one was asked after this call), then the slowest
-        answer since the last `settle`."""
-        with self._answered:
-            target = self.answers + 2
-            assert self._answered.wait_for(lambda: self.answers >= target, 30), "/healthz hung"
-            slowest, self.slowest = self.slowest, 0.0
-        return slowest
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from dsl.rule_cost import (
     RULE_STEP_BUDGET,
 )
 from storage.leveldb import LevelDBStore
-from tests.api.served import Served, launch_server
+from tests.api.served import HealthWatch, Served, launch_server
 
 HEALTHY_SECONDS = 0.1
 
@@ -49,53 +48,19 @@ rule listed(tags string[]) { context.data.items.exists(x, x == -1) }
 """
 
 
-class Watcher:
-    """Asks ``/healthz`` every 20 ms in a thread of its own; records the slowest answer."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.slowest = 0.0
-        self.answers = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._first = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    status = client.get("/healthz").status_code
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                else:
-                    if status != 200:
-                        self.failures.append(f"status {status}")
-                self.slowest = max(self.slowest, time.perf_counter() - started)
-                self.answers += 1
-                self._first.set()
-                self._stop.wait(0.02)
-
-    def __enter__(self) -> Watcher:
-        self._thread.start()
-        self._first.wait(10)  # watching before the block starts
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-
 @contextmanager
-def watched(served: Served) -> Iterator[Watcher]:
+def watched(served: Served) -> Iterator[HealthWatch]:
     """The server stays up and ``/healthz`` stays fast for the whole block."""
-    with Watcher(served.url) as watcher:
-        yield watcher
+    watch = HealthWatch(served.url)
+    watch.start()
+    try:
+        yield watch
+        slowest = watch.settle()
+    finally:
+        watch.stop()
     assert served.proc.poll() is None, f"the server died:\n{served.log()}"
-    assert not watcher.failures, watcher.failures
-    assert watcher.answers > 0
-    assert watcher.slowest < HEALTHY_SECONDS, f"/healthz took {watcher.slowest:.3f} s"
+    assert not watch.failures, watch.failures
+    assert slowest < HEALTHY_SECONDS, f"/healthz took {slowest:.3f} s"
 
 
 @pytest.fixture(scope="module")
