@@ -194,22 +194,12 @@ class Edge:
                     _authenticate(request, keys)
                 if limited:
                     if self.active >= self.limit:
-                        raise ApiError(
-                            429,
-                            "ERROR_CODE_RATE_LIMIT_EXCEEDED",
-                            f"too many requests in flight (limit {self.limit}); retry shortly",
-                            headers={"Retry-After": "1"},
-                        )
+                        raise _busy("requests in flight", self.limit)
                     self.active += 1
                     counted = True
                 elif stream:
                     if self.streams >= self.stream_limit:
-                        raise ApiError(
-                            429,
-                            "ERROR_CODE_RATE_LIMIT_EXCEEDED",
-                            f"too many open streams (limit {self.stream_limit}); retry shortly",
-                            headers={"Retry-After": "1"},
-                        )
+                        raise _busy("open streams", self.stream_limit)
                     self.streams += 1
                     metrics.streams = self.streams
                     streaming = True
@@ -230,6 +220,16 @@ class Edge:
 
         functools.update_wrapper(edge, handler)  # keeps the OpenAPI description
         return edge
+
+
+def _busy(what: str, limit: int) -> ApiError:
+    """429 for a full pool (requests in flight, open streams), with a retry hint."""
+    return ApiError(
+        429,
+        "ERROR_CODE_RATE_LIMIT_EXCEEDED",
+        f"too many {what} (limit {limit}); retry shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _authenticate(request: web.Request, keys: tuple[bytes, ...]) -> None:
