@@ -152,3 +152,16 @@ def read_tuples(client: httpx.Client, tenant: str, entity_type: str, token: str 
             f"{t['entity']['type']}:{t['entity']['id']}#{t['relation']}@{t['subject']['type']}:{t['subject']['id']}"
         )
     return out
+
+
+def tenant_with_schema(
+    client: httpx.Client, schema: str, headers: dict[str, str], tenant: str = "t1"
+) -> None:
+    """``tenant`` (created unless it is the default ``t1``) with ``schema`` written."""
+    if tenant != "t1":
+        response = client.post("/v1/tenants/create", json={"id": tenant}, headers=headers)
+        assert response.status_code == 200, response.text
+    response = client.post(
+        f"/v1/tenants/{tenant}/schemas/write", json={"schema": schema}, headers=headers
+    )
+    assert response.status_code == 200, response.text

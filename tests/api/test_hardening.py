@@ -39,7 +39,7 @@ from storage.base import RecordKey, TenantId
 from storage.errors import TenantNotFound
 from storage.leveldb import LevelDBStore
 from tests.api.conftest import Server
-from tests.api.relations_support import strapi_error
+from tests.api.relations_support import strapi_error, tenant_with_schema
 
 ADMIN_KEY = "admin-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -141,13 +141,7 @@ def closed_now(sock: socket.socket) -> bool:
 
 
 def setup_tenant(client: httpx.Client, tenant: str = "t1") -> None:
-    if tenant != "t1":
-        response = client.post("/v1/tenants/create", json={"id": tenant}, headers=ADMIN)
-        assert response.status_code == 200, response.text
-    response = client.post(
-        f"/v1/tenants/{tenant}/schemas/write", json={"schema": SCHEMA}, headers=ADMIN
-    )
-    assert response.status_code == 200, response.text
+    tenant_with_schema(client, SCHEMA, ADMIN, tenant)
 
 
 def new_token(client: httpx.Client, tenant: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from api.services import SERVICES
 from engine.relations.model import SCOPES, Settings, now_micros
-from tests.api.relations_support import register, strapi_error
+from tests.api.relations_support import register, strapi_error, tenant_with_schema
 
 ADMIN_KEY = "admin-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -54,13 +54,7 @@ def iso_in(seconds: float) -> str:
 
 
 def setup(client: httpx.Client, tenant: str = "t1") -> None:
-    if tenant != "t1":
-        response = client.post("/v1/tenants/create", json={"id": tenant}, headers=ADMIN)
-        assert response.status_code == 200, response.text
-    response = client.post(
-        f"/v1/tenants/{tenant}/schemas/write", json={"schema": SCHEMA}, headers=ADMIN
-    )
-    assert response.status_code == 200, response.text
+    tenant_with_schema(client, SCHEMA, ADMIN, tenant)
 
 
 def new_token(
