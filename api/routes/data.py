@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, parse, respond, tenant_of, token_field
+from api.boundary import (
+    documented,
+    encode_in_parts,
+    parse,
+    respond,
+    respond_bytes,
+    tenant_of,
+    token_field,
+)
 from api.errors import ApiError, FieldViolation, bad_request
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
@@ -145,7 +153,7 @@ async def read_relationships(request: web.Request) -> web.Response:
             "x_snap_token": reader.token,
         }
 
-    return respond(await svc.run(work))
+    return respond_bytes(await svc.run(lambda: encode_in_parts(work())))
 
 
 @routes.post("/v1/tenants/{tenant_id}/data/attributes/read")
@@ -175,7 +183,7 @@ async def read_attributes(request: web.Request) -> web.Response:
             "x_snap_token": reader.token,
         }
 
-    return respond(await svc.run(work))
+    return respond_bytes(await svc.run(lambda: encode_in_parts(work())))
 
 
 async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Response:
