@@ -174,7 +174,6 @@ class Program:
         #: reads it.
         self.frames_per_depth = FRAMES_PER_DEPTH + max(0, self.nesting - 1)
 
-
     def _node(self, entity: EntityDef, node: Node, shared: frozenset[str]) -> Evaluator:
         """The evaluator of ``node``; references to the ``shared`` permissions are dispatched."""
         # Recursion over one rewrite tree: bounded by the parser's MAX_EXPRESSION_DEPTH.
@@ -491,6 +490,9 @@ def _rule_call(entity_type: str, rule: str, arguments: tuple[str, ...]) -> Evalu
     def call(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
         if depth < 1:
             raise _depth_error(depth)
+        if ev.inline:
+            # Never on the event loop: the CEL library holds the GIL while it runs.
+            raise OverBudget(ev.limit)
         values: dict[str, AttributeValue] = {}
         for name in arguments:
             found = ev.stored_attribute(entity_type, eid, name)
@@ -498,9 +500,6 @@ def _rule_call(entity_type: str, rule: str, arguments: tuple[str, ...]) -> Evalu
                 found = ev.context_attribute(entity_type, eid, name)
             if found is not None:
                 values[name] = found.value
-        if ev.inline:
-            # Never on the event loop: the CEL library holds the GIL while it runs.
-            raise OverBudget(ev.limit)
         return ev.program.rules.evaluate(rule, values, ev.data)
 
     return call

@@ -213,11 +213,14 @@ class Engine:
             raise SchemaNotFound(str(found))
         return found
 
-    def _is_compiled(self, tenant: str, version: str) -> bool:
-        """Is ``version`` (or the head) of ``tenant`` compiled already? Never compiles."""
+    def _compiled_already(self, tenant: str, version: str) -> Compiled | None:
+        """``version`` (or the head) of ``tenant`` if it is compiled already, else None (also
+        when there is no schema, or it does not compile: `compiled` says why). Never
+        compiles."""
         if not version:
             version = self.store.schema_head(tenant)
-        return (tenant, version) in self._compiled
+        found = self._compiled.get((tenant, version))
+        return found if isinstance(found, Compiled) else None
 
     def schema(self, tenant: str, version: str = "") -> tuple[str, Schema]:
         """The compiled schema (``version`` or head) and its version id."""
@@ -302,10 +305,14 @@ class Engine:
         """
         if depth < 0:
             raise DepthExceeded(f"depth must not be negative, got {depth}")
-        if max_dispatches is not None and not self._is_compiled(tenant, schema_version):
+        if max_dispatches is None:
+            compiled = self.compiled(tenant, schema_version)
+        else:
             # Compiling a schema (its rules included) is no small step: not on an event loop.
-            raise OverBudget(max_dispatches)
-        compiled = self.compiled(tenant, schema_version)
+            found = self._compiled_already(tenant, schema_version)
+            if found is None:
+                raise OverBudget(max_dispatches)
+            compiled = found
         asked, depth = depth, min(depth, self.depth_cap(compiled))
         reader: SnapshotReader = self.store.reader(tenant, snap_token)
         results = self._results_for(tenant, compiled, reader, context)
