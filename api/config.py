@@ -44,8 +44,9 @@ class Config:
     max_concurrency: int = 512
     #: Long-lived streams (watch) open at once, a pool apart from max_concurrency; more get 429.
     max_streams: int = 256
-    #: Connections open at once. Beyond it a new connection closes the oldest one that has not
-    #: sent a request head yet, or is answered 503 and closed when there is none.
+    #: Connections open at once. Beyond it a new connection closes the one that has waited
+    #: longest for a request head (new, or idle between requests), or is answered 503 and closed
+    #: when every connection is in the middle of a request.
     max_connections: int = 1024
     #: A new connection must send a complete request head within this many seconds.
     header_timeout_seconds: float = 10.0

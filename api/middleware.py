@@ -110,7 +110,7 @@ class Metrics:
         closed = CounterMetricFamily(
             "stonetown_http_connections_closed_early",
             "Connections closed by the connection limits: refused at the cap, evicted to make "
-            "room (no request head yet), or past the header timeout.",
+            "room (a connection waiting for a request head), or past the header timeout.",
             labels=["reason"],
         )
         closed.add_metric(["refused"], self.connections_refused)
