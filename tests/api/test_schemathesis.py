@@ -62,6 +62,7 @@ from api.models import BUNDLE_FORMS
 from engine.relations.model import DEFAULT_KINDS
 from storage.base import DEFAULT_TENANT
 from tests.api.conftest import Server
+from tests.api.relations_support import CONTACT_SCHEMA
 
 #: The tenant every generated ``{tenant_id}`` names,
 TENANT = "fuzzed"
@@ -77,12 +78,12 @@ SEED = int(os.environ.get("STONETOWN_SCHEMATHESIS_SEED", "1"))
 WATCH = "/v1/tenants/{tenant_id}/watch"
 FREE_IDS = r"^(GET|DELETE) .*\{(record_id|relationship_type_id|relationship_id|token_id)\}$"
 
-_KIND_RELATIONS = "\n".join(f"    relation {kind} @contact" for kind in DEFAULT_KINDS)
 #: Permify's side (doc: relations, attributes, a rule) and the relations layer's (contact, with
 #: a relation per record kind and the default settings' view/edit permissions).
-SCHEMA = f"""
-entity user {{}}
-entity doc {{
+SCHEMA = (
+    CONTACT_SCHEMA
+    + """
+entity doc {
     relation owner @user
     relation viewer @user @doc#viewer
     attribute public boolean
@@ -90,19 +91,12 @@ entity doc {{
     attribute tags string[]
     permission edit = owner
     permission view = owner or viewer or public or high(score)
-}}
-rule high(score double) {{
+}
+rule high(score double) {
     score > 0.5
-}}
-entity contact {{
-    relation owner @user
-    relation viewer @user
-    relation knows @contact
-{_KIND_RELATIONS}
-    permission view = owner or viewer
-    permission edit = owner
-}}
+}
 """
+)
 TUPLES = [
     {
         "entity": {"type": "doc", "id": "1"},
