@@ -39,8 +39,8 @@ from dsl.errors import Diagnostic, SchemaError
 from dsl.schema import Schema
 from engine.engine import Engine, EngineConfig
 from engine.errors import EngineError, InvalidRequest, InvalidWrite
-from engine.relations.names import suggest
 from engine.strings import parse_attribute, parse_tuple
+from engine.suggest import suggest
 from engine.types import (
     DEFAULT_LOOKUP_PAGE_SIZE,
     EMPTY_CONTEXT,

@@ -32,7 +32,7 @@ from api.services import SERVICES
 from engine.relations import layout
 from engine.relations.errors import FieldError, Invalid
 from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings, now_micros
-from engine.relations.names import suggest
+from engine.suggest import suggest
 from storage.base import SnapToken
 
 routes = web.RouteTableDef()

@@ -18,7 +18,6 @@ from engine.relations import layout, links
 from engine.relations.errors import Conflict, FieldError, Invalid
 from engine.relations.links import Batch
 from engine.relations.model import ENTITY_ID, UNBOUNDED, Relation, RelationType, split_ref
-from engine.relations.names import suggest
 from engine.relations.ordering import (
     ConnectItem,
     OrderingError,
@@ -27,6 +26,7 @@ from engine.relations.ordering import (
     apply_set,
     to_one,
 )
+from engine.suggest import suggest
 from storage.base import Tuple
 
 

@@ -22,7 +22,7 @@ from engine.relations.model import (
     now_micros,
     transpose,
 )
-from engine.relations.names import suggest
+from engine.suggest import suggest
 from storage.base import Changes, SnapshotReader, TupleFilter
 
 #: Fields of R1 that refine an existing type; only those sent are changed.

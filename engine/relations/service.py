@@ -46,7 +46,7 @@ from engine.relations.model import (
     Settings,
     now_micros,
 )
-from engine.relations.names import suggest
+from engine.suggest import suggest
 from engine.types import Entity
 from storage.base import Changes, SnapshotReader, SnapToken, Store, Subject
 from storage.errors import TenantNotFound

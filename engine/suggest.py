@@ -1,4 +1,5 @@
-"""Close-match suggestions for unknown names (difflib, case-insensitive, best first)."""
+"""Did-you-mean suggestions: the known names closest to an unknown one (difflib,
+case-insensitive, best first), for error messages anywhere in the engine and above it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 
 
 def suggest(name: str, known: Iterable[str], *, n: int = 3) -> tuple[str, ...]:
+    """Up to ``n`` of ``known`` that look like ``name``, each spelt as in ``known``."""
     canonical: dict[str, str] = {}
     for item in known:
         canonical.setdefault(item.lower(), item)
