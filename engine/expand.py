@@ -1,36 +1,31 @@
 """Expand: the userset tree behind one relation, permission, attribute or rule of one entity.
 
-The answer is Permify's ``PermissionExpandResponse.tree``, node for node, already in its
-proto-JSON field names (the API serialises it unchanged). Every node names the ``entity`` and the
-``permission`` it stands for and holds either ``expand`` (an operation over child nodes) or
-``leaf``. How each name is expanded:
+The answer is a typed tree (`ExpandTree`) with the nodes of Permify's
+``PermissionExpandResponse.tree``; the API renders it in Permify's wire format. Every node names
+the ``entity`` and the ``permission`` it stands for and is either an `OperationNode` (an
+operation over child nodes) or a leaf. How each name is expanded:
 
-* **permission**: its rewrite tree. A ``Rewrite`` becomes an ``expand`` node labelled with the
-  permission, its operation (``OPERATION_UNION`` / ``INTERSECTION`` / ``EXCLUSION``) and one child
-  per operand, in schema order. Operands:
+* **permission**: its rewrite tree. A ``Rewrite`` becomes an `OperationNode` labelled with the
+  permission, its `Operation` and one child per operand, in schema order. Operands:
 
   * ``r`` (computed userset) and ``a`` (boolean attribute operand) are transparent: the node is
     whatever expanding ``r`` / ``a`` on the same entity gives, labelled ``r`` / ``a``
     (so ``permission admin = view`` answers with a tree labelled ``view``);
   * ``t.c`` (tuple-to-userset) is a union labelled ``t`` on the current entity with one child per
     subject of ``t`` (its relation ignored): ``c`` expanded on that subject's entity;
-  * ``rule(a, b)`` is the rule node below, with ``arguments``.
+  * ``rule(a, b)`` is the rule leaf below, with its arguments.
 
   A permission whose whole child is one operand is that operand's node, with no wrapper.
 * **relation**: the subjects of its tuples, stored ones first (the reader's order) and then the
   request's contextual tuples not already stored; subjects without a relation come before
-  usersets in the leaf ``{subjects: {subjects: [...]}}``. When there are usersets
-  (``group:1#member``), the node becomes a union labelled with the relation: one child per userset
-  (``member`` expanded on ``group:1``) followed, last, by the leaf itself.
-* **attribute**: ``leaf: {value: Any}``, the contextual attribute first, then the stored one; a
-  missing attribute is ``BooleanValue false`` whatever its declared type (as Permify does).
-* **rule** (reached through a call): ``arguments: [{computed_attribute: {name}}]`` and
-  ``leaf: {values: {values: {name: Any}}}``, each argument read for this entity from the store
-  first, then the context, else the zero value of the parameter type. Rules are not evaluated.
-
-Values are ``{"@type": "type.googleapis.com/base.v1.<Kind>Value", "data": ...}``; non-finite
-doubles are written as protojson does (``"NaN"``, ``"Infinity"``, ``"-Infinity"``). Empty
-``arguments`` and empty subject ``relation`` keys are left out, as in Permify's test trees.
+  usersets in the `SubjectsLeaf`. When there are usersets (``group:1#member``), the node becomes
+  a union labelled with the relation: one child per userset (``member`` expanded on
+  ``group:1``) followed, last, by the leaf itself.
+* **attribute**: an `AttributeLeaf`, the contextual attribute first, then the stored one; a
+  missing attribute is boolean ``false`` whatever its declared type (as Permify does).
+* **rule** (reached through a call): a `RuleLeaf` with the call's arguments and, by name, each
+  argument's value read for this entity from the store first, then the context, else the zero
+  value of the parameter type. Rules are not evaluated.
 
 Beyond Permify (whose expand neither counts depth nor stops on cycles):
 
@@ -39,10 +34,10 @@ Beyond Permify (whose expand neither counts depth nor stops on cycles):
   raises ``DepthExceeded``. Operators inside one permission cost nothing.
 * **Cycles.** Data may loop (``group:1`` member of ``group:2`` member of ``group:1``). A name
   already being expanded on the same entity higher up the current path is not expanded again: it
-  becomes the leaf ``{subjects: {subjects: [entity#name]}}``, a pointer to the node above it
-  (Zanzibar's userset leaf), so every expansion terminates.
+  becomes a `SubjectsLeaf` holding ``entity#name``, a pointer to the node above it (Zanzibar's
+  userset leaf), so every expansion terminates.
 * **Nesting.** The tree is at most `MAX_TREE_DEPTH` nodes deep, or the expansion raises
-  ``DepthExceeded``: callers serialise it recursively. The expansion itself runs on an explicit
+  ``DepthExceeded``, so whoever walks it knows a bound. The expansion itself runs on an explicit
   stack (each step a generator that yields the sub-expansions it needs), so neither the depth
   budget nor the schema's nesting is limited by Python's recursion limit.
 * **Size.** The tree has at most `MAX_TREE_NODES` nodes, or the expansion raises
@@ -51,14 +46,14 @@ Beyond Permify (whose expand neither counts depth nor stops on cycles):
   exponentially with the schema or the data while a check, which caches, stays linear.
 
 Concurrency: one call is single-threaded and holds no shared state; it reads one
-``SnapshotReader``, so the whole tree describes a single revision.
+``SnapshotReader``, so the whole tree describes a single revision. The tree is immutable.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Generator, Iterable
-from typing import Any, Final, assert_never
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Final, assert_never
 
 from dsl.schema import (
     AttributeType,
@@ -78,36 +73,68 @@ from engine.errors import DepthExceeded, InvalidRequest, UnknownEntityType, Unkn
 from engine.types import Context, Entity
 from storage.base import Attribute, AttributeValue, SnapshotReader, Subject
 
-#: A node of the tree in proto-JSON field names.
-Tree = dict[str, Any]
+
+@dataclass(frozen=True, slots=True)
+class TypedValue:
+    """An attribute's value with its type (a rule argument's, or an attribute leaf's)."""
+
+    type: AttributeType
+    value: AttributeValue
+
+
+@dataclass(frozen=True, slots=True)
+class OperationNode:
+    """``permission`` of ``entity`` as ``operation`` over ``children`` (a rewrite, or the union
+    of a tuple-to-userset's parents or of a relation's usersets)."""
+
+    entity: Entity
+    permission: str
+    operation: Operation
+    children: tuple[ExpandTree, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectsLeaf:
+    """The subjects of relation ``permission`` of ``entity``: plain ones, then usersets."""
+
+    entity: Entity
+    permission: str
+    subjects: tuple[Subject, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeLeaf:
+    """The value of attribute ``permission`` of ``entity``."""
+
+    entity: Entity
+    permission: str
+    value: TypedValue
+
+
+@dataclass(frozen=True, slots=True)
+class RuleLeaf:
+    """Rule ``permission`` called on ``entity``: the call's ``arguments`` (attribute names, in
+    call order) and each argument's value, by name in sorted order. The rule is not evaluated."""
+
+    entity: Entity
+    permission: str
+    arguments: tuple[str, ...]
+    values: tuple[tuple[str, TypedValue], ...]
+
+
+#: A node of the expand tree.
+ExpandTree = OperationNode | SubjectsLeaf | AttributeLeaf | RuleLeaf
 #: One expansion in progress: it yields the sub-expansions it needs, is sent each one's tree,
 #: and returns its own (see `_run`).
-Step = Generator["Step", Tree, Tree]
+Step = Generator["Step", ExpandTree, ExpandTree]
 
-#: The deepest an expand tree may be, in nodes from the root to a leaf. Each node is three
-#: levels of nested JSON (the node, its ``expand``, its ``children``), and the API serialises
-#: the tree recursively within Python's default recursion limit of 1000 frames: 256 nodes take
+#: The deepest an expand tree may be, in nodes from the root to a leaf. Rendered as JSON, each
+#: node is three levels of nesting (the node, its ``expand``, its ``children``), and JSON
+#: encoders recurse within Python's default recursion limit of 1000 frames: 256 nodes take
 #: about 770 of them, leaving the rest to the server's own stack.
 MAX_TREE_DEPTH: Final = 256
 #: The most nodes an expand tree may have: far more than anyone reads, and a few MiB of JSON.
 MAX_TREE_NODES: Final = 10_000
-
-_OPERATIONS = {
-    Operation.UNION: "OPERATION_UNION",
-    Operation.INTERSECTION: "OPERATION_INTERSECTION",
-    Operation.EXCLUSION: "OPERATION_EXCLUSION",
-}
-
-_ANY_TYPES = {
-    AttributeType.BOOLEAN: "BooleanValue",
-    AttributeType.BOOLEAN_ARRAY: "BooleanArrayValue",
-    AttributeType.STRING: "StringValue",
-    AttributeType.STRING_ARRAY: "StringArrayValue",
-    AttributeType.INTEGER: "IntegerValue",
-    AttributeType.INTEGER_ARRAY: "IntegerArrayValue",
-    AttributeType.DOUBLE: "DoubleValue",
-    AttributeType.DOUBLE_ARRAY: "DoubleArrayValue",
-}
 
 _ZERO_SCALARS: dict[AttributeType, AttributeValue] = {
     AttributeType.BOOLEAN: False,
@@ -125,8 +152,8 @@ def expand(
     *,
     context: Context,
     depth: int,
-) -> Tree:
-    """Permify's expand tree of ``entity``'s ``permission`` (a relation, permission, attribute or
+) -> ExpandTree:
+    """The expand tree of ``entity``'s ``permission`` (a relation, permission, attribute or
     rule name), read through ``reader`` plus ``context``.
 
     Raises UnknownEntityType / UnknownPermission for a name the schema does not define (also when
@@ -138,12 +165,12 @@ def expand(
     return _run(expander.expand(entity, permission, depth, 1))
 
 
-def _run(root: Step) -> Tree:
+def _run(root: Step) -> ExpandTree:
     """Drive ``root`` and every sub-expansion it yields on an explicit stack: a tree of any
     depth costs a constant number of Python frames. An exception is thrown into the step that
     asked for the failing one, so its ``finally`` blocks run, as with plain calls."""
     stack = [root]
-    sent: Tree | None = None  # the tree of the step just finished, for the step below it
+    sent: ExpandTree | None = None  # the tree of the step just finished, for the step below it
     error: Exception | None = None  # or what it raised
     while stack:
         step = stack[-1]
@@ -209,7 +236,7 @@ class _Expander:
             )
         key = (entity.type, entity.id, name)
         if key in self._path:
-            return _subjects_leaf(entity, name, [Subject(entity.type, entity.id, name)])
+            return SubjectsLeaf(entity, name, (Subject(entity.type, entity.id, name),))
         self._path.add(key)
         try:
             match definition.references.get(name):
@@ -236,14 +263,10 @@ class _Expander:
             case Rewrite(operation=operation, children=children):
                 self._count(entity, permission)
                 below = _below(level, entity, permission)
-                trees = []
+                trees: list[ExpandTree] = []
                 for child in children:
                     trees.append((yield self._node(entity, permission, child, depth, below)))
-                return {
-                    "entity": _entity(entity),
-                    "permission": permission,
-                    "expand": {"operation": _OPERATIONS[operation], "children": trees},
-                }
+                return OperationNode(entity, permission, operation, tuple(trees))
             case ComputedUserSet(relation=relation):
                 return (yield self.expand(entity, relation, depth - 1, level))
             case ComputedAttribute(name=name):
@@ -258,7 +281,7 @@ class _Expander:
                 for p in parents:
                     parent = Entity(p.type, p.id)
                     trees.append((yield self.expand(parent, computed, depth - 1, below)))
-                return _union(entity, tupleset, trees)
+                return OperationNode(entity, tupleset, Operation.UNION, tuple(trees))
             case other:
                 assert_never(other)
 
@@ -277,43 +300,39 @@ class _Expander:
         subjects = self._subjects(entity, relation)
         direct = [s for s in subjects if not s.relation]
         usersets = [s for s in subjects if s.relation]
-        leaf = _subjects_leaf(entity, relation, direct + usersets)
+        leaf = SubjectsLeaf(entity, relation, (*direct, *usersets))
         if not usersets:
             return leaf
         self._count(entity, relation)
         below = _below(level, entity, relation)
-        trees = []
+        trees: list[ExpandTree] = []
         for s in usersets:
             trees.append((yield self.expand(Entity(s.type, s.id), s.relation, depth - 1, below)))
         trees.append(leaf)
-        return _union(entity, relation, trees)
+        return OperationNode(entity, relation, Operation.UNION, tuple(trees))
 
-    def _attribute(self, entity: Entity, name: str) -> Tree:
+    def _attribute(self, entity: Entity, name: str) -> AttributeLeaf:
         found = self._attributes.get((entity.type, entity.id, name))
         if found is None:
             found = self._reader.attribute(entity.type, entity.id, name)
         if found is None:
             # Permify answers a missing attribute with `false`, whatever the declared type.
-            found = Attribute(entity.type, entity.id, name, AttributeType.BOOLEAN, False)
-        value = _any(found.type, found.value)
-        return {"entity": _entity(entity), "permission": name, "leaf": {"value": value}}
+            return AttributeLeaf(entity, name, TypedValue(AttributeType.BOOLEAN, False))
+        return AttributeLeaf(entity, name, TypedValue(found.type, found.value))
 
-    def _rule(self, entity: Entity, rule: RuleDef, arguments: tuple[str, ...]) -> Tree:
-        values: dict[str, Any] = {}
+    def _rule(self, entity: Entity, rule: RuleDef, arguments: tuple[str, ...]) -> RuleLeaf:
+        values = []
         for name in sorted(set(arguments)):
             found = self._reader.attribute(entity.type, entity.id, name)
             if found is None:
                 found = self._attributes.get((entity.type, entity.id, name))
             if found is None:
                 kind = rule.parameters[name]
-                values[name] = _any(kind, () if kind.is_array else _ZERO_SCALARS[kind])
+                value = TypedValue(kind, () if kind.is_array else _ZERO_SCALARS[kind])
             else:
-                values[name] = _any(found.type, found.value)
-        tree: Tree = {"entity": _entity(entity), "permission": rule.name}
-        if arguments:
-            tree["arguments"] = [{"computed_attribute": {"name": a}} for a in arguments]
-        tree["leaf"] = {"values": {"values": values}}
-        return tree
+                value = TypedValue(found.type, found.value)
+            values.append((name, value))
+        return RuleLeaf(entity, rule.name, arguments, tuple(values))
 
     def _subjects(self, entity: Entity, relation: str) -> list[Subject]:
         """Stored subjects in the reader's order, then contextual ones not already stored."""
@@ -347,56 +366,3 @@ def _unknown_name(definition: EntityDef, name: str) -> UnknownPermission:
         f"{name!r} is not a relation, permission, attribute or rule of entity type "
         f"{definition.name!r}; expected one of: {', '.join(names) or '(none)'}"
     )
-
-
-def _entity(entity: Entity) -> dict[str, str]:
-    return {"type": entity.type, "id": entity.id}
-
-
-def _subject(subject: Subject) -> dict[str, str]:
-    out = {"type": subject.type, "id": subject.id}
-    if subject.relation:
-        out["relation"] = subject.relation
-    return out
-
-
-def _subjects_leaf(entity: Entity, permission: str, subjects: Iterable[Subject]) -> Tree:
-    return {
-        "entity": _entity(entity),
-        "permission": permission,
-        "leaf": {"subjects": {"subjects": [_subject(s) for s in subjects]}},
-    }
-
-
-def _union(entity: Entity, permission: str, children: Iterable[Tree]) -> Tree:
-    return {
-        "entity": _entity(entity),
-        "permission": permission,
-        "expand": {"operation": _OPERATIONS[Operation.UNION], "children": list(children)},
-    }
-
-
-def _any(kind: AttributeType, value: AttributeValue) -> dict[str, Any]:
-    """``value`` as a proto-JSON ``Any`` of Permify's value message for ``kind``."""
-    data: Any
-    if kind is AttributeType.DOUBLE:
-        data = _double(value)
-    elif kind is AttributeType.DOUBLE_ARRAY:
-        assert isinstance(value, tuple)
-        data = [_double(v) for v in value]
-    elif kind.is_array:
-        assert isinstance(value, tuple)
-        data = list(value)
-    else:
-        data = value
-    return {"@type": f"type.googleapis.com/base.v1.{_ANY_TYPES[kind]}", "data": data}
-
-
-def _double(value: object) -> float | str:
-    assert isinstance(value, int | float)
-    number = float(value)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "Infinity" if number > 0 else "-Infinity"
-    return number
