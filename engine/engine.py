@@ -39,6 +39,7 @@ from engine.errors import (
     SchemaNotFound,
     UnknownEntityType,
 )
+from engine.expand import ExpandTree
 from engine.expand import expand as expand_tree
 from engine.rules import RuleSet
 from engine.types import (
@@ -374,8 +375,8 @@ class Engine:
         schema_version: str = "",
         depth: int = DEFAULT_DEPTH,
         context: Context = EMPTY_CONTEXT,
-    ) -> dict[str, Any]:
-        """Permify's expand tree in its proto-JSON field names."""
+    ) -> ExpandTree:
+        """The typed expand tree of ``entity``'s ``permission`` (see `engine.expand`)."""
         asked, depth = depth, self._depth(depth)
         compiled = self.compiled(tenant, schema_version)
         reader = self.store.reader(tenant, snap_token)
