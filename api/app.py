@@ -50,6 +50,7 @@ from api.routes import (
 )
 from api.services import CONFIG, METRICS, SERVICES, Services
 from engine.engine import Engine, EngineConfig
+from engine.hooks import RawWriter
 from engine.relations.service import Relations
 from storage.base import Store
 from storage.leveldb import LevelDBStore
@@ -132,7 +133,9 @@ async def _services(app: web.Application, *, store: Store | None) -> AsyncIterat
     )
     executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="stonetown-worker")
     relations = Relations(opened, engine)
-    app[SERVICES] = Services(config, opened, engine, executor, relations)
+    raw_writer = RawWriter(opened)
+    relations.install(raw_writer)  # the engine writes raw data without knowing the layer
+    app[SERVICES] = Services(config, opened, engine, executor, relations, raw_writer)
     try:
         if not opened.claims_complete:  # a store from before token claims: claim them once
             log.info("claiming the API tokens of every tenant (once per store)")

@@ -1,4 +1,5 @@
-"""What handlers share: the app's keys and ``Services`` (store, engine, worker threads)."""
+"""What handlers share: the app's keys and ``Services`` (store, engine, raw writer, worker
+threads)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from api.config import Config
 from api.middleware import Metrics
 from engine.engine import Engine
+from engine.hooks import RawWriter
 from engine.relations.service import Relations
 from storage.base import Store
 
@@ -41,14 +43,16 @@ class WriteSignal:
 
 @dataclass(slots=True)
 class Services:
-    """What handlers use: the store, the engine (and the relations layer over both) and the
-    thread pool they run in."""
+    """What handlers use: the store, the engine (and the relations layer over both), the raw
+    writer and the thread pool they run in."""
 
     config: Config
     store: Store
     engine: Engine
     executor: ThreadPoolExecutor
     relations: Relations
+    #: Raw data writes (the data API, bundles), with the hooks of the layers above the engine.
+    raw_writer: RawWriter
     writes: WriteSignal = field(default_factory=WriteSignal)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: Serialises partial schema writes: each reads the head and writes the next version.

@@ -1,4 +1,4 @@
-"""Data bundles: write, read and delete a tenant's bundles, and run one (``engine/bundles.py``
+"""Data bundles: write, read and delete a tenant's bundles, and run one (``engine.bundles``
 holds the rules: templates, the component checks that keep arguments from changing what a string
 means, and the one atomic write of a run)."""
 
@@ -64,7 +64,7 @@ def _run(svc: Services, tenant: str, name: str, arguments: dict[str, str]) -> Sn
     # in a tenant without a schema (as in Permify).
     read_bundle(svc.store, tenant, name)
     schema = svc.engine.compiled(tenant).schema
-    return run_bundle(svc.store, schema, tenant, name, arguments)
+    return run_bundle(svc.store, schema, tenant, name, arguments, writer=svc.raw_writer)
 
 
 @routes.post("/v1/tenants/{tenant_id}/bundle/write")

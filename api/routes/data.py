@@ -20,7 +20,6 @@ from api.boundary import (
 from api.errors import ApiError, FieldViolation, bad_request
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
-from engine.relations.links import write_raw
 from engine.writes import check_attribute, check_tuple
 from storage.base import Attribute, AttributeFilter, Changes, Tuple, TupleFilter
 
@@ -57,7 +56,7 @@ def _write(
             check_attribute(schema, a)
         except InvalidWrite as exc:
             raise _invalid(f"attributes[{i}]", exc) from exc
-    return svc.store.write(tenant, Changes(write_tuples=tuples, write_attributes=attributes))
+    return svc.raw_writer.write(tenant, Changes(write_tuples=tuples, write_attributes=attributes))
 
 
 async def _write_response(
@@ -188,8 +187,8 @@ async def read_attributes(request: web.Request) -> web.Response:
 
 async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Response:
     svc = request.app[SERVICES]
-    # A raw delete of a managed tuple also removes its relations-layer metadata row.
-    token = await svc.run(write_raw, svc.store, tenant, changes)
+    # The raw writer runs the write hooks (a layer's records beside the deleted tuples).
+    token = await svc.run(svc.raw_writer.write, tenant, changes)
     svc.writes.notify()
     return respond({"snap_token": token})
 

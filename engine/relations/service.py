@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from dsl.schema import Schema
 from engine.engine import Engine
 from engine.errors import EngineError, SchemaNotFound
+from engine.hooks import RawWriter
 from engine.relations import layout, links, operations, registry
 from engine.relations.errors import (
     Forbidden,
@@ -46,6 +47,7 @@ from engine.relations.model import (
     Settings,
     now_micros,
 )
+from engine.relations.raw_deletes import RawDeletes
 from engine.suggest import suggest
 from engine.types import Entity
 from storage.base import Changes, SnapshotReader, SnapToken, Store, Subject
@@ -78,6 +80,10 @@ class Relations:
         self._decoded: dict[bytes, RelationType] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def install(self, writer: RawWriter) -> None:
+        """Register the layer's write hook: raw tuple deletes take their metadata rows along."""
+        writer.register(RawDeletes())
 
     def _schema(self, tenant: str) -> Schema:
         try:

@@ -1,4 +1,4 @@
-"""Data bundles (engine/bundles.py) on both stores: writing, reading and deleting bundles, the
+"""Data bundles (engine/bundles/) on both stores: writing, reading and deleting bundles, the
 template and shape checks made when a bundle is written, and runs: arguments filled in and checked
 one component at a time (no argument can change what a string means), schema checks, Permify's
 operation order, one write at one revision, and nothing written on any error."""
