@@ -26,6 +26,7 @@ from api.boundary import (
 )
 from api.services import METRICS, SERVICES
 from engine.errors import EngineError, OverBudget
+from engine.expand import ExpandTree
 from engine.types import (
     DEFAULT_LOOKUP_PAGE_SIZE,
     CheckItem,
@@ -153,7 +154,7 @@ async def expand(request: web.Request) -> web.Response:
     return await svc.run(_tree_response, tree)
 
 
-def _tree_response(tree: dict[str, Any]) -> web.Response:
+def _tree_response(tree: ExpandTree) -> web.Response:
     return respond({"tree": m.expand_json(tree)})
 
 

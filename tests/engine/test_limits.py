@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from api.models import expand_json
 from dsl.compiler import MAX_REFERENCE_DEPTH
 from dsl.compiler import load as compile_text
 from dsl.parser import MAX_EXPRESSION_DEPTH
@@ -25,10 +26,11 @@ from dsl.schema import (
     RelationRef,
     Schema,
 )
-from engine.check import Evaluation, Program
+from engine.check import Evaluation
 from engine.engine import Engine
 from engine.errors import DepthExceeded, SchemaNotFound
-from engine.expand import MAX_TREE_DEPTH, expand
+from engine.expand import MAX_TREE_DEPTH, SubjectsLeaf, expand
+from engine.program import Program
 from engine.rules import RuleSet
 from engine.types import EMPTY_CONTEXT, CheckItem, Entity, SubjectReference
 from storage.base import Store, Subject
@@ -92,11 +94,7 @@ def test_lookups_expand_and_subject_permission_answer_on_a_chain_at_the_limit(
     assert found.ids == ("u",)
     # A reference is transparent in expand: the tree is the relation's leaf.
     tree = engine.expand(TENANT, Entity("doc", "1"), "q0", depth=MAX_REFERENCE_DEPTH)
-    assert tree == {
-        "entity": {"type": "doc", "id": "1"},
-        "permission": "viewer",
-        "leaf": {"subjects": {"subjects": [{"type": "user", "id": "u"}]}},
-    }
+    assert tree == SubjectsLeaf(Entity("doc", "1"), "viewer", (Subject("user", "u"),))
     with pytest.raises(DepthExceeded):
         engine.expand(TENANT, Entity("doc", "1"), "q0", depth=MAX_REFERENCE_DEPTH - 1)
     with pytest.raises(DepthExceeded):  # before the answers below are cached
@@ -296,8 +294,8 @@ def test_an_expand_tree_may_be_as_deep_as_its_limit_and_no_deeper() -> None:
     schema = compile_text(GROUPS)
     # Each nested group is one union; the innermost group's leaf is one node below it.
     store = groups(MAX_TREE_DEPTH - 1)
-    tree = expand(schema, store.reader(TENANT), Entity("group", "0"), "member",
-                  context=EMPTY_CONTEXT, depth=10 * MAX_TREE_DEPTH)
+    tree = expand_json(expand(schema, store.reader(TENANT), Entity("group", "0"), "member",
+                              context=EMPTY_CONTEXT, depth=10 * MAX_TREE_DEPTH))
     assert tree_depth(tree) == MAX_TREE_DEPTH
     assert json.loads(json.dumps(tree)) == tree  # serialisable at the default recursion limit
     store = groups(MAX_TREE_DEPTH)
@@ -311,8 +309,8 @@ def test_expand_of_operators_nested_to_the_limit_needs_no_stack() -> None:
     write(store, CHAIN_DATA)
     # One permission nested to the limit: its operators, then the leaves below them.
     schema = compile_text(chain_schema(1, MAX_EXPRESSION_DEPTH))
-    tree = expand(schema, store.reader(TENANT), Entity("doc", "1"), "q0",
-                  context=EMPTY_CONTEXT, depth=2)
+    tree = expand_json(expand(schema, store.reader(TENANT), Entity("doc", "1"), "q0",
+                              context=EMPTY_CONTEXT, depth=2))
     assert tree_depth(tree) == MAX_EXPRESSION_DEPTH + 1
     # Two such permissions, one referencing the other, nest past the tree's limit.
     schema = compile_text(chain_schema(2, MAX_EXPRESSION_DEPTH))
