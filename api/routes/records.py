@@ -35,28 +35,17 @@ from api.relations_edge import (
 )
 from api.relations_views import record_item
 from api.services import SERVICES
-from engine.errors import SchemaNotFound
-from engine.relations import registry
-from engine.relations.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
-from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListPage, ListQuery
-from engine.relations.model import ENTITY_ID, DataModel, Principal, Relation, RelationType
-from engine.relations.service import Relations
+from engine.relations import records
+from engine.relations.errors import FieldError, Invalid
+from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT
+from engine.relations.model import ENTITY_ID, Principal
+from engine.relations.records import BOOLEANS, DEFAULT_SORT, FILTERS, SORTS, Model
 
 routes = web.RouteTableDef()
 
 DATA = ("/v1/tenants/{tenant_id}/xapi2/data/relationship", "/xapi2/data/relationship")
 SCHEMA = ("/v1/tenants/{tenant_id}/xapi2/schema/relationship", "/xapi2/schema/relationship")
 ID_MAX = 64
-FILTERS = ("parent_id", "target_id", "kind", "status", "is_archived", "owned_by")
-BOOLEANS = ("is_archived",)
-SORTS = ("created_at", "kind")
-DEFAULT_SORT = "kind"
-#: For in-memory sorts: created_at carries the id, so rows of one kind come out exactly as the
-#: index streams them ((created_at, id) in created_at's direction).
-_SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
-    "kind": lambda r: r.relation,
-    "created_at": lambda r: (r.created_at, r.id),
-}
 _ENDPOINTS = (
     ("list", "GET", "/xapi2/data/relationship", "relationship:list"),
     ("get", "GET", "/xapi2/data/relationship/{id}", "relationship:read"),
@@ -73,128 +62,14 @@ def _both(
     return on_both_bases(routes, method, bases, suffix)
 
 
-# -- the data model ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Model:
-    """The tenant's data model with the registered type of every kind."""
-
-    config: DataModel
-    types: dict[str, RelationType]
-
-    @property
-    def ref_type(self) -> str:
-        return self.config.ref_type
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """In configured order (the enum's order)."""
-        return tuple(self.config.kinds)
-
-    @property
-    def type_ids(self) -> frozenset[str]:
-        return frozenset(rt.id for rt in self.types.values())
-
-    def enum_message(self, field: str) -> str:
-        return f"{field} must be one of the following values: {', '.join(self.kinds)}"
-
-
-def _model(rel: Relations, tenant_id: str) -> Model:
-    """The data model, its kinds' types registered (404 when disabled or the schema lacks them)."""
-    config = rel.settings(tenant_id).data_model
-    if config is None:
-        raise NotFound("the relationship data model is not enabled for this tenant")
-    found = _kind_types(rel.types(tenant_id), config)
-    if len(found) == len(config.kinds):
-        return Model(config, found)
-    _require_schema(rel, tenant_id, config)
-    for kind, inverse in config.kinds.items():
-        if kind in found:
-            continue
-        request = registry.TypeRequest(
-            kind="co_to_co",
-            role=kind,
-            source_type=config.ref_type,
-            target_type=config.ref_type,
-            source_field="parentCustomObjectType",
-            target_field="childCustomObjectType",
-            sent=frozenset({"bidirectional", "inverse_role"}),
-            bidirectional=True,
-            inverse_role=inverse,
-        )
-        try:
-            rel.register_type(tenant_id, request)
-        except Conflict:
-            # Another request registered it (or its inverse) meanwhile; anything else stands.
-            if registry.find(rel.types(tenant_id), config.ref_type, kind, config.ref_type) is None:
-                raise
-        except Invalid as exc:
-            # E.g. a ref_type that is the tenant's person type: the family cannot be served.
-            reasons = "; ".join(e.message for e in exc.errors)
-            raise NotFound(f"cannot register the kind {kind}: {reasons}") from exc
-        # Registering a kind also registers its inverse kind.
-        found = _kind_types(rel.types(tenant_id), config)
-    missing = [kind for kind in config.kinds if kind not in found]
-    if missing:
-        raise NotFound(f"no relationship type for the kinds {', '.join(missing)}")
-    return Model(config, found)
-
-
-def _kind_types(types: list[RelationType], config: DataModel) -> dict[str, RelationType]:
-    ref = config.ref_type
-    return {
-        kind: rt
-        for kind in config.kinds
-        if (rt := registry.find(types, ref, kind, ref)) is not None
-    }
-
-
-def _require_schema(rel: Relations, tenant_id: str, config: DataModel) -> None:
-    ref = config.ref_type
-    roles = list(dict.fromkeys([*config.kinds, *config.kinds.values()]))
-    needed = (
-        f"the relationship data model needs the schema to declare entity {ref} with the "
-        f"relations {', '.join(roles)}, each allowing @{ref}"
-    )
-    try:
-        schema = rel.engine.schema(tenant_id)[1]
-    except SchemaNotFound:
-        raise NotFound(f"tenant {tenant_id} has no schema yet: {needed}") from None
-    if schema.entity(ref) is None:
-        raise NotFound(f"the schema has no entity {ref}: {needed}")
-    missing = [role for role in roles if not registry.declared(schema, ref, role, ref)]
-    if missing:
-        raise NotFound(f"the schema lacks {ref} relations {', '.join(missing)}: {needed}")
-
-
 async def _prepare(
     request: web.Request, tenant_id: str, scope: str | None
 ) -> tuple[Principal, Model]:
     """Who asks (401, 404 tenant, 403 scope), then the data model (404)."""
     svc = request.app[SERVICES]
     who = await principal(request, tenant_id, scope)
-    model = await svc.run(_model, relations_of(request), tenant_id)
+    model = await svc.run(records.model, relations_of(request), tenant_id)
     return who, model
-
-
-def _record(
-    rel: Relations, tenant_id: str, who: Principal, model: Model, record_id: str
-) -> Relation:
-    """A record by id: 404 when missing, unreadable, or not of the data model's kinds."""
-    row = rel.row(tenant_id, who, record_id)
-    if row.type_id not in model.type_ids:
-        raise NotFound(f"relation {record_id} not found")
-    return row
-
-
-def _writable(
-    rel: Relations, tenant_id: str, who: Principal, model: Model, record_id: str
-) -> Relation:
-    row = _record(rel, tenant_id, who, model, record_id)
-    if not rel.writable(tenant_id, who, row):
-        raise Forbidden(f"{who.subject} may read relationship {record_id} but not change it")
-    return row
 
 
 # -- bodies ------------------------------------------------------------------------------------
@@ -284,76 +159,12 @@ async def list_records(request: web.Request, tenant_id: str) -> web.StreamRespon
         filters=FILTERS,
         booleans=BOOLEANS,
     )
-    unknown = [k for k in filters.get("kind", ()) if k not in model.config.kinds]
-    if unknown:
-        raise Invalid.at(("kind",), model.enum_message("kind"), value=unknown[0])
-    query = _normalized(query)
     result = await svc.run(
-        _list, relations_of(request), tenant_id, who, model, query=query, filters=filters
+        records.list_records, relations_of(request), tenant_id, who, model, query, filters
     )
     return respond(
         {"data": [record_item(r) for r in result.rows], "meta": {"pagination": result.pagination}}
     )
-
-
-def _normalized(query: ListQuery) -> ListQuery:
-    """Sorts D1 serves: ``[-]created_at`` or ``[-]kind[,[-]created_at]``; a lone ``kind``
-    continues with created_at in its direction (``-kind`` is the default order reversed)."""
-    sort = query.sort
-    names = [name for name, _ in sort]
-    if names not in (["created_at"], ["kind"], ["kind", "created_at"]):
-        raise Invalid.at(
-            ("sort",),
-            "sort must be created_at, kind, or kind,created_at (a '-' prefix reverses a key; "
-            "id breaks ties)",
-        )
-    if names == ["kind"]:
-        sort = (sort[0], ("created_at", sort[0][1]))
-    return ListQuery(limit=query.limit, offset=query.offset, after=query.after, sort=sort)
-
-
-def _list(
-    rel: Relations,
-    tenant_id: str,
-    who: Principal,
-    model: Model,
-    *,
-    query: ListQuery,
-    filters: dict[str, list[str]],
-) -> ListPage:
-    kinds = set(filters.get("kind", model.kinds))
-    type_ids = {rt.id for kind, rt in model.types.items() if kind in kinds}
-    ref = model.ref_type
-    parents = set(filters.get("parent_id", ()))
-    targets = set(filters.get("target_id", ()))
-    statuses = set(filters.get("status", ()))
-    archived = {value == "true" for value in filters.get("is_archived", ())}
-    owners = set(filters.get("owned_by", ()))
-    visible = rel.visible_filter(tenant_id, who)
-
-    def keep(row: Relation) -> bool:
-        return (
-            row.type_id in type_ids
-            and (not parents or row.entity_id in parents)
-            and (not targets or row.subject_id in targets)
-            and (not statuses or row.status in statuses)
-            and (not archived or row.is_archived in archived)
-            and (not owners or (row.owned_by or "") in owners)
-            and visible(row)
-        )
-
-    if parents or targets:
-        # Only the named contacts' rows can match: collect those and sort them in memory.
-        candidates = rel.candidates(
-            tenant_id,
-            sources=[(ref, p) for p in sorted(parents)],
-            targets=[(ref, t) for t in sorted(targets)],
-        )
-        return rel.list_sorted(tenant_id, candidates, query, keep, _SORT_KEYS)
-    if query.created_order is not None:
-        return rel.list_by_created(tenant_id, query, keep, sorted(type_ids))
-    by_kind = [model.types[kind].id for kind in sorted(model.types) if kind in kinds]
-    return rel.list_concatenated(tenant_id, by_kind, query, keep)
 
 
 @_both("GET", DATA, "/{record_id}")
@@ -363,7 +174,7 @@ async def get_record(request: web.Request, tenant_id: str) -> web.StreamResponse
     svc = request.app[SERVICES]
     who, model = await _prepare(request, tenant_id, "relationship:read")
     record_id = request.match_info["record_id"]
-    row = await svc.run(_record, relations_of(request), tenant_id, who, model, record_id)
+    row = await svc.run(records.record, relations_of(request), tenant_id, who, model, record_id)
     return respond({"data": record_item(row)})
 
 
@@ -392,23 +203,14 @@ async def create_record(request: web.Request, tenant_id: str) -> web.StreamRespo
     rel = relations_of(request)
     who, model = await _prepare(request, tenant_id, "relationship:create")
     new = _new_record(await body_object(request), model)
-    ref = model.ref_type
-    if who.subject is not None:
-        permission = (await svc.run(rel.settings, tenant_id)).write_permission
-        errors = [
-            FieldError((name,), f"{name} must reference a {ref} you own")
-            for name, contact in (("parent_id", new.parent_id), ("target_id", new.target_id))
-            if not await svc.run(rel.allowed, tenant_id, who, (ref, contact), permission)
-        ]
-        if errors:
-            raise Invalid(errors)
     linked = await svc.run(
-        rel.link,
+        records.create,
+        rel,
         tenant_id,
         who,
-        model.types[new.kind].id,
-        (ref, new.parent_id),
-        (ref, new.target_id),
+        model,
+        new.kind,
+        (new.parent_id, new.target_id),
         new.metadata,
     )
     svc.writes.notify()
@@ -430,25 +232,14 @@ async def patch_record(request: web.Request, tenant_id: str) -> web.StreamRespon
     rel = relations_of(request)
     who, model = await _prepare(request, tenant_id, "relationship:update")
     record_id = request.match_info["record_id"]
-    await svc.run(_writable, rel, tenant_id, who, model, record_id)
+    await svc.run(records.writable, rel, tenant_id, who, model, record_id)
     body = await body_object(request)
     errors: list[FieldError] = []
     sent = _texts(body, errors)
     if errors:
         raise Invalid(errors)
 
-    def change(current: Relation) -> dict[str, Any] | None:
-        metadata = dict(current.metadata or {})
-        if all(metadata.get(name) == value for name, value in sent.items()):
-            return None
-        metadata.update(sent)
-        return metadata
-
-    def still_a_record(current: Relation) -> None:
-        if current.type_id not in model.type_ids:
-            raise NotFound(f"relation {record_id} not found")
-
-    updated, token = await svc.run(rel.update, tenant_id, record_id, still_a_record, change)
+    updated, token = await svc.run(records.update, rel, tenant_id, model, record_id, sent)
     svc.writes.notify()
     return respond({"data": record_item(updated), "meta": {"snap_token": token}})
 
@@ -461,8 +252,7 @@ async def delete_record(request: web.Request, tenant_id: str) -> web.StreamRespo
     rel = relations_of(request)
     who, model = await _prepare(request, tenant_id, "relationship:delete")
     record_id = request.match_info["record_id"]
-    await svc.run(_writable, rel, tenant_id, who, model, record_id)
-    await svc.run(rel.unlink, tenant_id, record_id, lambda _row: None)
+    await svc.run(records.delete, rel, tenant_id, who, model, record_id)
     svc.writes.notify()
     return web.Response(status=204)
 
