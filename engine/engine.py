@@ -30,7 +30,7 @@ from dsl.errors import SchemaError
 from dsl.gcpause import gc_paused
 from dsl.schema import Schema
 from engine import lookup
-from engine.check import Evaluation, Program, result_key
+from engine.check import Evaluation
 from engine.errors import (
     DepthExceeded,
     EngineError,
@@ -41,6 +41,8 @@ from engine.errors import (
 )
 from engine.expand import ExpandTree
 from engine.expand import expand as expand_tree
+from engine.keys import result_key, subject_key
+from engine.program import Program
 from engine.rules import RuleSet
 from engine.types import (
     DEFAULT_DEPTH,
@@ -318,7 +320,7 @@ class Engine:
         reader: SnapshotReader = self.store.reader(tenant, snap_token)
         results = self._results_for(tenant, compiled, reader, context)
         # A proven answer needs no evaluation state (the hot path of a busy server).
-        hit = results.get(result_key(entity.type, entity.id, permission, subject))
+        hit = results.get(result_key(entity.type, entity.id, permission, subject_key(subject)))
         if hit is not None:
             return CheckResult(hit, 0)
         ev = self._evaluation_at(tenant, compiled, reader, context, results)

@@ -47,8 +47,9 @@ from dsl.schema import (
     Schema,
     TupleToUserSet,
 )
-from engine.check import Evaluation, objects_of
+from engine.check import Evaluation
 from engine.errors import InvalidCursor, InvalidRequest, UnknownEntityType, UnknownPermission
+from engine.reads import objects_of
 from engine.types import LookupPage, SubjectReference
 from storage.base import AttributeFilter, Subject, TupleFilter, TupleKind
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.check import Evaluation, result_key
+from engine.check import Evaluation
+from engine.keys import result_key, subject_key
 from engine.errors import OverBudget
 from engine.types import EMPTY_CONTEXT, Entity
 from storage.base import Store, Subject
@@ -61,4 +62,4 @@ def test_result_key_is_the_key_dispatch_caches_under(store: Store, subject: Subj
     results: dict[str, bool] = {}
     ev = Evaluation(engine.compiled("t1").program, store.reader("t1"), EMPTY_CONTEXT, {}, results)
     answer = ev.dispatch("doc", "1", "view", subject, 50)
-    assert results[result_key("doc", "1", "view", subject)] is answer
+    assert results[result_key("doc", "1", "view", subject_key(subject))] is answer

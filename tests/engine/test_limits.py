@@ -31,6 +31,7 @@ from engine.engine import Engine
 from engine.errors import DepthExceeded, SchemaNotFound
 from engine.expand import MAX_TREE_DEPTH, SubjectsLeaf, expand
 from engine.program import Program
+from engine.program import Program
 from engine.rules import RuleSet
 from engine.types import EMPTY_CONTEXT, CheckItem, Entity, SubjectReference
 from storage.base import Store, Subject
