@@ -7,7 +7,6 @@ Served at ``/v1/tenants/{tenant_id}/relationship-types[...]`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -27,15 +26,20 @@ from api.relations_edge import (
 )
 from api.relations_views import link_item, type_item
 from api.services import SERVICES
-from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
-from engine.relations.listing import ListQuery, by_created
+from engine.relations import queries
+from engine.relations.errors import FieldError, Forbidden, Invalid
 from engine.relations.model import (
     CARDINALITIES,
     ENTITY_ID,
     ENTITY_TYPE,
     KINDS,
-    Relation,
-    RelationType,
+)
+from engine.relations.queries import (
+    LINK_FILTERS,
+    LINK_SORTS,
+    TYPE_BOOLEANS,
+    TYPE_FILTERS,
+    TYPE_SORTS,
 )
 from engine.relations.registry import TypeRequest
 
@@ -50,16 +54,6 @@ TYPE_FIELDS = {
     "person_to_co": ("customObjectType",),
     "co_to_co": ("parentCustomObjectType", "childCustomObjectType"),
 }
-_TYPE_SORTS: dict[str, Callable[[RelationType], Any]] = {
-    "createdAt": lambda rt: rt.created_at,
-    "role": lambda rt: rt.role,
-}
-_LINK_SORTS: dict[str, Callable[[Relation], Any]] = {
-    "createdAt": lambda r: r.created_at,
-    "position": lambda r: r.position,
-}
-_TYPE_FILTERS = ("kind", "role", "sourceType", "targetType", "objectType", "isInverse")
-_LINK_FILTERS = ("relationshipTypeId", "sourceId", "targetId", "role")
 
 
 def _one_of(name: str, values: tuple[str, ...]) -> str:
@@ -245,28 +239,12 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _pagination(
-    rows: list[RelationType], has_more: bool, query: ListQuery, created: bool
-) -> dict[str, Any]:
-    """The same ``meta.pagination`` as the row lists (``ListPage.pagination``)."""
-    out: dict[str, Any] = {
-        "limit": query.limit,
-        "offset": query.offset or 0,
-        "has_more": has_more,
-    }
-    if created:
-        out["next_after"] = rows[-1].id if has_more and rows else None
-    if query.after is None:
-        out["next_offset"] = (query.offset or 0) + len(rows) if has_more else None
-    return out
-
-
 @routes.get(TYPES)
 @described(
     "List relationship types, filtered and paged.",
     errors=(403,),
     query=list_query_parameters(
-        sorts=_TYPE_SORTS, filters=_TYPE_FILTERS, booleans=("isInverse",), created="createdAt"
+        sorts=TYPE_SORTS, filters=TYPE_FILTERS, booleans=TYPE_BOOLEANS, created="createdAt"
     ),
 )
 async def list_types(request: web.Request) -> web.StreamResponse:
@@ -277,55 +255,17 @@ async def list_types(request: web.Request) -> web.StreamResponse:
     await principal(request, tenant_id, "relationship_type:list")
     query, filters = list_query(
         request,
-        sorts=_TYPE_SORTS,
+        sorts=TYPE_SORTS,
         default_sort="role",
-        filters=_TYPE_FILTERS,
-        booleans=("isInverse",),
+        filters=TYPE_FILTERS,
+        booleans=TYPE_BOOLEANS,
         created="createdAt",
     )
-    unknown: list[NotFound] = []
-    for name in dict.fromkeys(filters.get("objectType", ())):
-        missing = await svc.run(rel.unknown_object_type, tenant_id, name, "objectType")
-        if missing is not None:
-            unknown.append(missing)
-    if unknown:
-        errors = [e for each in unknown for e in each.errors]
-        raise NotFound(
-            unknown[0].message if len(unknown) == 1 else f"{len(unknown)} errors occurred", errors
-        )
-
-    def keep(rt: RelationType) -> bool:
-        checks = (
-            ("kind", rt.kind),
-            ("role", rt.role),
-            ("sourceType", rt.source_type),
-            ("targetType", rt.target_type),
-            ("isInverse", "true" if rt.is_inverse else "false"),
-        )
-        if any(key in filters and value not in filters[key] for key, value in checks):
-            return False
-        sides = filters.get("objectType")
-        return sides is None or rt.source_type in sides or rt.target_type in sides
-
-    found = [rt for rt in await svc.run(rel.types, tenant_id) if keep(rt)]
-    ordered = sorted(found, key=lambda rt: rt.id, reverse=query.sort[0][1])
-    for name, descending in reversed(query.sort):
-        ordered.sort(key=_TYPE_SORTS[name], reverse=descending)
-    if query.after is not None:
-        ids = [rt.id for rt in ordered]
-        if query.after not in ids:
-            raise Invalid.at(
-                ("after",), "invalid cursor: after must be the id of a row in this list"
-            )
-        ordered = ordered[ids.index(query.after) + 1 :]
-    start = query.offset or 0
-    rows = ordered[start : start + query.limit]
-    has_more = len(ordered) > start + query.limit
-    created = query.created_order is not None
+    result = await svc.run(queries.list_types, rel, tenant_id, query, filters)
     return respond(
         {
-            "data": [type_item(rt) for rt in rows],
-            "meta": {"pagination": _pagination(rows, has_more, query, created)},
+            "data": [type_item(rt) for rt in result.rows],
+            "meta": {"pagination": result.pagination},
         }
     )
 
@@ -467,15 +407,11 @@ async def create_link(request: web.Request) -> web.StreamResponse:
     return respond({"data": link_item(linked.row), "meta": {"snapToken": linked.token}}, 201)
 
 
-def _matches(values: list[str] | None, bare: str, ref: str) -> bool:
-    return values is None or bare in values or ref in values
-
-
 @routes.get(LINKS)
 @described(
     "List relationships, filtered, sorted and paged.",
     errors=(403,),
-    query=list_query_parameters(sorts=_LINK_SORTS, filters=_LINK_FILTERS, created="createdAt"),
+    query=list_query_parameters(sorts=LINK_SORTS, filters=LINK_FILTERS, created="createdAt"),
 )
 async def list_links(request: web.Request) -> web.StreamResponse:
     """L2: relationship rows (mirrors included), by creation time or by list position."""
@@ -485,40 +421,12 @@ async def list_links(request: web.Request) -> web.StreamResponse:
     who = await principal(request, tenant_id, "relationship:list")
     query, filters = list_query(
         request,
-        sorts=_LINK_SORTS,
+        sorts=LINK_SORTS,
         default_sort="createdAt",
-        filters=_LINK_FILTERS,
+        filters=LINK_FILTERS,
         created="createdAt",
     )
-    type_ids = (
-        list(dict.fromkeys(filters["relationshipTypeId"]))
-        if "relationshipTypeId" in filters
-        else None
-    )
-    for type_id in type_ids or ():
-        await svc.run(rel.relation_type, tenant_id, type_id)
-    visible = await svc.run(rel.visible_filter, tenant_id, who)
-    roles = filters.get("role")
-    sources = filters.get("sourceId")
-    targets = filters.get("targetId")
-
-    def keep(row: Relation) -> bool:
-        return (
-            (type_ids is None or row.type_id in type_ids)
-            and (roles is None or row.relation in roles)
-            and _matches(sources, row.entity_id, row.source)
-            and _matches(targets, row.subject_id, row.target)
-            and visible(row)
-        )
-
-    def sorted_page() -> Any:
-        candidates = by_created(rel.reader(tenant_id), type_ids, False)
-        return rel.list_sorted(tenant_id, candidates, query, keep, _LINK_SORTS)
-
-    if query.created_order is not None:
-        result = await svc.run(rel.list_by_created, tenant_id, query, keep, type_ids)
-    else:
-        result = await svc.run(sorted_page)
+    result = await svc.run(queries.list_links, rel, tenant_id, who, query, filters)
     return respond(
         {
             "data": [link_item(row) for row in result.rows],

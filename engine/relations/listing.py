@@ -47,18 +47,19 @@ class ListPage:
 
     @property
     def pagination(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "limit": self.query.limit,
-            "offset": self.query.offset or 0,
-            "has_more": self.has_more,
-        }
-        if self.query.created_order is not None:
-            out["next_after"] = self.rows[-1].id if self.has_more and self.rows else None
-        if self.query.after is None:
-            out["next_offset"] = (
-                (self.query.offset or 0) + len(self.rows) if self.has_more else None
-            )
-        return out
+        last = self.rows[-1].id if self.rows else None
+        return pagination(self.query, len(self.rows), last, self.has_more)
+
+
+def pagination(query: ListQuery, count: int, last_id: str | None, has_more: bool) -> dict[str, Any]:
+    """A page's ``meta.pagination``: ``count`` items, the last one ``last_id``; the keyset
+    cursor for lists by creation time, the next offset unless the page was asked by cursor."""
+    out: dict[str, Any] = {"limit": query.limit, "offset": query.offset or 0, "has_more": has_more}
+    if query.created_order is not None:
+        out["next_after"] = last_id if has_more else None
+    if query.after is None:
+        out["next_offset"] = (query.offset or 0) + count if has_more else None
+    return out
 
 
 Key = Callable[[Relation], Any]
