@@ -29,7 +29,8 @@ from api.relations_edge import (
 )
 from api.relations_views import entity_item, list_item
 from api.services import SERVICES
-from engine.relations import registry
+from engine.relations import entities
+from engine.relations.entities import DIRECTIONS, FILTERS, SORT_KEYS
 from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
 from engine.relations.model import Principal, Relation
 from engine.relations.operations import Item, RoleOp
@@ -41,13 +42,6 @@ BASES = (
     "/core/api/v1/entities/{entity}/relations",
 )
 MAX_REFS = 1000
-_SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
-    "relation_type": lambda r: r.relation,
-    "position": lambda r: r.position,
-    "created_at": lambda r: r.created_at,
-}
-_FILTERS = ("relation_type",)
-_DIRECTIONS = ("outgoing", "incoming", "both")
 
 
 def _both(method: str, suffix: str) -> Callable[[TenantHandler], TenantHandler]:
@@ -102,7 +96,7 @@ def _direction(row: Relation, entity: tuple[str, str]) -> str:
     "List an entity's relations (outgoing, incoming or both), paged.",
     errors=(403,),
     query=list_query_parameters(
-        sorts=_SORT_KEYS, filters=_FILTERS, extra={"direction": {"enum": list(_DIRECTIONS)}}
+        sorts=SORT_KEYS, filters=FILTERS, extra={"direction": {"enum": list(DIRECTIONS)}}
     ),
 )
 async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResponse:
@@ -113,27 +107,19 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
     entity = await _path_entity(request, tenant_id)
     query, filters = list_query(
         request,
-        sorts=_SORT_KEYS,
+        sorts=SORT_KEYS,
         default_sort="relation_type,position,created_at",
-        filters=_FILTERS,
+        filters=FILTERS,
         extra=("direction",),
     )
     direction = request.query.get("direction", "both")
-    if direction not in _DIRECTIONS or len(request.query.getall("direction", [])) > 1:
+    if direction not in DIRECTIONS or len(request.query.getall("direction", [])) > 1:
         raise Invalid.at(
             ("direction",),
             "direction must be one of the following values: outgoing, incoming, both",
         )
-    found = await svc.run(rel.entity_rows, tenant_id, entity, direction)
-    directions = {row.id: way for row, way in found}
-    roles = set(filters.get("relation_type", ()))
-    visible = await svc.run(rel.visible_filter, tenant_id, who)
-
-    def keep(row: Relation) -> bool:
-        return row.id in directions and (not roles or row.relation in roles) and visible(row)
-
-    result = await svc.run(
-        rel.list_sorted, tenant_id, [r for r, _ in found], query, keep, _SORT_KEYS
+    result, directions = await svc.run(
+        entities.list_relations, rel, tenant_id, who, entity, direction, query, filters
     )
     return respond(
         {
@@ -193,22 +179,7 @@ async def create_relation(request: web.Request, tenant_id: str) -> web.StreamRes
     if errors:
         raise Invalid(errors)
     assert target is not None and isinstance(role, str)
-    types = await svc.run(rel.types, tenant_id)
-    rt = registry.find(types, entity[0], role, target[0])
-    if rt is None:
-        hints = await svc.run(rel.suggest_roles, tenant_id, entity[0], target[0], role)
-        raise Invalid(
-            [
-                FieldError(
-                    ("relation_type",),
-                    f'relation_type "{role}" is not registered for {entity[0]} -> {target[0]}',
-                    value=role,
-                    suggestions=hints,
-                )
-            ]
-        )
-    await _must_see(request, tenant_id, who, [target])
-    linked = await svc.run(rel.link, tenant_id, who, rt.id, entity, target, metadata)
+    linked = await svc.run(entities.relate, rel, tenant_id, who, entity, role, target, metadata)
     svc.writes.notify()
     return respond(
         {"data": entity_item(linked.row, "outgoing"), "meta": {"snap_token": linked.token}}, 201
@@ -217,22 +188,6 @@ async def create_relation(request: web.Request, tenant_id: str) -> web.StreamRes
 
 def registry_role(role: str) -> bool:
     return bool(ROLE.fullmatch(role))
-
-
-async def _must_see(
-    request: web.Request, tenant_id: str, who: Principal, targets: list[tuple[str, str]]
-) -> None:
-    """Targets a subject token links must be readable; unreadable and nonexistent read alike."""
-    if who.subject is None:
-        return
-    svc = request.app[SERVICES]
-    permission = (await svc.run(svc.relations.settings, tenant_id)).read_permission
-    for target in targets:
-        if not await svc.run(svc.relations.allowed, tenant_id, who, target, permission):
-            raise Invalid.at(
-                ("target_entity_id",),
-                f"1 relation(s) of type {target[0]} associated with this entity do not exist",
-            )
 
 
 @_both("GET", "/{relation_id}")
@@ -540,20 +495,7 @@ async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
         errors.append(FieldError(("data",), f"at most {MAX_REFS} refs per request (got {refs})"))
     if errors:
         raise Invalid(errors)
-    read_permission = (await svc.run(rel.settings, tenant_id)).read_permission
-
-    def check_targets(targets: set[str]) -> None:
-        if who.subject is None:
-            return
-        for ref in sorted(targets):
-            target_type, _, target_id = ref.partition(":")
-            if not rel.allowed(tenant_id, who, (target_type, target_id), read_permission):
-                raise Invalid.at(
-                    ("data",),
-                    f"1 relation(s) of type {target_type} associated with this entity do not exist",
-                )
-
-    result, token = await svc.run(rel.operate, tenant_id, who, entity, ops, check_targets)
+    result, token = await svc.run(entities.operate, rel, tenant_id, who, entity, ops)
     svc.writes.notify()
     return respond(
         {
