@@ -20,9 +20,16 @@ REJECTED = SHARED / "conformance" / "permify-rejected"
 
 
 def require_shared(path: Path) -> Path:
-    """Skip (with the reason) when the shared material is not checked out beside the repo."""
+    """``path`` inside the shared material; when it is absent, skip with the reason, or fail
+    when ``CI`` is set, since a CI run without it would pass without having run these tests."""
     if not path.exists():
-        pytest.skip(f"{path} is absent: the shared material is read from ../shared, never copied")
+        reason = (
+            f"{path} is absent: the shared material is read from ../shared beside the repo, "
+            "never copied; check it out there or point STONETOWN_SHARED at it"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     return path
 
 
