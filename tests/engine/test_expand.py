@@ -4,7 +4,6 @@ tests (read from ../shared, never copied), plus cycles, depth, unknown names and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +17,10 @@ from engine.expand import expand
 from engine.types import Context, Entity
 from storage.base import Attribute, AttributeValue, Changes, Scalar, Tuple
 from storage.memory import MemoryStore
+from tests.conftest import CONFORMANCE, require_shared
 
 TENANT = "t1"
-EXTENSIONS = (
-    Path(__file__).resolve().parents[3] / "shared" / "conformance" / "permify" / "extracted"
-)
-EXTENSIONS = EXTENSIONS / "extensions"
+EXTENSIONS = CONFORMANCE / "extracted" / "extensions"
 ANY = "type.googleapis.com/base.v1."
 
 
@@ -150,8 +147,7 @@ CASES = _cases()
 
 
 def test_permify_expand_cases_are_present() -> None:
-    if not EXTENSIONS.exists():
-        pytest.skip(f"{EXTENSIONS} is absent: the shared material is read, never copied")
+    require_shared(EXTENSIONS)
     assert len(CASES) >= 7
 
 
