@@ -45,7 +45,7 @@ log = logging.getLogger("stonetown.server")
 MAX_BODY_BYTES = 1 << 20
 ROLE = re.compile(r"[a-z][a-z0-9_]{0,254}")
 METADATA_BYTES = 16_384
-#: Reserved metadata keys (seed 003's fields), checked wherever metadata is written.
+#: Reserved metadata keys (the relationship record's fields), checked wherever metadata is written.
 RESERVED = {"label": 80, "notes": 2000, "since": 32}
 
 _NAMES = {
@@ -457,7 +457,7 @@ def on_both_bases(
     routes: web.RouteTableDef, method: str, bases: tuple[str, str], suffix: str = ""
 ) -> Callable[[TenantHandler], TenantHandler]:
     """Register a ``(request, tenant_id)`` handler under ``bases[0]`` (a path with
-    ``{tenant_id}``) and ``bases[1]`` (the seed's verbatim path, which serves the default
+    ``{tenant_id}``) and ``bases[1]`` (the unscoped verbatim path, which serves the default
     tenant). Both routes keep the handler's name, docstring and OpenAPI description."""
 
     def register(handler: TenantHandler) -> TenantHandler:

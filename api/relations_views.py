@@ -1,6 +1,6 @@
 """How relations-layer rows look on the wire, one function per family.
 
-The registry family (seed 002) is camelCase, the others snake_case; times are ISO-8601 UTC.
+The registry family is camelCase, the others snake_case; times are ISO-8601 UTC.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from engine.relations.model import ApiToken, Relation, RelationType, iso
 
 
 def entity_item(row: Relation, direction: str) -> dict[str, Any]:
-    """E1-E5: one relation as seen from an entity."""
+    """One relation as seen from an entity."""
     return {
         "id": row.id,
         "source_entity_id": row.source,
@@ -29,7 +29,7 @@ def entity_item(row: Relation, direction: str) -> dict[str, Any]:
 
 
 def list_item(row: Relation) -> dict[str, Any]:
-    """E6: one element of a role's resulting list."""
+    """One element of a role's list after connect / disconnect / set."""
     return {
         "id": row.id,
         "target_entity_id": row.target,
@@ -39,7 +39,7 @@ def list_item(row: Relation) -> dict[str, Any]:
 
 
 def link_item(row: Relation) -> dict[str, Any]:
-    """L1-L4 (camelCase)."""
+    """A relationship of the registry family (camelCase)."""
     return {
         "relationshipId": row.id,
         "relationshipTypeId": row.type_id,
@@ -57,7 +57,7 @@ def link_item(row: Relation) -> dict[str, Any]:
 
 
 def record_item(row: Relation) -> dict[str, Any]:
-    """D1-D5: a seed-003 relationship record; label/notes/since live in the metadata."""
+    """A relationship record of the contact data model; label/notes/since live in the metadata."""
     metadata = row.metadata or {}
     return {
         "id": row.id,
@@ -78,7 +78,7 @@ def record_item(row: Relation) -> dict[str, Any]:
 
 
 def type_item(rt: RelationType) -> dict[str, Any]:
-    """R1-R4 (camelCase)."""
+    """A relationship type (camelCase)."""
     out: dict[str, Any] = {
         "relationshipTypeId": rt.id,
         "kind": rt.kind,
@@ -109,7 +109,7 @@ def type_item(rt: RelationType) -> dict[str, Any]:
 
 
 def token_item(token: ApiToken) -> dict[str, Any]:
-    """T1-T3: a token without its secret (the hash is never shown)."""
+    """A token without its secret (the hash is never shown)."""
     return {
         "id": token.id,
         "name": token.name,

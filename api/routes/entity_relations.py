@@ -1,7 +1,7 @@
-"""Entity relations with metadata (E1-E5) and Strapi-style connect/disconnect/set (E6).
+"""Entity relations with metadata and Strapi-style connect/disconnect/set on their roles.
 
 Served at ``/v1/tenants/{tenant_id}/entities/{entity}/relations[...]`` and, for the default
-tenant, verbatim at the seed's ``/core/api/v1/entities/{entity}/relations[...]``. ``{entity}``
+tenant, verbatim at the unscoped ``/core/api/v1/entities/{entity}/relations[...]``. ``{entity}``
 is ``type:id`` (``%3A`` decodes to ``:``); the entity is the relation's source for writes.
 """
 
@@ -100,7 +100,7 @@ def _direction(row: Relation, entity: tuple[str, str]) -> str:
     ),
 )
 async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """E1: the entity's outgoing and incoming relations."""
+    """The entity's outgoing and incoming relations."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:list")
@@ -145,7 +145,7 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
     },
 )
 async def create_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """E2: relate the entity to a target (and write the mirror for bidirectional types)."""
+    """Relate the entity to a target (and write the mirror for bidirectional types)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:create")
@@ -193,7 +193,7 @@ def registry_role(role: str) -> bool:
 @_both("GET", "/{relation_id}")
 @described("One relation of the entity.", errors=(403,))
 async def get_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """E3: one relation of the entity."""
+    """One relation of the entity."""
     who = await principal(request, tenant_id, "relationship:read")
     entity = await _path_entity(request, tenant_id)
     row = await _row_of(request, tenant_id, who, entity)
@@ -207,7 +207,7 @@ async def get_relation(request: web.Request, tenant_id: str) -> web.StreamRespon
     body={"type": "object", "properties": {"metadata": METADATA}},
 )
 async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """E4: replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
+    """Replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
     svc = request.app[SERVICES]
     who = await principal(request, tenant_id, "relationship:update")
     entity = await _path_entity(request, tenant_id)
@@ -246,7 +246,7 @@ async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResp
     answers=("message", "snap_token"),
 )
 async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """E5: delete the relation and its mirror in one write."""
+    """Delete the relation and its mirror in one write."""
     svc = request.app[SERVICES]
     who = await principal(request, tenant_id, "relationship:delete")
     entity = await _path_entity(request, tenant_id)
@@ -257,12 +257,12 @@ async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamRes
     return respond({"message": "Relation removed successfully", "snap_token": token})
 
 
-# -- E6 ----------------------------------------------------------------------------------------
+# -- connect / disconnect / set --------------------------------------------------------------------
 
 _OP_KEYS = ("connect", "disconnect", "set", "options")
 _POSITION_KEYS = ("before", "after", "start", "end")
 
-# E6's body for the OpenAPI document: what ``_role_op``, ``_items`` and ``_position`` accept.
+# The body for the OpenAPI document: what ``_role_op``, ``_items`` and ``_position`` accept.
 _REF = {
     "anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}],
     "description": "A relation id, or a target `type:id`.",
@@ -468,7 +468,7 @@ def _role_op(role: str, value: object, errors: list[FieldError]) -> RoleOp | Non
     },
 )
 async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """E6: connect / disconnect / set on the entity's roles, all in one write."""
+    """Connect / disconnect / set on the entity's roles, all in one write."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:update")

@@ -1,15 +1,15 @@
-"""Seed 003's relationship records (D1-D6): contact-to-contact relations as flat records.
+"""The contact data model's relationship records: contact-to-contact relations as flat records.
 
 Served at ``/v1/tenants/{tenant_id}/xapi2/data/relationship[/{id}]`` and
 ``/v1/tenants/{tenant_id}/xapi2/schema/relationship``, and for the default tenant verbatim at
-the seed's ``/xapi2/...`` paths. A record is a view of a relation row whose type is one of the
+the unscoped ``/xapi2/...`` paths. A record is a view of a relation row whose type is one of the
 data model's kinds, a registered ``(contact, kind, contact)`` type; ``label``, ``notes`` and
 ``since`` live in the row's metadata, and the mirror row (the inverse kind, written in the same
 transaction) is a record of its own.
 
-The data model is the tenant's ``Settings.data_model`` (None: the family answers 404). Before a
-request is served, ``_model`` makes sure every kind has its type, registering the missing ones
-(bidirectional, ``inverse_role = kinds[kind]``) on first use.
+The data model is the tenant's ``Settings.data_model`` (None: the family answers 404). The
+handlers parse and render; ``engine.relations.records`` registers the kinds' types on first use,
+checks access and plans the list.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ class NewRecord:
 
 
 def _new_record(body: dict[str, Any], model: Model) -> NewRecord:
-    """D3's body: every problem reported at once; server-managed and unknown keys ignored."""
+    """A new record's body: every problem reported at once; server-managed and unknown keys
+    ignored."""
     errors: list[FieldError] = []
     kind = body.get("kind")
     if kind is None:
@@ -133,7 +134,7 @@ def _new_record(body: dict[str, Any], model: Model) -> NewRecord:
     return NewRecord(kind, parent_id, target_id, metadata)
 
 
-# -- D1-D5 -------------------------------------------------------------------------------------
+# -- records -------------------------------------------------------------------------------------
 
 
 @_both("GET", DATA)
@@ -149,7 +150,7 @@ def _new_record(body: dict[str, Any], model: Model) -> NewRecord:
     ),
 )
 async def list_records(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """D1: records, filtered (repeat = IN, keys ANDed), sorted, offset or keyset paged."""
+    """Records, filtered (repeat = IN, keys ANDed), sorted, offset or keyset paged."""
     svc = request.app[SERVICES]
     who, model = await _prepare(request, tenant_id, "relationship:list")
     query, filters = list_query(
@@ -170,7 +171,7 @@ async def list_records(request: web.Request, tenant_id: str) -> web.StreamRespon
 @_both("GET", DATA, "/{record_id}")
 @described("One relationship record.", errors=(403,))
 async def get_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """D2: one record (404 when missing or not readable: the two are not told apart)."""
+    """One record (404 when missing or not readable: the two are not told apart)."""
     svc = request.app[SERVICES]
     who, model = await _prepare(request, tenant_id, "relationship:read")
     record_id = request.match_info["record_id"]
@@ -198,7 +199,7 @@ async def get_record(request: web.Request, tenant_id: str) -> web.StreamResponse
     },
 )
 async def create_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """D3: relate two contacts; the mirror (inverse kind) is written in the same transaction."""
+    """Relate two contacts; the mirror (inverse kind) is written in the same transaction."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who, model = await _prepare(request, tenant_id, "relationship:create")
@@ -227,7 +228,7 @@ async def create_record(request: web.Request, tenant_id: str) -> web.StreamRespo
     },
 )
 async def patch_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """D4: change label/notes/since (on both rows of the pair); everything else is ignored."""
+    """Change label/notes/since (on both rows of the pair); everything else is ignored."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who, model = await _prepare(request, tenant_id, "relationship:update")
@@ -247,7 +248,7 @@ async def patch_record(request: web.Request, tenant_id: str) -> web.StreamRespon
 @_both("DELETE", DATA, "/{record_id}")
 @described("Delete a record and its mirror.", errors=(403,), status=204)
 async def delete_record(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """D5: delete the record and its mirror in one write."""
+    """Delete the record and its mirror in one write."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who, model = await _prepare(request, tenant_id, "relationship:delete")
@@ -257,13 +258,13 @@ async def delete_record(request: web.Request, tenant_id: str) -> web.StreamRespo
     return web.Response(status=204)
 
 
-# -- D6 ----------------------------------------------------------------------------------------
+# -- the record schema -----------------------------------------------------------------------------
 
 
 @_both("GET", SCHEMA)
 @described("The record model: fields, limits, filters, sorts, paging and scopes.", errors=())
 async def record_schema(request: web.Request, tenant_id: str) -> web.StreamResponse:
-    """D6: the record's fields, filters, sorts, page sizes and the scope of every endpoint."""
+    """The record's fields, filters, sorts, page sizes and the scope of every endpoint."""
     who, model = await _prepare(request, tenant_id, None)
     del who
     base = "" if "tenant_id" not in request.match_info else f"/v1/tenants/{tenant_id}"
@@ -299,7 +300,8 @@ def _field(
 
 
 def describe(model: Model, base: str) -> dict[str, Any]:
-    """D6's document. Every field entry has the same keys (null where one does not apply)."""
+    """The record schema document. Every field entry has the same keys (null where one does
+    not apply)."""
     ref = model.ref_type
     id_pattern = f"^{ENTITY_ID.pattern}$"
     texts = [

@@ -1,8 +1,8 @@
-"""The relationship-type registry (R1-R4) and relationships by id (L1-L4), seed 002's family.
+"""The relationship-type registry and relationships by id (the camelCase family).
 
 Served at ``/v1/tenants/{tenant_id}/relationship-types[...]`` and
 ``/v1/tenants/{tenant_id}/relationships[...]``. JSON is camelCase; writes return
-``meta.snapToken``. A type fixes a link's role and object types, so L1 takes bare ids.
+``meta.snapToken``. A type fixes a link's role and object types, so a new link takes bare ids.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def _role(
 
 
 def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
-    """R1's body checked (every problem at once) and turned into the registry's request."""
+    """A registration body checked (every problem at once) and turned into the registry's
+    request."""
     errors: list[FieldError] = []
     kind = body.get("kind")
     if kind is None:
@@ -215,7 +216,7 @@ def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
     answers=("data", "created", "meta"),
 )
 async def register_type(request: web.Request) -> web.StreamResponse:
-    """R1: create a relationship type (201) or refine the one with the same key (200)."""
+    """Create a relationship type (201) or refine the one with the same key (200)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     tenant_id = tenant(request)
@@ -248,7 +249,7 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     ),
 )
 async def list_types(request: web.Request) -> web.StreamResponse:
-    """R2: the tenant's relationship types, filtered and sorted in memory (types are few)."""
+    """The tenant's relationship types, filtered and sorted in memory (types are few)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     tenant_id = tenant(request)
@@ -273,7 +274,7 @@ async def list_types(request: web.Request) -> web.StreamResponse:
 @routes.get(TYPES + "/{relationship_type_id}")
 @described("One relationship type.", errors=(403,))
 async def get_type(request: web.Request) -> web.StreamResponse:
-    """R3: one relationship type."""
+    """One relationship type."""
     svc = request.app[SERVICES]
     tenant_id = tenant(request)
     await principal(request, tenant_id, "relationship_type:read")
@@ -285,7 +286,7 @@ async def get_type(request: web.Request) -> web.StreamResponse:
 @routes.delete(TYPES + "/{relationship_type_id}")
 @described("Delete an unused relationship type and its inverse.", errors=(403, 409), status=204)
 async def delete_type(request: web.Request) -> web.StreamResponse:
-    """R4: delete an unused type and its inverse (409 type_in_use while any tuple has it)."""
+    """Delete an unused type and its inverse (409 type_in_use while any tuple has it)."""
     svc = request.app[SERVICES]
     tenant_id = tenant(request)
     await principal(request, tenant_id, "relationship_type:delete")
@@ -362,7 +363,7 @@ def _bare_id(
     },
 )
 async def create_link(request: web.Request) -> web.StreamResponse:
-    """L1: link two objects with a registered type (its inverse type links the other way)."""
+    """Link two objects with a registered type (its inverse type links the other way)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     tenant_id = tenant(request)
@@ -414,7 +415,7 @@ async def create_link(request: web.Request) -> web.StreamResponse:
     query=list_query_parameters(sorts=LINK_SORTS, filters=LINK_FILTERS, created="createdAt"),
 )
 async def list_links(request: web.Request) -> web.StreamResponse:
-    """L2: relationship rows (mirrors included), by creation time or by list position."""
+    """Relationship rows (mirrors included), by creation time or by list position."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     tenant_id = tenant(request)
@@ -438,7 +439,7 @@ async def list_links(request: web.Request) -> web.StreamResponse:
 @routes.get(LINKS + "/{relationship_id}")
 @described("One relationship.", errors=(403,))
 async def get_link(request: web.Request) -> web.StreamResponse:
-    """L3: one relationship row (404 when missing or not readable)."""
+    """One relationship row (404 when missing or not readable)."""
     svc = request.app[SERVICES]
     tenant_id = tenant(request)
     who = await principal(request, tenant_id, "relationship:read")
@@ -449,7 +450,7 @@ async def get_link(request: web.Request) -> web.StreamResponse:
 @routes.delete(LINKS + "/{relationship_id}")
 @described("Delete a relationship and its mirror in one write.", errors=(403,), status=204)
 async def delete_link(request: web.Request) -> web.StreamResponse:
-    """L4: delete the relationship and its mirror in one write."""
+    """Delete the relationship and its mirror in one write."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
     tenant_id = tenant(request)

@@ -1,4 +1,4 @@
-"""API tokens (T1-T3) and the tenant's relations settings, both for the admin key only.
+"""API tokens and the tenant's relations settings, both for the admin key only.
 
 ``/v1/tenants/{tenant_id}/tokens`` creates, lists and revokes personal access tokens (PATs):
 the secret (``pat_`` + 32 base62 characters) is in the creation response once, and only its
@@ -29,11 +29,9 @@ from api.relations_edge import (
 )
 from api.relations_views import token_item
 from api.services import SERVICES
-from engine.relations import layout
 from engine.relations.errors import FieldError, Invalid
 from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings, now_micros
 from engine.suggest import suggest
-from storage.base import SnapToken
 
 routes = web.RouteTableDef()
 
@@ -48,7 +46,7 @@ async def _admin(request: web.Request) -> str:
     return tenant_id
 
 
-# -- T1-T3 -------------------------------------------------------------------------------------
+# -- tokens -------------------------------------------------------------------------------------
 
 
 @routes.post("/v1/tenants/{tenant_id}/tokens")
@@ -74,7 +72,7 @@ async def _admin(request: web.Request) -> str:
     },
 )
 async def create_token(request: web.Request) -> web.StreamResponse:
-    """T1: a new token; its secret is in this response and nowhere else."""
+    """A new token; its secret is in this response and nowhere else."""
     svc = request.app[SERVICES]
     tenant_id = await _admin(request)
     body = await body_object(request)
@@ -96,7 +94,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
 @routes.get("/v1/tenants/{tenant_id}/tokens")
 @described("List the tenant's API tokens, never their secrets (admin key only).", errors=(403,))
 async def list_tokens(request: web.Request) -> web.StreamResponse:
-    """T2: the tenant's tokens, oldest first, revoked ones included (never a secret or hash)."""
+    """The tenant's tokens, oldest first, revoked ones included (never a secret or hash)."""
     svc = request.app[SERVICES]
     tenant_id = await _admin(request)
     found = await svc.run(svc.relations.tokens, tenant_id)
@@ -106,7 +104,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
 @routes.delete("/v1/tenants/{tenant_id}/tokens/{token_id}")
 @described("Revoke an API token (admin key only).", errors=(403,), status=204)
 async def revoke_token(request: web.Request) -> web.StreamResponse:
-    """T3: revoke a token (404 when unknown or already revoked)."""
+    """Revoke a token (404 when unknown or already revoked)."""
     svc = request.app[SERVICES]
     tenant_id = await _admin(request)
     await svc.run(svc.relations.revoke_token, tenant_id, request.match_info["token_id"])
@@ -189,12 +187,7 @@ async def get_settings(request: web.Request) -> web.StreamResponse:
     """The tenant's relations settings and the snapshot they were read at."""
     svc = request.app[SERVICES]
     tenant_id = await _admin(request)
-
-    def read() -> tuple[Settings, SnapToken]:
-        reader = svc.relations.reader(tenant_id)
-        return layout.settings(reader), reader.token
-
-    value, token = await svc.run(read)
+    value, token = await svc.run(svc.relations.settings_at_head, tenant_id)
     return respond({"data": asdict(value), "meta": {"snap_token": token}})
 
 
@@ -274,7 +267,7 @@ def _name(
 
 
 def _data_model(value: object, errors: list[FieldError]) -> DataModel | None:
-    """Null (no seed-003 records) or the record model; inverse kinds must be kinds too."""
+    """Null (no relationship records) or the record model; inverse kinds must be kinds too."""
     if value is None:
         return None
     at = ("data_model",)

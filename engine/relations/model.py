@@ -180,7 +180,7 @@ class Relation:
         return replace(self, **changes)
 
 
-#: Seed 003's data model: kind -> the inverse kind its mirror row gets.
+#: The contact data model's kinds: kind -> the inverse kind its mirror row gets.
 DEFAULT_KINDS: dict[str, str] = {
     "partner": "partner",
     "spouse": "spouse",
@@ -199,7 +199,7 @@ DEFAULT_KINDS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class DataModel:
-    """The seed-003 record model served at ``/xapi2/data/relationship``."""
+    """The contact record model served at ``/xapi2/data/relationship``."""
 
     model: str = "relationship"
     ref_type: str = "contact"

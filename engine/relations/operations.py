@@ -1,4 +1,4 @@
-"""Strapi-style connect / disconnect / set on an entity's roles (E6), all roles in one batch.
+"""Strapi-style connect / disconnect / set on an entity's roles, all roles in one batch.
 
 ``plan`` validates and resolves a request and computes every role's final list (400s); the
 caller then checks the effect scopes (403) before ``apply`` writes it, where cardinality can

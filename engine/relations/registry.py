@@ -1,4 +1,4 @@
-"""The relationship-type registry (R1-R4): upsert with refinement, inverse types, deletes.
+"""The relationship-type registry: upsert with refinement, inverse types, deletes.
 
 Every function here runs inside ``Store.transact``: it reads the latest state and adds its
 writes to the same `Changes`, so a refinement and the inverse type it transposes land together.
@@ -25,14 +25,15 @@ from engine.relations.model import (
 from engine.suggest import suggest
 from storage.base import Changes, SnapshotReader, TupleFilter
 
-#: Fields of R1 that refine an existing type; only those sent are changed.
+#: Fields of a registration that refine an existing type; only those sent are changed.
 REFINABLE = ("cardinality", "description", "bidirectional", "inverse_role")
 
 
 @dataclass(frozen=True, slots=True)
 class TypeRequest:
-    """R1's body after syntax checks. ``source_field``/``target_field`` name the body fields the
-    types came from (for error paths); ``sent`` lists the refinable fields present."""
+    """A registration request after syntax checks. ``source_field``/``target_field`` name the
+    body fields the types came from (for error paths); ``sent`` lists the refinable fields
+    present."""
 
     kind: str
     role: str
@@ -190,7 +191,7 @@ def register(
     schema: Schema,
     settings: Settings,
 ) -> tuple[RelationType, bool]:
-    """R1: create the type (and its inverse) or refine it; returns (type, created)."""
+    """Create the type (and its inverse) or refine it; returns (type, created)."""
     check_names(request, schema, settings)
     types = layout.types(reader)
     now = now_micros()
@@ -321,7 +322,7 @@ def _write_with_inverse(
 
 
 def delete(reader: SnapshotReader, changes: Changes, type_id: str) -> RelationType:
-    """R4: remove a type and its inverse unless either has a link (409 type_in_use)."""
+    """Remove a type and its inverse unless either has a link (409 type_in_use)."""
     rt = layout.relation_type(reader, type_id)
     if rt is None:
         raise NotFound(f"relationship type {type_id} not found")

@@ -113,6 +113,11 @@ class Relations:
     def settings(self, tenant: str) -> Settings:
         return layout.settings(self.store.reader(tenant))
 
+    def settings_at_head(self, tenant: str) -> tuple[Settings, SnapToken]:
+        """The settings and the token of the snapshot they were read at."""
+        reader = self.store.reader(tenant)
+        return layout.settings(reader), reader.token
+
     def put_settings(self, tenant: str, value: Settings) -> SnapToken:
         changes = Changes()
         layout.put_settings(changes, value)
@@ -212,8 +217,9 @@ class Relations:
         request: registry.TypeRequest,
         may: Callable[[bool], None] | None = None,
     ) -> tuple[RelationType, bool, SnapToken]:
-        """R1. ``may`` is told, under the write lock, whether the key exists already (so a
-        create-only caller cannot refine a type created a moment before), and may refuse."""
+        """Register a type, or refine the one with the same key. ``may`` is told, under the
+        write lock, whether the key exists already (so a create-only caller cannot refine a type
+        created a moment before), and may refuse."""
         schema = self._schema(tenant)
 
         def build(reader: SnapshotReader) -> tuple[Changes, tuple[RelationType, bool]]:
@@ -397,7 +403,8 @@ class Relations:
         ops: Sequence[operations.RoleOp],
         check_targets: Callable[[set[str]], None],
     ) -> tuple[dict[str, list[Relation]], SnapToken]:
-        """E6: plan every role (400s), then effect scopes (403), then write (409s)."""
+        """Connect / disconnect / set on an entity's roles: plan every role (400s), then effect
+        scopes (403), then write (409s)."""
         schema = self._schema(tenant)
 
         def build(reader: SnapshotReader) -> tuple[Changes, dict[str, list[Relation]]]:
@@ -422,8 +429,8 @@ class Relations:
     def entity_rows(
         self, tenant: str, entity: tuple[str, str], direction: str
     ) -> list[tuple[Relation, str]]:
-        """E1's candidates: (row, direction) of the entity's outgoing and incoming rows; in
-        ``both`` an incoming row with a pair is left out (its mirror is outgoing)."""
+        """An entity list's candidates: (row, direction) of the entity's outgoing and incoming
+        rows; in ``both`` an incoming row with a pair is left out (its mirror is outgoing)."""
         reader = self.store.reader(tenant)
         found: list[tuple[Relation, str]] = []
         if direction in ("outgoing", "both"):
@@ -470,7 +477,8 @@ class Relations:
         query: ListQuery,
         keep: Callable[[Relation], bool],
     ) -> ListPage:
-        """Rows of several types, type after type, each by created_at (D1's ``kind`` order)."""
+        """Rows of several types, type after type, each by created_at (the record list's
+        ``kind`` order)."""
         reader = self.store.reader(tenant)
         descending = bool(query.sort and query.sort[0][1])
         inner = bool(len(query.sort) > 1 and query.sort[1][1])
