@@ -1,33 +1,54 @@
-"""`stonetown schema validate|fmt`, run as the installed console script."""
+"""`stonetown schema validate|fmt`, run in process through click's CliRunner (and once as the
+installed console script)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from api.cli import main
 
 GOOD = "entity user {}\n\nentity doc {\n    relation owner @user\n    permission edit = owner\n}\n"
 MESSY = "entity user {}\nentity doc { relation owner @user\n permission edit =   owner }\n"
 BAD = "entity doc {\n    relation owner @usr\n    permission edit = ownr\n}\n"
 
 
-def _stonetown(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _stonetown(*args: str, stdin: str | None = None) -> Ran:
+    """The CLI run in this process, through click's CliRunner."""
+    result = CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def _installed(*args: str, stdin: str | None = None) -> Ran:
+    """The installed console script, run as a process of its own."""
     script = shutil.which("stonetown", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "api.cli"]
-    return subprocess.run(
+    done = subprocess.run(
         [*command, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
     )
+    return Ran(done.returncode, done.stdout, done.stderr)
 
 
 def test_validate_accepts_valid_files(tmp_path: Path) -> None:
     path = tmp_path / "good.perm"
     path.write_text(GOOD)
-    result = _stonetown("schema", "validate", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == f"{path}: valid\n"
+    for run in (_stonetown, _installed):  # the console script too, once
+        result = run("schema", "validate", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout == f"{path}: valid\n"
 
 
 def test_validate_reports_every_error_as_file_line_col(tmp_path: Path) -> None:
