@@ -12,7 +12,7 @@ Layout (``|`` only separates the parts here; it is not a byte)::
     01 c(tenant) 'D' rev8 ('F' | 'A') body                           history to trim at rev8
     01 c(tenant) 'C' rev8                                            change log of one write
     01 c(tenant) 'S' c(version)                                      schema versions
-    01 c(tenant) 'X' c(keyspace) c(part)...                          relations-layer records
+    01 c(tenant) 'X' c(keyspace) c(part)...                          records
     01 c(tenant) 'L' c(namespace) c(part)...                         the tenant's claims
 
 Each tuple or attribute has at most two keys: its *live* key (the body, present while it lives;
@@ -47,6 +47,11 @@ SEPARATOR = _SEPARATOR = TERMINATOR.decode()
 MAX_REVISION = (1 << 64) - 1
 
 META = b"\x00M"
+FORMAT_KEY = META + b"format"
+STORE_ID_KEY = META + b"store-id"
+HORIZON_KEY = META + b"gc-horizon"
+#: Present once every claim is written (at creation; after a backfill in older stores).
+CLAIMS_COMPLETE_KEY = META + b"claims-complete"
 TENANTS = b"\x00T"
 REVISIONS = b"\x00V"
 CLAIMS = b"\x00L"
