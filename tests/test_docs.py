@@ -295,7 +295,8 @@ def test_shell_examples_run_against_a_real_server(path: Path, served: Served) ->
             ["bash", "-c", "\n".join(script)],
             cwd=served.workdir,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # what a terminal shows: messages go to stderr
             text=True,
             timeout=120,
         )
@@ -305,7 +306,7 @@ def test_shell_examples_run_against_a_real_server(path: Path, served: Served) ->
         assert done.returncode == 0, (
             f"{block.where}: exit {done.returncode} at "
             f"`{failed.command if failed else block.text}` (line {failed.line if failed else '?'})"
-            f"\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+            f"\noutput:\n{done.stdout}"
         )
         for number, step in enumerate(steps):
             check_output(step, outputs[number], f"{path.relative_to(ROOT)}:{step.line}")
