@@ -16,16 +16,13 @@ version that a reader being opened needs; it is separate from the write lock so 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
 
 from storage import tokens
 from storage.base import (
@@ -39,7 +36,6 @@ from storage.base import (
     Changes,
     ChangeSet,
     GCStats,
-    ListSubjects,
     Operation,
     Page,
     Record,
@@ -48,13 +44,10 @@ from storage.base import (
     SchemaVersion,
     SnapshotReader,
     SnapToken,
-    Subject,
-    SubjectSet,
     TenantId,
     TenantInfo,
     Tuple,
     TupleFilter,
-    TupleKind,
     check_page_size,
     check_tenant_id,
 )
@@ -67,93 +60,9 @@ from storage.errors import (
     TenantExists,
     TenantNotFound,
 )
-
-V = TypeVar("V")
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Version(Generic[V]):
-    """One version of a tuple or attribute: alive from ``created`` until ``deleted``."""
-
-    item: V
-    created: int
-    deleted: int | None = None
-
-    def visible_at(self, revision: int) -> bool:
-        return self.created <= revision and (self.deleted is None or self.deleted > revision)
-
-
-@dataclass(slots=True)
-class _TenantData:
-    info: TenantInfo
-    tuples: dict[Tuple, list[_Version[Tuple]]] = field(default_factory=dict)
-    kinds: frozenset[TupleKind] = frozenset()
-    attributes: dict[AttributeKey, list[_Version[Attribute]]] = field(default_factory=dict)
-    records: dict[tuple[str, RecordKey], bytes] = field(default_factory=dict)
-    schemas: dict[str, SchemaVersion] = field(default_factory=dict)
-    changes: list[ChangeSet] = field(default_factory=list)
-
-
-def _live(versions: Sequence[_Version[V]]) -> _Version[V] | None:
-    """The version not yet deleted, if any (there is at most one)."""
-    return next((v for v in versions if v.deleted is None), None)
-
-
-def _visible(versions: Sequence[_Version[V]], revision: int) -> V | None:
-    return next((v.item for v in versions if v.visible_at(revision)), None)
-
-
-def _expire(versions: list[_Version[V]], revision: int) -> list[_Version[V]]:
-    """A new list with the live version marked deleted at ``revision``."""
-    return [replace(v, deleted=revision) if v.deleted is None else v for v in versions]
-
-
-def _prune(table: dict[T, list[_Version[V]]], horizon: int) -> int:
-    """Drop versions deleted at or before ``horizon``; return how many went."""
-    removed = 0
-    for key, versions in list(table.items()):
-        kept = [v for v in versions if v.deleted is None or v.deleted > horizon]
-        if len(kept) == len(versions):
-            continue
-        removed += len(versions) - len(kept)
-        if kept:
-            table[key] = kept
-        else:
-            del table[key]
-    return removed
-
-
-def _page(items: list[T], page_size: int, query: bytes, position: Callable[[T], bytes]) -> Page[T]:
-    """The first ``page_size`` of ``items`` (which holds one more when another page follows)."""
-    if len(items) <= page_size:
-        return Page(items, "")
-    items = items[:page_size]
-    return Page(items, tokens.encode_cursor(query, position(items[-1])))
-
-
-def _encode_strings(parts: Sequence[str]) -> bytes:
-    # json escapes every non-ASCII character (lone surrogates too), so this is injective ASCII.
-    return json.dumps(list(parts)).encode("ascii")
-
-
-def _decode_strings(position: bytes, count: int, what: str) -> list[str]:
-    try:
-        parts = json.loads(position.decode("ascii"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InvalidToken(f"malformed continuation token: bad {what} position") from exc
-    if not (
-        isinstance(parts, list) and len(parts) == count and all(isinstance(p, str) for p in parts)
-    ):
-        raise InvalidToken(f"malformed continuation token: bad {what} position")
-    return parts
-
-
-def _decode_text(position: bytes, encoding: str) -> str:
-    try:
-        return position.decode(encoding, "surrogatepass" if encoding == "utf-8" else "strict")
-    except UnicodeDecodeError as exc:
-        raise InvalidToken("malformed continuation token: bad position") from exc
+from storage.memory.pages import cut_page, decode_text
+from storage.memory.reader import MemoryReader
+from storage.memory.versions import TenantData, Version, expire, live, prune
 
 
 def _timestamp(seconds: float) -> datetime:
@@ -229,8 +138,8 @@ class MemoryStore:
         self._commit_times: dict[Revision, float] = {}
         self._closed = False
         tenant = TenantId(DEFAULT_TENANT)
-        self._tenants: dict[TenantId, _TenantData] = {
-            tenant: _TenantData(TenantInfo(tenant, "", _timestamp(clock())))
+        self._tenants: dict[TenantId, TenantData] = {
+            tenant: TenantData(TenantInfo(tenant, "", _timestamp(clock())))
         }
         #: (namespace, key) -> the tenant holding that claim.
         self._claims: dict[tuple[str, RecordKey], TenantId] = {}
@@ -260,7 +169,7 @@ class MemoryStore:
             finally:
                 self._lock_owner = None
 
-    def _data(self, tenant: str) -> _TenantData:
+    def _data(self, tenant: str) -> TenantData:
         tenant_id = check_tenant_id(tenant)
         data = self._tenants.get(tenant_id)
         if data is None:
@@ -287,7 +196,7 @@ class MemoryStore:
                 f"{self._horizon} (garbage collection keeps {self._gc_window:g} seconds)"
             )
 
-    def _open_reader(self, tenant: TenantId, data: _TenantData, token: str) -> MemoryReader:
+    def _open_reader(self, tenant: TenantId, data: TenantData, token: str) -> MemoryReader:
         revision = self._decode_snap(token) if token else None
         with self._readers_lock:
             # Read inside the lock: the horizon never passes the revision current at that time.
@@ -305,7 +214,7 @@ class MemoryStore:
             if tenant_id in self._tenants:
                 raise TenantExists(tenant)
             info = TenantInfo(tenant_id, name, _timestamp(self._clock()))
-            self._tenants[tenant_id] = _TenantData(info)
+            self._tenants[tenant_id] = TenantData(info)
             return info
 
     def get_tenant(self, tenant: str) -> TenantInfo:
@@ -318,9 +227,9 @@ class MemoryStore:
         query = tokens.fingerprint("tenants")
         infos = sorted((d.info for d in list(self._tenants.values())), key=lambda i: i.id)
         if cursor:
-            last = _decode_text(tokens.decode_cursor(query, cursor), "utf-8")
+            last = decode_text(tokens.decode_cursor(query, cursor), "utf-8")
             infos = [i for i in infos if i.id > last]
-        return _page(
+        return cut_page(
             infos[: page_size + 1],
             page_size,
             query,
@@ -370,9 +279,9 @@ class MemoryStore:
         query = tokens.fingerprint("schemas", tenant)
         schemas = sorted(list(data.schemas.values()), key=lambda s: s.version, reverse=True)
         if cursor:
-            last = _decode_text(tokens.decode_cursor(query, cursor), "ascii")
+            last = decode_text(tokens.decode_cursor(query, cursor), "ascii")
             schemas = [s for s in schemas if s.version < last]
-        return _page(schemas[: page_size + 1], page_size, query, lambda s: s.version.encode())
+        return cut_page(schemas[: page_size + 1], page_size, query, lambda s: s.version.encode())
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -391,7 +300,7 @@ class MemoryStore:
             changes.check(self._max_write_items)
             return self._apply(data, changes)
 
-    def _apply(self, data: _TenantData, changes: Changes) -> SnapToken:
+    def _apply(self, data: TenantData, changes: Changes) -> SnapToken:
         """Apply checked ``changes`` at the next revision; the caller holds the write lock.
 
         Everything is decided against the state before the write, and only then installed, so
@@ -399,7 +308,7 @@ class MemoryStore:
         """
         revision = Revision(self._revision + 1)
 
-        live_tuples = {t for t, versions in data.tuples.items() if _live(versions)}
+        live_tuples = {t for t, versions in data.tuples.items() if live(versions)}
         written_tuples = set(changes.write_tuples)
         kinds = {(t[0], t[2], t[3], t[5]) for t in written_tuples}
         if not kinds <= data.kinds:
@@ -412,7 +321,7 @@ class MemoryStore:
 
         live_attributes: dict[AttributeKey, Attribute] = {}
         for key, attribute_versions in data.attributes.items():
-            version = _live(attribute_versions)
+            version = live(attribute_versions)
             if version is not None:
                 live_attributes[key] = version.item
         written = {a.key: a for a in changes.write_attributes}  # the last write of a key wins
@@ -438,13 +347,13 @@ class MemoryStore:
         ]
 
         for t in expired_tuples:
-            data.tuples[t] = _expire(data.tuples[t], revision)
+            data.tuples[t] = expire(data.tuples[t], revision)
         for t in created_tuples:
-            data.tuples[t] = [*data.tuples.get(t, ()), _Version(t, revision)]
+            data.tuples[t] = [*data.tuples.get(t, ()), Version(t, revision)]
         for k in expired_keys:
-            data.attributes[k] = _expire(data.attributes[k], revision)
+            data.attributes[k] = expire(data.attributes[k], revision)
         for a in created_attributes:
-            data.attributes[a.key] = [*data.attributes.get(a.key, ()), _Version(a, revision)]
+            data.attributes[a.key] = [*data.attributes.get(a.key, ()), Version(a, revision)]
         for keyspace, record_key in changes.delete_records:
             data.records.pop((keyspace, record_key), None)
         for record in changes.put_records:
@@ -513,8 +422,8 @@ class MemoryStore:
                 self._horizon = horizon
             removed = 0
             for data in self._tenants.values():
-                removed += _prune(data.tuples, horizon)
-                removed += _prune(data.attributes, horizon)
+                removed += prune(data.tuples, horizon)
+                removed += prune(data.attributes, horizon)
                 data.changes = [c for c in data.changes if c.revision > horizon]
             # Older commit times can only name horizons below the current one.
             self._commit_times = {r: at for r, at in self._commit_times.items() if r >= horizon}
@@ -526,164 +435,3 @@ class MemoryStore:
             raise StorageError("a transact build function may not close the store")
         with self._lock:
             self._closed = True
-
-
-class MemoryReader:
-    """A ``SnapshotReader`` over one tenant of a ``MemoryStore`` at one revision.
-
-    A reader over a tenant that has since been deleted sees nothing.
-    """
-
-    __slots__ = ("__weakref__", "_data", "_revision", "_store", "_tenant")
-
-    def __init__(
-        self, store: MemoryStore, tenant: TenantId, data: _TenantData, revision: Revision
-    ) -> None:
-        self._store = store
-        self._tenant = tenant
-        self._data = data
-        self._revision = revision
-
-    @property
-    def tenant(self) -> TenantId:
-        return self._tenant
-
-    @property
-    def revision(self) -> Revision:
-        return self._revision
-
-    @property
-    def token(self) -> SnapToken:
-        return self._store._token(self._revision)
-
-    def _current(self) -> _TenantData:
-        """The tenant's data, or an empty stand-in once the tenant is deleted (or replaced)."""
-        self._store._check_open()
-        if self._store._tenants.get(self._tenant) is self._data:
-            return self._data
-        return _TenantData(self._data.info)
-
-    def _tuples(self) -> list[Tuple]:
-        """Every tuple visible at this revision, sorted."""
-        found = [
-            t
-            for t, versions in list(self._current().tuples.items())
-            if _visible(versions, self._revision) is not None
-        ]
-        return sorted(found)
-
-    def _attributes(self) -> list[Attribute]:
-        """Every attribute visible at this revision, sorted by key."""
-        found = [
-            a
-            for versions in list(self._current().attributes.values())
-            if (a := _visible(versions, self._revision)) is not None
-        ]
-        return sorted(found, key=lambda a: a.key)
-
-    def tuple_kinds(self) -> frozenset[TupleKind]:
-        return self._current().kinds
-
-    def subject_token(self, subject: Subject) -> object:
-        return subject
-
-    def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
-        return ListSubjects(self.subjects(entity_type, entity_id, relation))
-
-    def relations(
-        self, entity_type: str, entity_id: str, *, limit: int
-    ) -> dict[str, SubjectSet] | None:
-        found = sorted(
-            t for t in self._tuples() if (t.entity_type, t.entity_id) == (entity_type, entity_id)
-        )
-        if len(found) > limit:
-            return None
-        grouped: dict[str, list[Subject]] = {}
-        for t in found:
-            grouped.setdefault(t.relation, []).append(t.subject)
-        return {name: ListSubjects(subjects) for name, subjects in grouped.items()}
-
-    def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
-        return [
-            t.subject
-            for t in self._tuples()
-            if (t.entity_type, t.entity_id, t.relation) == (entity_type, entity_id, relation)
-        ]
-
-    def has_tuple(self, t: Tuple) -> bool:
-        return _visible(self._current().tuples.get(t, ()), self._revision) is not None
-
-    def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
-        ids = {
-            t.entity_id
-            for t in self._tuples()
-            if t.entity_type == entity_type and t.relation == relation and t.subject == subject
-        }
-        return iter(sorted(ids))
-
-    def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
-        versions = self._current().attributes.get(AttributeKey(entity_type, entity_id, name), ())
-        return _visible(versions, self._revision)
-
-    def attributes(self, entity_type: str, entity_id: str) -> list[Attribute]:
-        return [
-            a
-            for a in self._attributes()
-            if a.entity_type == entity_type and a.entity_id == entity_id
-        ]
-
-    def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
-        check_page_size(page_size)
-        query = tokens.fingerprint("tuples", self._tenant, flt)
-        found = [t for t in self._tuples() if flt.matches(t)]
-        if cursor:
-            last = Tuple(*_decode_strings(tokens.decode_cursor(query, cursor), 6, "tuple"))
-            found = [t for t in found if t > last]
-        return _page(found[: page_size + 1], page_size, query, _encode_strings)
-
-    def iter_tuples(self, flt: TupleFilter) -> Iterator[Tuple]:
-        return iter([t for t in self._tuples() if flt.matches(t)])
-
-    def read_attributes(
-        self, flt: AttributeFilter, *, page_size: int, cursor: str = ""
-    ) -> Page[Attribute]:
-        check_page_size(page_size)
-        query = tokens.fingerprint("attributes", self._tenant, flt)
-        found = [a for a in self._attributes() if flt.matches(a)]
-        if cursor:
-            position = tokens.decode_cursor(query, cursor)
-            last = AttributeKey(*_decode_strings(position, 3, "attribute"))
-            found = [a for a in found if a.key > last]
-        return _page(found[: page_size + 1], page_size, query, lambda a: _encode_strings(a.key))
-
-    def iter_attributes(self, flt: AttributeFilter) -> Iterator[Attribute]:
-        return iter([a for a in self._attributes() if flt.matches(a)])
-
-    def record(self, keyspace: str, key: RecordKey) -> bytes | None:
-        return self._current().records.get((keyspace, tuple(key)))
-
-    def records(
-        self,
-        keyspace: str,
-        prefix: RecordKey = (),
-        *,
-        after: RecordKey | None = None,
-        reverse: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[Record]:
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must not be negative, got {limit}")
-        prefix = tuple(prefix)
-        found = sorted(
-            (
-                Record(space, key, value)
-                for (space, key), value in list(self._current().records.items())
-                if space == keyspace and key[: len(prefix)] == prefix
-            ),
-            key=lambda r: r.key,
-            reverse=reverse,
-        )
-        if after is not None:
-            bound = tuple(after)
-            found = [r for r in found if (r.key < bound if reverse else r.key > bound)]
-        return iter(found if limit is None else found[:limit])
