@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validate import SchemaFileError, validate_file
+from engine.validate import SchemaFileError, StoreFactory, validate_file
 from tests.conftest import CONFORMANCE, REJECTED, conformance_files, require_shared
 
 # tests.conftest resolves ../shared (STONETOWN_SHARED overrides it): the same place as
@@ -25,17 +25,19 @@ def test_conformance_folders_are_present() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(CONFORMANCE)) for p in FILES])
-def test_permify_file_validates(path: Path) -> None:
-    report = validate_file(path)
+def test_permify_file_validates(path: Path, store_factory: StoreFactory) -> None:
+    report = validate_file(path, store_factory=store_factory)
     assert report.ok, "\n".join([*(str(f) for f in report.failures), report.summary()])
 
 
 @pytest.mark.parametrize(
     "path", REJECTED_FILES, ids=[str(p.relative_to(REJECTED)) for p in REJECTED_FILES]
 )
-def test_rejected_file_fails_with_a_schema_error_at_line_and_column(path: Path) -> None:
+def test_rejected_file_fails_with_a_schema_error_at_line_and_column(
+    path: Path, store_factory: StoreFactory
+) -> None:
     with pytest.raises(SchemaFileError) as caught:
-        validate_file(path)
+        validate_file(path, store_factory=store_factory)
     lines = path.read_text(encoding="utf-8").splitlines()
     for problem in caught.value.problems:
         assert problem.file == str(path)
@@ -43,10 +45,10 @@ def test_rejected_file_fails_with_a_schema_error_at_line_and_column(path: Path) 
         assert 1 <= problem.column <= len(lines[problem.line - 1]) + 1
 
 
-def test_rejected_weekday_points_at_its_dotted_rule_argument() -> None:
+def test_rejected_weekday_points_at_its_dotted_rule_argument(store_factory: StoreFactory) -> None:
     path = require_shared(REJECTED / "weekday.v1.0.0.yaml")
     with pytest.raises(SchemaFileError) as caught:
-        validate_file(path)
+        validate_file(path, store_factory=store_factory)
     (problem,) = caught.value.problems
     line = path.read_text(encoding="utf-8").splitlines()[problem.line - 1]
     assert line[problem.column - 1 :].startswith("request.day_of_week)")

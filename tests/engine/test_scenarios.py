@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validate import validate_file
+from engine.validate import StoreFactory, validate_file
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
@@ -22,6 +22,6 @@ def test_every_topic_has_its_file() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_scenario_file_validates(path: Path) -> None:
-    report = validate_file(path)
+def test_scenario_file_validates(path: Path, store_factory: StoreFactory) -> None:
+    report = validate_file(path, store_factory=store_factory)
     assert report.ok, "\n".join([*(str(f) for f in report.failures), report.summary()])

@@ -18,14 +18,14 @@ from engine.types import LookupPage
 from engine.validate import (
     Failure,
     SchemaFileError,
+    StoreFactory,
     ValidationFileError,
-    _lookup_all,
-    _PagingError,
     compile_shape_schema,
     load_shape,
     parse_shape,
     validate_file,
 )
+from engine.validate.runner import _lookup_all, _PagingError
 from storage.base import Attribute, Tuple
 
 # --- tuple and attribute strings -------------------------------------------------------------
@@ -542,14 +542,18 @@ attributes:
 """
 
 
-def _run(tmp_path: Path, scenarios: str, data: str = DATA) -> tuple[Path, list[Failure], int]:
+def _run(
+    tmp_path: Path, store_factory: StoreFactory, scenarios: str, data: str = DATA
+) -> tuple[Path, list[Failure], int]:
     path = _file(tmp_path, SCHEMA + data + textwrap.dedent(scenarios))
-    report = validate_file(path)
+    report = validate_file(path, store_factory=store_factory)
     assert report.file == str(path)
     return path, list(report.failures), report.assertions
 
 
-def test_passing_scenarios_report_counts_and_no_failures(tmp_path: Path) -> None:
+def test_passing_scenarios_report_counts_and_no_failures(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
     path = _file(
         tmp_path,
         SCHEMA
@@ -593,17 +597,18 @@ scenarios:
         results: {view: CHECK_RESULT_ALLOWED, edit: CHECK_RESULT_DENIED}
 """,
     )
-    report = validate_file(path)
+    report = validate_file(path, store_factory=store_factory)
     assert report.failures == ()
     assert (report.ok, report.scenarios, report.assertions, report.failed) == (True, 2, 12, 0)
     assert report.summary() == "SUCCESS (2 scenarios, 12 assertions)"
 
 
 def test_a_wrong_expectation_is_reported_with_scenario_query_expected_and_got(
-    tmp_path: Path,
+    tmp_path: Path, store_factory: StoreFactory
 ) -> None:
     _, failures, assertions = _run(
         tmp_path,
+        store_factory,
         """\
         scenarios:
           - name: wrong on purpose
@@ -641,9 +646,12 @@ def test_a_wrong_expectation_is_reported_with_scenario_query_expected_and_got(
     )
 
 
-def test_engine_errors_and_too_small_depths_fail_only_their_assertion(tmp_path: Path) -> None:
+def test_engine_errors_and_too_small_depths_fail_only_their_assertion(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
     _, failures, assertions = _run(
         tmp_path,
+        store_factory,
         """\
         scenarios:
           - name: errors
@@ -670,10 +678,13 @@ def test_engine_errors_and_too_small_depths_fail_only_their_assertion(tmp_path: 
     assert all(f.got.startswith("error: ") for f in failures)
 
 
-def test_lookups_follow_x_page_size_pages_and_concatenate(tmp_path: Path) -> None:
+def test_lookups_follow_x_page_size_pages_and_concatenate(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
     owned = "".join(f"  - doc:{i}#owner@user:5\n" for i in range(1, 8))
     _, failures, assertions = _run(
         tmp_path,
+        store_factory,
         """\
         scenarios:
           - name: paging
@@ -717,9 +728,10 @@ def test_paging_follows_cursors_and_refuses_contract_violations() -> None:
         _lookup_all(fetch, 1)
 
 
-def test_x_scope_is_passed_to_lookup_entity(tmp_path: Path) -> None:
+def test_x_scope_is_passed_to_lookup_entity(tmp_path: Path, store_factory: StoreFactory) -> None:
     _, failures, _ = _run(
         tmp_path,
+        store_factory,
         """\
         scenarios:
           - name: scope
@@ -733,9 +745,10 @@ def test_x_scope_is_passed_to_lookup_entity(tmp_path: Path) -> None:
     assert failures == []
 
 
-def test_x_expand_is_compared_exactly(tmp_path: Path) -> None:
+def test_x_expand_is_compared_exactly(tmp_path: Path, store_factory: StoreFactory) -> None:
     _, failures, assertions = _run(
         tmp_path,
+        store_factory,
         """\
         scenarios:
           - name: expand
@@ -758,7 +771,9 @@ def test_x_expand_is_compared_exactly(tmp_path: Path) -> None:
     assert failure.got != failure.expected
 
 
-def test_invalid_relationships_abort_with_permifys_code(tmp_path: Path) -> None:
+def test_invalid_relationships_abort_with_permifys_code(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
     path = _file(
         tmp_path,
         SCHEMA
@@ -772,7 +787,7 @@ attributes:
 """,
     )
     with pytest.raises(ValidationFileError) as caught:
-        validate_file(path)
+        validate_file(path, store_factory=store_factory)
     assert [line.removeprefix(f"{path}:") for line in caught.value.lines] == [
         "16:5: relationships[1]: ERROR_CODE_RELATION_DEFINITION_NOT_FOUND: tuple "
         "doc:1#view@user:1: `view` is a permission, not a relation, on entity `doc`; "
@@ -784,9 +799,12 @@ attributes:
     ]
 
 
-def test_x_unvalidated_relationships_are_written_as_is_and_followed(tmp_path: Path) -> None:
+def test_x_unvalidated_relationships_are_written_as_is_and_followed(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
     _, failures, assertions = _run(
         tmp_path,
+        store_factory,
         """\
         x_unvalidated_relationships:
           - tuple: doc:9#owner@doc:2#edit
@@ -805,10 +823,13 @@ def test_x_unvalidated_relationships_are_written_as_is_and_followed(tmp_path: Pa
     assert (failures, assertions) == ([], 2)
 
 
-def test_relationships_beyond_one_write_batch_are_all_written(tmp_path: Path) -> None:
+def test_relationships_beyond_one_write_batch_are_all_written(
+    tmp_path: Path, store_factory: StoreFactory
+) -> None:
     many = "".join(f"  - group:1#member@user:{i}\n" for i in range(2500))
     _, failures, _ = _run(
         tmp_path,
+        store_factory,
         """\
         scenarios:
           - name: batches
