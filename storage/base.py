@@ -1,9 +1,9 @@
 """What every store offers: value types and the ``Store`` / ``SnapshotReader`` protocols.
 
-The engine sees only a ``SnapshotReader`` bound to one tenant and one revision; the API sees the
-``Store``. Two backends implement them: ``leveldb.py`` (the product) and ``memory.py`` (the
-reference the conformance suite compares against). A PostgreSQL backend would implement the same
-two protocols; nothing above this package names a backend.
+Reads go through a ``SnapshotReader`` bound to one tenant and one revision; tenants, schemas and
+writes go through the ``Store``. Two backends implement them: ``leveldb`` (the product) and
+``memory`` (the reference the conformance suite compares against). A PostgreSQL backend would
+implement the same two protocols.
 
 Semantics every backend keeps:
 
@@ -16,14 +16,14 @@ Semantics every backend keeps:
 * **Order inside one write.** Deletes (explicit and by filter, both judged against the state
   before the write) apply first, then writes; so a write that deletes and writes the same tuple
   leaves it present, and a write and delete of the same attribute leaves the written value.
-* **Claims** are store-wide keys ``(namespace, key)`` each held by one tenant (an API token's
-  hash), so that "which tenant holds this?" is one read, however many tenants there are. A write
-  puts and releases the writing tenant's claims in its atomic batch; a claim of a key another
-  tenant holds takes it over; a release only removes the writing tenant's own claim; deleting a
-  tenant releases every claim it holds. Like records, claims are not versioned.
-* **Records** are the relations layer's extra rows (metadata, positions, registries). They live in
-  named keyspaces beside a tenant's tuples and are written in the same atomic batch, but they are
-  not versioned: every reader sees their latest state. Inside ``Store.transact`` the latest state
+* **Claims** are store-wide keys ``(namespace, key)`` each held by one tenant, so that "which
+  tenant holds this key?" is one read, however many tenants there are. A write puts and releases
+  the writing tenant's claims in its atomic batch; a claim of a key another tenant holds takes it
+  over; a release only removes the writing tenant's own claim; deleting a tenant releases every
+  claim it holds. Like records, claims are not versioned.
+* **Records** are keyed rows that a layer above stores beside a tenant's tuples, in named
+  keyspaces, written in the same atomic batch as the tuples of one write, but they are not
+  versioned: every reader sees their latest state. Inside ``Store.transact`` the latest state
   is also the reader's revision, so a build function can read, decide and write atomically.
 
 Value types that are built by the million on the read path (``Subject``, ``Tuple``) are
@@ -259,7 +259,7 @@ RecordKey = tuple[str, ...]
 
 
 class Record(NamedTuple):
-    """One relations-layer row: ``key`` (components, ordered) in ``keyspace``."""
+    """One keyed row stored beside the tuples: ``key`` (components, ordered) in ``keyspace``."""
 
     keyspace: str
     key: RecordKey
@@ -272,7 +272,7 @@ class Changes:
 
     Only tuple and attribute items count towards the store's per-write maximum; filters and
     records do not. ``unbounded`` lifts that maximum for writes the layers above build
-    themselves (a relations-layer batch with its mirrors), never for client-sized ones.
+    themselves (one logical change and the tuples it implies), never for client-sized ones.
     """
 
     write_tuples: list[Tuple] = field(default_factory=list)
