@@ -139,16 +139,17 @@ class Evaluation(Reads):
         self.count += 1
         if self.count > self.limit:
             raise OverBudget(self.limit)
-        mark = path.enter(key)
+        cuts = path.cuts
+        outer = path.enter(key)
         try:
             answer = fn(self, eid, s, depth)
         except EngineError as exc:
-            path.fail(key, mark, depth, exc)
+            path.fail(key, cuts, outer, depth, exc)
             raise
         except BaseException:
-            path.abandon(key, mark)
+            path.abandon(key, outer)
             raise
-        if path.leave(key, mark, answer):
+        if path.leave(key, cuts, outer, answer):
             results[key] = answer
         return answer
 

@@ -26,9 +26,6 @@ from collections.abc import Iterable
 
 from engine.errors import EngineError
 
-#: What `Path.enter` hands back for `leave`: the cut count and the caller's assumptions.
-Mark = tuple[int, "set[str] | None"]
-
 
 class Path:
     """The questions in progress on the current path, the cuts made, memoised failures and
@@ -70,17 +67,17 @@ class Path:
                 return tainted[1]
         return None
 
-    def enter(self, key: str) -> Mark:
-        """``key`` is being evaluated from now on."""
+    def enter(self, key: str) -> set[str] | None:
+        """``key`` is being evaluated from now on. Returns the caller's assumptions, which the
+        caller hands back to `leave`, `fail` or `abandon` with the `cuts` it saw before."""
         self.in_progress.add(key)
-        mark = (self.cuts, self.assumed)
+        outer = self.assumed
         self.assumed = None
-        return mark
+        return outer
 
-    def leave(self, key: str, mark: Mark, answer: bool) -> bool:
+    def leave(self, key: str, cuts: int, outer: set[str] | None, answer: bool) -> bool:
         """``key`` answered ``answer``; True when the answer is untainted (shareable)."""
         self.in_progress.discard(key)
-        cuts, outer = mark
         if cuts == self.cuts:
             self.assumed = outer
             return True
@@ -89,16 +86,18 @@ class Path:
         self.tainted[key] = (assumed, answer)
         return False
 
-    def fail(self, key: str, mark: Mark, depth: int, error: EngineError) -> None:
+    def fail(
+        self, key: str, cuts: int, outer: set[str] | None, depth: int, error: EngineError
+    ) -> None:
         """``key`` raised ``error`` with ``depth`` left."""
         self.in_progress.discard(key)
-        self.failed[key] = (depth, error, self._settle(mark[1], mark[0]))
+        self.failed[key] = (depth, error, self._settle(outer, cuts))
 
-    def abandon(self, key: str, mark: Mark) -> None:
+    def abandon(self, key: str, outer: set[str] | None) -> None:
         """``key``'s evaluation ended with something other than an answer or an engine error
         (a budget, an interrupt): nothing about it is remembered."""
         self.in_progress.discard(key)
-        self.assumed = mark[1]
+        self.assumed = outer
 
     def _assume(self, keys: Iterable[str]) -> None:
         """The answer being computed rests on ``keys`` (being evaluated further up the path)

@@ -1,7 +1,8 @@
 """The engine facade: pick the snapshot and schema version, then evaluate.
 
 Every operation reads one tenant at one snapshot (``snap_token``, or the latest revision) with
-one schema version (``schema_version``, or the newest). Schemas are compiled once per version
+one schema version (``schema_version``, or the newest), as its `RequestOptions` say, after one
+preparation step (`Engine.prepare`). Schemas are compiled once per version
 (rewrite trees into closures, rules into CEL programs, the reverse graph for lookups) and kept
 in a bounded cache.
 
@@ -21,7 +22,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,18 +46,17 @@ from engine.keys import result_key, subject_key
 from engine.program import Program
 from engine.rules import RuleSet
 from engine.types import (
-    DEFAULT_DEPTH,
     DEFAULT_LOOKUP_PAGE_SIZE,
-    EMPTY_CONTEXT,
+    DEFAULT_OPTIONS,
     FRAMES_PER_DEPTH,
     MAX_BULK_CHECK_ITEMS,
     MAX_DEPTH,
     RESERVED_FRAMES,
     CheckItem,
     CheckResult,
-    Context,
     Entity,
     LookupPage,
+    RequestOptions,
     SubjectReference,
 )
 from storage import errors as storage_errors
@@ -161,6 +161,35 @@ def _depth_guard(asked: int, depth: int) -> Iterator[None]:
         ) from None
 
 
+class Prepared:
+    """What `Engine.prepare` found for one request: the compiled schema version, the reader at
+    the snapshot, the results cache, the depth the request gets, and its options."""
+
+    __slots__ = ("compiled", "depth", "options", "reader", "results", "tenant")
+
+    def __init__(
+        self,
+        tenant: str,
+        compiled: Compiled,
+        reader: SnapshotReader,
+        results: dict[str, bool],
+        *,
+        depth: int,
+        options: RequestOptions,
+    ) -> None:
+        self.tenant = tenant
+        self.compiled = compiled
+        self.reader = reader
+        self.results = results
+        #: The depth asked for, capped to what the engine follows for this schema.
+        self.depth = depth
+        self.options = options
+
+    def guard(self) -> AbstractContextManager[None]:
+        """Report a depth error with the request's budget (see `_depth_guard`)."""
+        return _depth_guard(self.options.depth, self.depth)
+
+
 def _unusable(tenant: str, version: str, exc: SchemaError) -> SchemaNotFound:
     """The error for a stored schema version that does not compile (any more)."""
     shown = "; ".join(str(d) for d in exc.diagnostics[:3])
@@ -230,38 +259,43 @@ class Engine:
         compiled = self.compiled(tenant, version)
         return compiled.version, compiled.schema
 
-    def _evaluation(
-        self, tenant: str, snap_token: str, schema_version: str, context: Context
-    ) -> tuple[Evaluation, Compiled]:
-        compiled = self.compiled(tenant, schema_version)
-        reader: SnapshotReader = self.store.reader(tenant, snap_token)
-        results = self._results_for(tenant, compiled, reader, context)
-        return self._evaluation_at(tenant, compiled, reader, context, results), compiled
+    def prepare(
+        self, tenant: str, options: RequestOptions, *, budget: int | None = None
+    ) -> Prepared:
+        """The one preparation step of every evaluating operation: refuse a negative depth,
+        take the compiled schema version, the reader at the snapshot and the results cache,
+        and cap the depth for that schema.
 
-    def _results_for(
-        self, tenant: str, compiled: Compiled, reader: SnapshotReader, context: Context
-    ) -> dict[Any, Any]:
-        """The results cache a request uses: shared per (tenant, version, revision), or a
-        private one when the request has a context."""
-        if context.is_empty:
-            return self._results.get((tenant, compiled.version, reader.revision))
-        return {}
-
-    def _evaluation_at(
-        self,
-        tenant: str,
-        compiled: Compiled,
-        reader: SnapshotReader,
-        context: Context,
-        results: dict[Any, Any],
-    ) -> Evaluation:
-        reads = self._reads.get((tenant, reader.revision)) if context.is_empty else {}
-        return Evaluation(compiled.program, reader, context, reads, results)
-
-    def _depth(self, depth: int) -> int:
+        With ``budget`` (a dispatch budget for a caller on an event loop), a schema version that
+        is not compiled yet raises `OverBudget` instead of being compiled here.
+        """
+        depth = options.depth
         if depth < 0:
             raise DepthExceeded(f"depth must not be negative, got {depth}")
-        return min(depth, self.depth_cap())
+        if budget is None:
+            compiled = self.compiled(tenant, options.schema_version)
+        else:
+            # Compiling a schema (its rules included) is no small step: not on an event loop.
+            found = self._compiled_already(tenant, options.schema_version)
+            if found is None:
+                raise OverBudget(budget)
+            compiled = found
+        reader: SnapshotReader = self.store.reader(tenant, options.snap_token)
+        context = options.context
+        if context.is_empty:
+            results = self._results.get((tenant, compiled.version, reader.revision))
+        else:
+            results = {}  # a context changes answers: private caches
+        depth = min(depth, self.depth_cap(compiled))
+        return Prepared(tenant, compiled, reader, results, depth=depth, options=options)
+
+    def evaluation(self, prepared: Prepared) -> Evaluation:
+        """A new evaluation of ``prepared``: shared reads at its (tenant, revision), or private
+        ones when the request has a context."""
+        context = prepared.options.context
+        reader = prepared.reader
+        reads = self._reads.get((prepared.tenant, reader.revision)) if context.is_empty else {}
+        return Evaluation(prepared.compiled.program, reader, context, reads, prepared.results)
 
     def depth_cap(self, compiled: Compiled | None = None) -> int:
         """The largest depth a request gets: ``max_depth``, lowered to what Python's recursion
@@ -291,11 +325,8 @@ class Engine:
         entity: Entity,
         permission: str,
         subject: Subject,
+        options: RequestOptions = DEFAULT_OPTIONS,
         *,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
         max_dispatches: int | None = None,
     ) -> CheckResult:
         """Has ``subject`` got ``permission`` (or relation, attribute, rule) on ``entity``?
@@ -306,31 +337,21 @@ class Engine:
         loop and sends the rest to a worker thread. Work finished before giving up stays
         cached, so asking again costs only the rest.
         """
-        if depth < 0:
-            raise DepthExceeded(f"depth must not be negative, got {depth}")
-        if max_dispatches is None:
-            compiled = self.compiled(tenant, schema_version)
-        else:
-            # Compiling a schema (its rules included) is no small step: not on an event loop.
-            found = self._compiled_already(tenant, schema_version)
-            if found is None:
-                raise OverBudget(max_dispatches)
-            compiled = found
-        asked, depth = depth, min(depth, self.depth_cap(compiled))
-        reader: SnapshotReader = self.store.reader(tenant, snap_token)
-        results = self._results_for(tenant, compiled, reader, context)
+        prepared = self.prepare(tenant, options, budget=max_dispatches)
         # A proven answer needs no evaluation state (the hot path of a busy server).
-        hit = results.get(result_key(entity.type, entity.id, permission, subject_key(subject)))
+        hit = prepared.results.get(
+            result_key(entity.type, entity.id, permission, subject_key(subject))
+        )
         if hit is not None:
             return CheckResult(hit, 0)
-        ev = self._evaluation_at(tenant, compiled, reader, context, results)
+        ev = self.evaluation(prepared)
         if max_dispatches is not None:
             ev.limit = max_dispatches
             ev.inline = True
         try:
-            allowed = ev.dispatch(entity.type, entity.id, permission, subject, depth)
+            allowed = ev.dispatch(entity.type, entity.id, permission, subject, prepared.depth)
         except (DepthExceeded, RecursionError):
-            with _depth_guard(asked, depth):
+            with prepared.guard():  # entered only on the error path: it costs a generator
                 raise
         return CheckResult(allowed, ev.count)
 
@@ -338,11 +359,7 @@ class Engine:
         self,
         tenant: str,
         items: Sequence[CheckItem],
-        *,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> list[CheckResult | EngineError]:
         """Up to 100 checks at one snapshot, sharing reads and sub-results; an item that fails
         gets its error in place of a result."""
@@ -350,16 +367,19 @@ class Engine:
             raise InvalidRequest(
                 f"a bulk check takes at most {MAX_BULK_CHECK_ITEMS} items, got {len(items)}"
             )
-        asked, depth = depth, self._depth(depth)
-        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        depth = min(depth, self.depth_cap(compiled))
+        prepared = self.prepare(tenant, options)
+        ev = self.evaluation(prepared)
         out: list[CheckResult | EngineError] = []
         for item in items:
             before = ev.count
             try:
-                with _depth_guard(asked, depth):
+                with prepared.guard():
                     allowed = ev.dispatch(
-                        item.entity.type, item.entity.id, item.permission, item.subject, depth
+                        item.entity.type,
+                        item.entity.id,
+                        item.permission,
+                        item.subject,
+                        prepared.depth,
                     )
             except EngineError as exc:
                 out.append(exc)
@@ -372,19 +392,20 @@ class Engine:
         tenant: str,
         entity: Entity,
         permission: str,
-        *,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
+        options: RequestOptions = DEFAULT_OPTIONS,
     ) -> ExpandTree:
         """The typed expand tree of ``entity``'s ``permission`` (see `engine.expand`)."""
-        asked, depth = depth, self._depth(depth)
-        compiled = self.compiled(tenant, schema_version)
-        reader = self.store.reader(tenant, snap_token)
-        with _depth_guard(asked, depth):
+        prepared = self.prepare(tenant, options)
+        # Expand walks on an explicit stack of its own: only the engine-wide cap applies.
+        depth = min(options.depth, self.depth_cap())
+        with _depth_guard(options.depth, depth):
             return expand_tree(
-                compiled.schema, reader, entity, permission, context=context, depth=depth
+                prepared.compiled.schema,
+                prepared.reader,
+                entity,
+                permission,
+                context=options.context,
+                depth=depth,
             )
 
     def lookup_entity(
@@ -393,43 +414,17 @@ class Engine:
         entity_type: str,
         permission: str,
         subject: Subject,
+        options: RequestOptions = DEFAULT_OPTIONS,
         *,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
         scope: Mapping[str, Sequence[str]] | None = None,
         page_size: int = DEFAULT_LOOKUP_PAGE_SIZE,
         cursor: str = "",
     ) -> LookupPage:
         """One page of the ids of ``entity_type`` on which ``subject`` has ``permission``."""
         ids = self._lookup_entity(
-            tenant, entity_type=entity_type, permission=permission, subject=subject,
-            snap_token=snap_token, schema_version=schema_version, depth=depth,
-            context=context, scope=scope,
+            tenant, entity_type, permission, subject, options, scope=scope
         )
         return lookup.page(ids, page_size, cursor)
-
-    def _lookup_entity(
-        self,
-        tenant: str,
-        *,
-        entity_type: str,
-        permission: str,
-        subject: Subject,
-        snap_token: str,
-        schema_version: str,
-        depth: int,
-        context: Context,
-        scope: Mapping[str, Sequence[str]] | None,
-    ) -> list[str]:
-        asked, depth = depth, self._depth(depth)
-        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        depth = min(depth, self.depth_cap(compiled))
-        with _depth_guard(asked, depth):
-            return lookup.lookup_entity_ids(
-                ev, compiled.graph, entity_type, permission, subject, depth=depth, scope=scope
-            )
 
     def lookup_entity_stream(
         self,
@@ -437,22 +432,40 @@ class Engine:
         entity_type: str,
         permission: str,
         subject: Subject,
+        options: RequestOptions = DEFAULT_OPTIONS,
         *,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
         scope: Mapping[str, Sequence[str]] | None = None,
         cursor: str = "",
     ) -> Iterator[tuple[str, str]]:
         """Every id in order, each with the cursor that resumes after it. The answer is computed
         when this is called (errors raise here), then handed out lazily."""
         ids = self._lookup_entity(
-            tenant, entity_type=entity_type, permission=permission, subject=subject,
-            snap_token=snap_token, schema_version=schema_version, depth=depth,
-            context=context, scope=scope,
+            tenant, entity_type, permission, subject, options, scope=scope
         )
         return lookup.stream(ids, cursor)
+
+    def _lookup_entity(
+        self,
+        tenant: str,
+        entity_type: str,
+        permission: str,
+        subject: Subject,
+        options: RequestOptions,
+        *,
+        scope: Mapping[str, Sequence[str]] | None,
+    ) -> list[str]:
+        prepared = self.prepare(tenant, options)
+        ev = self.evaluation(prepared)
+        with prepared.guard():
+            return lookup.lookup_entity_ids(
+                ev,
+                prepared.compiled.graph,
+                entity_type,
+                permission,
+                subject,
+                depth=prepared.depth,
+                scope=scope,
+            )
 
     def lookup_subject(
         self,
@@ -460,22 +473,23 @@ class Engine:
         entity: Entity,
         permission: str,
         reference: SubjectReference,
+        options: RequestOptions = DEFAULT_OPTIONS,
         *,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
         page_size: int = DEFAULT_LOOKUP_PAGE_SIZE,
         cursor: str = "",
     ) -> LookupPage:
         """One page of the ids of ``reference`` subjects with ``permission`` on ``entity``."""
-        asked, depth = depth, self._depth(depth)
-        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        depth = min(depth, self.depth_cap(compiled))
-        with _depth_guard(asked, depth):
+        prepared = self.prepare(tenant, options)
+        ev = self.evaluation(prepared)
+        with prepared.guard():
             ids = lookup.lookup_subject_ids(
-                ev, compiled.schema, entity.type, entity.id, permission,
-                reference=reference, depth=depth,
+                ev,
+                prepared.compiled.schema,
+                entity.type,
+                entity.id,
+                permission,
+                reference=reference,
+                depth=prepared.depth,
             )
         return lookup.page(ids, page_size, cursor)
 
@@ -484,25 +498,22 @@ class Engine:
         tenant: str,
         entity: Entity,
         subject: Subject,
+        options: RequestOptions = DEFAULT_OPTIONS,
         *,
         only_permission: bool = False,
-        snap_token: str = "",
-        schema_version: str = "",
-        depth: int = DEFAULT_DEPTH,
-        context: Context = EMPTY_CONTEXT,
     ) -> dict[str, bool]:
         """Every permission (and, unless ``only_permission``, relation) -> allowed; any error
         fails the whole answer."""
-        asked, depth = depth, self._depth(depth)
-        ev, compiled = self._evaluation(tenant, snap_token, schema_version, context)
-        depth = min(depth, self.depth_cap(compiled))
-        definition = compiled.schema.entities.get(entity.type)
+        prepared = self.prepare(tenant, options)
+        ev = self.evaluation(prepared)
+        definition = prepared.compiled.schema.entities.get(entity.type)
         if definition is None:
             raise UnknownEntityType.of(entity.type)
         names = list(definition.permissions)
         if not only_permission:
             names = list(definition.relations) + names
-        with _depth_guard(asked, depth):
+        depth = prepared.depth
+        with prepared.guard():
             return {
                 name: ev.dispatch(entity.type, entity.id, name, subject, depth) for name in names
             }

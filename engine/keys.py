@@ -50,6 +50,11 @@ def objects_key(entity_type: str, relation: str, eid: str) -> str:
     return f"{entity_type}\x01{relation}\x00{eid}"
 
 
+def objects_prefix(entity_type: str, relation: str) -> str:
+    """`objects_key` without the id: an evaluator of a tuple-to-userset builds it once."""
+    return f"{entity_type}\x01{relation}\x00"
+
+
 def whole_entity_marker(entity_type: str, eid: str) -> str:
     """The key marking an entity with too many tuples to read in one scan (``\\x02``)."""
     return f"{entity_type}\x02{eid}"

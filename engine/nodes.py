@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from dsl.schema import AttributeType
 from engine.errors import DepthExceeded, EngineError, OverBudget, RuleError, UnknownPermission
-from engine.keys import read_prefix
+from engine.keys import objects_prefix, read_prefix
 from storage.base import AttributeValue, Subject
 
 if TYPE_CHECKING:
@@ -156,8 +156,10 @@ def relation_of(entity_type: str, relation: str, *, computed: bool = False) -> E
 def tuple_to_userset_of(entity_type: str, tupleset: str, computed: str) -> Evaluator:
     """``tupleset.computed``: ``computed`` on every subject object of ``tupleset``."""
 
+    prefix = objects_prefix(entity_type, tupleset)  # + id: the objects' key
+
     def tuple_to_userset(ev: Evaluation, eid: str, s: Subject, depth: int) -> bool:
-        objects = ev.objects(entity_type, eid, tupleset)
+        objects = ev.objects(entity_type, eid, tupleset, prefix + eid)
         return bool(objects) and _any_hop(ev, objects, computed, s, depth)
 
     return tuple_to_userset

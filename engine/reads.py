@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from engine.keys import attribute_key, objects_key, read_key, whole_entity_marker
+from engine.keys import attribute_key, read_key, whole_entity_marker
 from engine.types import Context
 from storage.base import Attribute, AttributeKey, ListSubjects, SnapshotReader, Subject, SubjectSet
 
@@ -102,11 +102,13 @@ class Reads:
             token = self.tokens[s] = self.reader.subject_token(s)
         return token
 
-    def objects(self, entity_type: str, eid: str, relation: str) -> list[tuple[str, str]]:
-        """`objects_of` the relation, cached beside it."""
+    def objects(
+        self, entity_type: str, eid: str, relation: str, key: str
+    ) -> list[tuple[str, str]]:
+        """`objects_of` the relation, cached beside it under ``key``
+        (`engine.keys.objects_key`)."""
         if self._context_tuples:
             return objects_of(self.relation(entity_type, eid, relation))
-        key = objects_key(entity_type, relation, eid)
         found: list[tuple[str, str]] | None = self.reads.get(key)
         if found is None:
             found = self.reads[key] = objects_of(self.relation(entity_type, eid, relation))

@@ -98,6 +98,25 @@ EMPTY_CONTEXT = Context()
 
 
 @dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """How one request is evaluated, the same for every operation.
+
+    ``snap_token``: the snapshot to read (consistency; "" is the latest revision).
+    ``schema_version``: the schema version to evaluate with ("" is the newest).
+    ``depth``: the depth budget (each nested relation, permission or tuple hop costs 1).
+    ``context``: contextual tuples, attributes and data, visible to this request only.
+    """
+
+    snap_token: str = ""
+    schema_version: str = ""
+    depth: int = DEFAULT_DEPTH
+    context: Context = EMPTY_CONTEXT
+
+
+DEFAULT_OPTIONS = RequestOptions()
+
+
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """``allowed`` and Permify's ``check_count`` (dispatches made; 0 when answered by cache)."""
 

@@ -6,7 +6,6 @@ Each handler parses the body, runs the engine in the worker threads and formats 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from aiohttp import web
 
@@ -32,6 +31,7 @@ from engine.types import (
     CheckItem,
     CheckResult,
     Entity,
+    RequestOptions,
     SubjectReference,
 )
 from storage.errors import InvalidToken
@@ -41,15 +41,10 @@ routes = web.RouteTableDef()
 STREAM_CHUNK = 512
 
 
-def _options(meta: m.CheckMetadata, context: m.ContextIn | None) -> dict[str, Any]:
-    """The engine keywords every permission request carries: its snapshot, schema version,
-    depth budget and context."""
-    return {
-        "snap_token": meta.snap_token,
-        "schema_version": meta.schema_version,
-        "depth": meta.depth,
-        "context": context_of(context),
-    }
+def _options(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOptions:
+    """The options every permission request carries: its snapshot, schema version, depth
+    budget and context."""
+    return RequestOptions(meta.snap_token, meta.schema_version, meta.depth, context_of(context))
 
 
 @routes.post("/v1/tenants/{tenant_id}/permissions/check")
@@ -73,12 +68,10 @@ async def check(request: web.Request) -> web.Response:
             # Most checks are a cache hit or a few µs of reads: answered here, they skip the
             # hand-off to a thread, which costs more than they do. Bigger ones go to a worker.
             result = engine.check(
-                tenant, entity, body.permission, subject, **options, max_dispatches=budget
+                tenant, entity, body.permission, subject, options, max_dispatches=budget
             )
         except OverBudget:
-            result = await svc.run(
-                engine.check, tenant, entity, body.permission, subject, **options
-            )
+            result = await svc.run(engine.check, tenant, entity, body.permission, subject, options)
     except InvalidToken as exc:
         raise invalid_token("metadata.snap_token", exc) from exc
     request.app[METRICS].count_check("allowed" if result.allowed else "denied")
@@ -112,7 +105,7 @@ async def bulk_check(request: web.Request) -> web.Response:
             svc.engine.bulk_check,
             tenant,
             items,
-            **_options(meta, body.context),
+            _options(meta, body.context),
         )
     metrics = request.app[METRICS]
     for r in results:
@@ -146,9 +139,11 @@ async def expand(request: web.Request) -> web.Response:
             tenant,
             Entity(body.entity.type, body.entity.id),
             body.permission,
-            snap_token=body.metadata.snap_token,
-            schema_version=body.metadata.schema_version,
-            context=context_of(body.context),
+            RequestOptions(
+                snap_token=body.metadata.snap_token,
+                schema_version=body.metadata.schema_version,
+                context=context_of(body.context),
+            ),
         )
     # A tree of thousands of nodes takes a while to format: not on the event loop.
     return await svc.run(_tree_response, tree)
@@ -177,7 +172,7 @@ async def lookup_entity(request: web.Request) -> web.Response:
             body.entity_type,
             body.permission,
             body.subject.to_subject(),
-            **_options(meta, body.context),
+            _options(meta, body.context),
             scope=m.scope_of(body.scope),
             page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
             cursor=body.continuous_token,
@@ -216,7 +211,7 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
             body.entity_type,
             body.permission,
             body.subject.to_subject(),
-            **_options(meta, body.context),
+            _options(meta, body.context),
             scope=m.scope_of(body.scope),
             cursor=body.continuous_token,
         )
@@ -257,7 +252,7 @@ async def lookup_subject(request: web.Request) -> web.Response:
             Entity(body.entity.type, body.entity.id),
             body.permission,
             SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
-            **_options(meta, body.context),
+            _options(meta, body.context),
             page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
             cursor=body.continuous_token,
         )
@@ -282,8 +277,8 @@ async def subject_permission(request: web.Request) -> web.Response:
             tenant,
             Entity(body.entity.type, body.entity.id),
             body.subject.to_subject(),
+            _options(meta, body.context),
             only_permission=meta.only_permission,
-            **_options(meta, body.context),
         )
     return respond(
         {

@@ -4,9 +4,10 @@ asking a check in the string forms."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from engine.engine import Engine
-from engine.types import Entity, parse_subject
+from engine.types import Entity, RequestOptions, parse_subject
 from storage.base import Attribute, Changes, Store, Tuple
 
 TENANT = "t1"  # every store starts with this tenant
@@ -56,12 +57,10 @@ def load(
     return Engine(store)
 
 
-def check(engine: Engine, entity: str, permission: str, subject: str, **options: object) -> bool:
+def check(engine: Engine, entity: str, permission: str, subject: str, **options: Any) -> bool:
+    """``engine.check`` of ``entity#permission@subject`` in TENANT, with the `RequestOptions`
+    fields given as keywords."""
     result = engine.check(
-        TENANT,
-        Entity.parse(entity),
-        permission,
-        parse_subject(subject),
-        **options,  # type: ignore[arg-type]
+        TENANT, Entity.parse(entity), permission, parse_subject(subject), RequestOptions(**options)
     )
     return result.allowed

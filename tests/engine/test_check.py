@@ -23,7 +23,7 @@ from engine.errors import (
     UnknownEntityType,
     UnknownPermission,
 )
-from engine.types import CheckItem, CheckResult, Context, Entity, parse_subject
+from engine.types import CheckItem, CheckResult, Context, Entity, RequestOptions, parse_subject
 from storage.base import Attribute, Changes, Store, Tuple
 from storage.errors import TenantNotFound
 from tests.engine.support import BASIC, TENANT, check, load, write
@@ -383,7 +383,7 @@ def test_check_of_what_does_not_exist_raises(
             Entity.parse(entity),
             permission,
             parse_subject("user:1"),
-            schema_version=version,
+            options=RequestOptions(schema_version=version),
         )
 
 
@@ -425,7 +425,8 @@ def test_contextual_tuples_apply_to_their_request_only(store: Store) -> None:
     assert check(engine, "doc:1", "view", "user:1", context=GRANT) is True
     assert check(engine, "doc:1", "view", "user:1") is False
     [with_context] = engine.bulk_check(
-        TENANT, [CheckItem(Entity("doc", "1"), "view", parse_subject("user:1"))], context=GRANT
+        TENANT, [CheckItem(Entity("doc", "1"), "view", parse_subject("user:1"))],
+        options=RequestOptions(context=GRANT)
     )
     assert isinstance(with_context, CheckResult) and with_context.allowed is True
     assert check(engine, "doc:1", "view", "user:1") is False
@@ -634,7 +635,8 @@ def test_subject_permission_lists_relations_and_permissions(
 def test_subject_permission_leaves_out_attributes_and_rules(store: Store) -> None:
     engine = load(store, ABAC_SCHEMA, attributes=[public("1", True), budget(3)])
     answer = engine.subject_permission(
-        TENANT, Entity("doc", "1"), parse_subject("user:9"), context=Context(data={"amount": 5})
+        TENANT, Entity("doc", "1"), parse_subject("user:9"),
+        options=RequestOptions(context=Context(data={"amount": 5}))
     )
     assert answer == {"viewer": False, "view": True, "spend": False}
 

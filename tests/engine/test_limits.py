@@ -31,9 +31,8 @@ from engine.engine import Engine
 from engine.errors import DepthExceeded, SchemaNotFound
 from engine.expand import MAX_TREE_DEPTH, SubjectsLeaf, expand
 from engine.program import Program
-from engine.program import Program
 from engine.rules import RuleSet
-from engine.types import EMPTY_CONTEXT, CheckItem, Entity, SubjectReference
+from engine.types import EMPTY_CONTEXT, CheckItem, Entity, RequestOptions, SubjectReference
 from storage.base import Store, Subject
 from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
@@ -94,14 +93,17 @@ def test_lookups_expand_and_subject_permission_answer_on_a_chain_at_the_limit(
     found = engine.lookup_subject(TENANT, Entity("doc", "1"), "q0", SubjectReference("user"))
     assert found.ids == ("u",)
     # A reference is transparent in expand: the tree is the relation's leaf.
-    tree = engine.expand(TENANT, Entity("doc", "1"), "q0", depth=MAX_REFERENCE_DEPTH)
+    tree = engine.expand(TENANT, Entity("doc", "1"), "q0",
+        options=RequestOptions(depth=MAX_REFERENCE_DEPTH))
     assert tree == SubjectsLeaf(Entity("doc", "1"), "viewer", (Subject("user", "u"),))
     with pytest.raises(DepthExceeded):
-        engine.expand(TENANT, Entity("doc", "1"), "q0", depth=MAX_REFERENCE_DEPTH - 1)
+        engine.expand(TENANT, Entity("doc", "1"), "q0",
+            options=RequestOptions(depth=MAX_REFERENCE_DEPTH - 1))
     with pytest.raises(DepthExceeded):  # before the answers below are cached
         engine.subject_permission(TENANT, Entity("doc", "1"), subject)
     answers = engine.subject_permission(
-        TENANT, Entity("doc", "1"), subject, only_permission=True, depth=MAX_REFERENCE_DEPTH
+        TENANT, Entity("doc", "1"), subject, only_permission=True,
+        options=RequestOptions(depth=MAX_REFERENCE_DEPTH)
     )
     assert set(answers.values()) == {True}
 
@@ -116,18 +118,20 @@ def test_the_worst_schema_the_compiler_accepts_answers_every_operation_or_depth_
     doc = Entity("doc", "1")
     cap = engine.depth_cap(engine.compiled(TENANT))
     with pytest.raises(DepthExceeded, match=f"capped to {cap}"):
-        engine.check(TENANT, doc, "q0", subject, depth=1000)
-    (item,) = engine.bulk_check(TENANT, [CheckItem(doc, "q0", subject)], depth=1000)
+        engine.check(TENANT, doc, "q0", subject, options=RequestOptions(depth=1000))
+    (item,) = engine.bulk_check(TENANT, [CheckItem(doc, "q0", subject)],
+        options=RequestOptions(depth=1000))
     assert isinstance(item, DepthExceeded)
     with pytest.raises(DepthExceeded, match="more than 256 nodes"):
-        engine.expand(TENANT, doc, "q0", depth=1000)
+        engine.expand(TENANT, doc, "q0", options=RequestOptions(depth=1000))
     # Reached through an intersection: a candidate, whose confirming check runs out of depth.
     with pytest.raises(DepthExceeded):
-        engine.lookup_entity(TENANT, "doc", "q0", subject, depth=1000)
+        engine.lookup_entity(TENANT, "doc", "q0", subject, options=RequestOptions(depth=1000))
     with pytest.raises(DepthExceeded):
-        engine.lookup_subject(TENANT, doc, "q0", SubjectReference("user"), depth=1000)
+        engine.lookup_subject(TENANT, doc, "q0", SubjectReference("user"),
+            options=RequestOptions(depth=1000))
     with pytest.raises(DepthExceeded):
-        engine.subject_permission(TENANT, doc, subject, depth=1000)
+        engine.subject_permission(TENANT, doc, subject, options=RequestOptions(depth=1000))
     assert check(engine, "other:1", "view", USER) is True
 
 

@@ -21,11 +21,13 @@ from engine.errors import (
     UnknownEntityType,
     UnknownPermission,
 )
-from engine.types import Context, Entity, SubjectReference, parse_subject
+from engine.types import Context, Entity, RequestOptions, SubjectReference, parse_subject
 from storage.base import Attribute, Changes, Store, Tuple
 from tests.engine.support import BASIC, TENANT, check, load
 
 BOOLEAN = AttributeType.BOOLEAN
+#: The keywords of `RequestOptions`; the helpers below pass the rest to the engine as they are.
+OPTIONS = frozenset(RequestOptions.__dataclass_fields__)
 INTEGER = AttributeType.INTEGER
 
 
@@ -41,8 +43,9 @@ def entities(
             entity_type,
             permission,
             parse_subject(subject),
+            RequestOptions(**{k: v for k, v in options.items() if k in OPTIONS}),
             cursor=cursor,
-            **options,  # type: ignore[arg-type]
+            **{k: v for k, v in options.items() if k not in OPTIONS},  # type: ignore[arg-type]
         )
         ids.extend(page.ids)
         if not page.cursor:
@@ -61,8 +64,9 @@ def subjects(
             Entity.parse(entity),
             permission,
             SubjectReference.parse(reference),
+            RequestOptions(**{k: v for k, v in options.items() if k in OPTIONS}),
             cursor=cursor,
-            **options,  # type: ignore[arg-type]
+            **{k: v for k, v in options.items() if k not in OPTIONS},  # type: ignore[arg-type]
         )
         ids.extend(page.ids)
         if not page.cursor:
@@ -197,10 +201,12 @@ def test_lookups_of_what_does_not_exist_raise(
 def test_lookups_refuse_a_negative_depth(store: Store) -> None:
     engine = load(store, BASIC, VIEWS)
     with pytest.raises(DepthExceeded):
-        engine.lookup_entity(TENANT, "doc", "view", parse_subject("user:1"), depth=-1)
+        engine.lookup_entity(TENANT, "doc", "view", parse_subject("user:1"),
+            options=RequestOptions(depth=-1))
     with pytest.raises(DepthExceeded):
         engine.lookup_subject(
-            TENANT, Entity("doc", "1"), "view", SubjectReference("user"), depth=-1
+            TENANT, Entity("doc", "1"), "view", SubjectReference("user"),
+            options=RequestOptions(depth=-1)
         )
 
 
@@ -309,7 +315,7 @@ def test_contextual_tuples_and_attributes_take_part_in_lookups(store: Store) -> 
     assert entities(engine, "doc", "view", "user:1", context=context) == ["1", "10", "4", "7", "9"]
     assert entities(engine, "doc", "edit", "user:1", context=context) == ["4", "9"]
     streamed = engine.lookup_entity_stream(
-        TENANT, "doc", "view", parse_subject("user:1"), context=context
+        TENANT, "doc", "view", parse_subject("user:1"), options=RequestOptions(context=context)
     )
     assert [i for i, _ in streamed] == ["1", "10", "4", "7", "9"]
     # ... for that request only.

@@ -30,7 +30,14 @@ from hypothesis import strategies as st
 from dsl.compiler import load
 from dsl.schema import AttributeType, ReferenceKind, RelationRef, Schema
 from engine.engine import Engine
-from engine.types import EMPTY_CONTEXT, Context, Entity, LookupPage, SubjectReference
+from engine.types import (
+    EMPTY_CONTEXT,
+    Context,
+    Entity,
+    LookupPage,
+    RequestOptions,
+    SubjectReference,
+)
 from storage.base import Attribute, Changes, Store, Subject, Tuple
 from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
@@ -348,7 +355,8 @@ def lookup_entity_pages(
     """Every page of a lookup-entity, concatenated."""
     return _all_pages(
         lambda cursor: engine.lookup_entity(
-            tenant, entity_type, name, subject, context=context, page_size=page_size, cursor=cursor
+            tenant, entity_type, name, subject,
+            options=RequestOptions(context=context), page_size=page_size, cursor=cursor
         )
     )
 
@@ -419,7 +427,8 @@ def compare_checks(
         entity = Entity(entity_type, entity_id)
         for subject in model.subjects:
             what = f"check {entity}#{name}@{subject}"
-            got = engine.check(TENANT, entity, name, subject, context=context).allowed
+            got = engine.check(TENANT, entity, name, subject,
+                options=RequestOptions(context=context)).allowed
             out.expect(what, got, oracle.check(entity_type, entity_id, name, subject))
             if without is not None:
                 got = engine.check(TENANT, entity, name, subject).allowed

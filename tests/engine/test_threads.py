@@ -6,7 +6,7 @@ import random
 import threading
 
 from engine.engine import Engine
-from engine.types import Entity
+from engine.types import Entity, RequestOptions
 from storage.base import Store, Subject
 from tests.engine.support import TENANT, load, write
 
@@ -40,7 +40,7 @@ def test_concurrent_checks_answer_at_their_snapshot_while_writes_land(store: Sto
                 Entity("doc", "1"),
                 "view",
                 Subject("user", str(user)),
-                snap_token=tokens[at],
+                options=RequestOptions(snap_token=tokens[at]),
             ).allowed
             if got != (user <= at):
                 failures.append(f"user {user} at token {at}: {got}")
