@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import plyvel
 
@@ -40,6 +40,18 @@ def translate(store: Closable, exc: BaseException, failure: str = "") -> BaseExc
     if failure and isinstance(exc, plyvel.Error):
         return StorageError(f"{failure}: {exc}")
     return None
+
+
+def raise_translated(store: Closable, exc: BaseException, failure: str = "") -> NoReturn:
+    """Raise ``translate``'s storage error for ``exc`` (``from`` it), or ``exc`` itself.
+
+    For the engine's hottest reads, which catch the error themselves: a ``with PlyvelErrors``
+    block costs about 0.15 µs on every call, this only when something went wrong.
+    """
+    translated = translate(store, exc, failure)
+    if translated is None:
+        raise exc
+    raise translated from exc
 
 
 class PlyvelErrors:

@@ -36,7 +36,7 @@ from storage.base import (
 from storage.errors import InvalidToken
 from storage.keys import ESCAPED_NUL, HISTORY, TERMINATOR, component, components, rev8, split
 from storage.leveldb.history import decode_attribute, visible_pair, visible_payload
-from storage.leveldb.plyvel_errors import store_closed
+from storage.leveldb.plyvel_errors import raise_translated, store_closed
 from storage.leveldb.subjects import RawSubjects
 
 if TYPE_CHECKING:
@@ -100,7 +100,9 @@ class LevelDBReader:
 
     # -- engine reads ------------------------------------------------------------------
     # plyvel raises RuntimeError once the database is closed; every read that touches LevelDB
-    # runs inside ``self._guard``, which turns that into StoreClosed.
+    # runs inside ``self._guard``, which turns that into StoreClosed. The four reads a check
+    # makes per step (subject_set, relations, has_tuple, attribute) catch it themselves and call
+    # raise_translated instead: the with-block added 12-20% to a point read.
 
     # subjects and entity_ids are _scan specialised by hand: they are the engine's inner loop.
 
@@ -118,7 +120,7 @@ class LevelDBReader:
         if not self._current():
             return RawSubjects(bodies)
         add = bodies.append
-        with self._guard:
+        try:
             it = self._seek(prefix)
             while it.valid():
                 key, value = it.item()
@@ -130,6 +132,8 @@ class LevelDBReader:
                 elif visible_pair(value, rb):
                     add(key[n:-1])
                 it.next()
+        except RuntimeError as exc:
+            raise_translated(self._store, exc)
         return RawSubjects(bodies)
 
     def tuple_kinds(self) -> frozenset[TupleKind]:
@@ -148,7 +152,7 @@ class LevelDBReader:
             return {}
         found = 0
         scanned = 0
-        with self._guard:
+        try:
             it = self._seek(prefix)
             while it.valid():
                 key, value = it.item()
@@ -175,6 +179,8 @@ class LevelDBReader:
                 if bodies is None:
                     bodies = grouped[relation] = []
                 bodies.append(body[end + 2 :])
+        except RuntimeError as exc:
+            raise_translated(self._store, exc)
         return {
             (
                 split(relation + TERMINATOR)[0]
@@ -189,11 +195,13 @@ class LevelDBReader:
         rb = self._rb
         if not self._current():
             return False
-        with self._guard:
+        try:
             created = self._db.get(key)
             if created is not None and created <= rb:
                 return True
             history = self._db.get(key + HISTORY)
+        except RuntimeError as exc:
+            raise_translated(self._store, exc)
         return history is not None and visible_pair(history, rb)
 
     def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
@@ -216,13 +224,15 @@ class LevelDBReader:
         rb = self._rb
         if not self._current():
             return None
-        with self._guard:
+        try:
             current = self._db.get(key)
             if current is not None and current[:8] <= rb:
                 payload: bytes | None = current[8:]
             else:
                 history = self._db.get(key + HISTORY)
                 payload = None if history is None else visible_payload(history, rb)
+        except RuntimeError as exc:
+            raise_translated(self._store, exc)
         if payload is None:
             return None
         return decode_attribute([entity_type, entity_id, name], payload)
