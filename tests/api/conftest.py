@@ -4,6 +4,7 @@ with its own event loop, and a real HTTP client talking to it."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -133,3 +134,12 @@ def stoppable_server(tmp_path: Path) -> Iterator[Callable[..., tuple[Server, Cal
     for thread in started:
         if thread.thread.is_alive():
             thread.stop()
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """The URL of a port nothing listens on, held by this test for its whole run (bound, never
+    listening), so that no server of a test running alongside can be given it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"

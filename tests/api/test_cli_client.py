@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,13 +90,6 @@ def loaded(fresh: Target, tmp_path: Path) -> Target:
         )
     )
     return fresh
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- schema push / pull ---------------------------------------------------------------------
@@ -298,8 +290,8 @@ def test_tuples_write_reports_bad_tuples(
 # -- connection, tenant and key -------------------------------------------------------------
 
 
-def test_unreachable_server_is_one_clear_message_and_exit_1() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+def test_unreachable_server_is_one_clear_message_and_exit_1(refused_url: str) -> None:
+    url = refused_url
     for args in (["tuples", "read"], ["schema", "pull"], ["tuples", "write", "doc:1#owner@user:1"]):
         result = cli(Target(url), *args)
         assert result.exit_code == 1, args

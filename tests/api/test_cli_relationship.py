@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -733,15 +732,8 @@ def test_backoff_doubles_and_honours_retry_after(
     assert len(server.requests) == len(delays) + 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def test_no_answer_is_retried_then_reported() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+def test_no_answer_is_retried_then_reported(refused_url: str) -> None:
+    url = refused_url
     waited: list[float] = []
     with (
         RecordsClient(url, retry=Retry(base_delay=0.01), sleep=waited.append) as client,
