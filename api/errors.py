@@ -1,6 +1,11 @@
 """Every error the API returns, and THE table that maps exceptions to HTTP statuses.
 
-Bodies have Permify's (grpc-gateway's) shape ``{"code": <gRPC code>, "message": "...",
+One table (`classify`) gives every known exception, the relations layer's included, its HTTP
+status and Permify's ErrorCode name; two renderers format what it says: Permify's envelope here
+(`response_for`), used by the Permify routes, and Strapi's (``api/relations_edge.py``), used by
+the relations routes.
+
+Permify bodies have grpc-gateway's shape ``{"code": <gRPC code>, "message": "...",
 "details": [...]}``. ``message`` says what was wrong in words; ``details`` carries a
 ``google.rpc.ErrorInfo`` whose ``reason`` is Permify's ErrorCode name (what programs should
 match on) and, for bad input, a ``google.rpc.BadRequest`` naming the field. Where Permify answers
@@ -19,9 +24,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from dsl.errors import SchemaError
-from dsl.partial import PartialWriteError
+from dsl.partial import PartialProblemCode, PartialWriteError
 from engine import bundles
 from engine import errors as engine_errors
+from engine.relations import errors as relations_errors
 from storage import errors as storage_errors
 
 log = logging.getLogger("stonetown.api")
@@ -32,6 +38,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INVALID_ARGUMENT = 3
 NOT_FOUND = 5
 ALREADY_EXISTS = 6
+PERMISSION_DENIED = 7
 DEADLINE_EXCEEDED = 4
 RESOURCE_EXHAUSTED = 8
 FAILED_PRECONDITION = 9
@@ -45,6 +52,7 @@ UNAUTHENTICATED = 16
 _GRPC_FOR_STATUS = {
     400: INVALID_ARGUMENT,
     401: UNAUTHENTICATED,
+    403: PERMISSION_DENIED,
     404: NOT_FOUND,
     405: UNIMPLEMENTED,
     408: DEADLINE_EXCEEDED,
@@ -112,9 +120,30 @@ _TABLE: dict[type[BaseException], tuple[int, str]] = {
     engine_errors.DepthExceeded: (400, "ERROR_CODE_DEPTH_NOT_ENOUGH"),
     engine_errors.RuleError: (400, "ERROR_CODE_EXECUTION"),
     engine_errors.InvalidWrite: (400, "ERROR_CODE_VALIDATION"),
+    engine_errors.EntityNotDefined: (400, "ERROR_CODE_ENTITY_DEFINITION_NOT_FOUND"),
+    engine_errors.EntityIsSubject: (400, "ERROR_CODE_ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL"),
+    engine_errors.RelationNotDefined: (400, "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"),
+    engine_errors.SubjectTypeNotAllowed: (400, "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"),
+    engine_errors.AttributeNotDefined: (400, "ERROR_CODE_ATTRIBUTE_DEFINITION_NOT_FOUND"),
+    engine_errors.AttributeTypeMismatch: (400, "ERROR_CODE_ATTRIBUTE_TYPE_MISMATCH"),
     SchemaError: (400, "ERROR_CODE_SCHEMA_COMPILE"),
+    PartialWriteError: (400, "ERROR_CODE_VALIDATION"),
     bundles.BundleNotFound: (404, "ERROR_CODE_BUNDLE_NOT_FOUND"),
     bundles.BundleError: (400, "ERROR_CODE_VALIDATION"),
+    relations_errors.RelationsError: (400, "ERROR_CODE_VALIDATION"),
+    relations_errors.Invalid: (400, "ERROR_CODE_VALIDATION"),
+    relations_errors.NotFound: (404, "ERROR_CODE_NOT_FOUND"),
+    relations_errors.Conflict: (409, "ERROR_CODE_CONFLICT"),
+    relations_errors.Forbidden: (403, "ERROR_CODE_FORBIDDEN"),
+    relations_errors.Unauthenticated: (401, "ERROR_CODE_UNAUTHENTICATED"),
+}
+
+#: Permify's ErrorCode names for what is wrong with a partial schema write.
+_PARTIAL_REASONS: dict[PartialProblemCode, str] = {
+    PartialProblemCode.ENTITY_NOT_FOUND: "ERROR_CODE_ENTITY_STATEMENT_NOT_FOUND",
+    PartialProblemCode.REFERENCE_NOT_FOUND: "ERROR_CODE_REFERENCE_NOT_FOUND",
+    PartialProblemCode.ALREADY_EXIST: "ERROR_CODE_ALREADY_EXIST",
+    PartialProblemCode.SCHEMA_PARSE: "ERROR_CODE_SCHEMA_PARSE",
 }
 
 
@@ -123,12 +152,16 @@ def classify(exc: BaseException) -> tuple[int, str] | None:
     for cls in type(exc).__mro__:
         found = _TABLE.get(cls)
         if found is not None:
-            status, reason = found
-            code = getattr(exc, "code", None)
-            if isinstance(code, str) and code.startswith("ERROR_CODE_"):
-                reason = code  # InvalidWrite and friends carry Permify's exact code
-            return status, reason
+            return found
     return None
+
+
+def reason_of(exc: BaseException) -> str:
+    """The Permify ErrorCode name the table gives ``exc`` (ValueError if it is not there)."""
+    found = classify(exc)
+    if found is None:
+        raise ValueError(f"{type(exc).__name__} is not in the error table")
+    return found[1]
 
 
 def error_body(
@@ -210,7 +243,14 @@ def _schema_error(exc: SchemaError) -> ApiError:
 
 def _partial_error(exc: PartialWriteError) -> ApiError:
     violations = [FieldViolation(p.location, p.message) for p in exc.problems]
-    return ApiError(400, exc.code, str(exc), violations=violations)
+    return ApiError(400, _PARTIAL_REASONS[exc.code], str(exc), violations=violations)
+
+
+def _bundle_error(exc: bundles.BundleError) -> ApiError:
+    # A bundle error still names its Permify code itself, one of several per class.
+    found = classify(exc)
+    assert found is not None
+    return ApiError(found[0], exc.code, str(exc) or exc.code)
 
 
 def translate(exc: BaseException) -> ApiError | None:
@@ -223,6 +263,8 @@ def translate(exc: BaseException) -> ApiError | None:
         return _schema_error(exc)
     if isinstance(exc, PartialWriteError):
         return _partial_error(exc)
+    if isinstance(exc, bundles.BundleError):
+        return _bundle_error(exc)
     found = classify(exc)
     if found is None:
         return None

@@ -108,44 +108,38 @@ def _field_details(errors: Sequence[FieldError], name: str) -> dict[str, Any]:
 
 
 def strapi_response(request: web.Request, exc: Exception) -> web.StreamResponse:
-    """Any exception a relations handler raised, in Strapi's envelope (500s are logged)."""
-    match exc:
-        case Invalid():
-            return envelope(400, exc.message, _field_details(exc.errors, "ValidationError"))
-        case NotFound():
-            return envelope(404, exc.message, _field_details(exc.errors, "NotFoundError"))
-        case Conflict():
-            return envelope(409, exc.message, exc.details)
-        case Forbidden():
-            details = {"missing_scopes": list(exc.missing_scopes)} if exc.missing_scopes else {}
-            return envelope(403, exc.message, details)
-        case Unauthenticated():
-            return envelope(
-                401, exc.message, {}, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            )
-        case TenantNotFound():
-            return envelope(404, f"tenant {exc.tenant} not found")
-        case InvalidTenantId():
-            return envelope(
-                400,
-                str(exc),
-                {"errors": _errors([FieldError(("tenant_id",), str(exc))], "ValidationError")},
-            )
-        case ApiError():
-            return envelope(exc.status, exc.message, {}, exc.headers)
-        case web.HTTPException() if exc.status >= 400:
-            return envelope(exc.status, exc.reason)
-        case ConnectionResetError():
-            return web.Response(status=499)
-        case RelationsError():
-            return envelope(400, exc.message)
+    """Any exception a relations handler raised, in Strapi's envelope: the status is the error
+    table's (``api/errors.py``), the details Strapi's; 500s are logged."""
     if isinstance(exc, web.HTTPException):
-        raise exc
-    known = translate(exc)  # the engine's and the store's errors (503 while closing, ...)
-    if known is not None:
-        return envelope(known.status, known.message, {}, known.headers)
-    log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
-    return envelope(500, "internal error (logged)")
+        if exc.status < 400:
+            raise exc
+        return envelope(exc.status, exc.reason)
+    if isinstance(exc, ConnectionResetError):
+        return web.Response(status=499)
+    known = translate(exc)
+    if known is None:
+        log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+        return envelope(500, "internal error (logged)")
+    status, message, headers = known.status, known.message, known.headers
+    details: Mapping[str, Any] = {}
+    match exc:
+        case Invalid() | NotFound():
+            message, details = exc.message, _field_details(exc.errors, _NAMES[status])
+        case Conflict():
+            message, details = exc.message, exc.details
+        case Forbidden():
+            message = exc.message
+            details = {"missing_scopes": list(exc.missing_scopes)} if exc.missing_scopes else {}
+        case Unauthenticated():
+            message, headers = exc.message, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        case RelationsError():
+            message = exc.message
+        case TenantNotFound():
+            message = f"tenant {exc.tenant} not found"
+        case InvalidTenantId():
+            message = str(exc)
+            details = {"errors": _errors([FieldError(("tenant_id",), message)], _NAMES[status])}
+    return envelope(status, message, details, headers)
 
 
 async def strapi_not_found(request: web.Request) -> web.StreamResponse:

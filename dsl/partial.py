@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final
 
 from dsl import ast
@@ -31,11 +32,25 @@ from dsl.errors import SchemaError
 from dsl.format import format_schema
 from dsl.parser import MAX_SCHEMA_BYTES, parse, parse_member
 
-#: Permify's ErrorCode names for the problems of a partial write.
-ENTITY_NOT_FOUND: Final = "ERROR_CODE_ENTITY_STATEMENT_NOT_FOUND"
-REFERENCE_NOT_FOUND: Final = "ERROR_CODE_REFERENCE_NOT_FOUND"
-ALREADY_EXIST: Final = "ERROR_CODE_ALREADY_EXIST"
-SCHEMA_PARSE: Final = "ERROR_CODE_SCHEMA_PARSE"
+
+class PartialProblemCode(Enum):
+    """What is wrong with one part of a partial write."""
+
+    #: The entity to edit is not in the schema.
+    ENTITY_NOT_FOUND = "entity not found"
+    #: The member to update or delete is not in the entity.
+    REFERENCE_NOT_FOUND = "member not found"
+    #: The member written is already in the entity.
+    ALREADY_EXIST = "member already exists"
+    #: A statement does not parse, or the statements are too large for a schema.
+    SCHEMA_PARSE = "statement does not parse"
+
+
+#: Shorthands for the codes.
+ENTITY_NOT_FOUND: Final = PartialProblemCode.ENTITY_NOT_FOUND
+REFERENCE_NOT_FOUND: Final = PartialProblemCode.REFERENCE_NOT_FOUND
+ALREADY_EXIST: Final = PartialProblemCode.ALREADY_EXIST
+SCHEMA_PARSE: Final = PartialProblemCode.SCHEMA_PARSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +64,10 @@ class Partial:
 
 @dataclass(frozen=True, slots=True)
 class PartialProblem:
-    """One thing wrong with the request: Permify's error ``code``, where it is in the request
-    (``partials.document.update[1]``) and what is wrong."""
+    """One thing wrong with the request: what kind of problem (``code``), where it is in the
+    request (``partials.document.update[1]``) and what is wrong."""
 
-    code: str
+    code: PartialProblemCode
     location: str
     message: str
 
@@ -70,7 +85,7 @@ class PartialWriteError(Exception):
         super().__init__("; ".join(str(p) for p in self.problems))
 
     @property
-    def code(self) -> str:
+    def code(self) -> PartialProblemCode:
         """The first problem's code (Permify reports only the first)."""
         return self.problems[0].code
 

@@ -49,14 +49,34 @@ class RuleError(EngineError):
 
 
 class InvalidWrite(EngineError):
-    """A tuple or attribute does not fit the schema (Permify's ValidateTuple codes).
+    """A tuple or attribute does not fit the schema; the subclass says how (see
+    ``engine/writes.py`` for the order the checks run in)."""
 
-    ``code`` is Permify's error code name, e.g. ``ERROR_CODE_SUBJECT_TYPE_NOT_FOUND``.
-    """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class EntityNotDefined(InvalidWrite):
+    """The written tuple's or attribute's entity type is not defined in the schema."""
+
+
+class EntityIsSubject(InvalidWrite):
+    """The tuple relates an object to itself: its subject is its own entity and relation."""
+
+
+class RelationNotDefined(InvalidWrite):
+    """The tuple's relation is not a relation of its entity type (it is undefined, or it names a
+    permission or attribute)."""
+
+
+class SubjectTypeNotAllowed(InvalidWrite):
+    """The tuple's subject type (``type`` or ``type#relation``) is not one its relation admits."""
+
+
+class AttributeNotDefined(InvalidWrite):
+    """The attribute is not an attribute of its entity type (undefined, or another kind of
+    member)."""
+
+
+class AttributeTypeMismatch(InvalidWrite):
+    """The attribute's value has another type than the schema declares."""
 
 
 class OverBudget(Exception):

@@ -3,7 +3,7 @@ ValidateAttribute.)
 
 The data-write API and the validation-file runner call these before anything reaches the store;
 stored data is never re-validated (a tuple written before a schema change is followed as-is). The
-checks run in Permify's order, so the same bad write gets the same code: entity type, then
+checks run in Permify's order, so the same bad write gets the same error: entity type, then
 "entity equals subject", then relation, then subject type.
 """
 
@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dsl.schema import AttributeDef, EntityDef, ReferenceKind, Schema
-from engine.errors import InvalidWrite
+from engine.errors import (
+    AttributeNotDefined,
+    AttributeTypeMismatch,
+    EntityIsSubject,
+    EntityNotDefined,
+    RelationNotDefined,
+    SubjectTypeNotAllowed,
+)
 from storage.base import Attribute, AttributeKey, Subject, Tuple
-
-ENTITY_DEFINITION_NOT_FOUND = "ERROR_CODE_ENTITY_DEFINITION_NOT_FOUND"
-RELATION_DEFINITION_NOT_FOUND = "ERROR_CODE_RELATION_DEFINITION_NOT_FOUND"
-SUBJECT_TYPE_NOT_FOUND = "ERROR_CODE_SUBJECT_TYPE_NOT_FOUND"
-ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL = "ERROR_CODE_ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL"
-ATTRIBUTE_DEFINITION_NOT_FOUND = "ERROR_CODE_ATTRIBUTE_DEFINITION_NOT_FOUND"
-ATTRIBUTE_TYPE_MISMATCH = "ERROR_CODE_ATTRIBUTE_TYPE_MISMATCH"
 
 
 def attribute_text(a: Attribute) -> str:
@@ -45,8 +45,7 @@ def _misnamed(name: str, kind: ReferenceKind | None, wanted: str) -> str:
 def _entity(schema: Schema, entity_type: str, what: str) -> EntityDef:
     definition = schema.entity(entity_type)
     if definition is None:
-        raise InvalidWrite(
-            ENTITY_DEFINITION_NOT_FOUND,
+        raise EntityNotDefined(
             f"{what}: entity type `{entity_type}` is not defined in the schema; "
             f"defined entities: {_listing(schema.entities)}",
         )
@@ -54,7 +53,7 @@ def _entity(schema: Schema, entity_type: str, what: str) -> EntityDef:
 
 
 def check_tuple(schema: Schema, t: Tuple) -> None:
-    """Raise InvalidWrite (with Permify's code) unless ``t`` may be written under ``schema``.
+    """Raise an InvalidWrite subclass unless ``t`` may be written under ``schema``.
 
     ``t.relation`` must be a relation (not a permission or attribute) of the entity type, and the
     subject's ``type`` or ``type#relation`` one of the types that relation declares. A tuple may
@@ -63,36 +62,32 @@ def check_tuple(schema: Schema, t: Tuple) -> None:
     what = f"tuple {t}"
     definition = _entity(schema, t.entity_type, what)
     if t.subject == Subject(t.entity_type, t.entity_id, t.relation):
-        raise InvalidWrite(
-            ENTITY_AND_SUBJECT_CANNOT_BE_EQUAL,
+        raise EntityIsSubject(
             f"{what}: the entity and the subject are the same object and relation; "
             "a tuple may not relate something to itself",
         )
     relation = definition.relations.get(t.relation)
     if relation is None:
         found = _misnamed(t.relation, definition.references.get(t.relation), "a relation")
-        raise InvalidWrite(
-            RELATION_DEFINITION_NOT_FOUND,
+        raise RelationNotDefined(
             f"{what}: {found} on entity `{t.entity_type}`; "
             f"its relations: {_listing(definition.relations)}",
         )
     if not relation.allows(t.subject_type, t.subject_relation):
         shown = f"{t.subject_type}#{t.subject_relation}" if t.subject_relation else t.subject_type
-        raise InvalidWrite(
-            SUBJECT_TYPE_NOT_FOUND,
+        raise SubjectTypeNotAllowed(
             f"{what}: subject type `{shown}` is not allowed in "
             f"`{t.entity_type}#{t.relation}`, which admits: {_listing(relation.subject_types)}",
         )
 
 
 def _declared_attribute(schema: Schema, entity_type: str, name: str, what: str) -> AttributeDef:
-    """The attribute ``entity_type#name`` declares, or InvalidWrite (Permify's code)."""
+    """The attribute ``entity_type#name`` declares, or an InvalidWrite subclass."""
     definition = _entity(schema, entity_type, what)
     declared = definition.attributes.get(name)
     if declared is None:
         found = _misnamed(name, definition.references.get(name), "an attribute")
-        raise InvalidWrite(
-            ATTRIBUTE_DEFINITION_NOT_FOUND,
+        raise AttributeNotDefined(
             f"{what}: {found} on entity `{entity_type}`; "
             f"its attributes: {_listing(definition.attributes)}",
         )
@@ -104,8 +99,7 @@ def check_attribute(schema: Schema, a: Attribute) -> None:
     what = f"attribute {attribute_text(a)}"
     declared = _declared_attribute(schema, a.entity_type, a.name, what)
     if declared.type is not a.type:
-        raise InvalidWrite(
-            ATTRIBUTE_TYPE_MISMATCH,
+        raise AttributeTypeMismatch(
             f"{what}: `{a.entity_type}#{a.name}` is declared `{declared.type.keyword}`, "
             f"the value is `{a.type.keyword}`",
         )

@@ -17,7 +17,7 @@ from api.boundary import (
     tenant_of,
     token_field,
 )
-from api.errors import ApiError, FieldViolation, bad_request
+from api.errors import ApiError, FieldViolation, bad_request, reason_of
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
 from engine.writes import check_attribute, check_tuple
@@ -28,7 +28,8 @@ DEFAULT_PAGE_SIZE = 50
 
 
 def _invalid(field: str, exc: InvalidWrite) -> ApiError:
-    return ApiError(400, exc.code, f"{field}: {exc}", violations=[FieldViolation(field, str(exc))])
+    reason = reason_of(exc)
+    return ApiError(400, reason, f"{field}: {exc}", violations=[FieldViolation(field, str(exc))])
 
 
 def _attributes(items: Sequence[m.AttributeIn]) -> list[Attribute]:

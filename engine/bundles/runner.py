@@ -91,11 +91,11 @@ def _items(
 
 
 def _checked(at: str, check: Callable[[], None]) -> None:
-    """Run a schema check; its InvalidWrite keeps Permify's code and gains the location."""
+    """Run a schema check; its InvalidWrite keeps its class and gains the location."""
     try:
         check()
     except InvalidWrite as exc:
-        raise InvalidWrite(exc.code, f"{at}: {exc}") from exc
+        raise type(exc)(f"{at}: {exc}") from exc
 
 
 def _changes(bundle: DataBundle, schema: Schema, arguments: Mapping[str, str]) -> Changes:

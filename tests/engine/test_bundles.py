@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.errors import reason_of
 from dsl.schema import AttributeType, Schema
 from engine.bundles import (
     ALREADY_EXIST,
@@ -526,7 +527,7 @@ def test_a_run_the_schema_rejects_writes_nothing(
         store, InvalidWrite, lambda: run_bundle(store, schema, TENANT, "b", {"id": "42"})
     )
     assert isinstance(error, InvalidWrite)
-    assert error.code == code
+    assert reason_of(error) == code
     assert str(error).startswith(f"bundle `b`: operations[1].{list_name}[1] `{text}`: ")
     assert text.replace("{{.id}}", "42").split("|")[0] in str(error)
     assert state(store) == before == (set(), set())

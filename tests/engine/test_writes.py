@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from api.errors import reason_of
 from dsl.compiler import load
 from dsl.schema import AttributeType
 from engine.errors import InvalidWrite
@@ -70,7 +71,7 @@ def test_tuple_validation_gives_permifys_code(text: str, code: str | None) -> No
         return
     with pytest.raises(InvalidWrite) as caught:
         check_tuple(SCHEMA, t)
-    assert caught.value.code == code
+    assert reason_of(caught.value) == code
     assert str(t) in str(caught.value)
 
 
@@ -141,7 +142,7 @@ def test_attribute_validation_gives_permifys_code(attribute: Attribute, code: st
         return
     with pytest.raises(InvalidWrite) as caught:
         check_attribute(SCHEMA, attribute)
-    assert caught.value.code == code
+    assert reason_of(caught.value) == code
     assert attribute_text(attribute) in str(caught.value)
 
 
@@ -183,4 +184,4 @@ def test_conformance_unvalidated_tuples_fail_with_their_documented_code(
     document = yaml.safe_load((CONFORMANCE / file).read_text(encoding="utf-8"))
     with pytest.raises(InvalidWrite) as caught:
         check_tuple(load(document["schema"]), Tuple.parse(text))
-    assert caught.value.code == code
+    assert reason_of(caught.value) == code
