@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
@@ -58,13 +59,16 @@ from storage.leveldb import LevelDBStore
 log = logging.getLogger("stonetown.server")
 
 
-def create_app(config: Config, *, store: Store | None = None) -> web.Application:
-    """Build the server. With ``store`` the caller owns it (it is not closed on shutdown)."""
+def create_app(
+    config: Config, *, store: Store | None = None, clock: Callable[[], float] = time.time
+) -> web.Application:
+    """Build the server. With ``store`` the caller owns it (it is not closed on shutdown);
+    ``clock`` (seconds since the epoch) is when API tokens are made, revoked and expire."""
     metrics = Metrics()
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[METRICS] = metrics
-    app.cleanup_ctx.append(functools.partial(_services, store=store))
+    app.cleanup_ctx.append(functools.partial(_services, store=store, clock=clock))
     app.on_shutdown.append(_stop_streams)
     edge = Edge(
         metrics, config.max_concurrency, config.preshared_keys, stream_limit=config.max_streams
@@ -116,7 +120,9 @@ def create_app(config: Config, *, store: Store | None = None) -> web.Application
     return app
 
 
-async def _services(app: web.Application, *, store: Store | None) -> AsyncIterator[None]:
+async def _services(
+    app: web.Application, *, store: Store | None, clock: Callable[[], float]
+) -> AsyncIterator[None]:
     config = app[CONFIG]
     owned = store is None
     opened: Store = store or LevelDBStore(
@@ -132,7 +138,7 @@ async def _services(app: web.Application, *, store: Store | None) -> AsyncIterat
         ),
     )
     executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="stonetown-worker")
-    relations = Relations(opened, engine)
+    relations = Relations(opened, engine, clock=clock)
     raw_writer = RawWriter(opened)
     relations.install(raw_writer)  # the engine writes raw data without knowing the layer
     app[SERVICES] = Services(config, opened, engine, executor, relations, raw_writer)

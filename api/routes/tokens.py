@@ -30,7 +30,7 @@ from api.relations_edge import (
 from api.relations_views import token_item
 from api.services import SERVICES
 from engine.relations.errors import FieldError, Invalid
-from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings, now_micros
+from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings
 from engine.suggest import suggest
 
 routes = web.RouteTableDef()
@@ -80,7 +80,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     name = check_string(body.get("name"), ("name",), "name", NAME_CHARS, errors, minimum=1)
     scopes = _scopes(body.get("scopes"), errors)
     subject = _subject(body.get("subject"), errors)
-    expires_at = _expires_at(body.get("expires_at"), errors)
+    expires_at = _expires_at(body.get("expires_at"), errors, svc.relations.now_micros())
     if errors:
         raise Invalid(errors)
     assert name is not None
@@ -150,7 +150,7 @@ def _subject(value: object, errors: list[FieldError]) -> str | None:
     return None if ref is None else f"{ref[0]}:{ref[1]}"
 
 
-def _expires_at(value: object, errors: list[FieldError]) -> int | None:
+def _expires_at(value: object, errors: list[FieldError], now: int) -> int | None:
     """An ISO-8601 timestamp with a timezone, in the future, as UTC microseconds."""
     if value is None:
         return None
@@ -172,7 +172,7 @@ def _expires_at(value: object, errors: list[FieldError]) -> int | None:
         errors.append(FieldError(("expires_at",), "expires_at must be in the years 1-9999 UTC"))
         return None
     micros = (moment - _EPOCH) // timedelta(microseconds=1)
-    if micros <= now_micros():
+    if micros <= now:
         errors.append(FieldError(("expires_at",), "expires_at must be in the future"))
         return None
     return micros

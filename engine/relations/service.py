@@ -14,6 +14,7 @@ import hashlib
 import re
 import secrets
 import string
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,6 @@ from engine.relations.model import (
     Relation,
     RelationType,
     Settings,
-    now_micros,
 )
 from engine.relations.raw_deletes import RawDeletes
 from engine.suggest import suggest
@@ -73,13 +73,21 @@ class Linked:
 
 
 class Relations:
-    def __init__(self, store: Store, engine: Engine) -> None:
+    def __init__(
+        self, store: Store, engine: Engine, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.engine = engine
+        #: Seconds since the epoch: when tokens are made, revoked, and expire (tests move it).
+        self.clock = clock
         #: Decoded relationship types by their stored bytes (read on every write).
         self._decoded: dict[bytes, RelationType] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def now_micros(self) -> int:
+        """Now by the layer's clock, in microseconds since the epoch (as rows store times)."""
+        return int(self.clock() * 1_000_000)
 
     def install(self, writer: RawWriter) -> None:
         """Register the layer's write hook: raw tuple deletes take their metadata rows along."""
@@ -139,13 +147,13 @@ class Relations:
         holder = self.store.claimant(layout.TOKENS, (digest,))
         if holder is not None and holder != tenant:
             # An expired or revoked token is a 401 everywhere, never a 404.
-            if _live(self._token_of(holder, digest)):
+            if _live(self._token_of(holder, digest), self.now_micros()):
                 raise TenantNotFound(tenant)
             raise Unauthenticated("invalid token")
         token = self._token_of(tenant, digest)
         if token is None:
             raise Unauthenticated("invalid token")
-        if not _live(token):
+        if not _live(token, self.now_micros()):
             raise Unauthenticated("the token is expired or revoked")
         return Principal(frozenset(token.scopes), token.subject, token.id)
 
@@ -187,7 +195,7 @@ class Relations:
             hash=_digest(secret),
             scopes=tuple(scopes),
             subject=subject,
-            created_at=now_micros(),
+            created_at=self.now_micros(),
             expires_at=expires_at,
         )
         changes = Changes()
@@ -204,7 +212,9 @@ class Relations:
             if token is None or token.revoked_at is not None:
                 raise NotFound(f"token {token_id} not found")
             changes = Changes()
-            layout.put_token(changes, ApiToken(**{**_fields(token), "revoked_at": now_micros()}))
+            layout.put_token(
+                changes, ApiToken(**{**_fields(token), "revoked_at": self.now_micros()})
+            )
             return changes, None
 
         self._transact(tenant, build)
@@ -528,11 +538,11 @@ class _Unchanged(Exception):
         self.row = row
 
 
-def _live(token: ApiToken | None) -> bool:
+def _live(token: ApiToken | None, now: int) -> bool:
     return (
         token is not None
         and token.revoked_at is None
-        and (token.expires_at is None or token.expires_at > now_micros())
+        and (token.expires_at is None or token.expires_at > now)
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,12 +34,12 @@ class Server:
 
 
 class _Thread:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.error: BaseException | None = None
-        self.app = create_app(config)
+        self.app = create_app(config, clock=clock)
         self.runner = make_runner(self.app)
         self.port = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -76,13 +77,14 @@ class _Thread:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers with given Config fields (each on its own data dir); stopped at teardown."""
+    """Start servers with given Config fields (each on its own data dir), and the clock their
+    API tokens are made, revoked and expire by; stopped at teardown."""
     started: list[_Thread] = []
 
-    def start(**fields: Any) -> Server:
+    def start(*, clock: Callable[[], float] = time.time, **fields: Any) -> Server:
         data_dir = tmp_path / f"data{len(started)}"
         config = replace(Config(data_dir=str(data_dir), port=0, access_log=False), **fields)
-        thread = _Thread(config)
+        thread = _Thread(config, clock)
         started.append(thread)
         return thread.start()
 

@@ -1,8 +1,9 @@
-"""Helpers of the API tests: Permify's wire shapes from the string forms, and the server's
-request counts."""
+"""Helpers of the API tests: Permify's wire shapes from the string forms, the server's
+request counts, and a clock the test moves."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -48,3 +49,16 @@ def finished_requests(client: httpx.Client, route: str) -> dict[str, float]:
             status = line.split('status="')[1].split('"')[0]
             counts[status] = float(line.rsplit(" ", 1)[1])
     return counts
+
+
+class Clock:
+    """A clock the test moves by hand (seconds since the epoch), starting at the real now."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def set(self, moment: float) -> None:
+        self.now = moment

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import pytest
 from api.services import SERVICES
 from engine.relations.model import SCOPES, Settings, now_micros
 from tests.api.relations_support import register, strapi_error, tenant_with_schema
+from tests.api.support import Clock
 
 ADMIN_KEY = "admin-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -345,14 +345,20 @@ def test_requests_without_valid_credentials_get_401_with_a_bearer_challenge(
         assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
 
 
-def test_token_works_until_it_expires_then_gets_401(client: httpx.Client) -> None:
-    token = new_token(client, ["relationship:list"], expires_at=iso_in(1.0))
-    assert client.get(E1, headers=bearer(token["token"])).status_code == 200
-    time.sleep(max(0.0, datetime.fromisoformat(token["expires_at"]).timestamp() - time.time()))
-    time.sleep(0.05)
-    response = client.get(E1, headers=bearer(token["token"]))
-    strapi_error(response, 401)
-    assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
+def test_token_works_until_it_expires_then_gets_401(start_server: Callable[..., Any]) -> None:
+    clock = Clock()  # the server's: moved past the expiry instead of waiting for it
+    server = start_server(clock=clock, preshared_keys=(ADMIN_KEY,))
+    with server.client() as client:
+        setup(client)
+        token = new_token(client, ["relationship:list"], expires_at=iso_in(1.0))
+        assert client.get(E1, headers=bearer(token["token"])).status_code == 200
+        expires = datetime.fromisoformat(token["expires_at"]).timestamp()
+        clock.set(expires - 0.001)
+        assert client.get(E1, headers=bearer(token["token"])).status_code == 200
+        clock.set(expires + 0.001)
+        response = client.get(E1, headers=bearer(token["token"]))
+        strapi_error(response, 401)
+        assert response.headers["WWW-Authenticate"] == INVALID_TOKEN
 
 
 # -- case 58: another tenant's token ----------------------------------------------------------
