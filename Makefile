@@ -1,4 +1,4 @@
-# The two set-up commands the README promises: `make serve` and `make test`.
+# The two set-up commands the README promises: `make serve` (blocks until Ctrl-C) and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -54,7 +54,8 @@ bench-engine: $(VENV)/.installed $(BENCH_DATA)/$(SIZE)/tuples.jsonl
 bench-http: $(VENV)/.installed
 	$(BIN)/python bench/http_bench.py
 
-# Issue 6: 100k seed-003 relations created through HTTP, then list pages at every depth (minutes).
+# The relations layer over HTTP: 100,000 contact relationship records created, then list pages at
+# every depth (minutes; figures in bench/README.md).
 bench-relations: $(VENV)/.installed
 	$(BIN)/python bench/relations_bench.py
 
