@@ -139,8 +139,13 @@ class Evaluation(Reads):
         self.count += 1
         if self.count > self.limit:
             raise OverBudget(self.limit)
+        # The path's bookkeeping, done here rather than in calls to it (a call a dispatch is
+        # measurable on the first pass); what a cut or a failure means is `Path`'s to decide.
+        progress = path.in_progress
+        progress.add(key)
         cuts = path.cuts
-        outer = path.enter(key)
+        outer = path.assumed
+        path.assumed = None
         try:
             answer = fn(self, eid, s, depth)
         except EngineError as exc:
@@ -149,12 +154,17 @@ class Evaluation(Reads):
         except BaseException:
             path.abandon(key, outer)
             raise
-        if path.leave(key, cuts, outer, answer):
+        progress.discard(key)
+        if cuts == path.cuts:
+            path.assumed = outer
             results[key] = answer
+        else:
+            path.taint(key, cuts, outer, answer)
         return answer
 
-    def begin(self, subject: Subject) -> None:
-        """Make ``subject`` the one membership tests are mostly about."""
+    def begin(self, subject: Subject, key: SubjectKey | None = None) -> None:
+        """Make ``subject`` (whose `subject_key` is ``key``, when known) the one membership
+        tests are mostly about."""
         self.root = subject
         self.root_token = self.token(subject)
-        self.root_key = subject_key(subject)
+        self.root_key = subject_key(subject) if key is None else key

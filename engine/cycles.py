@@ -1,8 +1,9 @@
 """Cycle cutting: the questions being evaluated on the current path, and what rests on them.
 
 Data may hold cycles (group 1 in group 2 in group 1, a folder that is its own ancestor). The
-dispatcher asks `Path.known` before it evaluates a question and brackets the evaluation with
-`Path.enter` and `Path.leave` / `Path.fail` / `Path.abandon`:
+dispatcher asks `Path.known` before it evaluates a question, marks it in progress
+(`Path.in_progress`) while it is evaluated, and hands an answer resting on a cut to
+`Path.taint`, an error to `Path.fail`:
 
 * A question already being evaluated on the path answers False ("cut"). For union and
   intersection that yields the least fixed point, which is the right answer; but every answer
@@ -67,24 +68,12 @@ class Path:
                 return tainted[1]
         return None
 
-    def enter(self, key: str) -> set[str] | None:
-        """``key`` is being evaluated from now on. Returns the caller's assumptions, which the
-        caller hands back to `leave`, `fail` or `abandon` with the `cuts` it saw before."""
-        self.in_progress.add(key)
-        outer = self.assumed
-        self.assumed = None
-        return outer
-
-    def leave(self, key: str, cuts: int, outer: set[str] | None, answer: bool) -> bool:
-        """``key`` answered ``answer``; True when the answer is untainted (shareable)."""
-        self.in_progress.discard(key)
-        if cuts == self.cuts:
-            self.assumed = outer
-            return True
+    def taint(self, key: str, cuts: int, outer: set[str] | None, answer: bool) -> None:
+        """``key`` answered ``answer`` resting on cuts made since ``cuts`` (the caller's
+        assumptions were ``outer``): keep it for reuse while what it assumed is in progress."""
         assumed = self._settle(outer, cuts)
         assert assumed is not None
         self.tainted[key] = (assumed, answer)
-        return False
 
     def fail(
         self, key: str, cuts: int, outer: set[str] | None, depth: int, error: EngineError

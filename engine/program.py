@@ -20,6 +20,7 @@ from dsl.schema import (
     TupleToUserSet,
 )
 from engine.errors import UnknownEntityType, UnknownPermission
+from engine.keys import read_prefix
 from engine.nodes import (
     Evaluator,
     attribute_of,
@@ -45,9 +46,12 @@ class Program:
         self.schema = schema
         self.rules = rules
         self.evaluators: dict[tuple[str, str], Evaluator] = {}
-        #: entity type -> its relations, for types whose relations are read in one scan.
-        self.prefetch: dict[str, tuple[str, ...]] = {
-            e.name: tuple(e.relations) for e in schema.entities.values() if len(e.relations) > 1
+        #: entity type -> (relation, its read-key prefix) of each of its relations, for types
+        #: whose relations are read in one scan.
+        self.prefetch: dict[str, tuple[tuple[str, str], ...]] = {
+            e.name: tuple((r, read_prefix(e.name, r)) for r in e.relations)
+            for e in schema.entities.values()
+            if len(e.relations) > 1
         }
         for entity in schema.entities.values():
             for name in entity.relations:

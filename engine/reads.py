@@ -74,11 +74,12 @@ class Reads:
         reader: SnapshotReader,
         context: Context,
         reads: dict[Any, Any],
-        prefetch: Mapping[str, tuple[str, ...]],
+        prefetch: Mapping[str, tuple[tuple[str, str], ...]],
     ) -> None:
         self.reader = reader
         self.reads = reads
-        #: entity type -> its relations, for types whose relations are read in one scan.
+        #: entity type -> (relation, read-key prefix) pairs, for types whose relations are
+        #: read in one scan.
         self.prefetch = prefetch
         self.tokens: dict[Subject, object] = {}
         #: The shared read cache, or None when contextual tuples must be merged into reads.
@@ -135,8 +136,8 @@ class Reads:
             found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
             if found is not None:
                 # Relations the schema no longer has are never asked for.
-                for name in names:
-                    reads[read_key(entity_type, name, eid)] = found.get(name, _NO_SUBJECTS)
+                for name, prefix in names:
+                    reads[prefix + eid] = found.get(name, _NO_SUBJECTS)
                 key = read_key(entity_type, relation, eid)
                 data: SubjectSet | None = reads.get(key)
                 if data is None:

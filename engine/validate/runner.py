@@ -27,7 +27,7 @@ from dsl.errors import SchemaError
 from dsl.schema import Schema
 from engine.engine import Engine, EngineConfig
 from engine.errors import EngineError, InvalidWrite
-from engine.types import DEFAULT_LOOKUP_PAGE_SIZE, Context, LookupPage, subject_text
+from engine.types import DEFAULT_LOOKUP_PAGE_SIZE, Context, LookupPage, RequestOptions, subject_text
 from engine.validate.loader import load_shape
 from engine.validate.shape import (
     CheckCase,
@@ -253,15 +253,17 @@ class _Scenarios:
             got = self.answer(sp.depth, self.subject_permission, sp)
             self.expect(scenario, query + _with(sp.context), _verdicts(sp.results), got)
 
+    def options(self, case: _Case) -> RequestOptions:
+        """The engine options of ``case``: its depth and context, at the file's schema."""
+        return RequestOptions(schema_version=self.version, depth=case.depth, context=case.context)
+
     def check(self, case: CheckCase, name: str) -> str:
         result = self.engine.check(
             TENANT,
             case.entity,
             name,
             case.subject,
-            schema_version=self.version,
-            depth=case.depth,
-            context=case.context,
+            self.options(case),
         )
         return _verdict(result.allowed)
 
@@ -272,9 +274,7 @@ class _Scenarios:
                 case.entity_type,
                 name,
                 case.subject,
-                schema_version=self.version,
-                depth=case.depth,
-                context=case.context,
+                self.options(case),
                 scope=case.scope,
                 page_size=size,
                 cursor=cursor,
@@ -289,9 +289,7 @@ class _Scenarios:
                 case.entity,
                 name,
                 case.reference,
-                schema_version=self.version,
-                depth=case.depth,
-                context=case.context,
+                self.options(case),
                 page_size=size,
                 cursor=cursor,
             )
@@ -303,9 +301,7 @@ class _Scenarios:
             TENANT,
             case.entity,
             name,
-            schema_version=self.version,
-            depth=case.depth,
-            context=case.context,
+            self.options(case),
         )
         return _tree(tree)
 
@@ -314,12 +310,13 @@ class _Scenarios:
             TENANT,
             case.entity,
             case.subject,
+            self.options(case),
             only_permission=case.only_permission,
-            schema_version=self.version,
-            depth=case.depth,
-            context=case.context,
         )
         return _verdicts(results)
+
+
+_Case = CheckCase | EntityFilterCase | SubjectFilterCase | ExpandCase | SubjectPermissionCase
 
 
 def _with(context: Context) -> str:
