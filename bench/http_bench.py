@@ -1,7 +1,7 @@
 """HTTP bench: Stonetown's ``POST /v1/tenants/t1/permissions/check`` against a bare aiohttp echo.
 
 Both servers are measured on loopback in one run, the same way, so their ratio means something
-on a noisy machine where absolute numbers do not (issue 5's target: Stonetown's check at least
+on a noisy machine where absolute numbers do not (the target: Stonetown's check at least
 70% of the echo's req/s, and its p99 under 10 ms):
 
 * **echo**: a bare aiohttp app, one route at the same path, whose handler reads the body as JSON

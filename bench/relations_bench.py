@@ -1,4 +1,4 @@
-"""Relations bench (issue 6): seed-003 record creates and list pages through HTTP at 100k relations.
+"""Relations bench: contact relationship records created and listed through HTTP at 100k relations.
 
 What is measured, on loopback, against one server:
 
@@ -8,38 +8,40 @@ What is measured, on loopback, against one server:
   workers, ``TCPSite`` on 127.0.0.1. With two or more CPUs the server runs on CPU 0 and this
   process (the client) on CPU 1 (``--no-pin`` leaves it to the OS).
 * **create throughput**: ``--relations`` (100,000) ``POST /v1/tenants/t1/xapi2/data/relationship``
-  (D3) bodies ``{"kind", "parent_id", "target_id", "label"}``, sent by a raw asyncio HTTP/1.1
-  client in this file over ``--concurrency`` (16) keep-alive connections, one request in flight on
-  each, every body sent once. creates/s is the creates over the time from the first send to the
+  (record create) bodies ``{"kind", "parent_id", "target_id", "label"}``, sent by a raw asyncio
+  HTTP/1.1 client in this file over ``--concurrency`` (16) keep-alive connections, one request
+  in flight on each, every body sent once. creates/s is the creates over the time from the first
+  send to the
   last response, overall and per ``--block`` (10,000) responses in completion order (so a store
   that slows as it grows shows as falling blocks); latency is send-to-last-byte per request
   (p50/p99 nearest rank). A status other than 201, or a 201 whose record is not the one asked
   for, is an error. Each create also writes the mirror row (the inverse kind, same transaction),
-  so the store ends with twice as many rows as relations, and every D1 list below is over those
+  so the store ends with twice as many rows as relations, and every record list below is over those
   rows: at the default size, 200,000 records.
 * **list pages**: each page below is asked ``--repeats`` (200) times, one after another on one
   keep-alive connection (so the latency is the server's, not a queue's), with the default page
-  size (``--page-limit`` 20, the spec's default); p50/p90/p99/max in ms. A page that is still
-  being asked after ``--max-page-seconds`` (30) stops there and says how many it got. D1 pages:
-  the first page in the default order (``kind``, then created_at, id); the first page with
+  size (``--page-limit`` 20, the records API's default); p50/p90/p99/max in ms. A page that is still
+  being asked after ``--max-page-seconds`` (30) stops there and says how many it got. Record list
+  pages: the first page in the default order (``kind``, then created_at, id); the first page with
   ``sort=created_at``; keyset pages ``sort=created_at&after=<id>`` at depth 1k, 10k, 50k, 99k and
   the last page (depth = rows before the page), one at 99k with ``limit=200``; a
   ``sort=-created_at`` keyset page at depth 50k; offset pages ``sort=created_at&offset=`` 1k,
-  10k, 50k; ``kind=spouse``; ``parent_id=<the contact with most rows>``; and E1
-  (``GET /v1/tenants/t1/entities/contact:<id>/relations``) for the same contact. Depths that a
-  smaller ``--relations`` does not reach are skipped.
+  10k, 50k; ``kind=spouse``; ``parent_id=<the contact with most rows>``; and the entity's
+  relation list (``GET /v1/tenants/t1/entities/contact:<id>/relations``) for the same contact.
+  Depths that a smaller ``--relations`` does not reach are skipped.
 
-Before the pages, D1 is walked once with ``sort=created_at&limit=200`` keyset pages from the
-start to the end; the walk checks that every page but the last is full, ordered by
+Before the pages, the record list is walked once with ``sort=created_at&limit=200`` keyset
+pages from the start to the end; the walk checks that every page but the last is full, ordered by
 (created_at, id) and starts strictly after its cursor, and that the rows it returns are every
 record exactly once (each relation and its mirror, with the inverse kind and the label sent).
 The walk's rows are then the expected answers: each measured page's first answer must have
 exactly the expected rows in the expected order and ``has_more``/``next_after`` to match (keyset
 pages: ascending (created_at, id), or descending for ``-created_at``, and the first row strictly
-after the cursor), and every repeat must return the same bytes. E1's answer is checked for size,
-that it holds only the contact's outgoing rows, and its order by relation type.
+after the cursor), and every repeat must return the same bytes. The entity relation list's
+answer is checked for size, that it holds only the contact's outgoing rows, and its order by
+relation type.
 
-Targets (the issue): create >= 1,000/s through HTTP, and list page p50 < 10 ms with keyset
+Targets: create >= 1,000/s through HTTP, and list page p50 < 10 ms with keyset
 paging at any depth (the first pages and the keyset pages; offset pages are reported, not
 judged). The server's CPU time over the create run is reported: a saturated server below 90% of
 a core was sharing its CPU with other jobs, and the report says so.
@@ -244,10 +246,10 @@ async def setup(port: int) -> None:
         )
         if status != 200:
             raise RuntimeError(f"schema write failed: {status} {answer[:500]!r}")
-        # The first D-family request registers the kinds' types; keep that out of the timing.
+        # The first record request registers the kinds' types; keep that out of the timing.
         status, answer = await conn.ask(http_get(SCHEMA_PATH, port))
         if status != 200:
-            raise RuntimeError(f"D6 failed: {status} {answer[:500]!r}")
+            raise RuntimeError(f"record schema request failed: {status} {answer[:500]!r}")
     finally:
         conn.close()
 
@@ -458,8 +460,9 @@ def expect_rows(
 
 
 def expect_entity(contact: str, outgoing: list[Row], limit: int) -> Callable[..., list[str]]:
-    """E1 (direction both, default order relation_type, position, created_at): incoming rows
-    with a pair are left out, so exactly the contact's outgoing rows, by relation type."""
+    """The entity relation list (direction both, default order relation_type, position,
+    created_at): incoming rows with a pair are left out, so exactly the contact's outgoing rows,
+    by relation type."""
     ids = {r.id for r in outgoing}
 
     def check(answer: dict[str, Any]) -> list[str]:
@@ -490,13 +493,13 @@ def plan_pages(rows: list[Row], limit: int) -> tuple[list[Page], dict[str, Any]]
     base = DATA_PATH
     pages = [
         Page(
-            "D1 first page, default sort (kind)",
+            "records first page, default sort (kind)",
             base,
             expect_rows(by_kind[:limit], n > limit),
             judged=True,
         ),
         Page(
-            "D1 first page, sort=created_at",
+            "records first page, sort=created_at",
             f"{base}?sort=created_at",
             expect_rows(asc[:limit], n > limit, created=True),
             judged=True,
@@ -509,7 +512,7 @@ def plan_pages(rows: list[Row], limit: int) -> tuple[list[Page], dict[str, Any]]
         sign = "-" if descending else ""
         suffix = f"&limit={size}" if size != limit else ""
         return Page(
-            f"D1 keyset sort={sign}created_at, depth {depth:,}"
+            f"records keyset sort={sign}created_at, depth {depth:,}"
             + (f", limit {size}" if suffix else ""),
             f"{base}?sort={sign}created_at&after={cursor.id}{suffix}",
             expect_rows(
@@ -544,7 +547,7 @@ def plan_pages(rows: list[Row], limit: int) -> tuple[list[Page], dict[str, Any]]
             continue
         pages.append(
             Page(
-                f"D1 offset={offset:,}, sort=created_at",
+                f"records offset={offset:,}, sort=created_at",
                 f"{base}?sort=created_at&offset={offset}",
                 expect_rows(asc[offset : offset + limit], n > offset + limit, created=True),
                 judged=False,
@@ -553,7 +556,7 @@ def plan_pages(rows: list[Row], limit: int) -> tuple[list[Page], dict[str, Any]]
     spouses = [r for r in by_kind if r.kind == FILTER_KIND]
     pages.append(
         Page(
-            f"D1 kind={FILTER_KIND}",
+            f"records kind={FILTER_KIND}",
             f"{base}?kind={FILTER_KIND}",
             expect_rows(spouses[:limit], len(spouses) > limit),
             judged=True,
@@ -564,7 +567,7 @@ def plan_pages(rows: list[Row], limit: int) -> tuple[list[Page], dict[str, Any]]
     outgoing = [r for r in by_kind if r.parent_id == contact]
     pages.append(
         Page(
-            f"D1 parent_id={contact} ({degree} rows)",
+            f"records parent_id={contact} ({degree} rows)",
             f"{base}?parent_id={contact}",
             expect_rows(outgoing[:limit], degree > limit),
             judged=True,
@@ -572,7 +575,7 @@ def plan_pages(rows: list[Row], limit: int) -> tuple[list[Page], dict[str, Any]]
     )
     pages.append(
         Page(
-            f"E1 contact:{contact} relations",
+            f"entity relations contact:{contact} relations",
             f"/v1/tenants/{TENANT}/entities/contact:{contact}/relations",
             expect_entity(contact, outgoing, limit),
             judged=True,
@@ -672,7 +675,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         server("stonetown", __file__, "--serve", "--data-dir", db, cpu=server_cpu) as srv,
     ):
         asyncio.run(setup(srv.port))
-        progress(f"creating {len(relations):,} relations, {args.concurrency} connections (D3)")
+        progress(
+            f"creating {len(relations):,} relations, {args.concurrency} connections (record creates)"
+        )
         cpu0 = srv.cpu_s()
         with profiled(spy if args.profile == "create" else None, srv.proc.pid, workdir / "c.txt"):
             create = asyncio.run(create_all(srv.port, relations, args.concurrency, args.block))
@@ -683,7 +688,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         result["create"] = create
         progress(f"  {create['creates_per_s']:,.0f} creates/s, {create['errors']} errors")
 
-        progress(f"walking D1 by keyset pages of {WALK_LIMIT}")
+        progress(f"walking the record list by keyset pages of {WALK_LIMIT}")
         result["walk"], rows = asyncio.run(walk(srv.port, relations))
         progress(f"  {result['walk']['rows']:,} rows, ok: {result['walk']['every_record_once']}")
 
@@ -723,14 +728,15 @@ def report(r: dict[str, Any]) -> str:
     load0 = ", ".join(f"{x:g}" for x in r["load_at_start"])
     load1 = ", ".join(f"{x:g}" for x in r["load_at_end"])
     lines = [
-        f"Relations bench: seed-003 records (D1, D3) and E1 on 127.0.0.1; python {r['python']}, "
+        "Relations bench: contact relationship records (create, list) and entity relations "
+        f"on 127.0.0.1; python {r['python']}, "
         f"aiohttp {r['aiohttp']}; {r['cpus']} CPUs, pinning: {r['pinning']}; "
         f"load average {load0} at start, {load1} at end",
         f"dataset (seed {ds['seed']}): {ds['contacts']:,} contacts, {ds['relations']:,} relations "
         f"over {ds['kinds']} kinds, created one per POST; each create also writes its mirror row, "
-        f"so the store and every D1 list hold {ds['rows']:,} records",
+        f"so the store and every record list hold {ds['rows']:,} records",
         "",
-        f"create (D3 POST, {r['concurrency']} keep-alive connections): {c['creates']:,} in "
+        f"create (POST, {r['concurrency']} keep-alive connections): {c['creates']:,} in "
         f"{c['seconds']:.1f} s = {c['creates_per_s']:,.0f}/s; latency p50 {lat['p50']:.2f} ms, "
         f"p99 {lat['p99']:.2f} ms, max {lat['max']:.1f} ms; errors {c['errors']} "
         f"(non-201 {c['non_201']}, wrong record {c['wrong']}); server CPU {c['server_cpu_pct']}%, "
@@ -795,7 +801,7 @@ def report(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--relations", type=int, default=100_000, help="D3 creates (100,000)")
+    parser.add_argument("--relations", type=int, default=100_000, help="record creates (100,000)")
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16, help="create connections (16)")
     parser.add_argument("--block", type=int, default=10_000, help="creates per reported block")
