@@ -676,7 +676,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ):
         asyncio.run(setup(srv.port))
         progress(
-            f"creating {len(relations):,} relations, {args.concurrency} connections (record creates)"
+            f"creating {len(relations):,} relations, {args.concurrency} connections (creates)"
         )
         cpu0 = srv.cpu_s()
         with profiled(spy if args.profile == "create" else None, srv.proc.pid, workdir / "c.txt"):
