@@ -1,4 +1,5 @@
-"""Errors of the schema language: one exception, carrying every diagnostic found."""
+"""Errors of the schema language: one exception, carrying every diagnostic found, and the
+helpers that place a diagnostic in the schema text (line, column, the line quoted)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,22 @@ class SchemaError(Exception):
     def render(self, filename: str) -> str:
         """``file:line:col: message`` lines, the format editors and CI annotate."""
         return "\n".join(f"{filename}:{d}" for d in self.diagnostics)
+
+
+def line_at(lines: list[str], line: int) -> str:
+    """Line ``line`` of ``text.split("\n")``: only ``\n`` ends a line, as Lark counts (not U+2028,
+    form feed...); a CRLF line is quoted without its ``\r``."""
+    return lines[line - 1].removesuffix("\r") if 0 < line <= len(lines) else ""
+
+
+def end_of(text: str) -> tuple[int, int]:
+    """Line and column just past the end of ``text``."""
+    return text.count("\n") + 1, len(text) - (text.rfind("\n") + 1) + 1
+
+
+def diagnostic_at(
+    text: str, line: int, column: int, message: str, lines: list[str] | None = None
+) -> Diagnostic:
+    """A diagnostic quoting its line; ``lines`` is ``text`` already split, if at hand."""
+    quoted = line_at(text.split("\n") if lines is None else lines, line)
+    return Diagnostic(line, column, message, quoted)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Final
 
 from dsl import ast
-from dsl.compiler import keeps_verbatim, normalise_rule_body
 from dsl.parser import parse
+from dsl.rule_bodies import keeps_verbatim, normalise_rule_body
 
 INDENT: Final = "    "
 

@@ -27,10 +27,11 @@ from enum import Enum
 from typing import Final
 
 from dsl import ast
-from dsl.compiler import MAX_SUGGESTION_WORK, load
+from dsl.compiler import load
 from dsl.errors import SchemaError
 from dsl.format import format_schema
-from dsl.parser import MAX_SCHEMA_BYTES, parse, parse_member
+from dsl.limits import MAX_SCHEMA_BYTES, MAX_SUGGESTION_WORK
+from dsl.parser import parse, parse_member
 
 
 class PartialProblemCode(Enum):

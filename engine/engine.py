@@ -26,9 +26,9 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from dsl.collector import gc_paused
 from dsl.compiler import load
 from dsl.errors import SchemaError
-from dsl.gcpause import gc_paused
 from dsl.schema import Schema
 from engine import lookup
 from engine.check import Evaluation
