@@ -45,7 +45,7 @@ def translate(store: Closable, exc: BaseException, failure: str = "") -> BaseExc
 def raise_translated(store: Closable, exc: BaseException, failure: str = "") -> NoReturn:
     """Raise ``translate``'s storage error for ``exc`` (``from`` it), or ``exc`` itself.
 
-    For the engine's hottest reads, which catch the error themselves: a ``with PlyvelErrors``
+    For the reader's point reads, which catch the error themselves: a ``with PlyvelErrors``
     block costs about 0.15 µs on every call, this only when something went wrong.
     """
     translated = translate(store, exc, failure)
