@@ -1,7 +1,7 @@
 """The storage layer's exceptions: one tree, each saying what was wrong and what was expected.
 
-Backends translate their driver's exceptions into these at the boundary (``plyvel.Error`` in
-``leveldb.py``), so callers above never see a driver type.
+Backends translate their driver's exceptions into these at the boundary (plyvel's in
+``leveldb/plyvel_errors.py``), so callers above never see a driver type.
 """
 
 from __future__ import annotations
