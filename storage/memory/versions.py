@@ -39,6 +39,8 @@ class Version(Generic[V]):
 
 @dataclass(slots=True)
 class TenantData:
+    """Everything the store holds for one tenant; the reader walks it without a lock."""
+
     info: TenantInfo
     tuples: dict[Tuple, list[Version[Tuple]]] = field(default_factory=dict)
     kinds: frozenset[TupleKind] = frozenset()
@@ -54,6 +56,7 @@ def live(versions: Sequence[Version[V]]) -> Version[V] | None:
 
 
 def visible(versions: Sequence[Version[V]], revision: int) -> V | None:
+    """The item of the version visible at ``revision``, if any."""
     return next((v.item for v in versions if v.visible_at(revision)), None)
 
 
