@@ -31,7 +31,7 @@ from api.config import Config
 from api.connections import ConnectionGuard, Runner
 from api.errors import method_not_allowed, not_found
 from api.middleware import Edge, JsonAccessLogger, Metrics
-from api.relations_edge import (
+from api.relations_http import (
     method_not_allowed_after_credentials,
     strapi_not_found,
     strapi_response,
@@ -175,6 +175,6 @@ def make_runner(app: web.Application) -> web.AppRunner:
             "access_log_class": JsonAccessLogger,
             "access_log": logging.getLogger("stonetown.access") if config.access_log else None,
             "keepalive_timeout": config.keepalive_timeout_seconds,
-            "auto_decompress": False,  # `boundary.parse` decodes bodies, within the size limit
+            "auto_decompress": False,  # `request_io.parse` decodes bodies, within the size limit
         },
     )

@@ -2,7 +2,7 @@
 
 One table (`classify`) gives every known exception, the relations layer's included, its HTTP
 status and Permify's ErrorCode name; two renderers format what it says: Permify's envelope here
-(`response_for`), used by the Permify routes, and Strapi's (``api/relations_edge.py``), used by
+(`response_for`), used by the Permify routes, and Strapi's (``api/relations_http.py``), used by
 the relations routes.
 
 Permify bodies have grpc-gateway's shape ``{"code": <gRPC code>, "message": "...",
@@ -254,7 +254,7 @@ def _bundle_error(exc: bundles.BundleError) -> ApiError:
 
 
 def translate(exc: BaseException) -> ApiError | None:
-    """An ApiError for any exception the table or the boundary knows; None for a bug."""
+    """An ApiError for any exception the table or the request reader knows; None for a bug."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, ValidationError):

@@ -13,10 +13,10 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from api.boundary import DOC_ATTRIBUTE, EndpointDoc
 from api.middleware import OPEN_PATHS, UNLIMITED_PATHS
 from api.models import ErrorResponse, HealthResponse, StrapiErrorResponse, StreamErrorLine
-from api.relations_edge import METADATA_BYTES, RESERVED, ROLE
+from api.relations_http import METADATA_BYTES, RESERVED, ROLE
+from api.request_io import DOC_ATTRIBUTE, EndpointDoc
 from api.services import CONFIG
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT
 from engine.relations.model import ENTITY_ID, ENTITY_TYPE
@@ -72,7 +72,7 @@ METADATA = nullable(
         "properties": {key: nullable(text(limit)) for key, limit in RESERVED.items()},
     }
 )
-#: The schema of each path parameter, by name (``boundary.tenant_of`` checks a tenant id and the
+#: The schema of each path parameter, by name (``request_io.tenant_of`` checks a tenant id and the
 #: relations handlers an entity: 400 otherwise); any other one names a resource (404 if unknown).
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "tenant_id": matching(TENANT_ID_PATTERN),

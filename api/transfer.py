@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from api import models as m
 from api.client import Client, ClientError
 from engine.errors import InvalidRequest
-from engine.strings import parse_attribute
+from engine.notation import parse_attribute
 from engine.writes import attribute_text
 from storage.base import Attribute, AttributeFilter, Tuple, TupleFilter
 

@@ -1,4 +1,4 @@
 """The permission engine: check, lookups, expand and rules over a storage snapshot.
 
-Start at `engine.engine.Engine`; `engine.validate` runs Permify validation files.
+Start at `engine.engine.Engine` (the facade) and `engine.check` (the dispatcher).
 """

@@ -43,13 +43,14 @@ from typing import Generic, NamedTuple, NewType, Protocol, TypeVar
 
 from dsl.schema import AttributeType
 from storage.errors import InvalidFilter, InvalidTenantId, TooManyChanges
+from storage.identifiers import TENANT_ID
 
 TenantId = NewType("TenantId", str)
 Revision = NewType("Revision", int)
 SnapToken = NewType("SnapToken", str)
 
 DEFAULT_TENANT = "t1"
-TENANT_ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-@.:+]{1,128}")
+TENANT_ID_PATTERN = re.compile(TENANT_ID)
 DEFAULT_MAX_WRITE_ITEMS = 1000
 DEFAULT_GC_WINDOW_SECONDS = 24 * 60 * 60.0
 

@@ -16,17 +16,17 @@ from typing import TypeVar
 import click
 
 from api.cli.files import STDIN, display_name, read_input, write_atomically
-from dsl.compiler import load
-from dsl.errors import SchemaError
-from dsl.format import format_schema
-from engine.coverage import coverage as schema_coverage
-from engine.validate import (
+from api.coverage import coverage as schema_coverage
+from api.validate import (
     Report,
     ValidationFileError,
     compile_shape_schema,
     load_shape,
     validate_file,
 )
+from dsl.compiler import load
+from dsl.errors import SchemaError
+from dsl.format import format_schema
 from storage.leveldb import LevelDBStore
 
 T = TypeVar("T")

@@ -28,14 +28,15 @@ from pydantic.alias_generators import to_camel
 
 from dsl.schema import AttributeType, Operation
 from storage.base import Attribute, Subject, Tuple
+from storage.identifiers import ID_CHARACTER, NAME, SUBJECT_ID
 
-NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$"
-ID_PATTERN = r"^([a-zA-Z0-9_\-@.:+]{1,128}|\*)$"
-SUBJECT_RELATION_PATTERN = r"^(\.\.\.|[a-zA-Z_][a-zA-Z0-9_]{0,63})?$"
+NAME_PATTERN = f"^{NAME}$"
+ID_PATTERN = f"^({SUBJECT_ID})$"
+SUBJECT_RELATION_PATTERN = rf"^(\.\.\.|{NAME})?$"
 MAX_PAGE_SIZE = 10_000
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-OptionalName = Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_]{0,63})?$")]
+OptionalName = Annotated[str, Field(pattern=f"^({NAME})?$")]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
@@ -58,7 +59,7 @@ def _bundle_forms() -> dict[str, str]:
     argument is declared, that a double is within range (``1e999`` is not), and the value of
     an array element written beside an argument."""
     space = r"[ \t\n\r\f\v]*"
-    argument = r"\{\{[ \t\r\n]*\.[A-Za-z_][A-Za-z0-9_]{0,63}[ \t\r\n]*\}\}"
+    argument = rf"\{{\{{[ \t\r\n]*\.{NAME}[ \t\r\n]*\}}\}}"
 
     def with_argument(beside: str) -> str:
         return f"{beside}*(?:{argument}{beside}*)+"
@@ -66,8 +67,8 @@ def _bundle_forms() -> dict[str, str]:
     def component(literal: str, beside: str) -> str:
         return f"(?:{literal}|{with_argument(beside)})"
 
-    name = component(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "[A-Za-z0-9_]")
-    entity_id = component(r"[A-Za-z0-9_\-@.:+]{1,128}|\*", r"[A-Za-z0-9_\-@.:+]")
+    name = component(NAME, "[A-Za-z0-9_]")
+    entity_id = component(SUBJECT_ID, ID_CHARACTER)
     relation = f"(?:\\.\\.\\.|{name})"
     boolean = "(?:1|t|T|true|True|TRUE|0|f|F|false|False|FALSE)"
     # Go's strconv.ParseInt(s, 10, 32): a sign, leading zeros, at most 2^31-1 (-2^31).

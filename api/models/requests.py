@@ -32,6 +32,7 @@ from api.models.common import (
     Wire,
 )
 from engine.types import DEFAULT_DEPTH, MAX_BULK_CHECK_ITEMS
+from storage.identifiers import TENANT_ID
 
 # -- metadata ---------------------------------------------------------------------------------
 
@@ -252,7 +253,7 @@ class TenantCreateRequest(Wire):
     id: Annotated[
         str,
         Field(
-            pattern=r"^[a-zA-Z0-9_\-@.:+]{1,128}$",
+            pattern=f"^{TENANT_ID}$",
             json_schema_extra={"not": {"enum": [".", ".."]}},
         ),
     ]

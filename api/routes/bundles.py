@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, parse, respond, tenant_of
+from api.request_io import documented, parse, respond, tenant_of
 from api.services import SERVICES, Services
 from engine.bundles import (
     DataBundle,

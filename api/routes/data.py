@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from api import models as m
-from api.boundary import (
+from api.errors import ApiError, FieldViolation, bad_request, reason_of
+from api.request_io import (
     documented,
     encode_in_parts,
     parse,
@@ -17,7 +18,6 @@ from api.boundary import (
     tenant_of,
     token_field,
 )
-from api.errors import ApiError, FieldViolation, bad_request, reason_of
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
 from engine.writes import check_attribute, check_tuple

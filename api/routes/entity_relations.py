@@ -13,9 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import respond
 from api.openapi import ENTITY_REF, METADATA, ROLE_NAME, list_query_parameters
-from api.relations_edge import (
+from api.relations_http import (
     ROLE,
     TenantHandler,
     body_object,
@@ -28,6 +27,7 @@ from api.relations_edge import (
     relations_of,
 )
 from api.relations_views import entity_item, list_item
+from api.request_io import respond
 from api.services import SERVICES
 from engine.relations import entities
 from engine.relations.entities import DIRECTIONS, FILTERS, SORT_KEYS

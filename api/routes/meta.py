@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import models as m
 from api import openapi
-from api.boundary import documented, respond
+from api.request_io import documented, respond
 from api.services import METRICS, SERVICES
 
 routes = web.RouteTableDef()

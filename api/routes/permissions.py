@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from api import models as m
-from api.boundary import (
+from api.request_io import (
     context_of,
     documented,
     end_stream,

@@ -20,9 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import respond
 from api.openapi import list_query_parameters, matching, nullable, text
-from api.relations_edge import (
+from api.relations_http import (
     RESERVED,
     TenantHandler,
     body_object,
@@ -34,6 +33,7 @@ from api.relations_edge import (
     relations_of,
 )
 from api.relations_views import record_item
+from api.request_io import respond
 from api.services import SERVICES
 from engine.relations import records
 from engine.relations.errors import FieldError, Invalid

@@ -11,9 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import respond
 from api.openapi import METADATA, ROLE_NAME, list_query_parameters, nullable, text
-from api.relations_edge import (
+from api.relations_http import (
     ROLE,
     body_object,
     check_metadata,
@@ -25,6 +24,7 @@ from api.relations_edge import (
     tenant,
 )
 from api.relations_views import link_item, type_item
+from api.request_io import respond
 from api.services import SERVICES
 from engine.relations import queries
 from engine.relations.errors import FieldError, Forbidden, Invalid

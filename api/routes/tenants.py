@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import models as m
-from api.boundary import documented, parse, respond, tenant_of, token_field
 from api.errors import bad_request
+from api.request_io import documented, parse, respond, tenant_of, token_field
 from api.services import SERVICES
 from storage.base import Page, TenantInfo
 

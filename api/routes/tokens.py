@@ -15,9 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import respond
 from api.openapi import ENTITY_REF, ROLE_NAME, matching, nullable, text
-from api.relations_edge import (
+from api.relations_http import (
     ROLE,
     body_object,
     check_string,
@@ -28,6 +27,7 @@ from api.relations_edge import (
     tenant,
 )
 from api.relations_views import token_item
+from api.request_io import respond
 from api.services import SERVICES
 from engine.relations.errors import FieldError, Invalid
 from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings

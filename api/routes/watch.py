@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from api import models as m
-from api.boundary import (
+from api.request_io import (
     documented,
     end_stream,
     ndjson_line,

@@ -29,7 +29,7 @@ from engine.bundles.model import (
     Operation,
 )
 from engine.bundles.template import segments
-from engine.strings import NAME_PATTERN
+from engine.notation import NAME_PATTERN
 from storage.base import Changes, Record, SnapshotReader, Store
 
 #: The records keyspace that holds a tenant's bundles.

@@ -48,16 +48,15 @@ from typing import NoReturn, cast
 
 from dsl.schema import AttributeType
 from engine.bundles.template import Segment, Template, joined, segments
-from engine.strings import (
+from engine.notation import (
     ID_PATTERN,
-    ID_RULE,
     NAME_PATTERN,
-    NAME_RULE,
     parse_scalar,
     shown,
     value_type,
 )
 from storage.base import Attribute, AttributeKey, AttributeValue, Tuple
+from storage.identifiers import ID_CHARACTER, ID_RULE, NAME_RULE
 
 
 class Kind(Enum):
@@ -83,7 +82,7 @@ _STOPS = {
 _LITERAL_BESIDE_ARGUMENT = {
     Kind.NAME: re.compile(r"[A-Za-z0-9_]*"),
     Kind.SUBJECT_RELATION: re.compile(r"[A-Za-z0-9_]*"),
-    Kind.ID: re.compile(r"[a-zA-Z0-9_\-@.:+]*"),
+    Kind.ID: re.compile(ID_CHARACTER + "*"),
     Kind.VALUE_TYPE: re.compile(r"[a-z\[\]]*"),
 }
 _VALUE_TYPES = "boolean, string, integer or double, optionally with []"

@@ -1,6 +1,6 @@
 """What the relations layer raises: four kinds of refusal, each carrying what the client needs.
 
-The API renders them in Strapi's error envelope (``api/relations_edge.py``); the layer itself knows
+The API renders them in Strapi's error envelope (``api/relations_http.py``); the layer itself knows
 nothing of HTTP. Every refusal is raised before anything is written, so no error leaves a partial
 write behind.
 """

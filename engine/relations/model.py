@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from storage import identifiers
 from storage.base import Tuple
 
 UNBOUNDED = math.inf
 
 #: The syntax of an entity reference ``type:id`` in the relations layer.
 ENTITY_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-ENTITY_ID = re.compile(r"[A-Za-z0-9_\-@.:+]{1,128}")
+ENTITY_ID = re.compile(identifiers.ENTITY_ID)
 
 
 def split_ref(text: str) -> tuple[str, str] | None:

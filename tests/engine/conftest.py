@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validate import StoreFactory
+from api.validate import StoreFactory
 from storage.leveldb import LevelDBStore
 
 

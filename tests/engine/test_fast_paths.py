@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from engine.check import Evaluation
-from engine.keys import result_key, subject_key
 from engine.errors import OverBudget
+from engine.keys import result_key, subject_key
 from engine.types import EMPTY_CONTEXT, Entity
 from storage.base import Store, Subject
 from tests.engine.support import BASIC, load

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validate import SchemaFileError, StoreFactory, validate_file
+from api.validate import SchemaFileError, StoreFactory, validate_file
 from tests.conftest import CONFORMANCE, REJECTED, conformance_files, require_shared
 
 # tests.conftest resolves ../shared (STONETOWN_SHARED overrides it): the same place as

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validate import StoreFactory, validate_file
+from api.validate import StoreFactory, validate_file
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))

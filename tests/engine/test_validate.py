@@ -10,12 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
-from dsl.schema import AttributeType
-from engine.coverage import coverage
-from engine.errors import InvalidRequest
-from engine.strings import parse_attribute, parse_tuple
-from engine.types import LookupPage
-from engine.validate import (
+from api.coverage import coverage
+from api.validate import (
     Failure,
     SchemaFileError,
     StoreFactory,
@@ -25,7 +21,11 @@ from engine.validate import (
     parse_shape,
     validate_file,
 )
-from engine.validate.runner import _lookup_all, _PagingError
+from api.validate.runner import _lookup_all, _PagingError
+from dsl.schema import AttributeType
+from engine.errors import InvalidRequest
+from engine.notation import parse_attribute, parse_tuple
+from engine.types import LookupPage
 from storage.base import Attribute, Tuple
 
 # --- tuple and attribute strings -------------------------------------------------------------

@@ -6,8 +6,8 @@ their expected answers, as ``permify validate`` reads and runs them.
 ``runner`` runs it on a fresh store its caller's factory makes, and reports each mismatch.
 """
 
-from engine.validate.loader import load_shape, parse_shape
-from engine.validate.runner import (
+from api.validate.loader import load_shape, parse_shape
+from api.validate.runner import (
     Failure,
     Report,
     StoreFactory,
@@ -16,7 +16,7 @@ from engine.validate.runner import (
     run,
     validate_file,
 )
-from engine.validate.shape import SchemaFileError, SchemaProblem, Shape, ValidationFileError
+from api.validate.shape import SchemaFileError, SchemaProblem, Shape, ValidationFileError
 
 __all__ = [
     "Failure",

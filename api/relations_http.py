@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from api.boundary import DOC_ATTRIBUTE, documented, read_body, respond
 from api.errors import ApiError, Handler, method_not_allowed, translate
 from api.middleware import header_bytes, key_matches
+from api.request_io import DOC_ATTRIBUTE, documented, read_body, respond
 from api.services import SERVICES
 from engine.relations.errors import (
     Conflict,

@@ -8,7 +8,9 @@ engine error is the answer of that assertion, never an abort. The extension quer
 ``x_expand`` and ``x_subject_permission`` with the expand and subject-permission answers, and
 ``x_page_size`` pages a lookup and concatenates the pages.
 
-Which backend holds the data is the caller's choice: it passes a ``StoreFactory``, called once
+The file is Permify's format, so answers are compared in Permify's wire forms (the expand tree
+as the HTTP API renders it, write errors by Permify's codes): this runs at the edge, beside the
+API. Which backend holds the data is the caller's choice: it passes a ``StoreFactory``, called once
 per run for a fresh, empty store that the run closes when it ends. Single-threaded; every
 question to the engine is asked in ``_Scenarios``.
 """
@@ -22,14 +24,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ParamSpec
 
-from dsl.compiler import load
-from dsl.errors import SchemaError
-from dsl.schema import Schema
-from engine.engine import Engine, EngineConfig
-from engine.errors import EngineError, InvalidWrite
-from engine.types import DEFAULT_LOOKUP_PAGE_SIZE, Context, LookupPage, RequestOptions, subject_text
-from engine.validate.loader import load_shape
-from engine.validate.shape import (
+from api.errors import reason_of
+from api.models import expand_json
+from api.validate.loader import load_shape
+from api.validate.shape import (
     CheckCase,
     EntityFilterCase,
     ExpandCase,
@@ -41,6 +39,12 @@ from engine.validate.shape import (
     SubjectPermissionCase,
     ValidationFileError,
 )
+from dsl.compiler import load
+from dsl.errors import SchemaError
+from dsl.schema import Schema
+from engine.engine import Engine, EngineConfig
+from engine.errors import EngineError, InvalidWrite
+from engine.types import DEFAULT_LOOKUP_PAGE_SIZE, Context, LookupPage, RequestOptions, subject_text
 from engine.writes import check_attribute, check_tuple
 from storage.base import DEFAULT_TENANT, Attribute, Changes, Store, Tuple
 from storage.errors import StorageError
@@ -69,7 +73,7 @@ def check_writes(shape: Shape, schema: Schema) -> None:
     problems: list[str] = []
 
     def rejected(pos: Pos, where: str, exc: InvalidWrite) -> None:
-        problems.append(f"{shape.file}:{pos.line}:{pos.column}: {where}: {exc.code}: {exc}")
+        problems.append(f"{shape.file}:{pos.line}:{pos.column}: {where}: {reason_of(exc)}: {exc}")
 
     for i, (t, pos) in enumerate(zip(shape.relationships, shape.relationships_at, strict=True)):
         try:
@@ -303,7 +307,7 @@ class _Scenarios:
             name,
             self.options(case),
         )
-        return _tree(tree)
+        return _tree(expand_json(tree))
 
     def subject_permission(self, case: SubjectPermissionCase) -> str:
         results = self.engine.subject_permission(

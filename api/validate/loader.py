@@ -16,10 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from engine.errors import InvalidRequest
-from engine.strings import parse_attribute, parse_tuple
-from engine.types import EMPTY_CONTEXT, Context, Entity, SubjectReference, parse_subject
-from engine.validate.shape import (
+from api.validate.shape import (
     CheckCase,
     EntityFilterCase,
     ExpandCase,
@@ -32,7 +29,10 @@ from engine.validate.shape import (
     UnvalidatedTuple,
     ValidationFileError,
 )
-from engine.validate.yaml_nodes import Loader, Reader
+from api.validate.yaml_nodes import Loader, Reader
+from engine.errors import InvalidRequest
+from engine.notation import parse_attribute, parse_tuple
+from engine.types import EMPTY_CONTEXT, Context, Entity, SubjectReference, parse_subject
 
 #: ``permify validate`` asks with this depth when an item gives none (or 0).
 VALIDATE_DEPTH = 100

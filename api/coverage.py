@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from api.validate import Shape
 from dsl.schema import Schema
-from engine.validate import Shape
 
 NO_SCENARIOS = "(no scenarios)"
 

@@ -16,14 +16,13 @@ from typing import cast
 from dsl.schema import AttributeType
 from engine.errors import InvalidRequest
 from storage.base import Attribute, AttributeValue, Tuple
+from storage.identifiers import NAME, SUBJECT_ID
 
 #: Entity types, relations, attribute names: the schema language's names (letters, digits and
 #: `_`, not starting with a digit, at most 64 characters).
-NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+NAME_PATTERN = re.compile(NAME)
 #: Entity and subject ids: Permify's pattern (``@`` and ``:`` included; ``*`` only alone).
-ID_PATTERN = re.compile(r"[a-zA-Z0-9_\-@.:+]{1,128}|\*")
-NAME_RULE = "letters, digits and `_`, not starting with a digit, at most 64 characters"
-ID_RULE = "1 to 128 characters from letters, digits and _ - @ . : +, or `*` alone"
+ID_PATTERN = re.compile(SUBJECT_ID)
 
 _GO_TRUE = frozenset({"1", "t", "T", "true", "True", "TRUE"})
 _GO_FALSE = frozenset({"0", "f", "F", "false", "False", "FALSE"})

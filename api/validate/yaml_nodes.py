@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from api.validate.shape import Pos
 from engine.errors import EngineError
 from engine.suggest import suggest
-from engine.validate.shape import Pos
 
 T = TypeVar("T")
 
