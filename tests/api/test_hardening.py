@@ -61,7 +61,9 @@ RELATIONS_PATH = "/v1/tenants/t1/entities/contact:1/relations"
 #: Long enough that a socket the server fails to close times out the read (and the test).
 READ_TIMEOUT = 5.0
 STONETOWN = str(Path(sys.executable).parent / "stonetown")
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+OPERATIONS = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text(
+    encoding="utf-8"
+)
 
 
 # -- raw HTTP ------------------------------------------------------------------------------
@@ -743,8 +745,8 @@ def test_a_store_from_before_claims_used_without_a_server_claims_on_first_use(
 # -- settings ------------------------------------------------------------------------------
 
 
-def test_every_setting_is_in_the_readme_configuration_table() -> None:
-    table = README.split("### Configuration", 1)[1].split("\n## ", 1)[0]
+def test_every_setting_is_in_the_operations_configuration_table() -> None:
+    table = OPERATIONS.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
     documented = {name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)}
     missing = [f.name for f in fields(Config) if f.name not in documented]
