@@ -63,7 +63,8 @@ def create_app(
     config: Config, *, store: Store | None = None, clock: Callable[[], float] = time.time
 ) -> web.Application:
     """Build the server. With ``store`` the caller owns it (it is not closed on shutdown);
-    ``clock`` (seconds since the epoch) is when API tokens are made, revoked and expire."""
+    ``clock`` (seconds since the epoch) is the relations layer's: every time it writes (rows,
+    types, tokens) and when API tokens expire."""
     metrics = Metrics()
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config

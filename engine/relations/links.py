@@ -18,7 +18,7 @@ from engine.errors import InvalidWrite
 from engine.relations import layout
 from engine.relations.errors import Conflict, Invalid
 from engine.relations.layout import RowWriter
-from engine.relations.model import UNBOUNDED, Relation, RelationType, now_micros
+from engine.relations.model import UNBOUNDED, Relation, RelationType
 from engine.writes import check_tuple
 from storage.base import Changes, SnapshotReader, Subject, Tuple
 
@@ -26,14 +26,15 @@ LIST_CAP = 10_000
 
 
 class Batch:
-    """One transaction's row writer plus a tally of tuples added and removed in it."""
+    """One transaction's row writer plus a tally of tuples added and removed in it; ``now``
+    (microseconds since the epoch, from the layer's clock) stamps every row it writes."""
 
-    def __init__(self, reader: SnapshotReader, types: Iterable[RelationType]) -> None:
+    def __init__(self, reader: SnapshotReader, types: Iterable[RelationType], now: int) -> None:
         self.reader = reader
         self.changes = Changes(unbounded=True)
         self.rows = RowWriter(reader, self.changes)
         self.types = {rt.id: rt for rt in types}
-        self.now = now_micros()
+        self.now = now
         self._by_tuple: dict[Tuple, str | None] = {}
         self._added: set[Tuple] = set()
         self._removed: set[Tuple] = set()

@@ -73,8 +73,9 @@ def transpose(cardinality: str | None) -> str | None:
     return None if cardinality is None else Cardinality[cardinality].transposed().name
 
 
-def now_micros() -> int:
-    return int(datetime.now(UTC).timestamp() * 1_000_000)
+def micros(seconds: float) -> int:
+    """A clock reading (seconds since the epoch) as rows store times: whole microseconds."""
+    return int(seconds * 1_000_000)
 
 
 def iso(micros: int) -> str:

@@ -19,7 +19,6 @@ from engine.relations.model import (
     RelationType,
     Settings,
     limits,
-    now_micros,
     transpose,
 )
 from engine.suggest import suggest
@@ -190,11 +189,13 @@ def register(
     request: TypeRequest,
     schema: Schema,
     settings: Settings,
+    *,
+    now: int,
 ) -> tuple[RelationType, bool]:
-    """Create the type (and its inverse) or refine it; returns (type, created)."""
+    """Create the type (and its inverse) or refine it, stamped ``now`` (microseconds since the
+    epoch); returns (type, created)."""
     check_names(request, schema, settings)
     types = layout.types(reader)
-    now = now_micros()
     current = find(types, request.source_type, request.role, request.target_type)
     if current is not None and current.is_inverse:
         raise Conflict(

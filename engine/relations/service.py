@@ -46,6 +46,7 @@ from engine.relations.model import (
     Relation,
     RelationType,
     Settings,
+    micros,
 )
 from engine.relations.raw_deletes import RawDeletes
 from engine.suggest import suggest
@@ -78,7 +79,8 @@ class Relations:
     ) -> None:
         self.store = store
         self.engine = engine
-        #: Seconds since the epoch: when tokens are made, revoked, and expire (tests move it).
+        #: Seconds since the epoch: every time the layer writes (rows, types, tokens) and when
+        #: tokens expire (tests move it).
         self.clock = clock
         #: Decoded relationship types by their stored bytes (read on every write).
         self._decoded: dict[bytes, RelationType] = {}
@@ -87,7 +89,7 @@ class Relations:
 
     def now_micros(self) -> int:
         """Now by the layer's clock, in microseconds since the epoch (as rows store times)."""
-        return int(self.clock() * 1_000_000)
+        return micros(self.clock())
 
     def install(self, writer: RawWriter) -> None:
         """Register the layer's write hook: raw tuple deletes take their metadata rows along."""
@@ -242,7 +244,9 @@ class Relations:
                 )
                 may(found is not None)
             changes = Changes()
-            result = registry.register(reader, changes, request, schema, layout.settings(reader))
+            result = registry.register(
+                reader, changes, request, schema, layout.settings(reader), now=self.now_micros()
+            )
             return changes, result
 
         token, (rt, created) = self._transact(tenant, build)
@@ -348,7 +352,7 @@ class Relations:
 
         def build(reader: SnapshotReader) -> tuple[Changes, tuple[Relation, Relation | None]]:
             types = layout.types(reader, self._decoded)
-            batch = Batch(reader, types)
+            batch = Batch(reader, types, self.now_micros())
             rt = batch.types.get(rt_id)
             if rt is None:
                 raise NotFound(f"relationship type {rt_id} not found")
@@ -368,7 +372,7 @@ class Relations:
             if row is None:
                 raise NotFound(f"relation {relation_id} not found")
             check(row)
-            batch = Batch(reader, ())
+            batch = Batch(reader, (), self.now_micros())
             links.remove(batch, row)
             return batch.finish(), None
 
@@ -395,7 +399,7 @@ class Relations:
             new = change(row)
             if (new is None and not none_clears) or new == row.metadata:
                 raise _Unchanged(row)
-            batch = Batch(reader, ())
+            batch = Batch(reader, (), self.now_micros())
             updated = links.set_metadata(batch, row, new)
             return batch.finish(), updated
 
@@ -418,7 +422,7 @@ class Relations:
         schema = self._schema(tenant)
 
         def build(reader: SnapshotReader) -> tuple[Changes, dict[str, list[Relation]]]:
-            batch = Batch(reader, layout.types(reader, self._decoded))
+            batch = Batch(reader, layout.types(reader, self._decoded), self.now_micros())
             plans = operations.plan(batch, source, ops)
             check_targets({ref for p in plans for ref in p.targets})
             missing = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ import pytest
 from api.services import SERVICES
 from tests.api.conftest import Server
 from tests.api.relations_support import strapi_error
-from tests.api.support import entity_json, subject_json, tuple_json, tuple_text
+from tests.api.support import Clock, entity_json, subject_json, tuple_json, tuple_text
 
 SCHEMA = """
 entity user {
@@ -1000,6 +1000,28 @@ def test_both_tuples_of_a_bidirectional_link_appear_at_its_snap_token(t: Tenant)
     assert t.read_tuples("user", "placed", before) == set()
     assert t.read_tuples("order", "placed_by", before) == set()
     assert t.check("order:o1", "view", "user:u1", token)
+
+
+def test_types_and_links_are_stamped_by_the_apps_clock(
+    start_server: Callable[..., Server],
+) -> None:
+    clock = Clock()  # the server's: every time the relations layer writes comes from it
+    server = start_server(clock=clock)
+    with server.client() as http:
+        t = Tenant(server, http)
+        clock.set(1_767_225_600.25)
+        rt = t.register(PLACED)
+        assert rt["createdAt"] == rt["updatedAt"] == "2026-01-01T00:00:00.250000Z"
+        clock.set(1_767_312_000.5)
+        link = t.link(rt["relationshipTypeId"], "u1", "o1")["data"]
+        assert link["createdAt"] == link["updatedAt"] == "2026-01-02T00:00:00.500000Z"
+        mirror = t.get(f"/relationships/{link['mirrorRelationshipId']}").json()["data"]
+        assert mirror["createdAt"] == "2026-01-02T00:00:00.500000Z"
+        clock.set(1_767_398_400.75)
+        path = f"/entities/user:u1/relations/{link['relationshipId']}"
+        patched = t.request("PATCH", path, json={"metadata": {"note": "x"}}).json()["data"]
+        assert patched["created_at"] == "2026-01-02T00:00:00.500000Z"
+        assert patched["updated_at"] == "2026-01-03T00:00:00.750000Z"
 
 
 # -- L2-L4 -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from api.services import SERVICES
-from engine.relations.model import SCOPES, Settings, now_micros
+from engine.relations.model import SCOPES, Settings
 from tests.api.relations_support import register, strapi_error, tenant_with_schema
 from tests.api.support import Clock
 
@@ -293,9 +293,8 @@ def test_deleting_a_tenant_removes_its_tokens(client: httpx.Client) -> None:
 
 
 def _expired(server: Any, client: httpx.Client) -> str:
-    _, secret = server.app[SERVICES].relations.create_token(
-        "t1", "old", ["*"], None, now_micros() - 1
-    )
+    relations = server.app[SERVICES].relations
+    _, secret = relations.create_token("t1", "old", ["*"], None, relations.now_micros() - 1)
     return f"Bearer {secret}"
 
 
