@@ -128,8 +128,13 @@ _TABLE: dict[type[BaseException], tuple[int, str]] = {
     engine_errors.AttributeTypeMismatch: (400, "ERROR_CODE_ATTRIBUTE_TYPE_MISMATCH"),
     SchemaError: (400, "ERROR_CODE_SCHEMA_COMPILE"),
     PartialWriteError: (400, "ERROR_CODE_VALIDATION"),
-    bundles.BundleNotFound: (404, "ERROR_CODE_BUNDLE_NOT_FOUND"),
     bundles.BundleError: (400, "ERROR_CODE_VALIDATION"),
+    bundles.InvalidBundle: (400, "ERROR_CODE_VALIDATION"),
+    bundles.DuplicateBundle: (400, "ERROR_CODE_ALREADY_EXIST"),
+    bundles.BundleNotFound: (404, "ERROR_CODE_BUNDLE_NOT_FOUND"),
+    bundles.MissingArgument: (400, "ERROR_CODE_MISSING_ARGUMENT"),
+    bundles.InvalidArgument: (400, "ERROR_CODE_INVALID_ARGUMENT"),
+    bundles.BundleTooLarge: (400, "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED"),
     relations_errors.RelationsError: (400, "ERROR_CODE_VALIDATION"),
     relations_errors.Invalid: (400, "ERROR_CODE_VALIDATION"),
     relations_errors.NotFound: (404, "ERROR_CODE_NOT_FOUND"),
@@ -246,13 +251,6 @@ def _partial_error(exc: PartialWriteError) -> ApiError:
     return ApiError(400, _PARTIAL_REASONS[exc.code], str(exc), violations=violations)
 
 
-def _bundle_error(exc: bundles.BundleError) -> ApiError:
-    # A bundle error still names its Permify code itself, one of several per class.
-    found = classify(exc)
-    assert found is not None
-    return ApiError(found[0], exc.code, str(exc) or exc.code)
-
-
 def translate(exc: BaseException) -> ApiError | None:
     """An ApiError for any exception the table or the request reader knows; None for a bug."""
     if isinstance(exc, ApiError):
@@ -263,8 +261,6 @@ def translate(exc: BaseException) -> ApiError | None:
         return _schema_error(exc)
     if isinstance(exc, PartialWriteError):
         return _partial_error(exc)
-    if isinstance(exc, bundles.BundleError):
-        return _bundle_error(exc)
     found = classify(exc)
     if found is None:
         return None

@@ -7,7 +7,7 @@ applies the result to a tenant's data.
 
 The package, in the order a string travels:
 
-    model.py     the bundle and operation values, the errors and Permify's codes
+    model.py     the bundle and operation values, and the errors
     template.py  the ``{{.argument}}`` template language of one string
     forms.py     strings as components (tuple, attribute, attribute key): literal checks, rendering
     codec.py     checking a bundle when it is written; writing, reading and deleting it
@@ -35,44 +35,42 @@ from engine.bundles.forms import (
     render_tuple,
 )
 from engine.bundles.model import (
-    ALREADY_EXIST,
-    BUNDLE_NOT_FOUND,
-    INVALID_ARGUMENT,
     LISTS,
-    MAX_DATA_PER_WRITE_EXCEEDED,
-    MISSING_ARGUMENT,
-    VALIDATION,
     BundleError,
     BundleNotFound,
+    BundleTooLarge,
     DataBundle,
+    DuplicateBundle,
+    InvalidArgument,
+    InvalidBundle,
+    MissingArgument,
     Operation,
 )
 from engine.bundles.runner import run_bundle
 from engine.bundles.template import Template
 
 __all__ = [
-    "ALREADY_EXIST",
     "ATTRIBUTE",
     "ATTRIBUTE_KEY",
-    "BUNDLE_NOT_FOUND",
     "FORMS",
-    "INVALID_ARGUMENT",
     "KEYSPACE",
     "LISTS",
-    "MAX_DATA_PER_WRITE_EXCEEDED",
     "MAX_PROBLEMS",
-    "MISSING_ARGUMENT",
     "SEPARATORS",
     "TUPLE",
-    "VALIDATION",
     "ArgumentProblem",
     "BundleError",
     "BundleNotFound",
+    "BundleTooLarge",
     "Component",
     "DataBundle",
+    "DuplicateBundle",
     "Form",
+    "InvalidArgument",
+    "InvalidBundle",
     "ItemTemplate",
     "Kind",
+    "MissingArgument",
     "Operation",
     "Step",
     "Template",

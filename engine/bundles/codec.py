@@ -20,12 +20,11 @@ from collections.abc import Iterator, Sequence
 
 from engine.bundles.forms import FORMS, literal_problems, split
 from engine.bundles.model import (
-    ALREADY_EXIST,
     LISTS,
-    VALIDATION,
-    BundleError,
     BundleNotFound,
     DataBundle,
+    DuplicateBundle,
+    InvalidBundle,
     Operation,
 )
 from engine.bundles.template import segments
@@ -100,7 +99,7 @@ def _problems_message(problems: Sequence[str], total: int) -> str:
 def _check_name(name: str) -> None:
     problem = _name_problem(name, "the bundle name")
     if problem is not None:
-        raise BundleError(VALIDATION, problem)
+        raise InvalidBundle(problem)
 
 
 # --- storing -----------------------------------------------------------------------------------
@@ -133,12 +132,12 @@ def _decode(raw: bytes) -> DataBundle:
 def write_bundles(store: Store, tenant: str, bundles: Sequence[DataBundle]) -> list[str]:
     """Create or replace ``bundles`` (by name) in one atomic write; their names, in order.
 
-    Raises BundleError: ``ERROR_CODE_ALREADY_EXIST`` when one name appears twice in ``bundles``,
-    ``ERROR_CODE_VALIDATION`` (listing every problem) for an invalid name or template. Nothing is
-    written on error.
+    Raises DuplicateBundle when one name appears twice in ``bundles``, InvalidBundle (listing
+    every problem) for an invalid name or template, or for no bundles at all. Nothing is written
+    on error.
     """
     if not bundles:
-        raise BundleError(VALIDATION, "no bundles to write: give at least one")
+        raise InvalidBundle("no bundles to write: give at least one")
     first: dict[str, int] = {}
     duplicates: list[str] = []
     for k, bundle in enumerate(bundles):
@@ -150,8 +149,7 @@ def write_bundles(store: Store, tenant: str, bundles: Sequence[DataBundle]) -> l
         else:
             first[bundle.name] = k
     if duplicates:
-        raise BundleError(
-            ALREADY_EXIST,
+        raise DuplicateBundle(
             _problems_message(duplicates[:MAX_PROBLEMS], len(duplicates)),
             duplicates[:MAX_PROBLEMS],
         )
@@ -163,7 +161,7 @@ def write_bundles(store: Store, tenant: str, bundles: Sequence[DataBundle]) -> l
             if len(problems) < MAX_PROBLEMS:
                 problems.append(problem)
     if problems:
-        raise BundleError(VALIDATION, _problems_message(problems, total), problems)
+        raise InvalidBundle(_problems_message(problems, total), problems)
     store.write(
         tenant,
         Changes(put_records=[Record(KEYSPACE, (b.name,), _encode(b)) for b in bundles]),

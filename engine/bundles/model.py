@@ -1,5 +1,6 @@
 """The bundle model: a ``DataBundle`` (name, argument names, operations), its ``Operation``
-steps of template strings, and the errors bundles raise with Permify's error codes."""
+steps of template strings, and the errors bundles raise (one class per kind of failure; the API
+maps each to Permify's error code in ``api/errors.py``)."""
 
 from __future__ import annotations
 
@@ -8,38 +9,53 @@ from dataclasses import dataclass
 
 from engine.errors import EngineError
 
-VALIDATION = "ERROR_CODE_VALIDATION"
-ALREADY_EXIST = "ERROR_CODE_ALREADY_EXIST"
-BUNDLE_NOT_FOUND = "ERROR_CODE_BUNDLE_NOT_FOUND"
-MISSING_ARGUMENT = "ERROR_CODE_MISSING_ARGUMENT"
-INVALID_ARGUMENT = "ERROR_CODE_INVALID_ARGUMENT"
-MAX_DATA_PER_WRITE_EXCEEDED = "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED"
-
 #: The four lists of an operation, in the order Permify applies them.
 LISTS = ("relationships_write", "attributes_write", "relationships_delete", "attributes_delete")
 
 
 class BundleError(EngineError):
-    """A bundle cannot be written, found or run; ``code`` is Permify's ErrorCode name.
+    """A bundle cannot be written, found or run; the subclass says why.
 
     ``problems`` lists every problem found (one for most errors; a rejected bundle write reports
     them all, up to a maximum); ``message`` is what ``str()`` gives.
     """
 
-    def __init__(self, code: str, message: str, problems: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
         super().__init__(message)
-        self.code = code
         self.message = message
         self.problems = tuple(problems) or (message,)
+
+
+class InvalidBundle(BundleError):
+    """A bundle name or template is invalid: in a write (every problem listed), in a name asked
+    for, or in a stored definition a run reads (Permify's VALIDATION)."""
+
+
+class DuplicateBundle(BundleError):
+    """One write names the same bundle twice (Permify's ALREADY_EXIST)."""
 
 
 class BundleNotFound(BundleError):
     """The tenant has no bundle of that name (Permify's BUNDLE_NOT_FOUND, HTTP 404)."""
 
     def __init__(self, tenant: str, name: str) -> None:
-        super().__init__(BUNDLE_NOT_FOUND, f"tenant {tenant!r} has no bundle `{name}`")
+        super().__init__(f"tenant {tenant!r} has no bundle `{name}`")
         self.tenant = tenant
         self.name = name
+
+
+class MissingArgument(BundleError):
+    """A run does not give every argument the bundle declares (Permify's MISSING_ARGUMENT)."""
+
+
+class InvalidArgument(BundleError):
+    """A run gives an argument the bundle does not declare, or one that makes a string invalid
+    (Permify's INVALID_ARGUMENT)."""
+
+
+class BundleTooLarge(BundleError):
+    """A run would change more items than one write may hold (Permify's
+    MAX_DATA_PER_WRITE_EXCEEDED)."""
 
 
 # --- the model ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Running a bundle: its arguments filled in, every item checked, the net effect written once.
 
 Every declared argument must be given, and nothing else. Every component must render valid
-(``engine.bundles.forms``; an argument that makes one invalid is ``ERROR_CODE_INVALID_ARGUMENT``,
+(``engine.bundles.forms``; an argument that makes one invalid is an ``InvalidArgument``,
 naming the bundle, the operation, list and index, the component and the argument); written
 tuples and attributes must fit the schema (``engine.writes``: Permify's error codes), and an
 attribute delete must name a declared attribute; tuple deletes are not checked against the
@@ -33,12 +33,11 @@ from engine.bundles.forms import (
     render_tuple,
 )
 from engine.bundles.model import (
-    INVALID_ARGUMENT,
-    MAX_DATA_PER_WRITE_EXCEEDED,
-    MISSING_ARGUMENT,
-    VALIDATION,
-    BundleError,
+    BundleTooLarge,
     DataBundle,
+    InvalidArgument,
+    InvalidBundle,
+    MissingArgument,
 )
 from engine.errors import InvalidWrite
 from engine.hooks import RawWriter
@@ -52,15 +51,13 @@ def _check_arguments(bundle: DataBundle, arguments: Mapping[str, str]) -> None:
     declared = ", ".join(f"`{a}`" for a in bundle.arguments) or "(none)"
     missing = [a for a in bundle.arguments if a not in arguments]
     if missing:
-        raise BundleError(
-            MISSING_ARGUMENT,
+        raise MissingArgument(
             f"bundle `{bundle.name}` needs every declared argument; missing: "
             f"{', '.join(f'`{a}`' for a in missing)} (declared: {declared})",
         )
     unknown = sorted(set(arguments) - set(bundle.arguments))
     if unknown:
-        raise BundleError(
-            INVALID_ARGUMENT,
+        raise InvalidArgument(
             f"bundle `{bundle.name}` declares no argument "
             f"{', '.join(f'`{a}`' for a in unknown)} (declared: {declared})",
         )
@@ -81,12 +78,10 @@ def _items(
             rendered = render(parse_item(text, FORMS[list_name]), arguments)
         except ArgumentProblem as exc:
             if not exc.arguments:  # literal text: a record written before a check existed
-                raise BundleError(
-                    VALIDATION, f"{at}: the stored template is invalid: {exc}"
-                ) from exc
-            raise BundleError(INVALID_ARGUMENT, f"{at}: {exc}") from exc
+                raise InvalidBundle(f"{at}: the stored template is invalid: {exc}") from exc
+            raise InvalidArgument(f"{at}: {exc}") from exc
         except (ValueError, KeyError) as exc:  # likewise
-            raise BundleError(VALIDATION, f"{at}: the stored template is invalid: {exc}") from exc
+            raise InvalidBundle(f"{at}: the stored template is invalid: {exc}") from exc
         yield at, rendered
 
 
@@ -134,10 +129,9 @@ def run_bundle(
     """Run the bundle ``name`` of ``tenant`` with ``arguments``: one atomic write; its token.
 
     ``schema`` is the compiled schema written data is checked against (the API passes the
-    tenant's head). Raises BundleNotFound; BundleError for a missing (``MISSING_ARGUMENT``) or
-    undeclared (``INVALID_ARGUMENT``) argument, a rendered string that does not parse
-    (``INVALID_ARGUMENT``) or more items than one write may hold
-    (``MAX_DATA_PER_WRITE_EXCEEDED``); InvalidWrite (Permify's codes) for data the schema
+    tenant's head). Raises BundleNotFound; MissingArgument for a missing argument;
+    InvalidArgument for an undeclared one or a rendered string that does not parse;
+    BundleTooLarge for more items than one write may hold; InvalidWrite for data the schema
     rejects. Nothing is written on any error. The write goes through ``writer`` (the app's, with
     the write hooks of the layers above the engine), or straight to ``store`` when none is given.
     """
@@ -145,8 +139,7 @@ def run_bundle(
     _check_arguments(bundle, arguments)
     # Every string is one item whatever the arguments, so the count is the bundle's own.
     if bundle.size > store.max_write_items:
-        raise BundleError(
-            MAX_DATA_PER_WRITE_EXCEEDED,
+        raise BundleTooLarge(
             f"bundle `{name}` has {bundle.size} items (relationships and attributes to write "
             f"or delete, over all operations); one write may hold at most "
             f"{store.max_write_items}: split it into smaller bundles",

@@ -16,18 +16,12 @@ from hypothesis import strategies as st
 from api.errors import reason_of
 from dsl.schema import AttributeType, Schema
 from engine.bundles import (
-    ALREADY_EXIST,
     ATTRIBUTE,
     ATTRIBUTE_KEY,
-    BUNDLE_NOT_FOUND,
-    INVALID_ARGUMENT,
     KEYSPACE,
     LISTS,
-    MAX_DATA_PER_WRITE_EXCEEDED,
-    MISSING_ARGUMENT,
     SEPARATORS,
     TUPLE,
-    VALIDATION,
     ArgumentProblem,
     BundleError,
     BundleNotFound,
@@ -48,6 +42,14 @@ from engine.errors import InvalidWrite
 from engine.writes import attribute_text
 from storage.base import Attribute, AttributeFilter, Changes, Record, Store, Tuple, TupleFilter
 from tests.engine.support import TENANT, write
+
+#: Permify's error codes the API's table gives the bundle errors.
+ALREADY_EXIST = "ERROR_CODE_ALREADY_EXIST"
+BUNDLE_NOT_FOUND = "ERROR_CODE_BUNDLE_NOT_FOUND"
+INVALID_ARGUMENT = "ERROR_CODE_INVALID_ARGUMENT"
+MAX_DATA_PER_WRITE_EXCEEDED = "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED"
+MISSING_ARGUMENT = "ERROR_CODE_MISSING_ARGUMENT"
+VALIDATION = "ERROR_CODE_VALIDATION"
 
 SCHEMA = """
 entity user {}
@@ -161,13 +163,13 @@ def test_a_written_bundle_reads_back_and_deletes(store: Store) -> None:
     assert delete_bundle(store, TENANT, "share") == "share"
     with pytest.raises(BundleNotFound) as caught:
         read_bundle(store, TENANT, "share")
-    assert caught.value.code == BUNDLE_NOT_FOUND
+    assert reason_of(caught.value) == BUNDLE_NOT_FOUND
     assert "share" in str(caught.value)
     # Deleting what is not there is BUNDLE_NOT_FOUND too, as in Permify.
     error = raises_nothing_written(
         store, BundleNotFound, lambda: delete_bundle(store, TENANT, "share")
     )
-    assert isinstance(error, BundleError) and error.code == BUNDLE_NOT_FOUND
+    assert isinstance(error, BundleError) and reason_of(error) == BUNDLE_NOT_FOUND
 
 
 def test_one_write_stores_every_bundle_and_returns_names_in_request_order(store: Store) -> None:
@@ -227,7 +229,7 @@ def test_duplicate_names_in_one_write_are_rejected(store: Store) -> None:
         store, BundleError, lambda: write_bundles(store, TENANT, bundles)
     )
     assert isinstance(error, BundleError)
-    assert error.code == ALREADY_EXIST
+    assert reason_of(error) == ALREADY_EXIST
     assert "'a'" in str(error) and "bundles[0]" in str(error) and "bundles[2]" in str(error)
     with pytest.raises(BundleNotFound):  # not even the distinct one
         read_bundle(store, TENANT, "other")
@@ -235,7 +237,7 @@ def test_duplicate_names_in_one_write_are_rejected(store: Store) -> None:
 
 def test_an_empty_write_is_rejected(store: Store) -> None:
     error = raises_nothing_written(store, BundleError, lambda: write_bundles(store, TENANT, []))
-    assert isinstance(error, BundleError) and error.code == VALIDATION
+    assert isinstance(error, BundleError) and reason_of(error) == VALIDATION
 
 
 INVALID_TEMPLATES = [
@@ -275,7 +277,7 @@ def test_an_invalid_template_is_rejected_when_written(
         store, BundleError, lambda: write_bundles(store, TENANT, [bundle])
     )
     assert isinstance(error, BundleError)
-    assert error.code == VALIDATION
+    assert reason_of(error) == VALIDATION
     assert error.problems == (str(error),)
     assert str(error).startswith(f"bundle `b`: operations[1].relationships_write[1] `{text}`: ")
     assert fragment in str(error)
@@ -323,7 +325,7 @@ def test_an_invalid_bundle_name_is_rejected_everywhere(
     for call in calls:
         error = raises_nothing_written(store, BundleError, call)
         assert isinstance(error, BundleError)
-        assert error.code == VALIDATION
+        assert reason_of(error) == VALIDATION
         assert "bundle name" in str(error)
         assert ("is empty" if not name else repr(name)) in str(error)
 
@@ -344,7 +346,7 @@ def test_every_problem_of_a_write_is_reported(store: Store) -> None:
         store, BundleError, lambda: write_bundles(store, TENANT, bundles)
     )
     assert isinstance(error, BundleError)
-    assert error.code == VALIDATION
+    assert reason_of(error) == VALIDATION
     assert str(error).startswith("5 problems: ")
     assert error.problems == (
         "bundle `a`: arguments[1] '1x' is invalid: expected letters, digits and `_`, "
@@ -466,7 +468,7 @@ def test_a_run_without_every_argument_writes_nothing(store: Store, schema: Schem
         store, BundleError, lambda: run_bundle(store, schema, TENANT, "share", {"user": "ann"})
     )
     assert isinstance(error, BundleError)
-    assert error.code == MISSING_ARGUMENT
+    assert reason_of(error) == MISSING_ARGUMENT
     assert "missing: `id`, `group`" in str(error)
     assert "declared: `id`, `user`, `group`" in str(error)
 
@@ -478,7 +480,7 @@ def test_a_run_with_an_undeclared_argument_writes_nothing(store: Store, schema: 
         store, BundleError, lambda: run_bundle(store, schema, TENANT, "share", arguments)
     )
     assert isinstance(error, BundleError)
-    assert error.code == INVALID_ARGUMENT
+    assert reason_of(error) == INVALID_ARGUMENT
     assert "declares no argument `usr`" in str(error)
 
 
@@ -486,7 +488,7 @@ def test_running_an_unknown_bundle_is_bundle_not_found(store: Store, schema: Sch
     error = raises_nothing_written(
         store, BundleNotFound, lambda: run_bundle(store, schema, TENANT, "nope", {})
     )
-    assert isinstance(error, BundleError) and error.code == BUNDLE_NOT_FOUND
+    assert isinstance(error, BundleError) and reason_of(error) == BUNDLE_NOT_FOUND
 
 
 SCHEMA_VIOLATIONS = [
@@ -588,7 +590,7 @@ def test_a_string_of_the_wrong_shape_is_rejected_when_written(
         store, BundleError, lambda: write_bundles(store, TENANT, [bundle])
     )
     assert isinstance(error, BundleError)
-    assert error.code == VALIDATION
+    assert reason_of(error) == VALIDATION
     assert str(error).startswith(f"bundle `b`: operations[1].{list_name}[1] `{text}`: ")
     assert fragment in str(error)
     with pytest.raises(BundleNotFound):
@@ -606,7 +608,7 @@ def test_an_argument_cannot_stand_for_a_separator(store: Store, text: str) -> No
     error = raises_nothing_written(
         store, BundleError, lambda: write_bundles(store, TENANT, [bundle])
     )
-    assert isinstance(error, BundleError) and error.code == VALIDATION
+    assert isinstance(error, BundleError) and reason_of(error) == VALIDATION
     assert SEPARATOR_HINT in str(error)
 
 
@@ -695,7 +697,7 @@ def test_an_argument_that_makes_its_component_invalid_writes_nothing(
         lambda: run_bundle(store, schema, TENANT, "inj", {**valid, argument: value}),
     )
     assert isinstance(error, BundleError)
-    assert error.code == INVALID_ARGUMENT
+    assert reason_of(error) == INVALID_ARGUMENT
     message = str(error)
     assert message.startswith(f"bundle `inj`: operations[0].{list_name}[0] `{template}`: ")
     assert f"argument `{argument}` = {value[:40]!r}" in message
@@ -722,7 +724,7 @@ def test_every_list_checks_its_arguments(store: Store, schema: Schema, list_name
     error = raises_nothing_written(
         store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {"id": "1", "v": "1#x"})
     )
-    assert isinstance(error, BundleError) and error.code == INVALID_ARGUMENT
+    assert isinstance(error, BundleError) and reason_of(error) == INVALID_ARGUMENT
     assert f"operations[1].{list_name}[1]" in str(error)
     assert "argument `v` = '1#x' is not a valid entity_id" in str(error)
 
@@ -800,7 +802,7 @@ def test_an_argument_fills_one_array_element_unless_it_is_the_whole_value(
         error = raises_nothing_written(
             store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {argument: value})
         )
-        assert isinstance(error, BundleError) and error.code == INVALID_ARGUMENT
+        assert isinstance(error, BundleError) and reason_of(error) == INVALID_ARGUMENT
         assert f"argument `{argument}` = {value!r} is not a valid value[1]" in str(error)
         assert "may not hold `,`" in str(error)
         return
@@ -860,7 +862,7 @@ def test_a_stored_bundle_whose_literal_text_is_invalid_fails_as_validation(
     error = raises_nothing_written(
         store, BundleError, lambda: run_bundle(store, schema, TENANT, "old", {})
     )
-    assert isinstance(error, BundleError) and error.code == VALIDATION
+    assert isinstance(error, BundleError) and reason_of(error) == VALIDATION
     assert "the stored template is invalid" in str(error)
     assert "entity_id 'a b' is invalid" in str(error)
 
@@ -916,7 +918,7 @@ def test_too_many_items_for_one_write_writes_nothing(store: Store, schema: Schem
         store, BundleError, lambda: run_bundle(store, schema, TENANT, "over", {"id": "1"})
     )
     assert isinstance(error, BundleError)
-    assert error.code == MAX_DATA_PER_WRITE_EXCEEDED
+    assert reason_of(error) == MAX_DATA_PER_WRITE_EXCEEDED
     assert f"has {limit + 1} items" in str(error) and f"at most {limit}" in str(error)
     assert state(store) == (set(), set())
 
