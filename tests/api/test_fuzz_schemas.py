@@ -849,7 +849,7 @@ class Campaign:
 def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campaign]:
     data_dir = tmp_path_factory.mktemp("fuzz-schemas") / "data"
     served = launch_server(data_dir, env={"STONETOWN_ACCESS_LOG": "false"})
-    watch = HealthWatch(served.url)
+    watch = HealthWatch(served.url, served.proc.pid)
     watch.start()
     campaign = Campaign(served, watch)
     try:

@@ -51,7 +51,7 @@ rule listed(tags string[]) { context.data.items.exists(x, x == -1) }
 @contextmanager
 def watched(served: Served) -> Iterator[HealthWatch]:
     """The server stays up and ``/healthz`` stays fast for the whole block."""
-    watch = HealthWatch(served.url)
+    watch = HealthWatch(served.url, served.proc.pid)
     watch.start()
     try:
         yield watch
