@@ -7,7 +7,6 @@ is ``type:id`` (``%3A`` decodes to ``:``); the entity is the relation's source f
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +30,8 @@ from api.request_io import respond
 from api.services import SERVICES
 from engine.relations import entities
 from engine.relations.entities import DIRECTIONS, FILTERS, SORT_KEYS
-from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
-from engine.relations.model import Principal, Relation
+from engine.relations.errors import FieldError, Invalid
+from engine.relations.model import Relation
 from engine.relations.operations import Item, RoleOp
 
 routes = web.RouteTableDef()
@@ -48,43 +47,13 @@ def _both(method: str, suffix: str) -> Callable[[TenantHandler], TenantHandler]:
     return on_both_bases(routes, method, BASES, suffix)
 
 
-async def _path_entity(request: web.Request, tenant_id: str) -> tuple[str, str]:
-    """The path's entity: 400 when malformed, 404 (with suggestions) for an unknown type."""
+def _path_entity(request: web.Request) -> tuple[str, str]:
+    """The path's entity ``type:id`` (400 when malformed)."""
     errors: list[FieldError] = []
     entity = entity_ref(request.match_info["entity"], ("entity",), errors)
     if entity is None:
         raise Invalid(errors)
-    svc = request.app[SERVICES]
-    missing = await svc.run(svc.relations.unknown_object_type, tenant_id, entity[0], "entity")
-    if missing is not None:
-        raise missing
     return entity
-
-
-async def _must_write(
-    request: web.Request, tenant_id: str, who: Principal, entity: tuple[str, str]
-) -> None:
-    svc = request.app[SERVICES]
-    if who.subject is None:
-        return
-    permission = (await svc.run(svc.relations.settings, tenant_id)).write_permission
-    if not await svc.run(svc.relations.allowed, tenant_id, who, entity, permission):
-        raise Forbidden(f"{who.subject} may not change the relations of {entity[0]}:{entity[1]}")
-
-
-async def _row_of(
-    request: web.Request, tenant_id: str, who: Principal, entity: tuple[str, str]
-) -> Relation:
-    """The path's relation, which must have the path's entity as source or target (404)."""
-    svc = request.app[SERVICES]
-    relation_id = request.match_info["relation_id"]
-    try:
-        row = await svc.run(svc.relations.row, tenant_id, who, relation_id)
-    except NotFound:
-        raise NotFound(f"relation {relation_id} not found on {entity[0]}:{entity[1]}") from None
-    if entity not in ((row.entity_type, row.entity_id), (row.subject_type, row.subject_id)):
-        raise NotFound(f"relation {relation_id} not found on {entity[0]}:{entity[1]}")
-    return row
 
 
 def _direction(row: Relation, entity: tuple[str, str]) -> str:
@@ -104,7 +73,8 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:list")
-    entity = await _path_entity(request, tenant_id)
+    entity = _path_entity(request)
+    await svc.run(entities.known, rel, tenant_id, entity)
     query, filters = list_query(
         request,
         sorts=SORT_KEYS,
@@ -149,8 +119,8 @@ async def create_relation(request: web.Request, tenant_id: str) -> web.StreamRes
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:create")
-    entity = await _path_entity(request, tenant_id)
-    await _must_write(request, tenant_id, who, entity)
+    entity = _path_entity(request)
+    await svc.run(entities.writable, rel, tenant_id, who, entity)
     body = await body_object(request)
     errors: list[FieldError] = []
     target = None
@@ -194,9 +164,13 @@ def registry_role(role: str) -> bool:
 @described("One relation of the entity.", errors=(403,))
 async def get_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """One relation of the entity."""
+    svc = request.app[SERVICES]
     who = await principal(request, tenant_id, "relationship:read")
-    entity = await _path_entity(request, tenant_id)
-    row = await _row_of(request, tenant_id, who, entity)
+    entity = _path_entity(request)
+    relation_id = request.match_info["relation_id"]
+    row = await svc.run(
+        entities.relation_of, relations_of(request), tenant_id, who, entity, relation_id
+    )
     return respond({"data": entity_item(row, _direction(row, entity))})
 
 
@@ -209,10 +183,11 @@ async def get_relation(request: web.Request, tenant_id: str) -> web.StreamRespon
 async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """Replace the metadata (on both rows of a pair); without ``metadata``, a no-op."""
     svc = request.app[SERVICES]
+    rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:update")
-    entity = await _path_entity(request, tenant_id)
-    row = await _row_of(request, tenant_id, who, entity)
-    await _must_write(request, tenant_id, who, entity)
+    entity = _path_entity(request)
+    relation_id = request.match_info["relation_id"]
+    row = await svc.run(entities.writable_relation, rel, tenant_id, who, entity, relation_id)
     body = await body_object(request)
     if "metadata" not in body:
         return respond(
@@ -222,17 +197,7 @@ async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResp
     metadata = check_metadata(body["metadata"], ("metadata",), errors)
     if errors:
         raise Invalid(errors)
-
-    def unchanged_unless(current: Relation) -> None:
-        del current
-
-    updated, token = await svc.run(
-        functools.partial(svc.relations.update, none_clears=True),
-        tenant_id,
-        row.id,
-        unchanged_unless,
-        lambda _r: metadata,
-    )
+    updated, token = await svc.run(entities.set_metadata, rel, tenant_id, row.id, metadata)
     svc.writes.notify()
     return respond(
         {"data": entity_item(updated, _direction(updated, entity)), "meta": {"snap_token": token}}
@@ -249,10 +214,11 @@ async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamRes
     """Delete the relation and its mirror in one write."""
     svc = request.app[SERVICES]
     who = await principal(request, tenant_id, "relationship:delete")
-    entity = await _path_entity(request, tenant_id)
-    row = await _row_of(request, tenant_id, who, entity)
-    await _must_write(request, tenant_id, who, entity)
-    token = await svc.run(svc.relations.unlink, tenant_id, row.id, lambda _r: None)
+    entity = _path_entity(request)
+    relation_id = request.match_info["relation_id"]
+    token = await svc.run(
+        entities.unrelate, relations_of(request), tenant_id, who, entity, relation_id
+    )
     svc.writes.notify()
     return respond({"message": "Relation removed successfully", "snap_token": token})
 
@@ -472,8 +438,8 @@ async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:update")
-    entity = await _path_entity(request, tenant_id)
-    await _must_write(request, tenant_id, who, entity)
+    entity = _path_entity(request)
+    await svc.run(entities.writable, rel, tenant_id, who, entity)
     body = await body_object(request)
     data = body.get("data")
     if not isinstance(data, dict):

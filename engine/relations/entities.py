@@ -1,9 +1,11 @@
-"""An entity's relations: its list (outgoing, incoming or both), relating it to a target by a
-role name, and connect / disconnect / set on its roles with the targets' access checked.
+"""An entity's relations: its list (outgoing, incoming or both), one relation of it, relating
+it to a target by a role name, changing or removing a relation, and connect / disconnect / set on
+its roles with the targets' access checked.
 
-The entity is the relation's source for writes. A token with a subject must be able to read
-every target it links; a target it cannot read answers as one that does not exist. Everything
-here is synchronous and runs in the API's worker threads.
+The entity is the relation's source for writes. Its type must be one the schema defines (404
+with suggestions); a token with a subject must hold the write permission on it to change its
+relations (403), and must be able to read every target it links: a target it cannot read answers
+as one that does not exist. Everything here is synchronous and runs in the API's worker threads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.relations import operations, registry
-from engine.relations.errors import FieldError, Invalid
+from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
 from engine.relations.listing import ListPage, ListQuery
 from engine.relations.model import Principal, Relation, RelationType
 from engine.relations.service import Linked, Relations
@@ -25,6 +27,78 @@ SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
 }
 FILTERS = ("relation_type",)
 DIRECTIONS = ("outgoing", "incoming", "both")
+
+
+def known(rel: Relations, tenant_id: str, entity: tuple[str, str]) -> None:
+    """404 (with the closest type names) unless the schema defines the entity's type."""
+    missing = rel.unknown_object_type(tenant_id, entity[0], "entity")
+    if missing is not None:
+        raise missing
+
+
+def writable(rel: Relations, tenant_id: str, who: Principal, entity: tuple[str, str]) -> None:
+    """The entity whose relations ``who`` changes: 404 for an unknown type, then 403 unless
+    ``who`` may write it."""
+    known(rel, tenant_id, entity)
+    _must_write(rel, tenant_id, who, entity)
+
+
+def _must_write(rel: Relations, tenant_id: str, who: Principal, entity: tuple[str, str]) -> None:
+    if who.subject is None:
+        return
+    permission = rel.settings(tenant_id).write_permission
+    if not rel.allowed(tenant_id, who, entity, permission):
+        raise Forbidden(f"{who.subject} may not change the relations of {entity[0]}:{entity[1]}")
+
+
+def _row_on(
+    rel: Relations, tenant_id: str, who: Principal, entity: tuple[str, str], relation_id: str
+) -> Relation:
+    """The relation, which must have the entity as source or target (404)."""
+    try:
+        row = rel.row(tenant_id, who, relation_id)
+    except NotFound:
+        raise NotFound(f"relation {relation_id} not found on {entity[0]}:{entity[1]}") from None
+    if entity not in ((row.entity_type, row.entity_id), (row.subject_type, row.subject_id)):
+        raise NotFound(f"relation {relation_id} not found on {entity[0]}:{entity[1]}")
+    return row
+
+
+def relation_of(
+    rel: Relations, tenant_id: str, who: Principal, entity: tuple[str, str], relation_id: str
+) -> Relation:
+    """One relation of the entity: 404 for an unknown type, then for a relation that is
+    missing, not readable or not the entity's."""
+    known(rel, tenant_id, entity)
+    return _row_on(rel, tenant_id, who, entity, relation_id)
+
+
+def writable_relation(
+    rel: Relations, tenant_id: str, who: Principal, entity: tuple[str, str], relation_id: str
+) -> Relation:
+    """One relation of the entity that ``who`` is about to change: as ``relation_of``, then 403
+    unless ``who`` may write the entity."""
+    row = relation_of(rel, tenant_id, who, entity, relation_id)
+    _must_write(rel, tenant_id, who, entity)
+    return row
+
+
+def set_metadata(
+    rel: Relations, tenant_id: str, relation_id: str, metadata: dict[str, Any] | None
+) -> tuple[Relation, SnapToken]:
+    """Replace the metadata of a relation (and its pair); null clears it."""
+    return rel.update(
+        tenant_id, relation_id, lambda _row: None, lambda _row: metadata, none_clears=True
+    )
+
+
+def unrelate(
+    rel: Relations, tenant_id: str, who: Principal, entity: tuple[str, str], relation_id: str
+) -> SnapToken:
+    """Delete one relation of the entity and its mirror in one write (refused as
+    ``writable_relation``)."""
+    row = writable_relation(rel, tenant_id, who, entity, relation_id)
+    return rel.unlink(tenant_id, row.id, lambda _row: None)
 
 
 def list_relations(  # noqa: PLR0917 - called through `Services.run`, which is positional
@@ -70,7 +144,8 @@ def _type_for_role(
     return rt
 
 
-def _unseen(target_type: str) -> str:
+def unseen(target_type: str) -> str:
+    """What a target ``who`` cannot read answers: as if it did not exist."""
     return f"1 relation(s) of type {target_type} associated with this entity do not exist"
 
 
@@ -89,7 +164,7 @@ def relate(  # noqa: PLR0917 - called through `Services.run`, which is positiona
     if who.subject is not None:
         permission = rel.settings(tenant_id).read_permission
         if not rel.allowed(tenant_id, who, target, permission):
-            raise Invalid.at(("target_entity_id",), _unseen(target[0]))
+            raise Invalid.at(("target_entity_id",), unseen(target[0]))
     return rel.link(tenant_id, who, rt.id, entity, target, metadata)
 
 
@@ -110,6 +185,6 @@ def operate(
         for ref in sorted(targets):
             target_type, _, target_id = ref.partition(":")
             if not rel.allowed(tenant_id, who, (target_type, target_id), read_permission):
-                raise Invalid.at(("data",), _unseen(target_type))
+                raise Invalid.at(("data",), unseen(target_type))
 
     return rel.operate(tenant_id, who, entity, ops, check_targets)
