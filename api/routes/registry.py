@@ -7,6 +7,7 @@ Served at ``/v1/tenants/{tenant_id}/relationship-types[...]`` and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from api.relations_http import (
 from api.relations_views import link_item, type_item
 from api.request_io import respond
 from api.services import SERVICES
-from engine.relations import queries
+from engine.relations import queries, relationships
 from engine.relations.errors import FieldError, Forbidden, Invalid
 from engine.relations.model import (
     CARDINALITIES,
@@ -224,15 +225,13 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     if not (who.allows("relationship_type:create") or who.allows("relationship_type:update")):
         raise Forbidden.missing("relationship_type:create")
     body = await body_object(request)
-    settings = await svc.run(rel.settings, tenant_id)
-    wanted = _type_request(body, settings.person_type)
-
-    def may(exists: bool) -> None:
-        scope = "relationship_type:update" if exists else "relationship_type:create"
-        if not who.allows(scope):
-            raise Forbidden.missing(scope)
-
-    rt, created, token = await svc.run(rel.register_type, tenant_id, wanted, may)
+    rt, created, token = await svc.run(
+        relationships.register_type,
+        rel,
+        tenant_id,
+        who,
+        functools.partial(_type_request, body),
+    )
     svc.writes.notify()
     return respond(
         {"data": type_item(rt), "created": created, "meta": {"snapToken": token}},
@@ -310,35 +309,6 @@ def _required_string(body: dict[str, Any], name: str, errors: list[FieldError]) 
     return value
 
 
-def _bare_id(
-    value: str, name: str, entity_type: str, known: set[str], errors: list[FieldError]
-) -> str | None:
-    """A bare id of ``entity_type``; ``type:id`` is taken only when the type is that one (a
-    prefix that is not a known object type is part of the id: ids may contain ``:``)."""
-    prefix, colon, rest = value.partition(":")
-    if colon and prefix in known:
-        if prefix != entity_type:
-            errors.append(
-                FieldError(
-                    (name,),
-                    f"{name} must be an id of a {entity_type} (the relationship type fixes it), "
-                    f"not a {prefix} reference",
-                )
-            )
-            return None
-        value = rest
-    if not ENTITY_ID.fullmatch(value):
-        errors.append(
-            FieldError(
-                (name,),
-                f"{name} must be an id of 1-128 letters, digits and _ - @ . : + "
-                f"(or {entity_type}:<id>)",
-            )
-        )
-        return None
-    return value
-
-
 @routes.post(LINKS)
 @described(
     "Link two objects with a registered type (and write the mirror for bidirectional types).",
@@ -377,33 +347,9 @@ async def create_link(request: web.Request) -> web.StreamResponse:
     if errors:
         raise Invalid(errors)
     assert type_id is not None and source_id is not None and target_id is not None
-    rt = await svc.run(rel.relation_type, tenant_id, type_id)
-    known = set(await svc.run(rel.object_type_names, tenant_id))
-    source_bare = _bare_id(source_id, "sourceId", rt.source_type, known, errors)
-    target_bare = _bare_id(target_id, "targetId", rt.target_type, known, errors)
-    if errors:
-        raise Invalid(errors)
-    assert source_bare is not None and target_bare is not None
-    source, target = (rt.source_type, source_bare), (rt.target_type, target_bare)
-    if source == target:
-        raise Invalid.at(("targetId",), "an object cannot be related to itself")
-    if who.subject is not None:
-        settings = await svc.run(rel.settings, tenant_id)
-        for name, entity, permission in (
-            ("sourceId", source, settings.write_permission),
-            ("targetId", target, settings.read_permission),
-        ):
-            if not await svc.run(rel.allowed, tenant_id, who, entity, permission):
-                errors.append(
-                    FieldError(
-                        (name,),
-                        f"1 relation(s) of type {entity[0]} associated with this entity "
-                        "do not exist",
-                    )
-                )
-        if errors:
-            raise Invalid(errors)
-    linked = await svc.run(rel.link, tenant_id, who, rt.id, source, target, metadata)
+    linked = await svc.run(
+        relationships.create_link, rel, tenant_id, who, type_id, source_id, target_id, metadata
+    )
     svc.writes.notify()
     return respond({"data": link_item(linked.row), "meta": {"snapToken": linked.token}}, 201)
 
@@ -455,9 +401,7 @@ async def delete_link(request: web.Request) -> web.StreamResponse:
     rel = relations_of(request)
     tenant_id = tenant(request)
     who = await principal(request, tenant_id, "relationship:delete")
-    row = await svc.run(rel.row, tenant_id, who, request.match_info["relationship_id"])
-    if not await svc.run(rel.writable, tenant_id, who, row):
-        raise Forbidden(f"{who.subject} may not delete relationship {row.id}")
-    await svc.run(rel.unlink, tenant_id, row.id, lambda _row: None)
+    relationship_id = request.match_info["relationship_id"]
+    await svc.run(relationships.delete_link, rel, tenant_id, who, relationship_id)
     svc.writes.notify()
     return web.Response(status=204)
