@@ -3,6 +3,10 @@
 
 ``validate`` is wiring as well: it chooses the store a file runs on, a fresh LevelDB store in a
 temporary directory per file, and hands the runner a factory for it.
+
+The validation runner, the coverage report and LevelDB are imported inside the commands that use
+them: `schema validate` and `schema fmt` run in CI jobs and git hooks, where start-up time is most
+of their time, and need only the DSL.
 """
 
 from __future__ import annotations
@@ -11,23 +15,17 @@ import difflib
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from api.cli.files import STDIN, display_name, read_input, write_atomically
-from api.coverage import coverage as schema_coverage
-from api.validate import (
-    Report,
-    ValidationFileError,
-    compile_shape_schema,
-    load_shape,
-    validate_file,
-)
 from dsl.compiler import load
 from dsl.errors import SchemaError
 from dsl.format import format_schema
-from storage.leveldb import LevelDBStore
+
+if TYPE_CHECKING:
+    from api.validate import Report
 
 T = TypeVar("T")
 
@@ -126,6 +124,8 @@ def validate(files: tuple[str, ...]) -> None:
     "name": query -> expected: ..., got: ...`, then `file: SUCCESS` or `file: FAILED`; a schema
     error as `file:line:col: message`. Exits 0 when every file passes, 1 otherwise.
     """
+    from api.validate import ValidationFileError  # noqa: PLC0415
+
     failed = False
     for path in files:
         try:
@@ -148,6 +148,9 @@ def validate(files: tuple[str, ...]) -> None:
 def _validate_on_a_temporary_store(path: str) -> Report:
     """Run the file at ``path`` on a fresh LevelDB store in a temporary directory, removed when
     the run ends."""
+    from api.validate import validate_file  # noqa: PLC0415
+    from storage.leveldb import LevelDBStore  # noqa: PLC0415
+
     with tempfile.TemporaryDirectory(prefix="stonetown-validate-") as directory:
         return validate_file(path, store_factory=lambda: LevelDBStore(directory, gc_interval=None))
 
@@ -184,6 +187,9 @@ def coverage(
     attributes set, and per scenario the permissions asserted by checks or entity filters.
     Exits 1 when a total is below its threshold (or the file cannot be read), 0 otherwise.
     """
+    from api.coverage import coverage as schema_coverage  # noqa: PLC0415
+    from api.validate import ValidationFileError, compile_shape_schema, load_shape  # noqa: PLC0415
+
     try:
         shape = load_shape(file)
         report = schema_coverage(shape, compile_shape_schema(shape))
