@@ -47,14 +47,20 @@ def encode_snap(store_id: bytes, revision: int) -> SnapToken:
     return SnapToken(_encode(_VERSION + store_id + revision.to_bytes(8, "big")))
 
 
-def decode_snap(store_id: bytes, token: str) -> Revision:
-    """The revision a snap token names; InvalidToken if malformed or from another store."""
+def decode_snap(store_id: bytes, token: str, *, latest: int | None = None) -> Revision:
+    """The revision a snap token names; InvalidToken if malformed, from another store, or newer
+    than the store's ``latest`` revision (when given)."""
     raw = _decode(token, "snap token")
     if len(raw) != STORE_ID_BYTES + 8:
         raise InvalidToken("malformed snap token: wrong length")
     if raw[:STORE_ID_BYTES] != store_id:
         raise InvalidToken("snap token was issued by a different data store")
-    return Revision(int.from_bytes(raw[STORE_ID_BYTES:], "big"))
+    revision = Revision(int.from_bytes(raw[STORE_ID_BYTES:], "big"))
+    if latest is not None and revision > latest:
+        raise InvalidToken(
+            f"snap token names revision {revision}, newer than this store's latest {latest}"
+        )
+    return revision
 
 
 def fingerprint(*parts: object) -> bytes:

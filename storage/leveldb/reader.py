@@ -24,7 +24,6 @@ from storage.base import (
     Record,
     RecordKey,
     Revision,
-    SnapToken,
     Subject,
     SubjectSet,
     TenantId,
@@ -38,6 +37,7 @@ from storage.keys import ESCAPED_NUL, HISTORY, TERMINATOR, component, components
 from storage.leveldb.history import decode_attribute, visible_pair, visible_payload
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
 from storage.leveldb.subjects import RawSubjects
+from storage.snapshot import PinnedReader
 
 if TYPE_CHECKING:
     from storage.leveldb.store import LevelDBStore
@@ -45,29 +45,18 @@ if TYPE_CHECKING:
 ItemT = TypeVar("ItemT")
 
 
-class LevelDBReader:
+class LevelDBReader(PinnedReader):
     """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
     duration of a request (while it is referenced, GC keeps everything it can see)."""
 
-    __slots__ = (
-        "__weakref__",
-        "_db",
-        "_guard",
-        "_local",
-        "_rb",
-        "_revision",
-        "_store",
-        "_tenant",
-        "_tp",
-    )
+    __slots__ = ("_db", "_guard", "_local", "_rb", "_store", "_tp")
 
     def __init__(self, store: LevelDBStore, tp: bytes, tenant: TenantId, revision: Revision):
+        super().__init__(store._store_id, tenant, revision)
         self._store = store
         self._db = store._db
         self._guard = store._read_errors
         self._tp = tp
-        self._tenant = tenant
-        self._revision = revision
         self._rb = rev8(revision)
         # One raw iterator per thread, re-seeked for every engine read: seeking is much cheaper
         # than making an iterator. It sees the database as of its creation, which is after this
@@ -80,18 +69,6 @@ class LevelDBReader:
             it = self._local.it = self._db.raw_iterator()
         it.seek(prefix)
         return it
-
-    @property
-    def tenant(self) -> TenantId:
-        return self._tenant
-
-    @property
-    def revision(self) -> Revision:
-        return self._revision
-
-    @property
-    def token(self) -> SnapToken:
-        return tokens.encode_snap(self._store._store_id, self._revision)
 
     def _current(self) -> bool:
         """False once the tenant is deleted (even if an equal id was created again since):

@@ -55,7 +55,6 @@ from storage.base import (
     check_tenant_id,
 )
 from storage.errors import (
-    InvalidToken,
     SchemaNotFound,
     SnapshotExpired,
     StorageError,
@@ -465,7 +464,9 @@ class LevelDBStore:
             latest = self._latest_readers.get(tenant)
             if latest is not None and latest._revision == self._revision and latest._tp is tp:
                 return latest
-        revision = self._decode_token(token, self._revision) if token else -1
+        revision = -1
+        if token:
+            revision = tokens.decode_snap(self._store_id, token, latest=self._revision)
         with self._pin_lock:
             # The latest revision is read under the pin lock so that GC cannot move the
             # horizon past it between reading it and pinning it.
@@ -478,14 +479,6 @@ class LevelDBStore:
             if not token:
                 self._latest_readers[tenant] = reader
         return reader
-
-    def _decode_token(self, token: str, latest: int) -> int:
-        revision = tokens.decode_snap(self._store_id, token)
-        if revision > latest:
-            raise InvalidToken(
-                f"snap token names revision {revision}, newer than this store's latest {latest}"
-            )
-        return revision
 
     def _expired(self, revision: int) -> SnapshotExpired:
         return SnapshotExpired(

@@ -19,7 +19,6 @@ from storage.base import (
     Record,
     RecordKey,
     Revision,
-    SnapToken,
     Subject,
     SubjectSet,
     TenantId,
@@ -30,38 +29,26 @@ from storage.base import (
 )
 from storage.memory.pages import cut_page, decode_strings, encode_strings
 from storage.memory.versions import TenantData, visible
+from storage.snapshot import PinnedReader
 
 if TYPE_CHECKING:
     from storage.memory.store import MemoryStore
 
 
-class MemoryReader:
+class MemoryReader(PinnedReader):
     """A ``SnapshotReader`` over one tenant of a ``MemoryStore`` at one revision.
 
     A reader over a tenant that has since been deleted sees nothing.
     """
 
-    __slots__ = ("__weakref__", "_data", "_revision", "_store", "_tenant")
+    __slots__ = ("_data", "_store")
 
     def __init__(
         self, store: MemoryStore, tenant: TenantId, data: TenantData, revision: Revision
     ) -> None:
+        super().__init__(store._store_id, tenant, revision)
         self._store = store
-        self._tenant = tenant
         self._data = data
-        self._revision = revision
-
-    @property
-    def tenant(self) -> TenantId:
-        return self._tenant
-
-    @property
-    def revision(self) -> Revision:
-        return self._revision
-
-    @property
-    def token(self) -> SnapToken:
-        return self._store._token(self._revision)
 
     def _current(self) -> TenantData:
         """The tenant's data, or an empty stand-in once the tenant is deleted (or replaced)."""

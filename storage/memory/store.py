@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -52,7 +52,6 @@ from storage.base import (
     check_tenant_id,
 )
 from storage.errors import (
-    InvalidToken,
     SchemaNotFound,
     SnapshotExpired,
     StorageError,
@@ -73,21 +72,11 @@ def _check_changes(changes: Changes) -> None:
     """Refuse anything that could fail half-way through applying ``changes``."""
     if not isinstance(changes, Changes):
         raise TypeError(f"expected Changes, got {type(changes).__name__}")
-    for t in (*changes.write_tuples, *changes.delete_tuples):
-        if not isinstance(t, Tuple):
-            raise TypeError(f"expected a Tuple, got {type(t).__name__}: {t!r}")
-    for a in changes.write_attributes:
-        if not isinstance(a, Attribute):
-            raise TypeError(f"expected an Attribute, got {type(a).__name__}: {a!r}")
-    for k in changes.delete_attributes:
-        if not isinstance(k, AttributeKey):
-            raise TypeError(f"expected an AttributeKey, got {type(k).__name__}: {k!r}")
-    for tf in changes.delete_tuple_filters:
-        if not isinstance(tf, TupleFilter):
-            raise TypeError(f"expected a TupleFilter, got {type(tf).__name__}")
-    for af in changes.delete_attribute_filters:
-        if not isinstance(af, AttributeFilter):
-            raise TypeError(f"expected an AttributeFilter, got {type(af).__name__}")
+    _check_items((*changes.write_tuples, *changes.delete_tuples), Tuple)
+    _check_items(changes.write_attributes, Attribute)
+    _check_items(changes.delete_attributes, AttributeKey)
+    _check_items(changes.delete_tuple_filters, TupleFilter, show=False)
+    _check_items(changes.delete_attribute_filters, AttributeFilter, show=False)
     for r in changes.put_records:
         if not (isinstance(r, Record) and isinstance(r.value, bytes)):
             raise TypeError(f"expected a Record with a bytes value, got {r!r}")
@@ -98,6 +87,16 @@ def _check_changes(changes: Changes) -> None:
         *changes.delete_claims,
     ):
         _check_record_key(keyspace, key)
+
+
+def _check_items(items: Iterable[object], expected: type, *, show: bool = True) -> None:
+    """Refuse the first of ``items`` that is not an ``expected`` (shown, unless ``show`` is off)."""
+    for item in items:
+        if not isinstance(item, expected):
+            name = expected.__name__
+            article = "an" if name[0] in "AEIOU" else "a"
+            shown = f": {item!r}" if show else ""
+            raise TypeError(f"expected {article} {name}, got {type(item).__name__}{shown}")
 
 
 def _check_record_key(keyspace: object, key: object) -> None:
@@ -179,16 +178,6 @@ class MemoryStore:
     def _token(self, revision: int) -> SnapToken:
         return tokens.encode_snap(self._store_id, revision)
 
-    def _decode_snap(self, token: str) -> Revision:
-        """The revision ``token`` names; InvalidToken unless this store issued it."""
-        revision = tokens.decode_snap(self._store_id, token)
-        latest = self._revision
-        if revision > latest:
-            raise InvalidToken(
-                f"snap token names revision {revision}, newer than this store's latest {latest}"
-            )
-        return revision
-
     def _check_retained(self, revision: int) -> None:
         if revision < self._horizon:
             raise SnapshotExpired(
@@ -197,7 +186,9 @@ class MemoryStore:
             )
 
     def _open_reader(self, tenant: TenantId, data: TenantData, token: str) -> MemoryReader:
-        revision = self._decode_snap(token) if token else None
+        revision: Revision | None = None
+        if token:
+            revision = tokens.decode_snap(self._store_id, token, latest=self._revision)
         with self._readers_lock:
             # Read inside the lock: the horizon never passes the revision current at that time.
             revision = self._revision if revision is None else revision

@@ -1,0 +1,35 @@
+"""What every backend's ``SnapshotReader`` holds alike: the tenant and revision it is pinned to,
+and the snap token that names that revision.
+
+Concurrency: immutable once made, so shared between threads freely. Its fields are plain slots,
+which a backend's point reads use as their own: sharing them costs those reads no call.
+"""
+
+from __future__ import annotations
+
+from storage import tokens
+from storage.base import Revision, SnapToken, TenantId
+
+
+class PinnedReader:
+    """The base of a backend's reader: one tenant at one revision of the store ``store_id``."""
+
+    # A store keeps its open readers in a WeakSet: the revisions it must keep are theirs.
+    __slots__ = ("__weakref__", "_revision", "_store_id", "_tenant")
+
+    def __init__(self, store_id: bytes, tenant: TenantId, revision: Revision) -> None:
+        self._store_id = store_id
+        self._tenant = tenant
+        self._revision = revision
+
+    @property
+    def tenant(self) -> TenantId:
+        return self._tenant
+
+    @property
+    def revision(self) -> Revision:
+        return self._revision
+
+    @property
+    def token(self) -> SnapToken:
+        return tokens.encode_snap(self._store_id, self._revision)
