@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 
 from api.errors import reason_of
 from api.models import expand_json
@@ -57,6 +57,8 @@ TENANT = DEFAULT_TENANT
 StoreFactory = Callable[[], Store]
 
 P = ParamSpec("P")
+CaseT = TypeVar("CaseT", bound="_Case")
+ExpectedT = TypeVar("ExpectedT")
 
 
 def compile_shape_schema(shape: Shape) -> Schema:
@@ -221,36 +223,44 @@ class _Scenarios:
         except (EngineError, StorageError, _PagingError) as exc:
             return f"error: {type(exc).__name__}: {exc}"
 
+    def each(
+        self,
+        scenario: Scenario,
+        case: CaseT,
+        ask: Callable[[CaseT, str], str],
+        expected: Mapping[str, ExpectedT],
+        render: Callable[[ExpectedT], str],
+        *,
+        parts: tuple[str, str],
+    ) -> None:
+        """Ask ``ask(case, name)`` for each name of ``expected`` and compare the answer with the
+        rendered expectation; the query reads ``parts[0]``, then ``#name``, then ``parts[1]``."""
+        head, tail = parts
+        for name, want in expected.items():
+            got = self.answer(case.depth, ask, case, name)
+            self.expect(scenario, f"{head}#{name}{tail}", render(want), got)
+
     def scenario(self, scenario: Scenario) -> None:
         for check in scenario.checks:
-            subject = subject_text(check.subject)
-            for name, allowed in check.assertions.items():
-                query = f"check {check.entity}#{name}@{subject}{_with(check.context)}"
-                got = self.answer(check.depth, self.check, check, name)
-                self.expect(scenario, query, _verdict(allowed), got)
+            parts = (
+                f"check {check.entity}",
+                f"@{subject_text(check.subject)}{_with(check.context)}",
+            )
+            self.each(scenario, check, self.check, check.assertions, _verdict, parts=parts)
         for ef in scenario.entity_filters:
             options = _with(ef.context)
             if ef.scope is not None:
                 options += f" scope {json.dumps(dict(ef.scope), sort_keys=True)}"
-            if ef.page_size is not None:
-                options += f" page_size {ef.page_size}"
-            for name, ids in ef.assertions.items():
-                query = f"lookup-entity {ef.entity_type}#{name}@{subject_text(ef.subject)}{options}"
-                got = self.answer(ef.depth, self.lookup_entity, ef, name)
-                self.expect(scenario, query, _ids(ids), got)
+            options += _paged(ef.page_size)
+            parts = (f"lookup-entity {ef.entity_type}", f"@{subject_text(ef.subject)}{options}")
+            self.each(scenario, ef, self.lookup_entity, ef.assertions, _ids, parts=parts)
         for sf in scenario.subject_filters:
-            options = _with(sf.context)
-            if sf.page_size is not None:
-                options += f" page_size {sf.page_size}"
-            for name, ids in sf.assertions.items():
-                query = f"lookup-subject {sf.entity}#{name}@{sf.reference}{options}"
-                got = self.answer(sf.depth, self.lookup_subject, sf, name)
-                self.expect(scenario, query, _ids(ids), got)
+            options = _with(sf.context) + _paged(sf.page_size)
+            parts = (f"lookup-subject {sf.entity}", f"@{sf.reference}{options}")
+            self.each(scenario, sf, self.lookup_subject, sf.assertions, _ids, parts=parts)
         for ex in scenario.expands:
-            for name, tree in ex.assertions.items():
-                query = f"expand {ex.entity}#{name}{_with(ex.context)}"
-                got = self.answer(ex.depth, self.expand, ex, name)
-                self.expect(scenario, query, _tree(tree), got)
+            parts = (f"expand {ex.entity}", _with(ex.context))
+            self.each(scenario, ex, self.expand, ex.assertions, _tree, parts=parts)
         for sp in scenario.subject_permissions:
             only = " only_permission" if sp.only_permission else ""
             query = f"subject-permission {sp.entity}@{subject_text(sp.subject)}{only}"
@@ -325,6 +335,10 @@ _Case = CheckCase | EntityFilterCase | SubjectFilterCase | ExpandCase | SubjectP
 
 def _with(context: Context) -> str:
     return "" if context.is_empty else " with context"
+
+
+def _paged(page_size: int | None) -> str:
+    return "" if page_size is None else f" page_size {page_size}"
 
 
 def _write_data(store: Store, shape: Shape) -> None:
