@@ -11,7 +11,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from engine.relations import layout
 from engine.relations.errors import Invalid
@@ -39,27 +39,44 @@ class ListQuery:
         return None
 
 
+class _Row(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
 @dataclass(frozen=True, slots=True)
-class ListPage:
-    rows: list[Relation]
+class RowPage(Generic[RowT]):
+    """One page of a list: its ``rows``, whether more follow, and the query that asked for it."""
+
+    rows: list[RowT]
     has_more: bool
     query: ListQuery
 
     @property
     def pagination(self) -> dict[str, Any]:
-        last = self.rows[-1].id if self.rows else None
-        return pagination(self.query, len(self.rows), last, self.has_more)
+        """The page's ``meta.pagination``: the keyset cursor (the last row's id) for lists by
+        creation time, the next offset unless the page was asked by cursor."""
+        query, has_more = self.query, self.has_more
+        out: dict[str, Any] = {
+            "limit": query.limit,
+            "offset": query.offset or 0,
+            "has_more": has_more,
+        }
+        if query.created_order is not None:
+            last_id = self.rows[-1].id if self.rows else None
+            out["next_after"] = last_id if has_more else None
+        if query.after is None:
+            out["next_offset"] = (query.offset or 0) + len(self.rows) if has_more else None
+        return out
 
 
-def pagination(query: ListQuery, count: int, last_id: str | None, has_more: bool) -> dict[str, Any]:
-    """A page's ``meta.pagination``: ``count`` items, the last one ``last_id``; the keyset
-    cursor for lists by creation time, the next offset unless the page was asked by cursor."""
-    out: dict[str, Any] = {"limit": query.limit, "offset": query.offset or 0, "has_more": has_more}
-    if query.created_order is not None:
-        out["next_after"] = last_id if has_more else None
-    if query.after is None:
-        out["next_offset"] = (query.offset or 0) + count if has_more else None
-    return out
+class ListPage(RowPage[Relation]):
+    """One page of relation rows."""
+
+    __slots__ = ()
 
 
 Key = Callable[[Relation], Any]

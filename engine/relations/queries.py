@@ -9,11 +9,10 @@ Everything here is synchronous and runs in the API's worker threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from engine.relations.errors import Invalid, NotFound
-from engine.relations.listing import ListPage, ListQuery, by_created, pagination
+from engine.relations.listing import ListPage, ListQuery, RowPage, by_created
 from engine.relations.model import Principal, Relation, RelationType
 from engine.relations.service import Relations
 
@@ -30,18 +29,10 @@ LINK_SORTS: dict[str, Callable[[Relation], Any]] = {
 LINK_FILTERS = ("relationshipTypeId", "sourceId", "targetId", "role")
 
 
-@dataclass(frozen=True, slots=True)
-class TypePage:
+class TypePage(RowPage[RelationType]):
     """One page of relationship types, with the same ``pagination`` as a page of rows."""
 
-    rows: list[RelationType]
-    has_more: bool
-    query: ListQuery
-
-    @property
-    def pagination(self) -> dict[str, Any]:
-        last = self.rows[-1].id if self.rows else None
-        return pagination(self.query, len(self.rows), last, self.has_more)
+    __slots__ = ()
 
 
 def list_types(
