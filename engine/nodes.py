@@ -172,9 +172,11 @@ def _any_hop(
     s: Subject,
     depth: int,
 ) -> bool:
-    """The union (three-valued, like `_union`) of one dispatch per hop, each costing one unit of
-    depth: to ``name`` on each (type, id) object, or, with no ``name``, to each userset
+    """The union (three-valued, like `union_of`) of one dispatch per hop, each costing one unit
+    of depth: to ``name`` on each (type, id) object, or, with no ``name``, to each userset
     (type, id, relation)."""
+    # The loop of `union_of`, written again: sharing it would cost a closure and a call per hop,
+    # and this is the check's inner loop.
     if depth < 1:
         raise depth_error(depth)
     depth -= 1

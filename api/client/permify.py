@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from api import models as m
 from api.client.errors import ClientError
-from api.client.transport import DEFAULT_URL, Session
+from api.client.transport import DEFAULT_TIMEOUT, DEFAULT_URL, Session
 from engine.types import Entity
 from storage.base import DEFAULT_TENANT, Attribute, AttributeFilter, Subject, Tuple, TupleFilter
 
@@ -65,7 +65,7 @@ class Client(Session):
         *,
         key: str | None = None,
         tenant: str = DEFAULT_TENANT,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, tenant, timeout, transport)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from api.client.errors import ClientError
-from api.client.transport import DEFAULT_RETRY, DEFAULT_URL, Retry, Session
+from api.client.transport import DEFAULT_RETRY, DEFAULT_TIMEOUT, DEFAULT_URL, Retry, Session
 from engine.relations.listing import MAX_LIMIT
 from storage.base import DEFAULT_TENANT
 
@@ -127,7 +127,7 @@ class RecordsClient(Session):
         *,
         key: str | None = None,
         tenant: str = DEFAULT_TENANT,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retry: Retry = DEFAULT_RETRY,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,

@@ -20,6 +20,8 @@ import httpx
 from api.client.errors import ClientError
 
 DEFAULT_URL = "http://127.0.0.1:3476"
+#: Seconds httpx waits at each step of a request (connect, send, read, a pooled connection).
+DEFAULT_TIMEOUT = 60.0
 
 
 #: Retries after the first attempt, the first retry's delay (each further one doubles it) and
