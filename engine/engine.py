@@ -266,12 +266,21 @@ class Engine:
         return Prepared(tenant, compiled, reader, results, depth=depth, options=options)
 
     def _prepare(
-        self, tenant: str, options: RequestOptions, budget: int | None
+        self,
+        tenant: str,
+        options: RequestOptions,
+        budget: int | None,
+        *,
+        evaluates: bool = True,
     ) -> tuple[Compiled, SnapshotReader, dict[str, bool], int]:
         """Refuse a negative depth, take the compiled schema version, the reader at the
         snapshot and the results cache, and cap the depth for that schema. A plain tuple, not
         a `Prepared`: the check of a proven answer uses it directly, and an object costs that
         path a tenth of its time.
+
+        The results cache is shared per (tenant, schema version, revision), or private when the
+        request has a context, which changes answers. Without ``evaluates`` (expand) it is not
+        taken: the first request at a revision starts a generation, which may evict the oldest.
 
         With ``budget`` (a dispatch budget for a caller on an event loop), a schema version that
         is not compiled yet raises `OverBudget` instead of being compiled here.
@@ -288,10 +297,10 @@ class Engine:
                 raise OverBudget(budget)
             compiled = found
         reader: SnapshotReader = self.store.reader(tenant, options.snap_token)
-        if options.context.is_empty:
+        if evaluates and options.context.is_empty:
             results = self._results.get((tenant, compiled.version, reader.revision))
         else:
-            results = {}  # a context changes answers: private caches
+            results = {}
         return compiled, reader, results, min(depth, self.depth_cap(compiled))
 
     def evaluation(self, prepared: Prepared) -> Evaluation:
@@ -415,17 +424,13 @@ class Engine:
         options: RequestOptions = DEFAULT_OPTIONS,
     ) -> ExpandTree:
         """The typed expand tree of ``entity``'s ``permission`` (see `engine.expand`)."""
-        prepared = self.prepare(tenant, options)
-        # Expand walks on an explicit stack of its own: only the engine-wide cap applies.
+        # No evaluation, so no results cache; and expand walks on an explicit stack of its own,
+        # so only the engine-wide depth cap applies.
+        compiled, reader, _, _ = self._prepare(tenant, options, None, evaluates=False)
         depth = min(options.depth, self.depth_cap())
         with _depth_guard(options.depth, depth):
             return expand_tree(
-                prepared.compiled.schema,
-                prepared.reader,
-                entity,
-                permission,
-                context=options.context,
-                depth=depth,
+                compiled.schema, reader, entity, permission, context=options.context, depth=depth
             )
 
     def lookup_entity(

@@ -3,7 +3,7 @@
 Two caches, both plain dicts shared by the requests at one (tenant, schema version, revision):
 
 * **Results** (`result_key`): "is subject S in entity E#name?", proven True or False.
-* **Reads** (`read_key`, `objects_key`, `whole_entity_marker`, `attribute_key`): what the
+* **Reads** (`read_key`, `objects_prefix`, `whole_entity_marker`, `attribute_key`): what the
   snapshot reader answered, so a request never reads the same thing twice.
 
 Keys are strings (or small tuples of strings), which cost the garbage collector nothing. Every
@@ -44,14 +44,10 @@ def read_key(entity_type: str, relation: str, eid: str) -> str:
     return f"{entity_type}\x00{relation}\x00{eid}"
 
 
-def objects_key(entity_type: str, relation: str, eid: str) -> str:
-    """The key of the distinct (type, id) objects of a relation, cached beside its read
-    (``\\x01`` after the type: never a read key)."""
-    return f"{entity_type}\x01{relation}\x00{eid}"
-
-
 def objects_prefix(entity_type: str, relation: str) -> str:
-    """`objects_key` without the id: an evaluator of a tuple-to-userset builds it once."""
+    """The key, less the id, of the distinct (type, id) objects of a relation, cached beside
+    its read (``\\x01`` after the type: never a read key). An evaluator of a tuple-to-userset
+    builds it once and adds the id."""
     return f"{entity_type}\x01{relation}\x00"
 
 

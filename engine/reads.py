@@ -106,8 +106,8 @@ class Reads:
     def objects(
         self, entity_type: str, eid: str, relation: str, key: str
     ) -> list[tuple[str, str]]:
-        """`objects_of` the relation, cached beside it under ``key``
-        (`engine.keys.objects_key`)."""
+        """`objects_of` the relation, cached beside it under ``key`` (the relation's
+        `engine.keys.objects_prefix` and the id)."""
         if self._context_tuples:
             return objects_of(self.relation(entity_type, eid, relation))
         found: list[tuple[str, str]] | None = self.reads.get(key)
@@ -117,18 +117,20 @@ class Reads:
 
     def relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
         """The subjects of ``entity_type:eid#relation``, contextual ones included."""
-        data: SubjectSet | None = self.reads.get(read_key(entity_type, relation, eid))
+        key = read_key(entity_type, relation, eid)
+        data: SubjectSet | None = self.reads.get(key)
         if data is None:
-            data = self._read_relation(entity_type, eid, relation)
+            data = self._read_relation(entity_type, eid, relation, key)
         if self._context_tuples:
             extra = self._context_tuples.get((entity_type, eid, relation))
             if extra:
                 data = _Merged(data, extra, {self.reader.subject_token(s) for s in extra})
         return data
 
-    def _read_relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
-        """Read one relation; for an entity type with several relations, read all of the
-        entity's tuples in one scan when there are few (a permission usually needs several)."""
+    def _read_relation(self, entity_type: str, eid: str, relation: str, key: str) -> SubjectSet:
+        """Read one relation and cache it under ``key`` (its `read_key`); for an entity type
+        with several relations, read all of the entity's tuples in one scan when there are few
+        (a permission usually needs several)."""
         reads = self.reads
         names = self.prefetch.get(entity_type)
         big = whole_entity_marker(entity_type, eid)
@@ -138,14 +140,13 @@ class Reads:
                 # Relations the schema no longer has are never asked for.
                 for name, prefix in names:
                     reads[prefix + eid] = found.get(name, _NO_SUBJECTS)
-                key = read_key(entity_type, relation, eid)
                 data: SubjectSet | None = reads.get(key)
                 if data is None:
                     data = reads[key] = _NO_SUBJECTS
                 return data
             reads[big] = True
         data = self.reader.subject_set(entity_type, eid, relation)
-        reads[read_key(entity_type, relation, eid)] = data
+        reads[key] = data
         return data
 
     def stored_attribute(self, entity_type: str, eid: str, name: str) -> Attribute | None:

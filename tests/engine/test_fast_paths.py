@@ -8,7 +8,7 @@ import pytest
 
 from engine.check import Evaluation
 from engine.errors import OverBudget
-from engine.keys import result_key, subject_key
+from engine.keys import read_key, read_prefix, result_key, subject_key
 from engine.types import EMPTY_CONTEXT, Entity
 from storage.base import Store, Subject
 from tests.engine.support import BASIC, load
@@ -63,3 +63,10 @@ def test_result_key_is_the_key_dispatch_caches_under(store: Store, subject: Subj
     ev = Evaluation(engine.compiled("t1").program, store.reader("t1"), EMPTY_CONTEXT, {}, results)
     answer = ev.dispatch("doc", "1", "view", subject, 50)
     assert results[result_key("doc", "1", "view", subject_key(subject))] is answer
+
+
+@pytest.mark.parametrize("eid", ["1", "a:b#c", "x\x00y", ""], ids=["plain", "odd", "nul", "empty"])
+def test_a_relation_closure_reads_under_the_key_the_reads_cache_fills(eid: str) -> None:
+    """A relation's closure looks its reads up by `read_prefix` plus the id (built once per
+    schema version); the reads cache stores them under `read_key`: the two must agree."""
+    assert read_prefix("doc", "viewer") + eid == read_key("doc", "viewer", eid)
