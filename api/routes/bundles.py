@@ -64,7 +64,7 @@ def _run(svc: Services, tenant: str, name: str, arguments: dict[str, str]) -> Sn
     # in a tenant without a schema (as in Permify).
     read_bundle(svc.store, tenant, name)
     schema = svc.engine.compiled(tenant).schema
-    return run_bundle(svc.store, schema, tenant, name, arguments, writer=svc.raw_writer)
+    return run_bundle(svc.raw_writer, schema, tenant, name, arguments)
 
 
 @routes.post("/v1/tenants/{tenant_id}/bundle/write")

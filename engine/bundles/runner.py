@@ -42,7 +42,7 @@ from engine.bundles.model import (
 from engine.errors import InvalidWrite
 from engine.hooks import RawWriter
 from engine.writes import check_attribute, check_attribute_key, check_tuple
-from storage.base import Attribute, AttributeKey, Changes, SnapToken, Store, Tuple
+from storage.base import Attribute, AttributeKey, Changes, SnapToken, Tuple
 
 T = TypeVar("T")
 
@@ -118,13 +118,11 @@ def _changes(bundle: DataBundle, schema: Schema, arguments: Mapping[str, str]) -
 
 
 def run_bundle(
-    store: Store,
+    writer: RawWriter,
     schema: Schema,
     tenant: str,
     name: str,
     arguments: Mapping[str, str],
-    *,
-    writer: RawWriter | None = None,
 ) -> SnapToken:
     """Run the bundle ``name`` of ``tenant`` with ``arguments``: one atomic write; its token.
 
@@ -132,9 +130,11 @@ def run_bundle(
     tenant's head). Raises BundleNotFound; MissingArgument for a missing argument;
     InvalidArgument for an undeclared one or a rendered string that does not parse;
     BundleTooLarge for more items than one write may hold; InvalidWrite for data the schema
-    rejects. Nothing is written on any error. The write goes through ``writer`` (the app's, with
-    the write hooks of the layers above the engine), or straight to ``store`` when none is given.
+    rejects. Nothing is written on any error. The bundle is read from ``writer``'s store and the
+    write goes through ``writer``: the app's, with the write hooks of the layers above the
+    engine, so that no bundle write can skip them.
     """
+    store = writer.store
     bundle = read_bundle(store, tenant, name)
     _check_arguments(bundle, arguments)
     # Every string is one item whatever the arguments, so the count is the bundle's own.
@@ -145,4 +145,4 @@ def run_bundle(
             f"{store.max_write_items}: split it into smaller bundles",
         )
     changes = _changes(bundle, schema, arguments)
-    return (writer or RawWriter(store)).write(tenant, changes)
+    return writer.write(tenant, changes)

@@ -39,6 +39,7 @@ from engine.bundles import (
 )
 from engine.engine import Engine
 from engine.errors import InvalidWrite
+from engine.hooks import RawWriter
 from engine.writes import attribute_text
 from storage.base import Attribute, AttributeFilter, Changes, Record, Store, Tuple, TupleFilter
 from tests.engine.support import TENANT, write
@@ -190,7 +191,7 @@ def test_writing_a_bundle_again_replaces_it(store: Store, schema: Schema) -> Non
     write_bundles(store, TENANT, [newer])
 
     assert read_bundle(store, TENANT, "b") == newer
-    token = run_bundle(store, schema, TENANT, "b", {"id": "7"})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {"id": "7"})
     assert state(store, token)[0] == {"doc:7#viewer@user:2"}
 
 
@@ -301,7 +302,7 @@ def test_spaces_inside_the_braces_are_allowed(store: Store, schema: Schema) -> N
         "doc:{{\t.id\n}}#owner@user:3",
     ]
     write_bundles(store, TENANT, [DataBundle("b", ("id",), (Operation(tuple(texts)),))])
-    token = run_bundle(store, schema, TENANT, "b", {"id": "9"})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {"id": "9"})
     assert state(store, token)[0] == {
         "doc:9#owner@user:1",
         "doc:9#owner@user:2",
@@ -320,7 +321,7 @@ def test_an_invalid_bundle_name_is_rejected_everywhere(
         lambda: write_bundles(store, TENANT, [DataBundle(name)]),
         lambda: read_bundle(store, TENANT, name),
         lambda: delete_bundle(store, TENANT, name),
-        lambda: run_bundle(store, schema, TENANT, name, {}),
+        lambda: run_bundle(RawWriter(store), schema, TENANT, name, {}),
     ]
     for call in calls:
         error = raises_nothing_written(store, BundleError, call)
@@ -377,7 +378,7 @@ def test_a_run_applies_every_change_at_one_revision(store: Store, schema: Schema
     counting = CountingStore(store)
 
     arguments = {"id": "1", "user": "ann", "group": "eng"}
-    token = run_bundle(counting, schema, TENANT, "share", arguments)  # type: ignore[arg-type]
+    token = run_bundle(RawWriter(counting), schema, TENANT, "share", arguments)  # type: ignore[arg-type]
 
     assert counting.writes == 1
     old = (
@@ -434,7 +435,7 @@ def test_operations_apply_in_order_as_permify_does(store: Store, schema: Schema)
         ),
     )
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "order", {"id": "1"})
+    token = run_bundle(RawWriter(store), schema, TENANT, "order", {"id": "1"})
     assert state(store, token) == ({"doc:1#viewer@user:kept"}, {"doc:1$tags|string[]:c"})
 
 
@@ -452,20 +453,22 @@ def test_an_attribute_delete_takes_permifys_full_form_too(store: Store, schema: 
         (Operation(attributes_delete=("doc:{{.id}}$tags", "doc:{{.id}}$public|boolean:false")),),
     )
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "b", {"id": "1"})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {"id": "1"})
     assert state(store, token) == (set(), set())
 
 
 def test_a_bundle_without_arguments_runs(store: Store, schema: Schema) -> None:
     write_bundles(store, TENANT, [DataBundle("fixed", (), (Operation(("doc:1#owner@user:1",)),))])
-    token = run_bundle(store, schema, TENANT, "fixed", {})
+    token = run_bundle(RawWriter(store), schema, TENANT, "fixed", {})
     assert state(store, token)[0] == {"doc:1#owner@user:1"}
 
 
 def test_a_run_without_every_argument_writes_nothing(store: Store, schema: Schema) -> None:
     write_bundles(store, TENANT, [SHARE])
     error = raises_nothing_written(
-        store, BundleError, lambda: run_bundle(store, schema, TENANT, "share", {"user": "ann"})
+        store,
+        BundleError,
+        lambda: run_bundle(RawWriter(store), schema, TENANT, "share", {"user": "ann"}),
     )
     assert isinstance(error, BundleError)
     assert reason_of(error) == MISSING_ARGUMENT
@@ -477,7 +480,7 @@ def test_a_run_with_an_undeclared_argument_writes_nothing(store: Store, schema: 
     write_bundles(store, TENANT, [SHARE])
     arguments = {"id": "1", "user": "ann", "group": "eng", "usr": "bob"}
     error = raises_nothing_written(
-        store, BundleError, lambda: run_bundle(store, schema, TENANT, "share", arguments)
+        store, BundleError, lambda: run_bundle(RawWriter(store), schema, TENANT, "share", arguments)
     )
     assert isinstance(error, BundleError)
     assert reason_of(error) == INVALID_ARGUMENT
@@ -486,7 +489,7 @@ def test_a_run_with_an_undeclared_argument_writes_nothing(store: Store, schema: 
 
 def test_running_an_unknown_bundle_is_bundle_not_found(store: Store, schema: Schema) -> None:
     error = raises_nothing_written(
-        store, BundleNotFound, lambda: run_bundle(store, schema, TENANT, "nope", {})
+        store, BundleNotFound, lambda: run_bundle(RawWriter(store), schema, TENANT, "nope", {})
     )
     assert isinstance(error, BundleError) and reason_of(error) == BUNDLE_NOT_FOUND
 
@@ -526,7 +529,7 @@ def test_a_run_the_schema_rejects_writes_nothing(
     write_bundles(store, TENANT, [bundle_with(list_name, text)])
     before = state(store)
     error = raises_nothing_written(
-        store, InvalidWrite, lambda: run_bundle(store, schema, TENANT, "b", {"id": "42"})
+        store, InvalidWrite, lambda: run_bundle(RawWriter(store), schema, TENANT, "b", {"id": "42"})
     )
     assert isinstance(error, InvalidWrite)
     assert reason_of(error) == code
@@ -539,7 +542,7 @@ def test_tuple_deletes_are_not_checked_against_the_schema(store: Store, schema: 
     write(store, ["doc:1#editor@user:1"])  # admitted by an older schema, say
     bundle = DataBundle("b", (), (Operation(relationships_delete=("doc:1#editor@user:1",)),))
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "b", {})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {})
     assert state(store, token) == (set(), set())
 
 
@@ -617,7 +620,7 @@ def test_literal_ids_may_hold_colon_and_at(store: Store, schema: Schema) -> None
         "b", (), (Operation(("doc:a@b#owner@user:c:d", "doc:a@b#viewer@user:e:f#...")),)
     )
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "b", {})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {})
     assert state(store, token)[0] == {"doc:a@b#owner@user:c:d", "doc:a@b#viewer@user:e:f"}
 
 
@@ -694,7 +697,7 @@ def test_an_argument_that_makes_its_component_invalid_writes_nothing(
     error = raises_nothing_written(
         store,
         BundleError,
-        lambda: run_bundle(store, schema, TENANT, "inj", {**valid, argument: value}),
+        lambda: run_bundle(RawWriter(store), schema, TENANT, "inj", {**valid, argument: value}),
     )
     assert isinstance(error, BundleError)
     assert reason_of(error) == INVALID_ARGUMENT
@@ -712,7 +715,9 @@ def test_the_injection_table_starts_from_valid_arguments(store: Store, schema: S
         (Operation(relationships_write=(TUPLE_TEMPLATE,), attributes_write=(ATTRIBUTE_TEMPLATE,)),),
     )
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "ok", {**TUPLE_ARGUMENTS, **ATTRIBUTE_ARGUMENTS})
+    token = run_bundle(
+        RawWriter(store), schema, TENANT, "ok", {**TUPLE_ARGUMENTS, **ATTRIBUTE_ARGUMENTS}
+    )
     assert state(store, token) == ({"doc:1#viewer@group:eng#member"}, {"doc:1$public|boolean:true"})
 
 
@@ -722,7 +727,9 @@ def test_every_list_checks_its_arguments(store: Store, schema: Schema, list_name
     bundle = bundle_with(list_name, text, arguments=("id", "v"))
     write_bundles(store, TENANT, [bundle])
     error = raises_nothing_written(
-        store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {"id": "1", "v": "1#x"})
+        store,
+        BundleError,
+        lambda: run_bundle(RawWriter(store), schema, TENANT, "b", {"id": "1", "v": "1#x"}),
     )
     assert isinstance(error, BundleError) and reason_of(error) == INVALID_ARGUMENT
     assert f"operations[1].{list_name}[1]" in str(error)
@@ -733,13 +740,13 @@ def test_ids_from_arguments_may_hold_colon_and_at(store: Store, schema: Schema) 
     by_argument = DataBundle("args", ("id", "u"), (Operation(("doc:{{.id}}#owner@user:{{.u}}",)),))
     literal = DataBundle("literal", (), (Operation(("doc:a@b:c#owner@user:x:y@z",)),))
     write_bundles(store, TENANT, [by_argument, literal])
-    token = run_bundle(store, schema, TENANT, "args", {"id": "a@b:c", "u": "x:y@z"})
+    token = run_bundle(RawWriter(store), schema, TENANT, "args", {"id": "a@b:c", "u": "x:y@z"})
     assert state(store, token)[0] == {"doc:a@b:c#owner@user:x:y@z"}
     assert store.reader(TENANT, token).iter_tuples(TupleFilter(entity_type="doc")).__next__() == (
         Tuple("doc", "a@b:c", "owner", "user", "x:y@z")
     )
     # The same literal text writes the same tuple (the run changes nothing).
-    token = run_bundle(store, schema, TENANT, "literal", {})
+    token = run_bundle(RawWriter(store), schema, TENANT, "literal", {})
     assert state(store, token)[0] == {"doc:a@b:c#owner@user:x:y@z"}
 
 
@@ -753,14 +760,14 @@ def test_every_id_permifys_pattern_allows_is_accepted(
     write_bundles(
         store, TENANT, [DataBundle("b", ("u",), (Operation(("doc:1#owner@user:{{.u}}",)),))]
     )
-    token = run_bundle(store, schema, TENANT, "b", {"u": value})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {"u": value})
     assert state(store, token)[0] == {f"doc:1#owner@user:{value}"}
 
 
 def test_three_dots_from_an_argument_mean_no_subject_relation(store: Store, schema: Schema) -> None:
     bundle = DataBundle("b", ("r",), (Operation(("doc:1#owner@user:1#{{.r}}",)),))
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "b", {"r": "..."})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {"r": "..."})
     assert state(store, token)[0] == {"doc:1#owner@user:1"}
 
 
@@ -768,7 +775,7 @@ def test_a_string_value_is_taken_verbatim(store: Store, schema: Schema) -> None:
     value = "a:b|c$d#e@f,g {{.t}} é\x00 " + "x" * 10_000
     bundle = DataBundle("b", ("t",), (Operation(attributes_write=("doc:1$title|string:{{.t}}",)),))
     write_bundles(store, TENANT, [bundle])
-    token = run_bundle(store, schema, TENANT, "b", {"t": value})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {"t": value})
     [stored] = store.reader(TENANT, token).iter_attributes(AttributeFilter(entity_type="doc"))
     assert stored == Attribute("doc", "1", "title", AttributeType.STRING, value)
 
@@ -800,13 +807,15 @@ def test_an_argument_fills_one_array_element_unless_it_is_the_whole_value(
     write_bundles(store, TENANT, [bundle])
     if expected is None:
         error = raises_nothing_written(
-            store, BundleError, lambda: run_bundle(store, schema, TENANT, "b", {argument: value})
+            store,
+            BundleError,
+            lambda: run_bundle(RawWriter(store), schema, TENANT, "b", {argument: value}),
         )
         assert isinstance(error, BundleError) and reason_of(error) == INVALID_ARGUMENT
         assert f"argument `{argument}` = {value!r} is not a valid value[1]" in str(error)
         assert "may not hold `,`" in str(error)
         return
-    token = run_bundle(store, schema, TENANT, "b", {argument: value})
+    token = run_bundle(RawWriter(store), schema, TENANT, "b", {argument: value})
     [stored] = store.reader(TENANT, token).iter_attributes(AttributeFilter(entity_type="doc"))
     assert stored.value == expected
     # Exactly what the same literal text writes.
@@ -814,7 +823,7 @@ def test_an_argument_fills_one_array_element_unless_it_is_the_whole_value(
     write_bundles(
         store, TENANT, [DataBundle("literal", (), (Operation(attributes_write=(literal,)),))]
     )
-    token = run_bundle(store, schema, TENANT, "literal", {})
+    token = run_bundle(RawWriter(store), schema, TENANT, "literal", {})
     [again] = store.reader(TENANT, token).iter_attributes(AttributeFilter(entity_type="doc"))
     assert again == stored
 
@@ -860,7 +869,7 @@ def test_a_stored_bundle_whose_literal_text_is_invalid_fails_as_validation(
         TENANT, Changes(put_records=[Record(KEYSPACE, ("old",), json.dumps(document).encode())])
     )
     error = raises_nothing_written(
-        store, BundleError, lambda: run_bundle(store, schema, TENANT, "old", {})
+        store, BundleError, lambda: run_bundle(RawWriter(store), schema, TENANT, "old", {})
     )
     assert isinstance(error, BundleError) and reason_of(error) == VALIDATION
     assert "the stored template is invalid" in str(error)
@@ -915,14 +924,16 @@ def test_too_many_items_for_one_write_writes_nothing(store: Store, schema: Schem
     write_bundles(store, TENANT, [fits, over])
 
     error = raises_nothing_written(
-        store, BundleError, lambda: run_bundle(store, schema, TENANT, "over", {"id": "1"})
+        store,
+        BundleError,
+        lambda: run_bundle(RawWriter(store), schema, TENANT, "over", {"id": "1"}),
     )
     assert isinstance(error, BundleError)
     assert reason_of(error) == MAX_DATA_PER_WRITE_EXCEEDED
     assert f"has {limit + 1} items" in str(error) and f"at most {limit}" in str(error)
     assert state(store) == (set(), set())
 
-    token = run_bundle(store, schema, TENANT, "fits", {"id": "1"})
+    token = run_bundle(RawWriter(store), schema, TENANT, "fits", {"id": "1"})
     assert len(state(store, token)[0]) == limit
 
 
@@ -934,7 +945,9 @@ def test_bundles_belong_to_one_tenant(store: Store, schema: Schema) -> None:
     with pytest.raises(BundleNotFound):
         read_bundle(store, "other", "share")
     with pytest.raises(BundleNotFound):
-        run_bundle(store, schema, "other", "share", {"id": "1", "user": "ann", "group": "eng"})
+        run_bundle(
+            RawWriter(store), schema, "other", "share", {"id": "1", "user": "ann", "group": "eng"}
+        )
     with pytest.raises(BundleNotFound):
         delete_bundle(store, "other", "share")
     assert read_bundle(store, TENANT, "share") == SHARE
@@ -943,7 +956,7 @@ def test_bundles_belong_to_one_tenant(store: Store, schema: Schema) -> None:
     write_bundles(store, "other", [theirs])
     assert read_bundle(store, TENANT, "share") == SHARE
     assert read_bundle(store, "other", "share") == theirs
-    token = run_bundle(store, schema, "other", "share", {})
+    token = run_bundle(RawWriter(store), schema, "other", "share", {})
     assert state(store, token, "other")[0] == {"doc:9#owner@user:9"}
     assert state(store, token)[0] == set()
     delete_bundle(store, "other", "share")
