@@ -23,49 +23,45 @@ class RawDeletes:
         return bool(changes.delete_tuples or changes.delete_tuple_filters)
 
     def extend(self, reader: SnapshotReader, changes: Changes) -> None:
-        forget_raw_deletes(reader, changes)
-
-
-def forget_raw_deletes(reader: SnapshotReader, changes: Changes) -> None:
-    """Raw tuple deletes (the data API, bundles) of managed tuples remove their metadata rows
-    in the same write; the partner's ``pair_id`` becomes null and lists are renumbered."""
-    if not (changes.delete_tuples or changes.delete_tuple_filters) or not layout.has_rows(reader):
-        return
-    kept = set(changes.write_tuples)
-    doomed: dict[str, Relation] = {}
-    for t in changes.delete_tuples:
-        if t not in kept and not t.subject_relation:
-            row = layout.by_tuple(reader, t)
-            if row is not None:
-                doomed[row.id] = row
-    for flt in changes.delete_tuple_filters:
-        for row in _rows_matching(reader, flt):
-            if row.tuple not in kept:
-                doomed[row.id] = row
-    if not doomed:
-        return
-    writer = RowWriter(reader, changes, tuples=False)
-    lists: set[tuple[str, str, str]] = set()
-    for row in doomed.values():
-        writer.delete(row)
-        if row.position is not None:
-            lists.add((row.entity_type, row.entity_id, row.relation))
-    for gone in doomed.values():
-        if gone.pair_id and gone.pair_id not in doomed:
-            partner = writer.row(gone.pair_id)
-            if partner is not None:
-                writer.put(partner.but(pair_id=None))
-    for entity_type, entity_id, role in lists:
-        survivors = [
-            r
-            for r in layout.ordered_list(reader, entity_type, entity_id, role)
-            if r.id not in doomed
-        ]
-        for index, row in enumerate(survivors, start=1):
-            current = writer.row(row.id)
-            if current is not None and current.position != index:
-                writer.put(current.but(position=index))
-    writer.flush()
+        """Add the removal of the deleted managed tuples' rows to ``changes`` (called only for
+        writes `wants` took)."""
+        if not layout.has_rows(reader):
+            return
+        kept = set(changes.write_tuples)
+        doomed: dict[str, Relation] = {}
+        for t in changes.delete_tuples:
+            if t not in kept and not t.subject_relation:
+                row = layout.by_tuple(reader, t)
+                if row is not None:
+                    doomed[row.id] = row
+        for flt in changes.delete_tuple_filters:
+            for row in _rows_matching(reader, flt):
+                if row.tuple not in kept:
+                    doomed[row.id] = row
+        if not doomed:
+            return
+        writer = RowWriter(reader, changes, tuples=False)
+        lists: set[tuple[str, str, str]] = set()
+        for row in doomed.values():
+            writer.delete(row)
+            if row.position is not None:
+                lists.add((row.entity_type, row.entity_id, row.relation))
+        for gone in doomed.values():
+            if gone.pair_id and gone.pair_id not in doomed:
+                partner = writer.row(gone.pair_id)
+                if partner is not None:
+                    writer.put(partner.but(pair_id=None))
+        for entity_type, entity_id, role in lists:
+            survivors = [
+                r
+                for r in layout.ordered_list(reader, entity_type, entity_id, role)
+                if r.id not in doomed
+            ]
+            for index, row in enumerate(survivors, start=1):
+                current = writer.row(row.id)
+                if current is not None and current.position != index:
+                    writer.put(current.but(position=index))
+        writer.flush()
 
 
 def _rows_matching(reader: SnapshotReader, flt: TupleFilter) -> list[Relation]:
