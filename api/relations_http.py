@@ -23,7 +23,7 @@ from aiohttp import web
 
 from api.errors import ApiError, Handler, method_not_allowed, translate
 from api.middleware import header_bytes, key_matches
-from api.request_io import DOC_ATTRIBUTE, documented, read_body, respond
+from api.request_io import DOC_ATTRIBUTE, documented, path_tenant, read_body, respond
 from api.services import SERVICES
 from engine.relations.errors import (
     Conflict,
@@ -37,7 +37,7 @@ from engine.relations.errors import (
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from engine.relations.model import ADMIN, Principal, split_ref
 from engine.relations.service import Relations
-from storage.base import DEFAULT_TENANT, TENANT_ID_PATTERN
+from storage.base import DEFAULT_TENANT, check_tenant_id
 from storage.errors import InvalidTenantId, TenantNotFound
 
 log = logging.getLogger("stonetown.server")
@@ -156,22 +156,14 @@ def relations_of(request: web.Request) -> Relations:
 def tenant(request: web.Request, default: str | None = None) -> str:
     """The path's tenant id as sent (``principal`` checks it, after the credentials, so a
     request without credentials gets 401 whatever its path)."""
-    if default is not None:
-        return default
-    tenant_id = request.match_info["tenant_id"]
-    raw = request.raw_path
-    if "#" in raw:  # aiohttp cuts the path at a raw `#`: keep it, so the id is refused
-        tenant_id = f"{tenant_id}#{raw.partition('#')[2]}"
-    return tenant_id
+    return default if default is not None else path_tenant(request)
 
 
 def _checked_tenant(tenant_id: str) -> None:
-    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
-        raise Invalid.at(
-            ("tenant_id",),
-            f"invalid tenant id {tenant_id!r}: expected 1 to 128 characters from letters, "
-            "digits and _ - @ . : +",
-        )
+    try:
+        check_tenant_id(tenant_id)
+    except InvalidTenantId as exc:
+        raise Invalid.at(("tenant_id",), str(exc)) from None
 
 
 async def principal(request: web.Request, tenant_id: str, scope: str | None) -> Principal:

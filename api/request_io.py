@@ -22,8 +22,8 @@ from api.middleware import REQUEST_ID
 from api.models import ContextIn
 from api.services import CONFIG, SERVICES
 from engine.types import EMPTY_CONTEXT, Context
-from storage.base import TENANT_ID_PATTERN
-from storage.errors import InvalidToken
+from storage.base import check_tenant_id
+from storage.errors import InvalidTenantId, InvalidToken
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -220,6 +220,16 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int) -> bytes:
 
 def tenant_of(request: web.Request, name: str = "tenant_id") -> str:
     """The path's tenant id, checked against the tenant id pattern (400 otherwise)."""
+    tenant = path_tenant(request, name)
+    try:
+        check_tenant_id(tenant)
+    except InvalidTenantId as exc:
+        raise bad_request(name, str(exc)) from None
+    return tenant
+
+
+def path_tenant(request: web.Request, name: str = "tenant_id") -> str:
+    """The path's tenant id as sent, unchecked."""
     tenant = request.match_info[name]
     raw = request.raw_path
     if "#" in raw:
@@ -227,12 +237,6 @@ def tenant_of(request: web.Request, name: str = "tenant_id") -> str:
         # this, `DELETE /v1/tenants/t1#x` would delete t1. (`raw_path` is the target as sent;
         # `request.url` would cost an absolute URL built per request.)
         tenant = f"{tenant}#{raw.partition('#')[2]}"
-    if not TENANT_ID_PATTERN.fullmatch(tenant):
-        raise bad_request(
-            name,
-            f"invalid tenant id {tenant!r}: expected 1 to 128 characters from letters, "
-            "digits and _ - @ . : +",
-        )
     return tenant
 
 
