@@ -66,3 +66,11 @@ class StoreLocked(StorageError):
 
 class StoreClosed(StorageError):
     """The store was closed; no further reads or writes are possible."""
+
+
+class DatabaseOutdated(StorageError):
+    """The database's tables are older than this release: run the migrations first."""
+
+
+class StoreUnavailable(StorageError):
+    """The database cannot be reached, or did not answer in time; retrying later may work."""
