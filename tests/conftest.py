@@ -1,5 +1,5 @@
-"""Shared fixtures: the ``store`` every backend-neutral test runs on, and where the team's
-shared material (../shared) lives."""
+"""Shared fixtures: the ``store`` every backend-neutral test runs on, a throwaway PostgreSQL
+(``postgres_server``, ``postgres_url``), and where the team's shared material (../shared) lives."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from storage.base import Store
 from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
+from storage.postgres import migrate
+from tests.postgres import PostgresServer, PostgresUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STONETOWN_SHARED", REPO_ROOT.parent / "shared"))
@@ -47,3 +49,38 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         backend = LevelDBStore(tmp_path / "data", gc_interval=None)
     yield backend
     backend.close()
+
+
+# -- a throwaway PostgreSQL ------------------------------------------------------------------
+
+POSTGRES_TEMPLATE = "stonetown_template"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster per test process (so per xdist worker), with a migrated template
+    database; skipped, saying why, when PostgreSQL cannot start here, but failed when ``CI`` is
+    set, since a CI run must never pass without these tests."""
+    server = PostgresServer()
+    try:
+        server.start()
+        server.execute(f'CREATE DATABASE "{POSTGRES_TEMPLATE}"')
+        migrate(server.url(POSTGRES_TEMPLATE))
+    except PostgresUnavailable as exc:
+        server.destroy()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required when CI is set: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    except BaseException:
+        server.destroy()
+        raise
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated database for one test (a copy of the template); dropped after it."""
+    name = postgres_server.create_database(template=POSTGRES_TEMPLATE)
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
