@@ -179,7 +179,7 @@ class PostgresServer:
     def execute(self, sql: str, database: str = "postgres") -> None:
         """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
         with psycopg.connect(self.url(database), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def create_database(self, template: str | None = None) -> str:
         """A new, uniquely named database (a copy of ``template`` when given); its name."""

@@ -182,7 +182,7 @@ def migrate(url: str) -> list[int]:
                 if taken is None:
                     continue  # applied already (or just now, by another migrator)
                 for statement in statements:
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
                 if version == 1:
                     _first_rows(conn)
             applied.append(version)
