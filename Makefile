@@ -10,7 +10,7 @@ SHARED_BENCH ?= $(or $(STONETOWN_SHARED_BENCH),$(abspath $(CURDIR)/../shared/ben
 BENCH_DATA   ?= /tmp/benchdata
 ANCHORS_DIR  ?= /tmp/anchors
 
-.PHONY: serve test lint bench bench-engine bench-http bench-relations bench-anchors clean
+.PHONY: serve test lint protos bench bench-engine bench-http bench-relations bench-anchors clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,28 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Permify's Node.js SDK, which tests/grpc/test_node_sdk.py drives against `stonetown serve`, at the
+# version package-lock.json pins. Without npm the test skips, saying why (it fails when CI is set).
+NODE_SDK := tests/grpc/node/node_modules/.package-lock.json
+$(NODE_SDK): tests/grpc/node/package-lock.json
+	if command -v npm >/dev/null; then cd tests/grpc/node && npm ci --no-audit --no-fund; \
+	else echo "npm not found: the Node SDK test will skip (fail under CI)"; fi
+
 # Plugins named here instead of auto-loaded: auto-loading also marks every module of each plugin's
 # distribution (all of hypothesis and schemathesis) for pytest's assertion rewriting, which, with
 # no bytecode cache, costs each worker about 7 s before the first test.
-test: lint
+test: lint $(NODE_SDK)
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest -p xdist.plugin -p _hypothesis_pytestplugin
+
+# Regenerates api/grpc/generated from proto/ (the modules are committed): messages and their
+# typing stubs; the services are registered from the descriptors (api/grpc/server.py).
+protos: $(VENV)/.installed-dev
+	rm -rf api/grpc/generated/base
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=api/grpc/generated \
+		--pyi_out=api/grpc/generated proto/base/v1/*.proto
+	sed -i 's/^from base\.v1 import/from api.grpc.generated.base.v1 import/' \
+		api/grpc/generated/base/v1/*.py api/grpc/generated/base/v1/*.pyi
+	touch api/grpc/generated/base/__init__.py api/grpc/generated/base/v1/__init__.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/dsl_bench.py

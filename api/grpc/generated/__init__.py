@@ -1,0 +1,1 @@
+"""Modules generated from proto/ by `make protos`: do not edit."""
