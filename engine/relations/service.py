@@ -49,6 +49,7 @@ from engine.relations.model import (
     micros,
 )
 from engine.relations.raw_deletes import RawDeletes
+from engine.relations.raw_writes import RawWrites
 from engine.suggest import suggest
 from engine.types import Entity
 from storage.base import Changes, SnapshotReader, SnapToken, Store, Subject
@@ -92,8 +93,10 @@ class Relations:
         return micros(self.clock())
 
     def install(self, writer: RawWriter) -> None:
-        """Register the layer's write hook: raw tuple deletes take their metadata rows along."""
+        """Register the layer's write hooks: a raw delete of one side of a pair deletes the
+        other side and both metadata rows; a raw write of one new side of a pair is refused."""
         writer.register(RawDeletes())
+        writer.register(RawWrites())
 
     def _schema(self, tenant: str) -> Schema:
         try:
