@@ -49,6 +49,9 @@ INTERNAL = 13
 UNAVAILABLE = 14
 UNAUTHENTICATED = 16
 
+#: What a 503 for an unreachable database tells clients to wait before retrying.
+RETRY_AFTER_SECONDS = "1"
+
 _GRPC_FOR_STATUS = {
     400: INVALID_ARGUMENT,
     401: UNAUTHENTICATED,
@@ -112,6 +115,7 @@ _TABLE: dict[type[BaseException], tuple[int, str]] = {
     storage_errors.InvalidFilter: (400, "ERROR_CODE_VALIDATION"),
     storage_errors.Conflict: (409, "ERROR_CODE_SERIALIZATION"),
     storage_errors.StoreClosed: (503, "ERROR_CODE_DATASTORE"),
+    storage_errors.StoreUnavailable: (503, "ERROR_CODE_DATASTORE"),
     engine_errors.InvalidRequest: (400, "ERROR_CODE_VALIDATION"),
     engine_errors.InvalidCursor: (400, "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"),
     engine_errors.SchemaNotFound: (404, "ERROR_CODE_SCHEMA_NOT_FOUND"),
@@ -265,7 +269,11 @@ def translate(exc: BaseException) -> ApiError | None:
     if found is None:
         return None
     status, reason = found
-    return ApiError(status, reason, str(exc) or reason)
+    headers = None
+    if isinstance(exc, storage_errors.StoreUnavailable):
+        # The database is away, not the request wrong: the same request may succeed soon.
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+    return ApiError(status, reason, str(exc) or reason, headers=headers)
 
 
 def _http_exception(exc: web.HTTPException) -> ApiError:

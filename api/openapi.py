@@ -33,7 +33,8 @@ _ERRORS = {
     "409": "Already exists, or (relations layer) a conflict named by details.code.",
     "415": "A Content-Encoding other than gzip, deflate and identity.",
     "429": "Too many requests in flight; retry after the Retry-After seconds.",
-    "503": "The server is shutting down.",
+    "503": "The server is shutting down, or its database cannot be reached (retry after the "
+    "Retry-After seconds).",
 }
 #: Keywords of a request schema that `{}` cannot satisfy (as models.py writes them).
 _NOT_EMPTY = frozenset({"required", "anyOf", "allOf", "oneOf"})

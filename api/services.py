@@ -57,6 +57,9 @@ class Services:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: Serialises partial schema writes: each reads the head and writes the next version.
     schema_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Raises ``StoreUnavailable`` when the store's database cannot be reached (``/healthz``
+    #: asks it); None for a store with nothing to reach.
+    probe: Callable[[], None] | None = None
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a synchronous engine or store call in the worker threads."""

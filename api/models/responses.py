@@ -187,6 +187,8 @@ class WatchLine(Out):
 
 class HealthResponse(Out):
     status: str
+    #: Why the server is not serving (shutting down, the database unreachable); absent when it is.
+    reason: str | None = None
 
 
 class ErrorResponse(Out):
