@@ -11,13 +11,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from storage.base import DEFAULT_TENANT, TENANT_ID_PATTERN
 
 DEFAULT_PORT = 3476
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = "./data"
 ENV_PREFIX = "STONETOWN_"
+_DATABASE_SCHEMES = ("postgresql://", "postgres://")
 
 
 class ConfigError(Exception):
@@ -71,6 +75,21 @@ class Config:
     #: Seconds between polls of the change log by an idle watch stream (writes made through this
     #: server wake watchers at once).
     watch_poll_seconds: float = 1.0
+    #: The tenant AuthZEN's bare paths (``/access/v1/...``) answer for.
+    authzen_default_tenant: str = DEFAULT_TENANT
+    #: A PostgreSQL URL (``postgresql://user:password@host:port/db``): the store is that database
+    #: instead of LevelDB in ``data_dir``, and several servers may share it. Empty: LevelDB.
+    database_url: str = ""
+    #: Server processes sharing the port (SO_REUSEPORT); more than one needs ``database_url``.
+    workers: int = 1
+    #: Without a snap token, an answer may reflect a revision up to this many seconds old
+    #: (PostgreSQL only; 0: always the latest committed revision).
+    max_staleness_seconds: float = 0.0
+    #: PostgreSQL connections each server process keeps open at most.
+    db_pool_size: int = 10
+    #: How long a PostgreSQL call (a connection, a statement) may take before the request fails
+    #: with 503.
+    db_timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -90,6 +109,24 @@ class Config:
             (self.body_timeout_seconds > 0, "body_timeout_seconds must be positive"),
             (self.watch_poll_seconds > 0, "watch_poll_seconds must be positive"),
             (bool(self.data_dir), "data_dir must not be empty"),
+            (
+                TENANT_ID_PATTERN.fullmatch(self.authzen_default_tenant) is not None,
+                "authzen_default_tenant must be a tenant id (1 to 128 characters from letters, "
+                "digits and _ - @ . : +)",
+            ),
+            (self.workers >= 1, "workers must be at least 1"),
+            (self.max_staleness_seconds >= 0, "max_staleness_seconds must not be negative"),
+            (self.db_pool_size >= 1, "db_pool_size must be at least 1"),
+            (self.db_timeout_seconds > 0, "db_timeout_seconds must be positive"),
+            (
+                not self.database_url or self.database_url.startswith(_DATABASE_SCHEMES),
+                "database_url must be a PostgreSQL URL (postgresql://user@host:port/database)",
+            ),
+            (
+                self.workers == 1 or bool(self.database_url),
+                f"workers={self.workers} needs database_url: LevelDB is single-process (one "
+                "server per data directory); serve several processes over PostgreSQL",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -192,3 +229,13 @@ def load_config(
         return replace(Config(), **settings)  # type: ignore[arg-type]
     except TypeError as exc:  # pragma: no cover - guarded by _FIELDS
         raise ConfigError(str(exc)) from exc
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs and the ready line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -1,10 +1,11 @@
 """The ``stonetown`` command line: ``main``, the group every command is added to.
 
 Local tools: ``schema validate``, ``schema fmt``, ``validate`` (run Permify validation files) and
-``coverage``. The server: ``serve``. Client commands, talking to a server given by ``--url`` /
-``STONETOWN_URL`` with ``--key`` / ``STONETOWN_KEY`` for tenant ``--tenant`` / ``STONETOWN_TENANT``:
-``schema push|pull``, ``check``, ``tuples write|read|delete``, ``import``, ``export`` and
-``relationship list|get|create|upsert|schema`` (the relations layer's relationship records).
+``coverage``. The server: ``serve``, and ``migrate`` for its PostgreSQL database. Client
+commands, talking to a server given by ``--url`` / ``STONETOWN_URL`` with ``--key`` /
+``STONETOWN_KEY`` for tenant ``--tenant`` / ``STONETOWN_TENANT``: ``schema push|pull``,
+``check``, ``tuples write|read|delete``, ``import``, ``export`` and ``relationship
+list|get|create|upsert|schema`` (the relations layer's relationship records).
 
 Exit codes: 0 success; 1 a failure (a schema error, a file that would change, a failed assertion,
 coverage below a threshold, an error answer from the server or no answer, a bad import record); 2 a
@@ -71,6 +72,7 @@ class LazyGroup(click.Group):
         "validate": "api.cli.local:validate",
         "coverage": "api.cli.local:coverage",
         "serve": "api.cli.serve:serve",
+        "migrate": "api.cli.migrate:migrate",
         "check": "api.cli.remote:check",
         "tuples": "api.cli.remote:tuples",
         "import": "api.cli.import_export:import_",
