@@ -37,6 +37,7 @@ from api.relations_http import (
     strapi_response,
 )
 from api.routes import (
+    authzen,
     bundles,
     data,
     entity_relations,
@@ -75,7 +76,7 @@ def create_app(
         metrics, config.max_concurrency, config.preshared_keys, stream_limit=config.max_streams
     )
     # aiohttp tries the routes under one fixed prefix in order: the hot ones go first.
-    for module in (permissions, data, schemas, bundles, watch, tenants, meta):
+    for module in (permissions, data, schemas, bundles, watch, tenants, meta, authzen):
         for route in module.routes:
             assert isinstance(route, web.RouteDef)
             # A watch stays open until its client leaves, mostly idle: it takes a slot of the
