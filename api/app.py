@@ -58,6 +58,9 @@ from storage.base import Store
 from storage.leveldb import LevelDBStore
 
 log = logging.getLogger("stonetown.server")
+#: The app's edge (keys, concurrency limits): the gRPC server (api/grpc) passes its calls
+#: through the same one, so both protocols share the limits.
+EDGE = web.AppKey("edge", Edge)
 
 
 def create_app(
@@ -75,6 +78,7 @@ def create_app(
     edge = Edge(
         metrics, config.max_concurrency, config.preshared_keys, stream_limit=config.max_streams
     )
+    app[EDGE] = edge
     # aiohttp tries the routes under one fixed prefix in order: the hot ones go first.
     for module in (permissions, data, schemas, bundles, watch, tenants, meta, authzen):
         for route in module.routes:

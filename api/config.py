@@ -18,6 +18,7 @@ import yaml
 from storage.base import DEFAULT_TENANT, TENANT_ID_PATTERN
 
 DEFAULT_PORT = 3476
+DEFAULT_GRPC_PORT = 3478
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = "./data"
 ENV_PREFIX = "STONETOWN_"
@@ -35,6 +36,9 @@ class Config:
     data_dir: str = DEFAULT_DATA_DIR
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    #: Port of Permify's gRPC API (api/grpc); 0 disables it. With ``port`` 0 (a free port) and
+    #: this left at its default, gRPC also takes a free port (serve logs which).
+    grpc_port: int = DEFAULT_GRPC_PORT
     #: Bearer keys; empty means no authentication.
     preshared_keys: tuple[str, ...] = ()
     #: Largest request body accepted; larger ones get 413.
@@ -94,6 +98,10 @@ class Config:
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
             (0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
+            (
+                0 <= self.grpc_port <= 65535,
+                f"grpc_port must be 0-65535 (0 disables gRPC), got {self.grpc_port}",
+            ),
             (self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024"),
             (self.max_body_values >= 1000, "max_body_values must be at least 1000"),
             (self.max_concurrency >= 1, "max_concurrency must be at least 1"),

@@ -1,0 +1,534 @@
+"""Permify's gRPC methods, answered as the HTTP routes answer the same questions.
+
+Each method turns its protobuf request into the JSON body the HTTP route would receive (proto
+field names, as grpc-gateway's JSON), reads it with the route's own request model (so validation
+and its messages are the same), calls the same engine, store and route functions through the
+app's ``Services`` (worker threads, caches, write hooks), and turns the route's JSON answer back
+into the response message. The tenant, which HTTP takes from the path, is the request's
+``tenant_id``. Errors are raised as the routes raise them; ``api/grpc/server.py`` renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from pydantic import BaseModel, ValidationError
+
+from api import models as m
+from api.errors import ApiError, bad_request, from_validation_error
+from api.grpc.generated.base.v1 import base_pb2 as base
+from api.grpc.generated.base.v1 import service_pb2 as pb
+from api.middleware import Metrics
+from api.request_io import context_of, token_field
+from api.routes import bundles, data, schemas, tenants, watch
+from api.routes.permissions import _take
+from api.services import Services
+from dsl.partial import Partial
+from engine.bundles import delete_bundle, read_bundle
+from engine.errors import EngineError, OverBudget
+from engine.types import (
+    DEFAULT_LOOKUP_PAGE_SIZE,
+    CheckItem,
+    Entity,
+    RequestOptions,
+    SubjectReference,
+)
+from storage.base import Changes, Operation, Page, TenantInfo, Tuple, check_tenant_id
+from storage.errors import InvalidTenantId
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=Message)
+
+_CAN = {True: base.CHECK_RESULT_ALLOWED, False: base.CHECK_RESULT_DENIED}
+_OPERATIONS = {
+    Operation.CREATE: base.DataChange.OPERATION_CREATE,
+    Operation.DELETE: base.DataChange.OPERATION_DELETE,
+}
+
+
+def body_of(message: Message, model: type[M]) -> M:
+    """``message`` read as the HTTP route reads its JSON body: a 400 (INVALID_ARGUMENT) naming
+    the field for anything the model refuses."""
+    try:
+        text = json_format.MessageToJson(
+            message, preserving_proto_field_name=True, indent=None, ensure_ascii=False
+        )
+    except (TypeError, ValueError) as exc:  # an Any of a type no proto here declares
+        raise bad_request("body", f"cannot be read: {exc}") from exc
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+
+
+def answer(data: dict[str, Any], response: R) -> R:
+    """A route's JSON answer as ``response``; Stonetown's ``x_`` extensions have no field."""
+    return json_format.ParseDict(data, response, ignore_unknown_fields=True)
+
+
+def tenant_of(tenant: str, field: str = "tenant_id") -> str:
+    try:
+        check_tenant_id(tenant)
+    except InvalidTenantId as exc:
+        raise bad_request(field, str(exc)) from None
+    return tenant
+
+
+def _options(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOptions:
+    return RequestOptions(meta.snap_token, meta.schema_version, meta.depth, context_of(context))
+
+
+def _tenant_json(info: TenantInfo) -> dict[str, str]:
+    return {"id": info.id, "name": info.name, "created_at": m.timestamp(info.created_at)}
+
+
+class Servicers:
+    """One method per RPC (``server.py`` maps them to Permify's method names)."""
+
+    def __init__(self, services: Services, metrics: Metrics) -> None:
+        self.svc = services
+        self.metrics = metrics
+
+    # -- Permission ---------------------------------------------------------------------------
+
+    async def check(self, request: pb.PermissionCheckRequest) -> pb.PermissionCheckResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.CheckRequest)
+        svc = self.svc
+        engine = svc.engine
+        entity = Entity(body.entity.type, body.entity.id)
+        subject = body.subject.to_subject()
+        budget = svc.config.inline_dispatches
+        options = _options(body.metadata, body.context)
+        with token_field("metadata.snap_token"):
+            try:
+                if not budget:
+                    raise OverBudget(budget)
+                # As over HTTP: small checks on the event loop, bigger ones on a worker thread.
+                result = engine.check(
+                    tenant, entity, body.permission, subject, options, max_dispatches=budget
+                )
+            except OverBudget:
+                result = await svc.run(
+                    engine.check, tenant, entity, body.permission, subject, options
+                )
+        self.metrics.count_check("allowed" if result.allowed else "denied")
+        return pb.PermissionCheckResponse(
+            can=_CAN[result.allowed],
+            metadata=pb.PermissionCheckResponseMetadata(check_count=result.check_count),
+        )
+
+    async def bulk_check(
+        self, request: pb.PermissionBulkCheckRequest
+    ) -> pb.PermissionBulkCheckResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.BulkCheckRequest)
+        svc = self.svc
+        items = [
+            CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
+            for i in body.items
+        ]
+        with token_field("metadata.snap_token"):
+            results = await svc.run(
+                svc.engine.bulk_check, tenant, items, _options(body.metadata, body.context)
+            )
+        out = pb.PermissionBulkCheckResponse()
+        for r in results:
+            if isinstance(r, EngineError):
+                self.metrics.count_check("error")
+                out.results.add(can=_CAN[False], metadata={"check_count": 0})
+            else:
+                self.metrics.count_check("allowed" if r.allowed else "denied")
+                out.results.add(can=_CAN[r.allowed], metadata={"check_count": r.check_count})
+        return out
+
+    async def expand(self, request: pb.PermissionExpandRequest) -> pb.PermissionExpandResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.ExpandRequest)
+        svc = self.svc
+        with token_field("metadata.snap_token"):
+            tree = await svc.run(
+                svc.engine.expand,
+                tenant,
+                Entity(body.entity.type, body.entity.id),
+                body.permission,
+                RequestOptions(
+                    snap_token=body.metadata.snap_token,
+                    schema_version=body.metadata.schema_version,
+                    context=context_of(body.context),
+                ),
+            )
+        # A big tree takes a while to convert: not on the event loop.
+        return await svc.run(
+            lambda: answer({"tree": m.expand_json(tree)}, pb.PermissionExpandResponse())
+        )
+
+    @staticmethod
+    def _lookup_entity_body(
+        request: pb.PermissionLookupEntityRequest,
+    ) -> tuple[str, m.LookupEntityRequest]:
+        return tenant_of(request.tenant_id), body_of(request, m.LookupEntityRequest)
+
+    async def lookup_entity(
+        self, request: pb.PermissionLookupEntityRequest
+    ) -> pb.PermissionLookupEntityResponse:
+        tenant, body = self._lookup_entity_body(request)
+        svc = self.svc
+        with token_field("metadata.snap_token"):
+            page = await svc.run(
+                svc.engine.lookup_entity,
+                tenant,
+                body.entity_type,
+                body.permission,
+                body.subject.to_subject(),
+                _options(body.metadata, body.context),
+                scope=m.scope_of(body.scope),
+                page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
+                cursor=body.continuous_token,
+            )
+        return pb.PermissionLookupEntityResponse(entity_ids=page.ids, continuous_token=page.cursor)
+
+    async def lookup_entity_stream(
+        self, request: pb.PermissionLookupEntityRequest
+    ) -> AsyncIterator[pb.PermissionLookupEntityStreamResponse]:
+        tenant, body = self._lookup_entity_body(request)
+        svc = self.svc
+        with token_field("metadata.snap_token"):
+            ids = await svc.run(
+                svc.engine.lookup_entity_stream,
+                tenant,
+                body.entity_type,
+                body.permission,
+                body.subject.to_subject(),
+                _options(body.metadata, body.context),
+                scope=m.scope_of(body.scope),
+                cursor=body.continuous_token,
+            )
+        # Ids come from the engine a chunk at a time, on a worker thread.
+        while chunk := await svc.run(_take, ids):
+            for entity_id, token in chunk:
+                yield pb.PermissionLookupEntityStreamResponse(
+                    entity_id=entity_id, continuous_token=token
+                )
+
+    async def lookup_subject(
+        self, request: pb.PermissionLookupSubjectRequest
+    ) -> pb.PermissionLookupSubjectResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.LookupSubjectRequest)
+        svc = self.svc
+        ref = body.subject_reference
+        with token_field("metadata.snap_token"):
+            page = await svc.run(
+                svc.engine.lookup_subject,
+                tenant,
+                Entity(body.entity.type, body.entity.id),
+                body.permission,
+                SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
+                _options(body.metadata, body.context),
+                page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
+                cursor=body.continuous_token,
+            )
+        return pb.PermissionLookupSubjectResponse(
+            subject_ids=page.ids, continuous_token=page.cursor
+        )
+
+    async def subject_permission(
+        self, request: pb.PermissionSubjectPermissionRequest
+    ) -> pb.PermissionSubjectPermissionResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.SubjectPermissionRequest)
+        svc = self.svc
+        meta = body.metadata
+        with token_field("metadata.snap_token"):
+            results = await svc.run(
+                svc.engine.subject_permission,
+                tenant,
+                Entity(body.entity.type, body.entity.id),
+                body.subject.to_subject(),
+                _options(meta, body.context),
+                only_permission=meta.only_permission,
+            )
+        return pb.PermissionSubjectPermissionResponse(
+            results={name: _CAN[ok] for name, ok in results.items()}
+        )
+
+    # -- Schema -------------------------------------------------------------------------------
+
+    async def schema_write(self, request: pb.SchemaWriteRequest) -> pb.SchemaWriteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.SchemaWriteRequest)
+        version = await self.svc.run(schemas._write, self.svc.store, tenant, body.schema_)
+        return pb.SchemaWriteResponse(schema_version=version.version)
+
+    async def schema_partial_write(
+        self, request: pb.SchemaPartialWriteRequest
+    ) -> pb.SchemaPartialWriteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.PartialWriteRequest)
+        partials = {
+            name: Partial(tuple(p.write), tuple(p.update), tuple(p.delete))
+            for name, p in body.partials.items()
+        }
+        version = await self.svc.run(
+            schemas._partial_write, self.svc, tenant, body.metadata.schema_version, partials
+        )
+        return pb.SchemaPartialWriteResponse(schema_version=version)
+
+    async def schema_read(self, request: pb.SchemaReadRequest) -> pb.SchemaReadResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.SchemaReadRequest)
+        svc = self.svc
+        _, schema = await svc.run(svc.engine.schema, tenant, body.metadata.schema_version)
+        return await svc.run(
+            lambda: answer({"schema": m.schema_json(schema)}, pb.SchemaReadResponse())
+        )
+
+    async def schema_list(self, request: pb.SchemaListRequest) -> pb.SchemaListResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.PageRequest)
+        store = self.svc.store
+
+        def work() -> pb.SchemaListResponse:
+            head = store.schema_head(tenant)
+            with token_field("continuous_token"):
+                page = store.list_schemas(
+                    tenant,
+                    page_size=body.page_size or schemas.DEFAULT_PAGE_SIZE,
+                    cursor=body.continuous_token,
+                )
+            return pb.SchemaListResponse(
+                head=head,
+                schemas=[
+                    pb.SchemaList(version=s.version, created_at=m.timestamp(s.created_at))
+                    for s in page.items
+                ],
+                continuous_token=page.cursor,
+            )
+
+        return await self.svc.run(work)
+
+    # -- Data ---------------------------------------------------------------------------------
+
+    async def _write(
+        self, tenant: str, version: str, tuples: list[Tuple], attributes: list[Any]
+    ) -> str:
+        svc = self.svc
+        limit = svc.config.max_write_items
+        if len(tuples) + len(attributes) > limit:
+            raise ApiError(
+                400,
+                "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED",
+                f"a write may hold at most {limit} tuples and attributes together; "
+                f"this one has {len(tuples) + len(attributes)}",
+            )
+        token = await svc.run(data._write, svc, tenant, version, tuples, attributes)
+        svc.writes.notify()
+        return token
+
+    async def data_write(self, request: pb.DataWriteRequest) -> pb.DataWriteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.DataWriteRequest)
+        tuples = [t.to_tuple() for t in body.tuples]
+        token = await self._write(
+            tenant, body.metadata.schema_version, tuples, data._attributes(body.attributes)
+        )
+        return pb.DataWriteResponse(snap_token=token)
+
+    async def write_relationships(
+        self, request: pb.RelationshipWriteRequest
+    ) -> pb.RelationshipWriteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.RelationshipsWriteRequest)
+        tuples = [t.to_tuple() for t in body.tuples]
+        token = await self._write(tenant, body.metadata.schema_version, tuples, [])
+        return pb.RelationshipWriteResponse(snap_token=token)
+
+    async def read_relationships(
+        self, request: pb.RelationshipReadRequest
+    ) -> pb.RelationshipReadResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.RelationshipsReadRequest)
+        store = self.svc.store
+
+        def work() -> pb.RelationshipReadResponse:
+            with token_field("metadata.snap_token"):
+                reader = store.reader(tenant, body.metadata.snap_token)
+            with token_field("continuous_token"):
+                page = reader.read_tuples(
+                    data.tuple_filter(body.filter),
+                    page_size=body.page_size or data.DEFAULT_PAGE_SIZE,
+                    cursor=body.continuous_token,
+                )
+            return answer(
+                {
+                    "tuples": [m.tuple_json(t) for t in page.items],
+                    "continuous_token": page.cursor,
+                },
+                pb.RelationshipReadResponse(),
+            )
+
+        return await self.svc.run(work)
+
+    async def read_attributes(self, request: pb.AttributeReadRequest) -> pb.AttributeReadResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.AttributesReadRequest)
+        store = self.svc.store
+
+        def work() -> pb.AttributeReadResponse:
+            with token_field("metadata.snap_token"):
+                reader = store.reader(tenant, body.metadata.snap_token)
+            with token_field("continuous_token"):
+                page = reader.read_attributes(
+                    data.attribute_filter(body.filter),
+                    page_size=body.page_size or data.DEFAULT_PAGE_SIZE,
+                    cursor=body.continuous_token,
+                )
+            return answer(
+                {
+                    "attributes": [m.attribute_json(a) for a in page.items],
+                    "continuous_token": page.cursor,
+                },
+                pb.AttributeReadResponse(),
+            )
+
+        return await self.svc.run(work)
+
+    async def _delete(self, tenant: str, changes: Changes) -> str:
+        svc = self.svc
+        token = await svc.run(svc.raw_writer.write, tenant, changes)
+        svc.writes.notify()
+        return token
+
+    async def data_delete(self, request: pb.DataDeleteRequest) -> pb.DataDeleteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.DataDeleteRequest)
+        if body.tuple_filter.is_empty and body.attribute_filter.is_empty:
+            raise bad_request(
+                "tuple_filter",
+                "give a non-empty tuple_filter or attribute_filter (an empty one would match "
+                "everything; delete the tenant to remove all its data)",
+            )
+        changes = Changes()
+        if not body.tuple_filter.is_empty:
+            changes.delete_tuple_filters.append(data.tuple_filter(body.tuple_filter))
+        if not body.attribute_filter.is_empty:
+            changes.delete_attribute_filters.append(data.attribute_filter(body.attribute_filter))
+        return pb.DataDeleteResponse(snap_token=await self._delete(tenant, changes))
+
+    async def delete_relationships(
+        self, request: pb.RelationshipDeleteRequest
+    ) -> pb.RelationshipDeleteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.RelationshipsDeleteRequest)
+        if body.filter.is_empty:
+            raise bad_request(
+                "filter", "give a non-empty filter (an empty one would match every tuple)"
+            )
+        changes = Changes(delete_tuple_filters=[data.tuple_filter(body.filter)])
+        return pb.RelationshipDeleteResponse(snap_token=await self._delete(tenant, changes))
+
+    async def run_bundle(self, request: pb.BundleRunRequest) -> pb.BundleRunResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.RunBundleRequest)
+        svc = self.svc
+        token = await svc.run(bundles._run, svc, tenant, body.name, body.arguments)
+        svc.writes.notify()
+        return pb.BundleRunResponse(snap_token=token)
+
+    # -- Bundle -------------------------------------------------------------------------------
+
+    async def bundle_write(self, request: pb.BundleWriteRequest) -> pb.BundleWriteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.BundleWriteRequest)
+        svc = self.svc
+        names = await svc.run(
+            bundles._write, svc, tenant, [bundles._bundle(b) for b in body.bundles]
+        )
+        return pb.BundleWriteResponse(names=names)
+
+    async def bundle_read(self, request: pb.BundleReadRequest) -> pb.BundleReadResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.BundleNameRequest)
+        svc = self.svc
+        bundle = await svc.run(read_bundle, svc.store, tenant, body.name)
+        return answer({"bundle": bundles._bundle_json(bundle)}, pb.BundleReadResponse())
+
+    async def bundle_delete(self, request: pb.BundleDeleteRequest) -> pb.BundleDeleteResponse:
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.BundleNameRequest)
+        svc = self.svc
+        name = await svc.run(delete_bundle, svc.store, tenant, body.name)
+        return pb.BundleDeleteResponse(name=name)
+
+    # -- Tenancy ------------------------------------------------------------------------------
+
+    async def tenant_create(self, request: pb.TenantCreateRequest) -> pb.TenantCreateResponse:
+        body = body_of(request, m.TenantCreateRequest)
+        if body.id in tenants.UNREACHABLE_IDS:  # refused over HTTP: refused here too, alike
+            raise bad_request("id", f"{body.id!r} cannot be a tenant id: URLs cannot name it")
+        svc = self.svc
+        info = await svc.run(svc.store.create_tenant, body.id, body.name)
+        return answer({"tenant": _tenant_json(info)}, pb.TenantCreateResponse())
+
+    async def tenant_delete(self, request: pb.TenantDeleteRequest) -> pb.TenantDeleteResponse:
+        tenant = tenant_of(request.id, "id")
+        svc = self.svc
+        await svc.run(svc.store.delete_tenant, tenant)
+        svc.engine.forget(tenant)
+        svc.writes.notify()
+        return pb.TenantDeleteResponse(tenant_id=tenant)
+
+    async def tenant_list(self, request: pb.TenantListRequest) -> pb.TenantListResponse:
+        body = body_of(request, m.PageRequest)
+        store = self.svc.store
+
+        def work() -> Page[TenantInfo]:
+            with token_field("continuous_token"):
+                return store.list_tenants(
+                    page_size=body.page_size or tenants.DEFAULT_PAGE_SIZE,
+                    cursor=body.continuous_token,
+                )
+
+        page = await self.svc.run(work)
+        return answer(
+            {
+                "tenants": [_tenant_json(t) for t in page.items],
+                "continuous_token": page.cursor,
+            },
+            pb.TenantListResponse(),
+        )
+
+    # -- Watch --------------------------------------------------------------------------------
+
+    async def watch(self, request: pb.WatchRequest) -> AsyncIterator[pb.WatchResponse]:
+        """As the HTTP watch: every change set after the token, then each new one as it lands,
+        until the client leaves or the server stops."""
+        tenant = tenant_of(request.tenant_id)
+        body = body_of(request, m.WatchRequest)
+        svc = self.svc
+        store = svc.store
+        after = body.snap_token or await svc.run(store.head, tenant)
+        with token_field("snap_token"):
+            pending = await svc.run(store.changes, tenant, after, limit=watch.BATCH)
+        poll = svc.config.watch_poll_seconds
+        while not svc.closing.is_set():
+            for change_set in pending:
+                out = pb.WatchResponse()
+                out.changes.snap_token = change_set.token
+                for change in change_set.changes:
+                    entry = out.changes.data_changes.add(operation=_OPERATIONS[change.operation])
+                    if isinstance(change.item, Tuple):
+                        json_format.ParseDict(m.tuple_json(change.item), entry.tuple)
+                    else:
+                        json_format.ParseDict(m.attribute_json(change.item), entry.attribute)
+                yield out
+                after = change_set.token
+            if len(pending) < watch.BATCH:
+                await svc.writes.wait(poll)
+                if svc.closing.is_set():
+                    break
+            pending = await svc.run(store.changes, tenant, after, limit=watch.BATCH)
