@@ -80,8 +80,10 @@ async def _serve_until_signalled(
     from aiohttp import web  # noqa: PLC0415
 
     from api.app import create_app, make_runner  # noqa: PLC0415
+    from api.grpc.server import GrpcServer, grpc_port_of, start_grpc  # noqa: PLC0415
 
     runner = make_runner(create_app(config))
+    grpc_server: GrpcServer | None = None
     try:
         await runner.setup()  # opens the store
     except StorageError as exc:
@@ -93,6 +95,14 @@ async def _serve_until_signalled(
         except OSError as exc:
             where = f"{config.host}:{config.port}"
             raise _ServeFailed(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        grpc_port = grpc_port_of(config)
+        if grpc_port is not None:  # Permify's gRPC API, on the same app and event loop
+            try:
+                grpc_server = await start_grpc(
+                    runner.app, config.host, grpc_port, reuse_port=reuse_port
+                )
+            except OSError as exc:
+                raise _ServeFailed(str(exc)) from exc
         announce(runner.addresses[0][1])
         stop: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -122,6 +132,8 @@ async def _serve_until_signalled(
             config.shutdown_timeout,
         )
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(config.shutdown_timeout)
         await runner.cleanup()
     log.info("stopped")
 
@@ -306,6 +318,12 @@ def _shown_config(config: Config) -> str:
     type=click.IntRange(0, 65535),
     help="Port to listen on; 0 picks a free one (env STONETOWN_PORT; default 3476).",
 )
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    help="Port of Permify's gRPC API; 0 disables it (env STONETOWN_GRPC_PORT; default 3478, or "
+    "a free port, logged, when --port is 0).",
+)
 @click.option("--host", help="Address to listen on (env STONETOWN_HOST; default 127.0.0.1).")
 @click.option(
     "--preshared-key",
@@ -346,6 +364,7 @@ def serve(
     *,
     data_dir: str | None,
     port: int | None,
+    grpc_port: int | None,
     host: str | None,
     preshared_keys: tuple[str, ...],
     config_file: str | None,
@@ -367,6 +386,7 @@ def serve(
     overrides = {
         "data_dir": data_dir,
         "port": port,
+        "grpc_port": grpc_port,
         "host": host,
         "preshared_keys": preshared_keys,
         "database_url": database_url,
