@@ -13,7 +13,7 @@ from storage.base import Store
 from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
 from storage.postgres import migrate
-from tests.postgres import PostgresServer, PostgresUnavailable
+from tests.postgres import PostgresServer, PostgresUnavailable, empty_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STONETOWN_SHARED", REPO_ROOT.parent / "shared"))
@@ -84,3 +84,18 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     name = postgres_server.create_database(template=POSTGRES_TEMPLATE)
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_shared_url(postgres_server: PostgresServer) -> str:
+    """One migrated database for the whole session (per xdist worker): see
+    ``postgres_empty_url``."""
+    return postgres_server.url(postgres_server.create_database(template=POSTGRES_TEMPLATE))
+
+
+@pytest.fixture
+def postgres_empty_url(postgres_shared_url: str) -> str:
+    """The session's database, emptied for this test (cheaper than ``postgres_url``'s new
+    database); the test must close every store on it before it ends."""
+    empty_database(postgres_shared_url)
+    return postgres_shared_url

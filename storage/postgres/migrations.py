@@ -13,10 +13,10 @@ B-tree indexes (two partial ones), ``BYTEA``/``BIGINT``/``TEXT``/``DOUBLE PRECIS
 ``pg_current_snapshot`` (CockroachDB has neither), advisory locks, ``LISTEN/NOTIFY``, triggers,
 stored procedures, ``INCLUDE`` columns (CockroachDB spells them ``STORING``).
 
-Every string a client chooses (types, ids, relations, names, record keys, schema text) is
-stored as ``BYTEA`` holding its UTF-8 (lone surrogates passed through): PostgreSQL's ``TEXT``
-cannot hold NUL, which ids may contain, and byte order is code-point order, the order every
-backend reads in.
+Every string (tenant and entity ids, types, relations, names, record keys, schema versions
+and text) is stored as ``BYTEA`` holding its UTF-8 (lone surrogates passed through):
+PostgreSQL's ``TEXT`` cannot hold NUL, which ids may contain, and byte order is code-point
+order, the order every backend reads in, whatever collation the database was created with.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ _STEPS: list[tuple[str, ...]] = [
         # across incarnations so that no token of an old incarnation names a new state. Every
         # write updates this row first: writers of one tenant serialise on it.
         """CREATE TABLE stonetown_tenants (
-            id TEXT PRIMARY KEY,
+            id BYTEA PRIMARY KEY,
             pk BIGINT NOT NULL UNIQUE,
             live BOOLEAN NOT NULL,
             name BYTEA NOT NULL,
             created_at DOUBLE PRECISION NOT NULL,
             revision BIGINT NOT NULL,
             horizon BIGINT NOT NULL,
-            committed_at DOUBLE PRECISION NOT NULL
+            committed_at DOUBLE PRECISION NOT NULL,
+            schema_head BYTEA NOT NULL
         )""",
         f"""CREATE TABLE stonetown_tuples (
             tenant BIGINT NOT NULL,
@@ -101,7 +102,7 @@ _STEPS: list[tuple[str, ...]] = [
         )""",
         """CREATE TABLE stonetown_schemas (
             tenant BIGINT NOT NULL,
-            version TEXT NOT NULL,
+            version BYTEA NOT NULL,
             created_at DOUBLE PRECISION NOT NULL,
             body BYTEA NOT NULL,
             PRIMARY KEY (tenant, version)
@@ -116,7 +117,7 @@ _STEPS: list[tuple[str, ...]] = [
         """CREATE TABLE stonetown_claims (
             namespace BYTEA NOT NULL,
             key BYTEA NOT NULL,
-            tenant TEXT NOT NULL,
+            tenant BYTEA NOT NULL,
             PRIMARY KEY (namespace, key)
         )""",
         "CREATE INDEX stonetown_claims_by_tenant ON stonetown_claims (tenant)",
@@ -140,8 +141,8 @@ def _first_rows(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     now = time.time()
     conn.execute(
         "INSERT INTO stonetown_tenants"
-        " (id, pk, live, name, created_at, revision, horizon, committed_at)"
-        " VALUES ('t1', %s, TRUE, '', %s, 0, 0, 0)",
+        " (id, pk, live, name, created_at, revision, horizon, committed_at, schema_head)"
+        " VALUES ('t1', %s, TRUE, '', %s, 0, 0, 0, '')",
         (new_tenant_pk(), now),
     )
 

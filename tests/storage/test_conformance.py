@@ -1,4 +1,8 @@
-"""One suite for every backend: what the Store and SnapshotReader protocols promise."""
+"""One suite for every backend: what the Store and SnapshotReader protocols promise.
+
+The ``store`` fixture below runs each test on the memory store, LevelDB and PostgreSQL (a
+throwaway cluster, see tests/postgres.py). No test is excluded for any backend.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,8 +45,26 @@ from storage.errors import (
     TenantNotFound,
     TooManyChanges,
 )
+from storage.leveldb import LevelDBStore
+from storage.memory import MemoryStore
+from storage.postgres import PostgresStore
 
 T = Tuple.parse
+
+
+@pytest.fixture(params=["memory", "leveldb", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each backend, on real parts only: the reference memory store, LevelDB in tmp_path and
+    PostgreSQL (an emptied database of the session's throwaway cluster)."""
+    backend: Store
+    if request.param == "memory":
+        backend = MemoryStore()
+    elif request.param == "leveldb":
+        backend = LevelDBStore(tmp_path / "data", gc_interval=None)
+    else:
+        backend = PostgresStore(request.getfixturevalue("postgres_empty_url"), gc_interval=None)
+    yield backend
+    backend.close()
 B, S, INT, D = (
     AttributeType.BOOLEAN,
     AttributeType.STRING,

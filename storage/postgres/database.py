@@ -1,0 +1,151 @@
+"""The connection pool, and the one place psycopg's exceptions become storage errors.
+
+Every query runs on a connection borrowed from a ``psycopg_pool.ConnectionPool`` for that query
+(reads, in autocommit) or for one transaction (writes). Results come back in binary format:
+``BYTEA`` as bytes, without hex decoding. psycopg prepares a statement on a connection once it
+has run a few times there, so the engine's few query shapes are planned once per connection.
+
+Failures, translated where they enter:
+
+* no connection within ``timeout_seconds`` (the database is down, or the pool exhausted), a
+  broken connection, or a statement running past ``timeout_seconds`` (``statement_timeout``):
+  ``StoreUnavailable``, which the API answers with 503 and a retry hint. A read that fails on a
+  broken connection (a database restart leaves every pooled connection broken) has the pool
+  check its idle connections and is retried once, so a restarted database serves the next
+  request instead of failing it.
+* a serialisation failure or deadlock (CockroachDB's and YugabyteDB's optimistic transactions
+  report conflicts so) is re-raised as is for the writer to retry the whole transaction.
+* after ``close``: ``StoreClosed``.
+
+Concurrency: the pool is thread-safe; each thread holds its own connection while it uses one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from storage.errors import StorageError, StoreClosed, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+Row = tuple[Any, ...]
+
+#: Conflicts an optimistic database reports; the whole transaction may simply run again.
+RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+class Database:
+    """A pool of connections to one database, with storage errors for psycopg's."""
+
+    def __init__(self, url: str, *, pool_size: int, timeout_seconds: float) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        self.timeout = timeout_seconds
+        self._closed = False
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout_seconds,
+            open=False,
+            name="stonetown",
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, math.ceil(timeout_seconds)),
+                "options": f"-c statement_timeout={max(1, int(timeout_seconds * 1000))}",
+            },
+            # Reconnecting to a database that went away: start at once, give up never.
+            reconnect_timeout=0,
+        )
+        self._pool.open(wait=False)
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.close()
+
+    # -- errors ------------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Translate psycopg's and the pool's exceptions raised inside (see the module)."""
+        try:
+            yield
+        except RETRYABLE:
+            raise
+        except PoolClosed as exc:
+            raise StoreClosed("the store is closed") from exc
+        except PoolTimeout as exc:
+            if self._closed:
+                raise StoreClosed("the store is closed") from exc
+            raise StoreUnavailable(
+                f"no database connection within {self.timeout:g} s: the database is down, "
+                "unreachable or overloaded; retry later"
+            ) from exc
+        except pg_errors.QueryCanceled as exc:
+            raise StoreUnavailable(
+                f"the database did not answer within {self.timeout:g} s; retry later"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the database connection failed: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), conn: Connection | None = None
+    ) -> list[Row]:
+        """Every row of one read-only statement, on ``conn`` or a pooled connection."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        with self.errors():
+            if conn is not None:
+                return conn.execute(sql, params, binary=True).fetchall()
+            try:
+                with self._pool.connection() as pooled:
+                    return pooled.execute(sql, params, binary=True).fetchall()
+            except pg_errors.QueryCanceled:
+                raise
+            except psycopg.OperationalError as exc:
+                log.warning("database read failed (%s); retrying once", _first_line(exc))
+                self._pool.check()
+            with self._pool.connection() as pooled:
+                return pooled.execute(sql, params, binary=True).fetchall()
+
+    def one(
+        self, sql: str, params: Sequence[Any] = (), conn: Connection | None = None
+    ) -> Row | None:
+        found = self.rows(sql, params, conn)
+        return found[0] if found else None
+
+    @contextmanager
+    def transaction(self, *, timeout: bool = True) -> Iterator[Connection]:
+        """A connection inside one transaction, committed when the block ends (rolled back if
+        it raises). Without ``timeout``, its statements may run as long as they need (bulk
+        deletes)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        with self.errors(), self._pool.connection() as conn, conn.transaction():
+            if not timeout:
+                conn.execute("SET LOCAL statement_timeout = 0")
+            yield conn
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers a trivial query."""
+        self.rows("SELECT 1")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,407 @@
+"""The PostgreSQL ``SnapshotReader``: one tenant incarnation at one revision.
+
+A tuple or attribute version row is visible at revision R when ``created <= R < deleted``; a
+live version's ``deleted`` is ``LIVE`` (the largest BIGINT). Every query filters by the tenant's
+incarnation (``pk``), so a reader of a deleted tenant sees nothing, even after its id is reused.
+
+Round trips: each engine read is one query, never one per tuple. ``relations`` reads a whole
+entity in one query (the engine asks for it when a permission needs several relations); an
+attribute read loads every attribute of that entity at once and keeps them for the reader's
+life; ``subject_set`` reads one relation. Scans (``iter_tuples``, ``entity_ids``,
+``records``) walk keyset pages of a few thousand rows, so memory stays bounded however large the
+result. Pages resume after the last key read (a row-value comparison) and are ordered by an
+index, so no page costs more than its own rows.
+
+Concurrency: a reader is immutable apart from its attribute cache (a dict filled under the GIL;
+two threads racing to fill one entry store the same rows) and may be shared between threads.
+Inside ``Store.transact`` it runs on the transaction's own connection, so the build function's
+reads see the state the write is decided against, and never wait for a second connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from storage import keys, tokens
+from storage.base import (
+    Attribute,
+    AttributeFilter,
+    ListSubjects,
+    Page,
+    Record,
+    RecordKey,
+    Revision,
+    Subject,
+    SubjectSet,
+    TenantId,
+    Tuple,
+    TupleFilter,
+    TupleKind,
+    check_page_size,
+)
+from storage.errors import InvalidToken
+from storage.postgres.codec import dec, decode_attribute, enc, tuple_of
+from storage.postgres.database import Connection, Row
+from storage.snapshot import PinnedReader
+
+if TYPE_CHECKING:
+    from storage.postgres.store import PostgresStore
+
+#: Rows per keyset page of a scan.
+SCAN_CHUNK = 5_000
+#: Entities whose attributes a reader keeps; past it, the cache starts over.
+_ATTRIBUTE_CACHE_ENTITIES = 10_000
+
+_VISIBLE = "created <= %s AND deleted > %s"
+_FORWARD = (
+    "entity_type",
+    "entity_id",
+    "relation",
+    "subject_type",
+    "subject_id",
+    "subject_relation",
+)
+_REVERSE = (
+    "subject_type",
+    "subject_id",
+    "subject_relation",
+    "entity_type",
+    "relation",
+    "entity_id",
+)
+_ATTRIBUTE_ORDER = ("entity_type", "entity_id", "name")
+
+_SUBJECTS = (
+    "SELECT subject_type, subject_id, subject_relation FROM stonetown_tuples"
+    " WHERE tenant = %s AND entity_type = %s AND entity_id = %s AND relation = %s"
+    f" AND {_VISIBLE} ORDER BY subject_type, subject_id, subject_relation"
+)
+_RELATIONS = (
+    "SELECT relation, subject_type, subject_id, subject_relation FROM stonetown_tuples"
+    " WHERE tenant = %s AND entity_type = %s AND entity_id = %s"
+    f" AND {_VISIBLE} ORDER BY relation, subject_type, subject_id, subject_relation LIMIT %s"
+)
+_HAS_TUPLE = (
+    "SELECT 1 FROM stonetown_tuples WHERE tenant = %s AND entity_type = %s AND entity_id = %s"
+    " AND relation = %s AND subject_type = %s AND subject_id = %s AND subject_relation = %s"
+    f" AND {_VISIBLE} LIMIT 1"
+)
+_ENTITY_IDS = (
+    "SELECT entity_id FROM stonetown_tuples WHERE tenant = %s AND subject_type = %s"
+    " AND subject_id = %s AND subject_relation = %s AND entity_type = %s AND relation = %s"
+    f" AND entity_id > %s AND {_VISIBLE} ORDER BY entity_id LIMIT %s"
+)
+_ENTITY_ATTRIBUTES = (
+    "SELECT name, value FROM stonetown_attributes WHERE tenant = %s AND entity_type = %s"
+    f" AND entity_id = %s AND {_VISIBLE} ORDER BY name"
+)
+_RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = %s AND key = %s"
+
+
+class PostgresReader(PinnedReader):
+    """A ``SnapshotReader``: one tenant incarnation (``pk``) at one revision."""
+
+    __slots__ = ("_attributes", "_conn", "_db", "_pk", "_store")
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        tenant: TenantId,
+        pk: int,
+        revision: Revision,
+        conn: Connection | None = None,
+    ) -> None:
+        super().__init__(store._store_id, tenant, revision)
+        self._store = store
+        self._db = store._db
+        self._pk = pk
+        self._conn = conn
+        self._attributes: dict[tuple[str, str], dict[str, Attribute]] = {}
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+        return self._db.rows(sql, params, self._conn)
+
+    def detach(self) -> None:
+        """Stop using the transaction's connection (the transaction is over)."""
+        self._conn = None
+
+    # -- engine reads ------------------------------------------------------------------------
+
+    def subject_token(self, subject: Subject) -> object:
+        return subject
+
+    def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
+        return ListSubjects(self.subjects(entity_type, entity_id, relation))
+
+    def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
+        r = self._revision
+        rows = self._rows(
+            _SUBJECTS, (self._pk, enc(entity_type), enc(entity_id), enc(relation), r, r)
+        )
+        return [Subject(dec(st), dec(sid), dec(srel)) for st, sid, srel in rows]
+
+    def relations(
+        self, entity_type: str, entity_id: str, *, limit: int
+    ) -> dict[str, SubjectSet] | None:
+        r = self._revision
+        rows = self._rows(_RELATIONS, (self._pk, enc(entity_type), enc(entity_id), r, r, limit + 1))
+        if len(rows) > limit:
+            return None
+        grouped: dict[bytes, list[Subject]] = {}
+        for relation, st, sid, srel in rows:
+            found = grouped.get(relation)
+            if found is None:
+                found = grouped[relation] = []
+            found.append(Subject(dec(st), dec(sid), dec(srel)))
+        return {dec(relation): ListSubjects(subjects) for relation, subjects in grouped.items()}
+
+    def tuple_kinds(self) -> frozenset[TupleKind]:
+        return self._store._kinds_at(self._pk, self._revision, self._conn)
+
+    def has_tuple(self, t: Tuple) -> bool:
+        r = self._revision
+        params = (self._pk, enc(t[0]), enc(t[1]), enc(t[2]), enc(t[3]), enc(t[4]), enc(t[5]), r, r)
+        return bool(self._rows(_HAS_TUPLE, params))
+
+    def entity_ids(self, entity_type: str, relation: str, subject: Subject) -> Iterator[str]:
+        r = self._revision
+        fixed = (
+            self._pk,
+            enc(subject[0]),
+            enc(subject[1]),
+            enc(subject[2]),
+            enc(entity_type),
+            enc(relation),
+        )
+        after = b""
+        while True:
+            rows = self._rows(_ENTITY_IDS, (*fixed, after, r, r, SCAN_CHUNK))
+            for (eid,) in rows:
+                yield dec(eid)
+            if len(rows) < SCAN_CHUNK:
+                return
+            after = rows[-1][0]
+
+    def _entity_attributes(self, entity_type: str, entity_id: str) -> dict[str, Attribute]:
+        key = (entity_type, entity_id)
+        found = self._attributes.get(key)
+        if found is None:
+            r = self._revision
+            rows = self._rows(
+                _ENTITY_ATTRIBUTES, (self._pk, enc(entity_type), enc(entity_id), r, r)
+            )
+            found = {}
+            for name, value in rows:
+                text = dec(name)
+                found[text] = decode_attribute(entity_type, entity_id, text, value)
+            if len(self._attributes) >= _ATTRIBUTE_CACHE_ENTITIES:
+                self._attributes = {}
+            self._attributes[key] = found
+        return found
+
+    def attribute(self, entity_type: str, entity_id: str, name: str) -> Attribute | None:
+        return self._entity_attributes(entity_type, entity_id).get(name)
+
+    def attributes(self, entity_type: str, entity_id: str) -> list[Attribute]:
+        if not entity_type:
+            return []
+        return list(self._entity_attributes(entity_type, entity_id).values())
+
+    # -- filtered, paginated reads -----------------------------------------------------------
+
+    def _tuple_pages(
+        self, flt: TupleFilter, after: tuple[bytes, ...] | None, limit: int
+    ) -> list[Row]:
+        """Up to ``limit`` rows of tuples matching ``flt`` after the key ``after``, in the
+        order of the index the filter leads with; each row is the six parts in that order."""
+        order = _order_of(flt)
+        conditions = ["tenant = %s", _VISIBLE]
+        params: list[Any] = [self._pk, self._revision, self._revision]
+        if flt.entity_type:
+            conditions.append("entity_type = %s")
+            params.append(enc(flt.entity_type))
+        if flt.entity_ids:
+            conditions.append("entity_id = ANY(%s::bytea[])")
+            params.append([enc(i) for i in flt.entity_ids])
+        if flt.relation:
+            conditions.append("relation = %s")
+            params.append(enc(flt.relation))
+        if flt.subject_type:
+            conditions.append("subject_type = %s")
+            params.append(enc(flt.subject_type))
+        if flt.subject_ids:
+            conditions.append("subject_id = ANY(%s::bytea[])")
+            params.append([enc(i) for i in flt.subject_ids])
+        if flt.subject_relation is not None:
+            conditions.append("subject_relation = %s")
+            params.append(enc(flt.subject_relation))
+        columns = ", ".join(order)
+        if after is not None:
+            conditions.append(f"({columns}) > ({', '.join(['%s'] * len(order))})")
+            params.extend(after)
+        params.append(limit)
+        sql = (
+            f"SELECT {columns} FROM stonetown_tuples WHERE {' AND '.join(conditions)}"
+            f" ORDER BY {columns} LIMIT %s"
+        )
+        return self._rows(sql, tuple(params))
+
+    def read_tuples(self, flt: TupleFilter, *, page_size: int, cursor: str = "") -> Page[Tuple]:
+        check_page_size(page_size)
+        query = tokens.fingerprint("tuples", self._tenant, flt)
+        after = _resume(query, cursor, 6)
+        rows = self._tuple_pages(flt, after, page_size + 1)
+        reverse = _order_of(flt) is _REVERSE
+        items = [_tuple_in(row, reverse) for row in rows[:page_size]]
+        if len(rows) <= page_size:
+            return Page(items, "")
+        return Page(
+            items, tokens.encode_cursor(query, keys.components(map(dec, rows[page_size - 1])))
+        )
+
+    def iter_tuples(self, flt: TupleFilter) -> Iterator[Tuple]:
+        reverse = _order_of(flt) is _REVERSE
+        after: tuple[bytes, ...] | None = None
+        while True:
+            rows = self._tuple_pages(flt, after, SCAN_CHUNK)
+            for row in rows:
+                yield _tuple_in(row, reverse)
+            if len(rows) < SCAN_CHUNK:
+                return
+            after = tuple(rows[-1])
+
+    def _attribute_pages(
+        self, flt: AttributeFilter, after: tuple[bytes, ...] | None, limit: int
+    ) -> list[Row]:
+        conditions = ["tenant = %s", _VISIBLE]
+        params: list[Any] = [self._pk, self._revision, self._revision]
+        if flt.entity_type:
+            conditions.append("entity_type = %s")
+            params.append(enc(flt.entity_type))
+        if flt.entity_ids:
+            conditions.append("entity_id = ANY(%s::bytea[])")
+            params.append([enc(i) for i in flt.entity_ids])
+        if flt.names:
+            conditions.append("name = ANY(%s::bytea[])")
+            params.append([enc(n) for n in flt.names])
+        if after is not None:
+            conditions.append("(entity_type, entity_id, name) > (%s, %s, %s)")
+            params.extend(after)
+        params.append(limit)
+        sql = (
+            "SELECT entity_type, entity_id, name, value FROM stonetown_attributes"
+            f" WHERE {' AND '.join(conditions)} ORDER BY entity_type, entity_id, name LIMIT %s"
+        )
+        return self._rows(sql, tuple(params))
+
+    def read_attributes(
+        self, flt: AttributeFilter, *, page_size: int, cursor: str = ""
+    ) -> Page[Attribute]:
+        check_page_size(page_size)
+        query = tokens.fingerprint("attributes", self._tenant, flt)
+        after = _resume(query, cursor, 3)
+        rows = self._attribute_pages(flt, after, page_size + 1)
+        items = [_attribute_in(row) for row in rows[:page_size]]
+        if len(rows) <= page_size:
+            return Page(items, "")
+        last = rows[page_size - 1]
+        return Page(items, tokens.encode_cursor(query, keys.components(map(dec, last[:3]))))
+
+    def iter_attributes(self, flt: AttributeFilter) -> Iterator[Attribute]:
+        after: tuple[bytes, ...] | None = None
+        while True:
+            rows = self._attribute_pages(flt, after, SCAN_CHUNK)
+            for row in rows:
+                yield _attribute_in(row)
+            if len(rows) < SCAN_CHUNK:
+                return
+            after = tuple(rows[-1][:3])
+
+    # -- records -----------------------------------------------------------------------------
+
+    def record(self, keyspace: str, key: RecordKey) -> bytes | None:
+        row = self._db.one(_RECORD, (self._pk, enc(keyspace), keys.components(key)), self._conn)
+        return None if row is None else bytes(row[0])
+
+    def records(
+        self,
+        keyspace: str,
+        prefix: RecordKey = (),
+        *,
+        after: RecordKey | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Record]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        return self._records(keyspace, tuple(prefix), after, reverse, limit)
+
+    def _records(
+        self,
+        keyspace: str,
+        prefix: RecordKey,
+        after: RecordKey | None,
+        reverse: bool,
+        limit: int | None,
+    ) -> Iterator[Record]:
+        low = keys.components(prefix)
+        high = keys.prefix_end(low) if low else None
+        bound = None if after is None else keys.components(after)
+        left = limit
+        while left is None or left > 0:
+            conditions = ["tenant = %s", "keyspace = %s", "key >= %s"]
+            params: list[Any] = [self._pk, enc(keyspace), low]
+            if high is not None:
+                conditions.append("key < %s")
+                params.append(high)
+            if bound is not None:
+                conditions.append("key < %s" if reverse else "key > %s")
+                params.append(bound)
+            chunk = SCAN_CHUNK if left is None else min(left, SCAN_CHUNK)
+            params.append(chunk)
+            sql = (
+                f"SELECT key, value FROM stonetown_records WHERE {' AND '.join(conditions)}"
+                f" ORDER BY key {'DESC' if reverse else 'ASC'} LIMIT %s"
+            )
+            rows = self._rows(sql, tuple(params))
+            for key, value in rows:
+                yield Record(keyspace, tuple(keys.split(key)), bytes(value))
+            if len(rows) < chunk:
+                return
+            if left is not None:
+                left -= len(rows)
+            bound = rows[-1][0]
+
+
+def _order_of(flt: TupleFilter) -> tuple[str, ...]:
+    """The reverse (subject-led) order when the filter names subjects rather than entities,
+    as the LevelDB store picks its reverse index; else the forward order."""
+    if flt.subject_type and not flt.entity_ids and not (flt.entity_type and not flt.subject_ids):
+        return _REVERSE
+    return _FORWARD
+
+
+def _tuple_in(row: Row, reverse: bool) -> Tuple:
+    if reverse:
+        st, sid, srel, et, rel, eid = row
+        return Tuple(dec(et), dec(eid), dec(rel), dec(st), dec(sid), dec(srel))
+    return tuple_of(row)
+
+
+def _attribute_in(row: Row) -> Attribute:
+    return decode_attribute(dec(row[0]), dec(row[1]), dec(row[2]), row[3])
+
+
+def _resume(query: bytes, cursor: str, parts: int) -> tuple[bytes, ...] | None:
+    """The key a continuation token resumes after (its parts encoded as columns), or None."""
+    if not cursor:
+        return None
+    position = tokens.decode_cursor(query, cursor)
+    try:
+        found = keys.split(position)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidToken("malformed continuation token: bad position") from exc
+    if len(found) != parts or keys.components(found) != position:
+        raise InvalidToken("malformed continuation token: bad position")
+    return tuple(enc(part) for part in found)

@@ -1,0 +1,573 @@
+"""``PostgresStore``: the ``Store`` over one PostgreSQL database, shared by any number of
+server processes (replicas).
+
+Revisions are per tenant. The tenant's row in ``stonetown_tenants`` holds its head revision;
+every write begins with ``UPDATE … SET revision = revision + 1 … RETURNING``, which locks that
+row until the write commits. So writers of one tenant serialise, and commit order is revision
+order: once a reader has seen head R (a committed value), every write with a revision <= R has
+committed, and every later write gets a revision > R. A reader at R filters versions by
+``created <= R < deleted``, so what it sees never changes, whichever replica it runs on and
+whatever lands meanwhile; a snap token (store id + revision) from one replica is honoured by
+every other. This needs no ``xid8``/``pg_current_snapshot`` (CockroachDB has neither) and no
+advisory lock: only a row lock, which PostgreSQL, CockroachDB and YugabyteDB all take on
+``UPDATE``. ``transact`` takes the same row lock first, so its build function reads, decides
+and writes with no other writer of the tenant in between (the relations layer's cardinality
+checks rely on it), on the transaction's own connection.
+
+The head is read from the database for every reader without a token, so a read without a token
+sees the latest committed write of any replica; with ``max_staleness`` > 0 a head at most that
+many seconds old may be reused instead (fewer round trips, answers up to that stale). A token
+newer than a reused head is looked up afresh, so read-your-writes holds either way.
+
+Garbage collection (``gc.py``) moves each tenant's horizon to the newest revision committed at
+least ``gc_window`` seconds ago (never past a reader this process holds) and deletes the versions
+deleted at or before it. Readers on other replicas are protected by the window alone: a token
+stays readable for ``gc_window`` seconds after its write, and an older one is refused with
+SnapshotExpired.
+
+Concurrency: every method may be called from any thread; each query borrows a pooled
+connection (``database.py``). Nothing is cached across calls except values that never change
+(the store id, a tenant incarnation's tuple kinds as of a revision) and, with ``max_staleness``,
+the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from storage import tokens
+from storage.base import (
+    DEFAULT_GC_WINDOW_SECONDS,
+    DEFAULT_MAX_WRITE_ITEMS,
+    Changes,
+    ChangeSet,
+    GCStats,
+    Page,
+    RecordKey,
+    Revision,
+    SchemaVersion,
+    SnapshotReader,
+    SnapToken,
+    TenantId,
+    TenantInfo,
+    TupleKind,
+    check_page_size,
+    check_tenant_id,
+)
+from storage.errors import (
+    DatabaseOutdated,
+    InvalidToken,
+    SchemaNotFound,
+    SnapshotExpired,
+    StorageError,
+    StoreClosed,
+    StoreUnavailable,
+    TenantExists,
+    TenantNotFound,
+)
+from storage.keys import components
+from storage.postgres import gc
+from storage.postgres.codec import dec, decode_changes, enc
+from storage.postgres.database import RETRYABLE, Connection, Database
+from storage.postgres.migrations import LATEST_VERSION, _version, new_tenant_pk
+from storage.postgres.reader import PostgresReader
+from storage.postgres.write import apply_changes
+
+log = logging.getLogger(__name__)
+
+#: How often a write that lost an optimistic conflict (CockroachDB, YugabyteDB) runs again.
+_WRITE_ATTEMPTS = 5
+
+_TENANT_STATE = "SELECT pk, revision, horizon FROM stonetown_tenants WHERE id = %s AND live"
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class _TenantState:
+    """A tenant incarnation and its head, as read at ``read_at`` (process clock)."""
+
+    __slots__ = ("horizon", "pk", "read_at", "revision")
+
+    def __init__(self, pk: int, revision: int, horizon: int, read_at: float) -> None:
+        self.pk = pk
+        self.revision = revision
+        self.horizon = horizon
+        self.read_at = read_at
+
+
+class PostgresStore:
+    """A ``Store`` over one PostgreSQL database; open one per process (it pools connections)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_write_items: int = DEFAULT_MAX_WRITE_ITEMS,
+        gc_window: float = DEFAULT_GC_WINDOW_SECONDS,
+        pool_size: int = 10,
+        timeout_seconds: float = 5.0,
+        max_staleness: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        gc_interval: float | None = 600.0,
+    ) -> None:
+        if max_write_items < 1:
+            raise ValueError(f"max_write_items must be at least 1, got {max_write_items}")
+        if gc_window < 0:
+            raise ValueError(f"gc_window must not be negative, got {gc_window}")
+        if max_staleness < 0:
+            raise ValueError(f"max_staleness must not be negative, got {max_staleness}")
+        if gc_interval is not None and gc_interval <= 0:
+            raise ValueError("gc_interval must be positive (None turns the GC thread off)")
+        self._max_write_items = max_write_items
+        self._gc_window = gc_window
+        self._max_staleness = max_staleness
+        self._clock = clock
+        self._db = Database(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        try:
+            self._store_id = self._open()
+        except BaseException:
+            self._db.close()
+            raise
+        self._local = threading.local()  # .writing: inside a transact build function
+        self._pin_lock = threading.Lock()
+        self._readers: weakref.WeakSet[PostgresReader] = weakref.WeakSet()
+        #: tenant incarnation -> the horizon this process's GC last set (see gc.py).
+        self._local_horizons: dict[int, int] = {}
+        #: tenant -> its last head read, reused for max_staleness seconds.
+        self._heads: dict[str, _TenantState] = {}
+        #: tenant -> a reader at its latest revision, shared while that stays the head.
+        self._latest: dict[str, PostgresReader] = {}
+        #: tenant incarnation -> (its tuple kinds, the revision they were read at or after).
+        self._kinds: dict[int, tuple[frozenset[TupleKind], int]] = {}
+        self._closed = False
+        self._gc_stop = threading.Event()
+        self._gc_thread: threading.Thread | None = None
+        if gc_interval is not None:
+            self._gc_thread = threading.Thread(
+                target=gc.collect_loop,
+                args=(self, gc_interval, self._gc_stop),
+                name="stonetown-gc",
+                daemon=True,
+            )
+            self._gc_thread.start()
+
+    def _open(self) -> bytes:
+        """Check the tables' version; the store id."""
+        with self._db.errors(), self._db.transaction() as conn:
+            version = _version(conn)
+            if version < LATEST_VERSION:
+                raise DatabaseOutdated(
+                    f"the database is at schema version {version}, this server needs "
+                    f"{LATEST_VERSION}: run `stonetown migrate --database-url …` first"
+                )
+            if version > LATEST_VERSION:
+                raise StorageError(
+                    f"the database is at schema version {version}, newer than this server's "
+                    f"{LATEST_VERSION}: upgrade the server"
+                )
+            row = conn.execute(
+                "SELECT value FROM stonetown_meta WHERE name = 'store-id'"
+            ).fetchone()
+        if row is None:
+            raise StorageError("the database has no store id: it was not migrated by Stonetown")
+        return bytes(row[0])
+
+    def close(self) -> None:
+        """Stop the GC thread and close the pool; later calls raise StoreClosed."""
+        if self._closed:
+            return
+        if getattr(self._local, "writing", False):
+            raise StorageError("a transact build function may not close the store")
+        self._closed = True
+        self._gc_stop.set()
+        if self._gc_thread is not None:
+            self._gc_thread.join()
+        self._db.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def max_write_items(self) -> int:
+        return self._max_write_items
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers (for health checks)."""
+        self._check_open()
+        self._db.ping()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+    def _refuse_nested(self) -> None:
+        if getattr(self._local, "writing", False):
+            raise StorageError(
+                "a transact build function may not write: return the changes instead"
+            )
+
+    # -- tenants -----------------------------------------------------------------------------
+
+    def _state(self, tenant: str, *, fresh: bool = True) -> _TenantState:
+        """The tenant's incarnation and head: read now, or (not ``fresh``, with max_staleness)
+        a read at most max_staleness seconds old."""
+        self._check_open()
+        now = time.monotonic()
+        if not fresh and self._max_staleness > 0:
+            known = self._heads.get(tenant)
+            if known is not None and now - known.read_at <= self._max_staleness:
+                return known
+        row = self._db.one(_TENANT_STATE, (enc(tenant),))
+        if row is None:
+            check_tenant_id(tenant)
+            raise TenantNotFound(tenant)
+        state = _TenantState(row[0], row[1], row[2], now)
+        if self._max_staleness > 0:
+            self._heads[tenant] = state
+        return state
+
+    def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
+        check_tenant_id(tenant)
+        self._check_open()
+        self._refuse_nested()
+        now = self._clock()
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO stonetown_tenants (id, pk, live, name, created_at, revision, horizon,"
+                " committed_at, schema_head) VALUES (%s, %s, TRUE, %s, %s, 0, 0, 0, '')"
+                " ON CONFLICT (id) DO UPDATE SET pk = EXCLUDED.pk, live = TRUE,"
+                " name = EXCLUDED.name, created_at = EXCLUDED.created_at, schema_head = '',"
+                # Old tokens of the id name no state of the new tenant.
+                " horizon = stonetown_tenants.revision"
+                " WHERE NOT stonetown_tenants.live RETURNING pk",
+                (enc(tenant), new_tenant_pk(), enc(name), now),
+            ).fetchone()
+        if row is None:
+            raise TenantExists(tenant)
+        self._heads.pop(tenant, None)
+        return TenantInfo(TenantId(tenant), name, _utc(now))
+
+    def get_tenant(self, tenant: str) -> TenantInfo:
+        self._check_open()
+        row = self._db.one(
+            "SELECT name, created_at FROM stonetown_tenants WHERE id = %s AND live", (enc(tenant),)
+        )
+        if row is None:
+            check_tenant_id(tenant)
+            raise TenantNotFound(tenant)
+        return TenantInfo(TenantId(tenant), dec(row[0]), _utc(row[1]))
+
+    def list_tenants(self, *, page_size: int, cursor: str = "") -> Page[TenantInfo]:
+        check_page_size(page_size)
+        self._check_open()
+        query = tokens.fingerprint("tenants")
+        after = tokens.decode_cursor(query, cursor) if cursor else b""
+        rows = self._db.rows(
+            "SELECT id, name, created_at FROM stonetown_tenants WHERE live AND id > %s"
+            " ORDER BY id LIMIT %s",
+            (after, page_size + 1),
+        )
+        items = [TenantInfo(TenantId(dec(i)), dec(n), _utc(c)) for i, n, c in rows[:page_size]]
+        if len(rows) <= page_size:
+            return Page(items, "")
+        return Page(items, tokens.encode_cursor(query, bytes(rows[page_size - 1][0])))
+
+    def delete_tenant(self, tenant: str) -> TenantInfo:
+        self._check_open()
+        self._refuse_nested()
+        with self._db.transaction(timeout=False) as conn:
+            row = conn.execute(
+                "SELECT pk, name, created_at FROM stonetown_tenants WHERE id = %s AND live"
+                " FOR UPDATE",
+                (enc(tenant),),
+            ).fetchone()
+            if row is None:
+                check_tenant_id(tenant)
+                raise TenantNotFound(tenant)
+            pk, name, created_at = row
+            conn.execute("UPDATE stonetown_tenants SET live = FALSE WHERE id = %s", (enc(tenant),))
+            conn.execute("DELETE FROM stonetown_claims WHERE tenant = %s", (enc(tenant),))
+            for table in (
+                "stonetown_tuples",
+                "stonetown_attributes",
+                "stonetown_revisions",
+                "stonetown_kinds",
+                "stonetown_schemas",
+                "stonetown_records",
+            ):
+                conn.execute(f"DELETE FROM {table} WHERE tenant = %s", (pk,))
+        self._heads.pop(tenant, None)
+        self._latest.pop(tenant, None)
+        self._kinds.pop(pk, None)
+        return TenantInfo(TenantId(tenant), dec(name), _utc(created_at))
+
+    # -- schemas -----------------------------------------------------------------------------
+
+    def write_schema(self, tenant: str, text: str) -> SchemaVersion:
+        self._check_open()
+        self._refuse_nested()
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT pk, schema_head FROM stonetown_tenants WHERE id = %s AND live FOR UPDATE",
+                (enc(tenant),),
+            ).fetchone()
+            if row is None:
+                check_tenant_id(tenant)
+                raise TenantNotFound(tenant)
+            pk, head = row
+            now = self._clock()
+            version = tokens.new_schema_version(dec(head), int(now * 1000))
+            conn.execute(
+                "INSERT INTO stonetown_schemas (tenant, version, created_at, body)"
+                " VALUES (%s, %s, %s, %s)",
+                (pk, enc(version), now, enc(text)),
+            )
+            conn.execute(
+                "UPDATE stonetown_tenants SET schema_head = %s WHERE id = %s",
+                (enc(version), enc(tenant)),
+            )
+        return SchemaVersion(version, _utc(now), text)
+
+    def schema_head(self, tenant: str) -> str:
+        self._check_open()
+        row = self._db.one(
+            "SELECT schema_head FROM stonetown_tenants WHERE id = %s AND live", (enc(tenant),)
+        )
+        if row is None:
+            check_tenant_id(tenant)
+            raise TenantNotFound(tenant)
+        return dec(row[0])
+
+    def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
+        pk = self._state(tenant).pk
+        if version:
+            row = self._db.one(
+                "SELECT version, created_at, body FROM stonetown_schemas"
+                " WHERE tenant = %s AND version = %s",
+                (pk, enc(version)),
+            )
+            if row is None:
+                raise SchemaNotFound(f"tenant {tenant!r} has no schema version {version!r}")
+        else:
+            row = self._db.one(
+                "SELECT version, created_at, body FROM stonetown_schemas WHERE tenant = %s"
+                " ORDER BY version DESC LIMIT 1",
+                (pk,),
+            )
+            if row is None:
+                raise SchemaNotFound(f"tenant {tenant!r} has no schema yet: write one first")
+        return SchemaVersion(dec(row[0]), _utc(row[1]), dec(row[2]))
+
+    def list_schemas(self, tenant: str, *, page_size: int, cursor: str = "") -> Page[SchemaVersion]:
+        check_page_size(page_size)
+        pk = self._state(tenant).pk
+        query = tokens.fingerprint("schemas", tenant)
+        before = tokens.decode_cursor(query, cursor) if cursor else None
+        rows = self._db.rows(
+            "SELECT version, created_at, body FROM stonetown_schemas WHERE tenant = %s"
+            + (" AND version < %s" if before is not None else "")
+            + " ORDER BY version DESC LIMIT %s",
+            (pk, before, page_size + 1) if before is not None else (pk, page_size + 1),
+        )
+        items = [SchemaVersion(dec(v), _utc(c), dec(b)) for v, c, b in rows[:page_size]]
+        if len(rows) <= page_size:
+            return Page(items, "")
+        return Page(items, tokens.encode_cursor(query, enc(items[-1].version)))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, tenant: str, changes: Changes) -> SnapToken:
+        self._check_open()
+        if not isinstance(changes, Changes):
+            raise TypeError(f"expected Changes, got {type(changes).__name__}")
+        changes.check(self._max_write_items)
+        return self._commit(tenant, lambda reader: changes)
+
+    def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
+        self._check_open()
+        return self._commit(tenant, build, reads=True)
+
+    def _commit(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes], *, reads: bool = False
+    ) -> SnapToken:
+        """Take the tenant's next revision, build the changes (with a reader of the state
+        before, on this transaction's connection, when ``reads``), apply them, commit."""
+        self._refuse_nested()
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return self._commit_once(tenant, build, reads)
+            except RETRYABLE as exc:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise StoreUnavailable(
+                        f"the write kept conflicting with concurrent writes ({exc}); retry"
+                    ) from exc
+                log.info("write conflict (%s); running the transaction again", exc)
+        raise AssertionError("unreachable")
+
+    def _commit_once(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes], reads: bool
+    ) -> SnapToken:
+        reader: PostgresReader | None = None
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE stonetown_tenants SET revision = revision + 1,"
+                " committed_at = GREATEST(committed_at, %s) WHERE id = %s AND live"
+                " RETURNING pk, revision, committed_at",
+                (self._clock(), enc(tenant)),
+            ).fetchone()
+            if row is None:
+                check_tenant_id(tenant)
+                raise TenantNotFound(tenant)
+            pk, revision, committed_at = row
+            if reads:
+                reader = PostgresReader(self, TenantId(tenant), pk, Revision(revision - 1), conn)
+                self._local.writing = True
+                try:
+                    changes = build(reader)
+                finally:
+                    self._local.writing = False
+                    reader.detach()
+                if not isinstance(changes, Changes):
+                    raise TypeError(f"expected Changes, got {type(changes).__name__}")
+                changes.check(self._max_write_items)
+            else:
+                changes = build(_NO_READER)
+            known = self._kinds_at(pk, revision - 1, conn)
+            added = apply_changes(
+                conn,
+                pk=pk,
+                tenant=tenant,
+                revision=revision,
+                committed_at=committed_at,
+                changes=changes,
+                known_kinds=known,
+            )
+        if added:
+            self._kinds[pk] = (known | added, revision)
+        state = self._heads.get(tenant)
+        if state is not None and state.pk == pk and state.revision < revision:
+            self._heads[tenant] = _TenantState(pk, revision, state.horizon, time.monotonic())
+        return tokens.encode_snap(self._store_id, revision)
+
+    # -- claims and tuple kinds --------------------------------------------------------------
+
+    def claimant(self, namespace: str, key: RecordKey) -> TenantId | None:
+        self._check_open()
+        row = self._db.one(
+            "SELECT tenant FROM stonetown_claims WHERE namespace = %s AND key = %s",
+            (enc(namespace), components(key)),
+        )
+        return None if row is None else TenantId(dec(row[0]))
+
+    @property
+    def claims_complete(self) -> bool:
+        return True  # claims existed before this backend did: every claim is written
+
+    def mark_claims_complete(self) -> None:
+        self._check_open()
+
+    def _kinds_at(
+        self, pk: int, revision: int, conn: Connection | None = None
+    ) -> frozenset[TupleKind]:
+        """The tuple kinds of incarnation ``pk``, as a superset of those visible at
+        ``revision``: kinds are never forgotten, so a set read at or after ``revision`` does."""
+        known = self._kinds.get(pk)
+        if known is not None and known[1] >= revision:
+            return known[0]
+        head = self._db.one("SELECT revision FROM stonetown_tenants WHERE pk = %s", (pk,), conn)
+        rows = self._db.rows(
+            "SELECT entity_type, relation, subject_type, subject_relation FROM stonetown_kinds"
+            " WHERE tenant = %s",
+            (pk,),
+            conn,
+        )
+        found = frozenset((dec(a), dec(b), dec(c), dec(d)) for a, b, c, d in rows)
+        if head is not None:
+            # Read before the kinds: every write up to that head had added its kinds.
+            self._kinds[pk] = (found, max(int(head[0]) - (1 if conn is not None else 0), revision))
+        return found
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def reader(self, tenant: str, token: str = "") -> PostgresReader:
+        self._check_open()
+        if token:
+            revision: int = tokens.decode_snap(self._store_id, token)
+            state = self._state(tenant, fresh=False)
+            if revision > state.revision:
+                state = self._state(tenant)  # a token from a write newer than our head
+                if revision > state.revision:
+                    raise InvalidToken(
+                        f"snap token names revision {revision}, newer than tenant "
+                        f"{tenant!r}'s latest {state.revision}"
+                    )
+        else:
+            state = self._state(tenant, fresh=False)
+            revision = state.revision
+            latest = self._latest.get(tenant)
+            if latest is not None and latest._pk == state.pk and latest._revision == revision:
+                return latest
+        with self._pin_lock:
+            horizon = max(state.horizon, self._local_horizons.get(state.pk, 0))
+            if revision < horizon:
+                raise self._expired(revision, horizon)
+            reader = PostgresReader(self, TenantId(tenant), state.pk, Revision(revision))
+            self._readers.add(reader)
+        if not token:
+            self._latest[tenant] = reader
+        return reader
+
+    def _expired(self, revision: int, horizon: int) -> SnapshotExpired:
+        return SnapshotExpired(
+            f"snap token names revision {revision}, which garbage collection has removed: "
+            f"the oldest readable revision is {horizon} "
+            f"(history is kept for {self._gc_window:g} s); read without a token for the latest"
+        )
+
+    def head(self, tenant: str) -> SnapToken:
+        return tokens.encode_snap(self._store_id, self._state(tenant).revision)
+
+    def changes(self, tenant: str, after: str, *, limit: int) -> list[ChangeSet]:
+        self._check_open()
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        if after:
+            pin = self.reader(tenant, after)  # refuses expired and foreign tokens
+            pk, start = pin._pk, int(pin.revision)
+        else:
+            pk, start = self._state(tenant).pk, 0
+        rows = self._db.rows(
+            "SELECT revision, changes FROM stonetown_revisions WHERE tenant = %s"
+            " AND revision > %s AND changes IS NOT NULL ORDER BY revision LIMIT %s",
+            (pk, start, limit),
+        )
+        return [
+            ChangeSet(Revision(r), tokens.encode_snap(self._store_id, r), decode_changes(raw))
+            for r, raw in rows
+        ]
+
+    # -- garbage collection ------------------------------------------------------------------
+
+    def collect_garbage(self, *, now: float | None = None) -> GCStats:
+        return gc.collect_garbage(self, now)
+
+
+class _NoReader:
+    """What ``write`` hands its constant build function: never read."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError("a write's changes are given, not built from a reader")
+
+
+_NO_READER: Any = _NoReader()

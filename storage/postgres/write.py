@@ -1,0 +1,290 @@
+"""One write: the statements that apply a ``Changes`` at the tenant's next revision, inside the
+transaction that took that revision.
+
+The caller has already bumped the tenant row's revision (which locks the row until commit, so
+writers of one tenant serialise and commit in revision order). Deletes are judged against the
+state before the write (the live rows, since no other writer of the tenant can run) and applied
+first: a deleted version gets ``deleted = revision``; a created one is a new row with
+``created = revision``. Then records, claims, new tuple kinds and the revision's row with its
+change log. Every statement is set-based (``unnest`` of parameter arrays), so a write of a
+thousand tuples is a handful of statements, not a thousand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage import keys
+from storage.base import (
+    Attribute,
+    AttributeKey,
+    Change,
+    Changes,
+    Operation,
+    Tuple,
+    TupleFilter,
+    TupleKind,
+)
+from storage.postgres.codec import (
+    attribute_key_columns,
+    dec,
+    decode_attribute,
+    enc,
+    encode_changes,
+    encode_value,
+    tuple_columns,
+    tuple_of,
+)
+from storage.postgres.database import Connection
+from storage.postgres.migrations import LIVE
+
+_SIX = "%s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[]"
+_TUPLE_MATCH = (
+    "t.entity_type = d.et AND t.entity_id = d.eid AND t.relation = d.rel"
+    " AND t.subject_type = d.st AND t.subject_id = d.sid AND t.subject_relation = d.srel"
+)
+_DELETE_TUPLES = (
+    f"UPDATE stonetown_tuples AS t SET deleted = %s FROM unnest({_SIX})"
+    " AS d(et, eid, rel, st, sid, srel)"
+    f" WHERE t.tenant = %s AND t.deleted = {LIVE} AND {_TUPLE_MATCH}"
+    " RETURNING t.entity_type, t.entity_id, t.relation, t.subject_type, t.subject_id,"
+    " t.subject_relation"
+)
+_CREATE_TUPLES = (
+    "INSERT INTO stonetown_tuples (tenant, entity_type, entity_id, relation, subject_type,"
+    " subject_id, subject_relation, created)"
+    f" SELECT %s, et, eid, rel, st, sid, srel, %s FROM unnest({_SIX})"
+    " AS d(et, eid, rel, st, sid, srel)"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING entity_type, entity_id, relation, subject_type, subject_id, subject_relation"
+)
+_LIVE_ATTRIBUTES = (
+    "SELECT a.entity_type, a.entity_id, a.name, a.value FROM stonetown_attributes AS a"
+    " JOIN unnest(%s::bytea[], %s::bytea[], %s::bytea[]) AS k(et, eid, name)"
+    " ON a.entity_type = k.et AND a.entity_id = k.eid AND a.name = k.name"
+    f" WHERE a.tenant = %s AND a.deleted = {LIVE}"
+)
+_DELETE_ATTRIBUTES = (
+    "UPDATE stonetown_attributes AS a SET deleted = %s"
+    " FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[]) AS k(et, eid, name)"
+    f" WHERE a.tenant = %s AND a.deleted = {LIVE}"
+    " AND a.entity_type = k.et AND a.entity_id = k.eid AND a.name = k.name"
+)
+_CREATE_ATTRIBUTES = (
+    "INSERT INTO stonetown_attributes (tenant, entity_type, entity_id, name, created, value)"
+    " SELECT %s, et, eid, name, %s, value"
+    " FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[]) AS v(et, eid, name, value)"
+)
+
+
+def apply_changes(
+    conn: Connection,
+    *,
+    pk: int,
+    tenant: str,
+    revision: int,
+    committed_at: float,
+    changes: Changes,
+    known_kinds: frozenset[TupleKind],
+) -> frozenset[TupleKind]:
+    """Apply ``changes`` to tenant incarnation ``pk`` at ``revision``; return the tuple kinds
+    this write added to ``known_kinds`` (what the tenant is known to have)."""
+    log: list[Change] = []
+
+    writes = dict.fromkeys(changes.write_tuples)
+    doomed = dict.fromkeys(t for t in changes.delete_tuples if t not in writes)
+    for flt in changes.delete_tuple_filters:
+        for t in _live_tuples(conn, pk, flt):
+            if t not in writes:
+                doomed[t] = None
+    if doomed:
+        rows = conn.execute(
+            _DELETE_TUPLES, (revision, *_columns(doomed), pk), binary=True
+        ).fetchall()
+        log.extend(Change(Operation.DELETE, t) for t in sorted(map(tuple_of, rows)))
+
+    attr_writes = {a.key: a for a in changes.write_attributes}  # the last one wins
+    attr_doomed = dict.fromkeys(k for k in changes.delete_attributes if k not in attr_writes)
+    for aflt in changes.delete_attribute_filters:
+        conditions, params = ["tenant = %s", f"deleted = {LIVE}"], [pk]
+        if aflt.entity_type:
+            conditions.append("entity_type = %s")
+            params.append(enc(aflt.entity_type))  # type: ignore[arg-type]
+        if aflt.entity_ids:
+            conditions.append("entity_id = ANY(%s::bytea[])")
+            params.append([enc(i) for i in aflt.entity_ids])  # type: ignore[arg-type]
+        if aflt.names:
+            conditions.append("name = ANY(%s::bytea[])")
+            params.append([enc(n) for n in aflt.names])  # type: ignore[arg-type]
+        for et, eid, name in conn.execute(
+            "SELECT entity_type, entity_id, name FROM stonetown_attributes WHERE "
+            + " AND ".join(conditions),
+            params,
+            binary=True,
+        ):
+            key = AttributeKey(dec(et), dec(eid), dec(name))
+            if key not in attr_writes:
+                attr_doomed[key] = None
+    created_tuples: list[Tuple] = []
+    if writes:
+        rows = conn.execute(
+            _CREATE_TUPLES, (pk, revision, *_columns(writes)), binary=True
+        ).fetchall()
+        created_tuples = sorted(map(tuple_of, rows))
+
+    if attr_writes or attr_doomed:
+        _apply_attributes(
+            conn, pk=pk, revision=revision, writes=attr_writes, doomed=attr_doomed, log=log
+        )
+    log.extend(Change(Operation.CREATE, t) for t in created_tuples)
+    log.sort(key=_log_order)
+
+    if changes.delete_records:
+        unique = list(
+            dict.fromkeys((enc(ks), keys.components(k)) for ks, k in changes.delete_records)
+        )
+        conn.execute(
+            "DELETE FROM stonetown_records AS r USING unnest(%s::bytea[], %s::bytea[]) AS d(ks, k)"
+            " WHERE r.tenant = %s AND r.keyspace = d.ks AND r.key = d.k",
+            ([u[0] for u in unique], [u[1] for u in unique], pk),
+        )
+    if changes.put_records:
+        latest = {(enc(r.keyspace), keys.components(r.key)): r.value for r in changes.put_records}
+        conn.execute(
+            "INSERT INTO stonetown_records (tenant, keyspace, key, value)"
+            " SELECT %s, ks, k, v FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[]) AS p(ks, k, v)"
+            " ON CONFLICT (tenant, keyspace, key) DO UPDATE SET value = EXCLUDED.value",
+            (pk, [k[0] for k in latest], [k[1] for k in latest], list(latest.values())),
+        )
+    holder = enc(tenant)
+    if changes.delete_claims:
+        released = list(
+            dict.fromkeys((enc(ns), keys.components(k)) for ns, k in changes.delete_claims)
+        )
+        conn.execute(
+            "DELETE FROM stonetown_claims AS c USING unnest(%s::bytea[], %s::bytea[]) AS d(ns, k)"
+            " WHERE c.namespace = d.ns AND c.key = d.k AND c.tenant = %s",
+            ([u[0] for u in released], [u[1] for u in released], holder),
+        )
+    if changes.put_claims:
+        claimed = list(dict.fromkeys((enc(ns), keys.components(k)) for ns, k in changes.put_claims))
+        conn.execute(
+            "INSERT INTO stonetown_claims (namespace, key, tenant)"
+            " SELECT ns, k, %s FROM unnest(%s::bytea[], %s::bytea[]) AS p(ns, k)"
+            " ON CONFLICT (namespace, key) DO UPDATE SET tenant = EXCLUDED.tenant",
+            (holder, [c[0] for c in claimed], [c[1] for c in claimed]),
+        )
+
+    new_kinds = frozenset((t[0], t[2], t[3], t[5]) for t in writes) - known_kinds
+    if new_kinds:
+        ordered = sorted(new_kinds)
+        conn.execute(
+            "INSERT INTO stonetown_kinds (tenant, entity_type, relation, subject_type,"
+            " subject_relation) SELECT %s, et, rel, st, srel"
+            " FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[])"
+            " AS k(et, rel, st, srel) ON CONFLICT DO NOTHING",
+            (pk, *([enc(k[i]) for k in ordered] for i in range(4))),
+        )
+    conn.execute(
+        "INSERT INTO stonetown_revisions (tenant, revision, committed_at, changes)"
+        " VALUES (%s, %s, %s, %s)",
+        (pk, revision, committed_at, encode_changes(log)),
+    )
+    return new_kinds
+
+
+def _columns(tuples: dict[Tuple, None]) -> list[list[bytes]]:
+    """The six parameter arrays (one per tuple part) of ``tuples``, in key order."""
+    rows = sorted(tuple_columns(t) for t in tuples)
+    return [[row[i] for row in rows] for i in range(6)]
+
+
+def _live_tuples(conn: Connection, pk: int, flt: TupleFilter) -> list[Tuple]:
+    conditions, params = ["tenant = %s", f"deleted = {LIVE}"], [pk]
+    for column, value in (
+        ("entity_type", flt.entity_type),
+        ("relation", flt.relation),
+        ("subject_type", flt.subject_type),
+    ):
+        if value:
+            conditions.append(f"{column} = %s")
+            params.append(enc(value))  # type: ignore[arg-type]
+    if flt.entity_ids:
+        conditions.append("entity_id = ANY(%s::bytea[])")
+        params.append([enc(i) for i in flt.entity_ids])  # type: ignore[arg-type]
+    if flt.subject_ids:
+        conditions.append("subject_id = ANY(%s::bytea[])")
+        params.append([enc(i) for i in flt.subject_ids])  # type: ignore[arg-type]
+    if flt.subject_relation is not None:
+        conditions.append("subject_relation = %s")
+        params.append(enc(flt.subject_relation))  # type: ignore[arg-type]
+    rows = conn.execute(
+        "SELECT entity_type, entity_id, relation, subject_type, subject_id, subject_relation"
+        " FROM stonetown_tuples WHERE " + " AND ".join(conditions),
+        params,
+        binary=True,
+    ).fetchall()
+    return [tuple_of(row) for row in rows]
+
+
+def _apply_attributes(
+    conn: Connection,
+    *,
+    pk: int,
+    revision: int,
+    writes: dict[AttributeKey, Attribute],
+    doomed: dict[AttributeKey, None],
+    log: list[Change],
+) -> None:
+    """Retire the deleted and changed attributes' live versions, then add the new ones."""
+    asked = sorted({*writes, *doomed})
+    live: dict[AttributeKey, Attribute] = {}
+    columns = [attribute_key_columns(k) for k in asked]
+    for et, eid, name, value in conn.execute(
+        _LIVE_ATTRIBUTES,
+        ([c[0] for c in columns], [c[1] for c in columns], [c[2] for c in columns], pk),
+        binary=True,
+    ):
+        attr = decode_attribute(dec(et), dec(eid), dec(name), value)
+        live[attr.key] = attr
+    retired = [k for k in doomed if k in live]
+    created: list[Attribute] = []
+    for key, attr in writes.items():
+        old = live.get(key)
+        if old is not None and old.same_value(attr):
+            continue
+        if old is not None:
+            retired.append(key)
+        created.append(attr)
+    if retired:
+        retired.sort()
+        cols = [attribute_key_columns(k) for k in retired]
+        conn.execute(
+            _DELETE_ATTRIBUTES,
+            (revision, [c[0] for c in cols], [c[1] for c in cols], [c[2] for c in cols], pk),
+        )
+        log.extend(Change(Operation.DELETE, live[k]) for k in retired)
+    if created:
+        created.sort(key=lambda a: a.key)
+        cols = [attribute_key_columns(a.key) for a in created]
+        conn.execute(
+            _CREATE_ATTRIBUTES,
+            (
+                pk,
+                revision,
+                [c[0] for c in cols],
+                [c[1] for c in cols],
+                [c[2] for c in cols],
+                [encode_value(a) for a in created],
+            ),
+        )
+        log.extend(Change(Operation.CREATE, a) for a in created)
+
+
+def _log_order(change: Change) -> tuple[int, int, Any]:
+    """Deletes before creates; tuples before attributes; each group in key order."""
+    item = change.item
+    first = 0 if change.operation is Operation.DELETE else 1
+    if isinstance(item, Tuple):
+        return (first, 0, tuple(item))
+    return (first, 1, tuple(item.key))
