@@ -65,6 +65,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         backend = PostgresStore(request.getfixturevalue("postgres_empty_url"), gc_interval=None)
     yield backend
     backend.close()
+
+
 B, S, INT, D = (
     AttributeType.BOOLEAN,
     AttributeType.STRING,
