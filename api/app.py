@@ -23,11 +23,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import Resource
 
-from api.config import Config
+from api.config import Config, redacted_url
 from api.connections import ConnectionGuard, Runner
 from api.errors import method_not_allowed, not_found
 from api.middleware import Edge, JsonAccessLogger, Metrics
@@ -39,6 +40,7 @@ from api.relations_http import (
 from api.routes import (
     authzen,
     bundles,
+    console,
     data,
     entity_relations,
     meta,
@@ -80,7 +82,17 @@ def create_app(
     )
     app[EDGE] = edge
     # aiohttp tries the routes under one fixed prefix in order: the hot ones go first.
-    for module in (permissions, data, schemas, bundles, watch, tenants, meta, authzen):
+    for module in (
+        permissions,
+        data,
+        schemas,
+        bundles,
+        watch,
+        tenants,
+        meta,
+        console,
+        authzen,
+    ):
         for route in module.routes:
             assert isinstance(route, web.RouteDef)
             # A watch stays open until its client leaves, mostly idle: it takes a slot of the
@@ -131,11 +143,12 @@ async def _services(
 ) -> AsyncIterator[None]:
     config = app[CONFIG]
     owned = store is None
-    opened: Store = store or LevelDBStore(
-        config.data_dir,
-        max_write_items=config.max_write_items,
-        gc_window=config.gc_window_seconds,
-    )
+    opened: Store = store or _open_store(config)
+    probe = _probe_of(opened)
+    if probe is not None:
+        # Every read of a database store is a round trip, which must never hold the event loop
+        # (a database that stops answering would stall /healthz with it): checks go to threads.
+        config = replace(config, inline_dispatches=0)
     engine = Engine(
         opened,
         EngineConfig(
@@ -147,7 +160,9 @@ async def _services(
     relations = Relations(opened, engine, clock=clock)
     raw_writer = RawWriter(opened)
     relations.install(raw_writer)  # the engine writes raw data without knowing the layer
-    app[SERVICES] = Services(config, opened, engine, executor, relations, raw_writer)
+    app[SERVICES] = Services(
+        config, opened, engine, executor, relations, raw_writer, probe=probe
+    )
     try:
         if not opened.claims_complete:  # a store from before token claims: claim them once
             log.info("claiming the API tokens of every tenant (once per store)")
@@ -157,7 +172,37 @@ async def _services(
         executor.shutdown(wait=True)
         if owned:
             opened.close()
-            log.info("store closed: %s", config.data_dir)
+            where = redacted_url(config.database_url) if config.database_url else config.data_dir
+            log.info("store closed: %s", where)
+
+
+def _open_store(config: Config) -> Store:
+    """The store ``config`` names: its PostgreSQL database, else LevelDB in its data dir."""
+    if config.database_url:
+        # Imported only when asked for: a LevelDB server never loads the PostgreSQL driver.
+        from storage.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(
+            config.database_url,
+            max_write_items=config.max_write_items,
+            gc_window=config.gc_window_seconds,
+            pool_size=config.db_pool_size,
+            timeout_seconds=config.db_timeout_seconds,
+            max_staleness=config.max_staleness_seconds,
+        )
+    return LevelDBStore(
+        config.data_dir,
+        max_write_items=config.max_write_items,
+        gc_window=config.gc_window_seconds,
+    )
+
+
+def _probe_of(store: Store) -> Callable[[], None] | None:
+    """What ``/healthz`` asks of the store: a database store's ``ping`` (raises
+    ``StoreUnavailable`` when the database cannot be reached); None for an embedded store,
+    which has nothing to reach."""
+    ping = getattr(store, "ping", None)
+    return ping if callable(ping) else None
 
 
 async def _stop_streams(app: web.Application) -> None:

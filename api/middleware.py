@@ -36,8 +36,9 @@ from api.errors import ApiError, Handler, response_for
 
 REQUEST_ID = web.RequestKey("stonetown.request_id", str)
 ROUTE = web.RequestKey("stonetown.route", str)
-#: Paths that need no key (load balancers probe them).
-OPEN_PATHS = frozenset({"/healthz"})
+#: Paths that need no key: load balancers probe /healthz, and the console's page and files hold
+#: no data (the page asks for the key and sends it on its API calls).
+OPEN_PATHS = frozenset({"/healthz", "/console", "/console/{asset}"})
 #: Paths outside the concurrency limit, so an overloaded server still answers probes.
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 #: Latency histogram bounds, seconds.
