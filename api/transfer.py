@@ -1,4 +1,5 @@
-"""Bulk data files for ``stonetown import`` and ``export``: tuples and attributes as NDJSON or CSV.
+"""Bulk data files for ``stonetown import`` and ``export``: a tenant's schema, tuples and
+attributes, and its relations layer, as NDJSON or CSV.
 
 The formats (both UTF-8, one item per record, tuples and attributes mixed in any order):
 
@@ -14,6 +15,14 @@ comma-separated) or, for what that form cannot carry (a string attribute holding
 an empty array, an id holding ``@`` or ``:``), a JSON object in the wire shape ``data/write``
 takes (``{"entity": {"type", "id"}, "attribute", "value": {"@type", "data"}}``; in CSV, the JSON
 text). ``export`` writes the string form whenever it reads back to the same item.
+
+Besides tuples and attributes, a backup carries what restores a whole tenant, each a record of
+its own kind: ``schema`` (the schema's text, first; an import writes it unless the tenant's
+current schema is that text), and after the tuples and attributes the relations layer as
+stored: ``relations_settings``, ``relationship_type`` and ``relation`` (JSON objects in the
+form ``GET .../relations/backup`` answers; a pair's two rows are adjacent). An import sends
+those to ``POST .../relations/restore`` (admin key) in batches that never split a pair, so the
+relation ids, metadata, positions, pairs and owners come back as they were.
 
 Import streams: records are read one at a time, collected into batches, and each batch is one
 atomic ``data/write``. After every acknowledged batch the progress (next line, byte offset, a
@@ -41,16 +50,32 @@ from pydantic import ValidationError
 
 from api import models as m
 from api.client import Client, ClientError
+from api.client.records import RelationsBackupClient
 from engine.errors import InvalidRequest
 from engine.notation import parse_attribute
 from engine.writes import attribute_text
 from storage.base import Attribute, AttributeFilter, Tuple, TupleFilter
 
-Item = Tuple | Attribute
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A record that is not a tuple or an attribute: the schema's text, or a piece of the
+    relations layer (a JSON object)."""
+
+    kind: str
+    value: str | dict[str, Any]
+
+
+Item = Tuple | Attribute | Part
 STATE_SUFFIX = ".import-state"
 STATE_VERSION = 1
 CSV_HEADER = ["kind", "value"]
-_KINDS = ("tuple", "attribute")
+SCHEMA = "schema"
+#: The relations layer's kinds and the field of a restore request each goes to.
+LAYER = {"relations_settings": "settings", "relationship_type": "types", "relation": "relations"}
+_KINDS = ("tuple", "attribute", SCHEMA, *LAYER)
+#: A restore request stays below the relations layer's body limit (1 MiB).
+_RESTORE_BYTES = 512 * 1024
 #: A server's field violation naming one item of a data/write: ``tuples[3]``.
 _ITEM_FIELD = re.compile(r"^(tuples|attributes)\[(\d+)\]")
 
@@ -96,12 +121,20 @@ def _problems(exc: ValidationError) -> str:
 def parse_item(kind: str, value: object) -> Item:
     """The item a record holds; raises ValueError saying what is wrong with it."""
     if kind not in _KINDS:
-        raise ValueError(f"unknown kind {kind!r}: expected tuple or attribute")
+        raise ValueError(f"unknown kind {kind!r}: expected one of {', '.join(_KINDS)}")
+    if kind == SCHEMA:
+        if not isinstance(value, str):
+            raise ValueError("a schema is the schema's text, a string")
+        return Part(kind, value)
     if isinstance(value, str) and value.lstrip().startswith("{"):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"the {kind} looks like a JSON object but is not: {exc}") from None
+    if kind in LAYER:
+        if not isinstance(value, dict):
+            raise ValueError(f"a {kind} is a JSON object")
+        return Part(kind, value)
     if isinstance(value, dict):
         try:
             if kind == "tuple":
@@ -121,6 +154,8 @@ def parse_item(kind: str, value: object) -> Item:
 
 def item_value(item: Item) -> str | dict[str, Any]:
     """Permify's string form when it reads back to ``item``, else the wire object."""
+    if isinstance(item, Part):
+        return item.value
     if isinstance(item, Tuple):
         text = str(item)
         try:
@@ -140,6 +175,8 @@ def item_value(item: Item) -> str | dict[str, Any]:
 
 
 def _kind(item: Item) -> str:
+    if isinstance(item, Part):
+        return item.kind
     return "tuple" if isinstance(item, Tuple) else "attribute"
 
 
@@ -224,7 +261,7 @@ def _ndjson(lines: _Lines) -> Iterator[Record]:
             raise DataFileError(
                 lines.label,
                 number,
-                'expected an object with one key, "tuple" or "attribute", e.g. '
+                f"expected an object with one key, one of {', '.join(_KINDS)}, e.g. "
                 '{"tuple": "doc:1#viewer@user:1"}',
             )
         ((kind, value),) = obj.items()
@@ -313,6 +350,7 @@ class ImportState:
     tuples: int = 0
     attributes: int = 0
     writes: int = 0
+    relations: int = 0
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -384,6 +422,49 @@ def _rejected(label: str, batch: list[Record], exc: ClientError) -> DataFileErro
     return None
 
 
+def _restore_part(batch: list[Record]) -> dict[str, Any]:
+    part: dict[str, Any] = {"types": [], "relations": []}
+    for record in batch:
+        assert isinstance(record.item, Part)
+        field_name = LAYER[record.item.kind]
+        if field_name == "settings":
+            part["settings"] = record.item.value
+        else:
+            part[field_name].append(record.item.value)
+    return part
+
+
+def _open_pairs(batch: list[Record]) -> bool:
+    """Whether a relation (or relationship type) in ``batch`` names a pair (an inverse) that is
+    not in it yet: a restore must not split one, whose other half comes on the next line."""
+    ids: set[str] = set()
+    wanted: set[str] = set()
+    for record in batch:
+        item = record.item
+        if isinstance(item, Part) and isinstance(item.value, dict) and item.kind != SCHEMA:
+            ids.add(str(item.value.get("id")))
+            other = item.value.get("pair_id" if item.kind == "relation" else "inverse_id")
+            if isinstance(other, str):
+                wanted.add(other)
+    return bool(wanted - ids)
+
+
+def _rejected_part(label: str, batch: list[Record], exc: ClientError) -> DataFileError | None:
+    """The record a 400 from relations/restore names (``relations.3``), at its line."""
+    if exc.status != 400:
+        return None
+    for v in exc.violations:
+        found = re.match(r"^(types|relations)\.(\d+)", v.field)
+        if found is None:
+            continue
+        kind = "relationship_type" if found[1] == "types" else "relation"
+        records = [r for r in batch if isinstance(r.item, Part) and r.item.kind == kind]
+        index = int(found[2])
+        if index < len(records):
+            return DataFileError(label, records[index].line, v.description or exc.message)
+    return None
+
+
 def run_import(
     client: Client,
     path: str,
@@ -392,8 +473,10 @@ def run_import(
     batch_size: int,
     resume: bool,
     progress: Callable[[int], None] | None = None,
+    layer: RelationsBackupClient | None = None,
 ) -> ImportResult:
-    """Import ``path`` in batches of ``batch_size``; see the module docstring.
+    """Import ``path`` in batches of ``batch_size``; see the module docstring. ``layer`` restores
+    the relations layer's records (a file with some and no ``layer`` is a TransferError).
 
     Raises DataFileError for a bad record (after writing every record before it), TransferError
     when the state file does not fit, and ClientError when the server refuses or is unreachable;
@@ -413,9 +496,52 @@ def run_import(
         state = ImportState(tenant=client.tenant, format=fmt.value)
     started_at = state.position.line
     batch: list[Record] = []
+    batch_bytes = 0
+
+    def written(
+        token: str, *, tuples: int = 0, attributes: int = 0, relations: int = 0, writes: int = 1
+    ) -> None:
+        before = state.position.offset
+        state.position = batch[-1].after
+        state.snap_token = token
+        state.tuples += tuples
+        state.attributes += attributes
+        state.relations += relations
+        state.writes += writes
+        save_state(where, state)
+        batch.clear()
+        if progress is not None:
+            progress(state.position.offset - before)
 
     def flush() -> None:
+        nonlocal batch_bytes
+        batch_bytes = 0
         if not batch:
+            return
+        first = batch[0].item
+        if isinstance(first, Part) and first.kind == SCHEMA:
+            assert isinstance(first.value, str)
+            if _current_schema(client) == first.value:
+                written(state.snap_token, writes=0)  # the tenant has that schema already
+            else:
+                client.write_schema(first.value)
+                written(client.head_token())
+            return
+        if isinstance(first, Part):
+            if layer is None:
+                raise TransferError(
+                    f"{path}:{batch[0].line}: the relations layer's records need the "
+                    "relations restore client"
+                )
+            part = _restore_part(batch)
+            try:
+                token = layer.restore(part)
+            except ClientError as exc:
+                rejected = _rejected_part(path, batch, exc)
+                if rejected is not None:
+                    raise rejected from exc
+                raise
+            written(token, relations=len(part["relations"]))
             return
         tuples = [r.item for r in batch if isinstance(r.item, Tuple)]
         attributes = [r.item for r in batch if isinstance(r.item, Attribute)]
@@ -426,16 +552,12 @@ def run_import(
             if rejected is not None:
                 raise rejected from exc
             raise
-        before = state.position.offset
-        state.position = batch[-1].after
-        state.snap_token = token
-        state.tuples += len(tuples)
-        state.attributes += len(attributes)
-        state.writes += 1
-        save_state(where, state)
-        batch.clear()
-        if progress is not None:
-            progress(state.position.offset - before)
+        written(token, tuples=len(tuples), attributes=len(attributes))
+
+    def group(item: Item) -> str:
+        if isinstance(item, Part):
+            return SCHEMA if item.kind == SCHEMA else "layer"
+        return "data"
 
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; open errors are reported
@@ -446,8 +568,17 @@ def run_import(
             progress(state.position.offset)
         try:
             for record in read_records(handle, fmt, label=path, start=state.position):
+                if batch and (
+                    group(batch[0].item) != group(record.item) or group(record.item) == SCHEMA
+                ):
+                    flush()
                 batch.append(record)
-                if len(batch) >= batch_size:
+                if isinstance(record.item, Part) and record.item.kind != SCHEMA:
+                    batch_bytes += len(_json(record.item.value))
+                    full = len(batch) >= batch_size or batch_bytes >= _RESTORE_BYTES
+                    if full and not _open_pairs(batch):
+                        flush()
+                elif len(batch) >= batch_size:
                     flush()
         except DataFileError:
             flush()  # everything before the bad record goes in; the state points at it
@@ -459,6 +590,16 @@ def run_import(
     return ImportResult(state, started_at)
 
 
+def _current_schema(client: Client) -> str | None:
+    """The tenant's current schema text, or None when it has none."""
+    try:
+        return client.read_schema().text
+    except ClientError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 # -- export -------------------------------------------------------------------------------------
 
 
@@ -467,16 +608,35 @@ class ExportResult:
     tuples: int
     attributes: int
     snap_token: str
+    relations: int = 0
+    types: int = 0
+    schema: bool = False
 
 
-def run_export(client: Client, out: IO[str], fmt: Format, *, snap_token: str = "") -> ExportResult:
-    """Write every tuple, then every attribute, of the client's tenant to ``out``.
+def run_export(
+    client: Client,
+    out: IO[str],
+    fmt: Format,
+    *,
+    snap_token: str = "",
+    layer: RelationsBackupClient | None = None,
+) -> ExportResult:
+    """Write the schema, every tuple, then every attribute, of the client's tenant to ``out``,
+    then (with ``layer``) its relations layer.
 
-    Both are read at one snapshot: ``snap_token``, or the newest when the export starts, so
-    writes landing meanwhile are never partly included.
+    Everything is read at one snapshot: ``snap_token``, or else the one the relations layer was
+    read at (with ``layer``), or else the newest when the export starts; so writes landing
+    meanwhile are never partly included. The schema is the current one.
     """
+    dumped: dict[str, Any] | None = None
+    if layer is not None:
+        dumped, layer_token = layer.backup()
+        snap_token = snap_token or layer_token
     snap_token = snap_token or client.head_token()
     writer = Writer(out, fmt)
+    schema = _current_schema(client)
+    if schema is not None:
+        writer.write(Part(SCHEMA, schema))
     tuples = attributes = 0
     for t in client.read_tuples(TupleFilter(), snap_token=snap_token):
         writer.write(t)
@@ -484,4 +644,14 @@ def run_export(client: Client, out: IO[str], fmt: Format, *, snap_token: str = "
     for a in client.read_attributes(AttributeFilter(), snap_token=snap_token):
         writer.write(a)
         attributes += 1
-    return ExportResult(tuples, attributes, snap_token)
+    types = relations = 0
+    if dumped is not None:
+        if isinstance(dumped.get("settings"), dict):
+            writer.write(Part("relations_settings", dumped["settings"]))
+        for rt in dumped.get("types") or ():
+            writer.write(Part("relationship_type", rt))
+            types += 1
+        for row in dumped.get("relations") or ():
+            writer.write(Part("relation", row))
+            relations += 1
+    return ExportResult(tuples, attributes, snap_token, relations, types, schema is not None)

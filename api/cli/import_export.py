@@ -1,5 +1,6 @@
-"""``stonetown import`` and ``stonetown export``: a tenant's tuples and attributes to and from
-NDJSON or CSV files, through a server (the streaming and resuming live in ``api.transfer``)."""
+"""``stonetown import`` and ``stonetown export``: a tenant's schema, tuples, attributes and
+relations layer to and from NDJSON or CSV files, through a server (the streaming and resuming
+live in ``api.transfer``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import click
 from api.cli.files import replacing
 from api.cli.session import client_options, count, report, session
 from api.client import ClientError
+from api.client.records import RelationsBackupClient
 from api.transfer import (
     DataFileError,
     Format,
@@ -54,13 +56,16 @@ def import_(
     key: str | None,
     tenant: str,
 ) -> None:
-    """Write the tuples and attributes in FILE (NDJSON or CSV, as `export` writes) to the server.
+    """Write the schema, tuples, attributes and relations in FILE (NDJSON or CSV, as `export`
+    writes) to the server: into an empty tenant, a backup restores one that answers every
+    check and shows every relation as the exported one did.
 
-    Streams FILE in batches, each one atomic data/write. After each write the position is saved
-    in FILE.import-state; --resume continues from there (deleted when the import completes). A
-    bad record stops the import at `FILE:LINE: message` (exit 1) after writing every record
-    before it. Prints the last snap token; a summary and a progress bar (on a terminal) go to
-    standard error.
+    Streams FILE in batches, each one atomic write (data/write; relations/restore, which needs
+    the admin key, for the relations layer, never splitting a pair). After each write the
+    position is saved in FILE.import-state; --resume continues from there (deleted when the
+    import completes). A bad record stops the import at `FILE:LINE: message` (exit 1) after
+    writing every record before it. Prints the last snap token; a summary and a progress bar
+    (on a terminal) go to standard error.
     """
     form = Format.of(file, fmt)
     where = state_path(file)
@@ -76,7 +81,10 @@ def import_(
     bar: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if not quiet and sys.stderr.isatty():
         bar = click.progressbar(length=size, label=f"importing {file}", file=sys.stderr)
-    with session(url, key, tenant) as client:
+    with (
+        session(url, key, tenant) as client,
+        RelationsBackupClient(url, key=key, tenant=tenant) as layer,
+    ):
         try:
             with bar as shown:
                 result = run_import(
@@ -86,6 +94,7 @@ def import_(
                     batch_size=batch_size,
                     resume=resume,
                     progress=shown.update if shown is not None else None,
+                    layer=layer,
                 )
         except (TransferError, ClientError) as exc:
             if isinstance(exc, ClientError):
@@ -98,9 +107,11 @@ def import_(
     state = result.state
     if not quiet:
         resumed = f", resumed at line {result.started_at}" if result.started_at > 1 else ""
+        relations = f" and {count(state.relations, 'relation')}" if state.relations else ""
         click.echo(
             f"imported {count(state.tuples, 'tuple')} and "
-            f"{count(state.attributes, 'attribute')} in {count(state.writes, 'write')}{resumed}",
+            f"{count(state.attributes, 'attribute')}{relations} in "
+            f"{count(state.writes, 'write')}{resumed}",
             err=True,
         )
     if state.snap_token:
@@ -143,8 +154,9 @@ def export(
     key: str | None,
     tenant: str,
 ) -> None:
-    """Write every tuple and attribute of the tenant as NDJSON or CSV, in the format `import`
-    reads.
+    """Write the tenant's schema, every tuple and attribute, and its relations layer (settings,
+    relationship types, relations with their metadata and positions; the admin key reads it)
+    as NDJSON or CSV, in the format `import` reads: a backup `import` restores.
 
     Everything is read at one snapshot (--snap-token, or the newest when the export starts),
     so writes landing during the export are never partly included. A file given with --output
@@ -152,12 +164,21 @@ def export(
     error.
     """
     form = Format.of(output, fmt)
-    with session(url, key, tenant) as client:
+    with (
+        session(url, key, tenant) as client,
+        RelationsBackupClient(url, key=key, tenant=tenant) as layer,
+    ):
         if output is None:
-            result = run_export(client, sys.stdout, form, snap_token=snap_token)
+            result = run_export(client, sys.stdout, form, snap_token=snap_token, layer=layer)
         else:
             with replacing(output) as out:
-                result = run_export(client, out, form, snap_token=snap_token)
+                result = run_export(client, out, form, snap_token=snap_token, layer=layer)
     if not quiet:
         tuples, attributes = count(result.tuples, "tuple"), count(result.attributes, "attribute")
-        click.echo(f"exported {tuples} and {attributes} at {result.snap_token}", err=True)
+        more = [
+            count(result.types, "relationship type") if result.types else "",
+            count(result.relations, "relation") if result.relations else "",
+            "the schema" if result.schema else "",
+        ]
+        also = "".join(f", {part}" for part in more if part)
+        click.echo(f"exported {tuples} and {attributes}{also} at {result.snap_token}", err=True)

@@ -283,3 +283,39 @@ def _row_error(exc: ClientError, record_id: str | None) -> Upserted:
     if exc.status is None or not 400 <= exc.status < 500:
         raise exc
     return Upserted("error", record_id, exc.message)
+
+
+class RelationsBackupClient(Session):
+    """The relations layer's backup of one tenant (admin key only): read it as stored, and
+    restore it, at ``/v1/tenants/{tenant}/relations/backup`` and ``.../restore``."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, key, tenant, timeout, transport)
+        self._base = f"/v1/tenants/{quote(tenant, safe='')}/relations"
+
+    def backup(self) -> tuple[dict[str, Any], str]:
+        """The settings, types and relation rows, and the snap token they were read at."""
+        answer = self._json("GET", f"{self._base}/backup")
+        data = answer.get("data") if isinstance(answer, dict) else None
+        meta = answer.get("meta") if isinstance(answer, dict) else None
+        token = meta.get("snap_token") if isinstance(meta, dict) else None
+        if not isinstance(data, dict) or not isinstance(token, str):
+            raise ClientError(f"{self.url}{self._base}/backup: expected data and a snap token")
+        return data, token
+
+    def restore(self, part: Mapping[str, Any]) -> str:
+        """Write ``{settings?, types?, relations?}`` in one write; its snap token."""
+        answer = self._json("POST", f"{self._base}/restore", body=part)
+        meta = answer.get("meta") if isinstance(answer, dict) else None
+        token = meta.get("snap_token") if isinstance(meta, dict) else None
+        if not isinstance(token, str):
+            raise ClientError(f"{self.url}{self._base}/restore: expected a snap token")
+        return token

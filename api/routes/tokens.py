@@ -1,9 +1,13 @@
-"""API tokens and the tenant's relations settings, both for the admin key only.
+"""API tokens, the tenant's relations settings and its relations backup, all for the admin key
+only.
 
 ``/v1/tenants/{tenant_id}/tokens`` creates, lists and revokes personal access tokens (PATs):
 the secret (``pat_`` + 32 base62 characters) is in the creation response once, and only its
 sha256 is stored. ``/v1/tenants/{tenant_id}/relations/settings`` reads and replaces the
-tenant's relations settings. An API token, whatever its scopes, gets 403 here.
+tenant's relations settings. ``/v1/tenants/{tenant_id}/relations/backup`` reads the settings,
+relationship types and relation rows as stored (``engine.relations.backup``) and
+``/v1/tenants/{tenant_id}/relations/restore`` writes them back: what ``stonetown export`` and
+``import`` carry beside the tuples. An API token, whatever its scopes, gets 403 here.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from api.relations_http import (
 from api.relations_views import token_item
 from api.request_io import respond
 from api.services import SERVICES
+from engine.relations import backup
 from engine.relations.errors import FieldError, Invalid
 from engine.relations.model import ENTITY_TYPE, SCOPES, DataModel, Settings
 from engine.suggest import suggest
@@ -307,3 +312,55 @@ def _data_model(value: object, errors: list[FieldError]) -> DataModel | None:
                 )
             )
     return DataModel(model, ref_type, str(hook), dict(kinds))
+
+
+# -- backup -------------------------------------------------------------------------------------
+
+
+@routes.get("/v1/tenants/{tenant_id}/relations/backup")
+@described(
+    "The relations layer of the tenant as stored (admin key only): settings, relationship "
+    "types and relation rows, read at one revision, and that revision's snap token.",
+    errors=(403,),
+)
+async def read_backup(request: web.Request) -> web.StreamResponse:
+    """Everything ``relations/restore`` takes, and ``meta.snap_token``: read the tuples at that
+    token to have tuples and rows of one moment."""
+    svc = request.app[SERVICES]
+    tenant_id = await _admin(request)
+    dumped, token = await svc.run(svc.relations.dump, tenant_id)
+    return respond({"data": dumped.to_json(), "meta": {"snap_token": token}})
+
+
+@routes.post("/v1/tenants/{tenant_id}/relations/restore")
+@described(
+    "Write back what relations/backup read (admin key only), in one write: settings, types "
+    "and relation rows with their tuples; a pair is restored whole or not at all.",
+    errors=(403, 409, 413),
+    body={
+        "type": "object",
+        "properties": {
+            "settings": {"type": ["object", "null"]},
+            "types": {"type": "array", "items": {"type": "object"}},
+            "relations": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+)
+async def restore(request: web.Request) -> web.StreamResponse:
+    """Restore a backup's part (types before the relations that name them)."""
+    svc = request.app[SERVICES]
+    tenant_id = await _admin(request)
+    body = await body_object(request)
+    raw_settings = body.get("settings")
+    settings = None if raw_settings is None else _settings_object(raw_settings)
+    parsed = backup.parse(body, settings)
+    token = await svc.run(svc.relations.restore, tenant_id, parsed)
+    svc.writes.notify()
+    counts = {"types": len(parsed.types), "relations": len(parsed.rows)}
+    return respond({"data": counts, "meta": {"snap_token": token}})
+
+
+def _settings_object(value: object) -> Settings:
+    if not isinstance(value, dict):
+        raise Invalid.at(("settings",), "settings must be an object or null")
+    return _settings(value)

@@ -24,7 +24,7 @@ from dsl.schema import Schema
 from engine.engine import Engine
 from engine.errors import EngineError, SchemaNotFound
 from engine.hooks import RawWriter
-from engine.relations import layout, links, operations, registry
+from engine.relations import backup, layout, links, operations, registry
 from engine.relations.errors import (
     Forbidden,
     NotFound,
@@ -441,6 +441,32 @@ class Relations:
         token, result = self._transact(tenant, build)
         return result, token
 
+    # -- backups ----------------------------------------------------------------------------
+
+    def dump(self, tenant: str) -> tuple[backup.Dump, SnapToken]:
+        """The layer's settings, types and rows, read under the write lock, and the token of
+        the revision they belong to (read the tuples at that token for a consistent backup)."""
+
+        def build(reader: SnapshotReader) -> Changes:
+            raise _Read((backup.dump(reader), reader.token))
+
+        try:
+            self.store.transact(tenant, build)
+        except _Read as read:
+            return read.value
+        raise AssertionError("unreachable: the build always raises")  # pragma: no cover
+
+    def restore(self, tenant: str, request: backup.Restore) -> SnapToken:
+        """Write a backup's settings, types and rows (with their tuples) in one write."""
+        schema = self._schema(tenant)
+
+        def build(reader: SnapshotReader) -> tuple[Changes, None]:
+            changes = Changes()
+            backup.restore(reader, changes, schema, request)
+            return changes, None
+
+        return self._transact(tenant, build)[0]
+
     # -- lists ------------------------------------------------------------------------------
 
     def entity_rows(
@@ -535,6 +561,15 @@ class Relations:
         others = suggest(role, {rt.role for rt in types if rt.source_type == source_type})
         ordered = list(dict.fromkeys([*pair, *others]))
         return tuple(ordered[:3]) if ordered else ()
+
+
+class _Read(Exception):
+    """Carries what a read under the write lock found out of its transaction (which so
+    writes nothing)."""
+
+    def __init__(self, value: tuple[backup.Dump, SnapToken]) -> None:
+        super().__init__("read")
+        self.value = value
 
 
 class _Unchanged(Exception):

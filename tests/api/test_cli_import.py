@@ -318,7 +318,7 @@ def test_export_then_import_into_a_fresh_tenant_gives_the_same_data(
     first, second = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
     result = cli(target, "export", "--output", str(first))
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.startswith("exported 4 tuples and 7 attributes at ")
+    assert result.stderr.startswith("exported 4 tuples and 7 attributes, the schema at ")
     text = first.read_text()
     assert "doc:1#viewer@group:g#member" in text  # the string form where it reads back
     assert "a@b.c" in text and " a: b|c " in text  # the object form where it does not
@@ -334,24 +334,26 @@ def test_export_then_import_into_a_fresh_tenant_gives_the_same_data(
 
 def test_export_to_stdout_writes_ndjson(target: Target) -> None:
     _ok(cli(target, "tuples", "write", "doc:1#viewer@user:1"))
-    assert _ok(cli(target, "export")) == '{"tuple": "doc:1#viewer@user:1"}\n'
-    assert (
-        _ok(cli(target, "export", "--format", "csv")) == "kind,value\ntuple,doc:1#viewer@user:1\n"
+    assert _ok(cli(target, "export")) == (
+        json.dumps({"schema": SCHEMA}) + '\n{"tuple": "doc:1#viewer@user:1"}\n'
     )
+    csv_text = _ok(cli(target, "export", "--format", "csv"))
+    assert csv_text.startswith('kind,value\nschema,"entity user {}\n')
+    assert csv_text.endswith("}\n\"\ntuple,doc:1#viewer@user:1\n")
 
 
 def test_export_at_a_snap_token_sees_that_snapshot(target: Target) -> None:
     token = _ok(cli(target, "tuples", "write", "doc:1#viewer@user:1")).strip()
     _ok(cli(target, "tuples", "write", "doc:2#viewer@user:2"))
     pinned = _ok(cli(target, "export", "--snap-token", token, "--quiet"))
-    assert pinned == '{"tuple": "doc:1#viewer@user:1"}\n'
+    assert pinned.splitlines()[1:] == ['{"tuple": "doc:1#viewer@user:1"}']
 
 
 def test_failed_export_leaves_no_file(target: Target, tmp_path: Path) -> None:
     out = tmp_path / "out.ndjson"
     result = cli(Target(target.url, "nope"), "export", "--output", str(out))
     assert result.exit_code == 1
-    assert "(HTTP 404, ERROR_CODE_TENANT_NOT_FOUND)" in result.stderr
+    assert "error: tenant nope not found (HTTP 404" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
