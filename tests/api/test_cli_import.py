@@ -339,7 +339,7 @@ def test_export_to_stdout_writes_ndjson(target: Target) -> None:
     )
     csv_text = _ok(cli(target, "export", "--format", "csv"))
     assert csv_text.startswith('kind,value\nschema,"entity user {}\n')
-    assert csv_text.endswith("}\n\"\ntuple,doc:1#viewer@user:1\n")
+    assert csv_text.endswith('}\n"\ntuple,doc:1#viewer@user:1\n')
 
 
 def test_export_at_a_snap_token_sees_that_snapshot(target: Target) -> None:
