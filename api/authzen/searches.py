@@ -40,6 +40,7 @@ from engine.types import (
 from storage.base import Subject
 
 _TOKEN_FORM = 1  # the first element of every token, so a later form can be told apart
+_BAD_TOKEN = "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +92,13 @@ def read_token(token: str, print_: str) -> Resume | None:
         or data[0] != _TOKEN_FORM
         or not all(isinstance(part, str) for part in data[1:])
     ):
-        raise bad_request("page.token", "not a page token this server issued")
+        raise bad_request("page.token", "not a page token this server issued", _BAD_TOKEN)
     if data[1] != print_:
         raise bad_request(
             "page.token",
             "this token continues another search: a request with a token must repeat the "
             "first page's subject, action, resource, context and page limit",
+            _BAD_TOKEN,
         )
     return Resume(data[2], data[3], data[4])
 
@@ -157,7 +159,7 @@ def search_actions(
     offset = 0
     if resume is not None:
         if not resume.cursor.isdigit():
-            raise bad_request("page.token", "not a page token of an action search")
+            raise bad_request("page.token", "not a page token of an action search", _BAD_TOKEN)
         offset = int(resume.cursor)
     pinned = _pinned(engine, tenant, resume)
     subject, resource = body.subject, body.resource

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from api.models.common import MAX_PAGE_SIZE, Id, Name, Out
 
@@ -21,6 +21,13 @@ Properties = dict[str, Any]
 Semantic = Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
 #: Evaluations one ``evaluations`` request may hold.
 MAX_EVALUATIONS = 1000
+
+
+def _whole(value: object) -> object:
+    # JSON Schema counts 3.0 as an integer, as the document's readers will; strict mode would not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _absent_or_object(schema: dict[str, Any]) -> None:
@@ -141,7 +148,7 @@ class PageIn(AuthZenIn):
     absent: the default). ``properties`` (sorting, filtering) are accepted and not used."""
 
     token: str = ""
-    limit: Annotated[int, Field(ge=0, le=MAX_PAGE_SIZE)] = 0
+    limit: Annotated[int, Field(ge=0, le=MAX_PAGE_SIZE), BeforeValidator(_whole)] = 0
     properties: Properties = Field(default_factory=dict)
 
 

@@ -508,6 +508,7 @@ def test_a_token_must_come_with_the_first_pages_request(
     error = post(client, "/search/resource", body, status=400)
     assert error["message"].startswith("page.token: ")
     assert words in error["message"]
+    assert error["details"][0]["reason"] == "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"
 
 
 def test_the_spec_action_search_example(client: httpx.Client) -> None:

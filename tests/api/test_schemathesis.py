@@ -284,6 +284,22 @@ EXCUSES = (
         reasons=frozenset({"ERROR_CODE_INVALID_CONTINUOUS_TOKEN"}),
     ),
     Excuse(
+        "An AuthZEN search names the tenant schema's types and actions (and declared "
+        "properties fit their attributes), and a page token is one this server issued for the "
+        "same request.",
+        r"^POST (/v1/tenants/\{tenant_id\})?/access/v1/search/",
+        reasons=frozenset(
+            {
+                "ERROR_CODE_ENTITY_TYPE_NOT_FOUND",
+                "ERROR_CODE_PERMISSION_NOT_FOUND",
+                "ERROR_CODE_ATTRIBUTE_TYPE_MISMATCH",
+                "ERROR_CODE_DEPTH_NOT_ENOUGH",
+                "ERROR_CODE_EXECUTION",
+                "ERROR_CODE_INVALID_CONTINUOUS_TOKEN",
+            }
+        ),
+    ),
+    Excuse(
         "A bundle's names are unique in one write, and a double in a string must not overflow "
         "(1e999): between items, and a numeric range in text.",
         PERMIFY + r"bundle/write$",
