@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from api.config import Config, ConfigError, load_config
 from api.models import authzen as az
 from tests.api.conftest import Server, shaped
+from tests.api.support import finished_requests
 
 SCHEMA = """
 entity user {
@@ -601,3 +603,52 @@ def test_keys_and_the_configured_default_tenant(start_server: Callable[..., Serv
         assert keyed.post("/access/v1/evaluation", json=body).status_code == 404  # no tenant yet
         _seed(keyed, "gateway")
         assert keyed.post("/access/v1/evaluation", json=body).json() == {"decision": True}
+
+
+def test_at_most_so_many_evaluations(client: httpx.Client) -> None:
+    items = _documents("1") * (az.MAX_EVALUATIONS + 1)
+    body = {"subject": ALICE, "action": {"name": "read"}, "evaluations": items}
+    error = post(client, "/evaluations", body, status=400)
+    assert error["message"].startswith("evaluations: ")
+    assert str(az.MAX_EVALUATIONS) in error["message"]
+
+
+def test_the_default_tenant_setting() -> None:
+    environ = {"STONETOWN_AUTHZEN_DEFAULT_TENANT": "gateway"}
+    assert load_config(environ=environ).authzen_default_tenant == "gateway"
+    assert Config().authzen_default_tenant == "t1"
+    with pytest.raises(ConfigError, match="authzen_default_tenant"):
+        Config(authzen_default_tenant="no/slashes")
+
+
+def test_the_openapi_document_lists_the_authzen_endpoints(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for prefix in ("", "/v1/tenants/{tenant_id}"):
+        for name in (
+            "evaluation",
+            "evaluations",
+            "search/subject",
+            "search/resource",
+            "search/action",
+        ):
+            assert paths[f"{prefix}/access/v1/{name}"]["post"]["tags"] == ["AuthZEN"]
+    assert "get" in paths["/.well-known/authzen-configuration/v1/tenants/{tenant_id}"]
+
+
+def _checks(client: httpx.Client) -> dict[str, float]:
+    counts = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("stonetown_checks_total{"):
+            counts[line.split('result="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_requests_and_decisions_are_counted(client: httpx.Client) -> None:
+    route = "/v1/tenants/{tenant_id}/access/v1/evaluations"
+    requests_before, checks_before = finished_requests(client, route), _checks(client)
+    items = [*_documents("1", "2"), {"resource": {"type": "spaceship", "id": "1"}}]
+    decisions(client, {**SEMANTICS_REQUEST, "evaluations": items})
+    requests_after, checks_after = finished_requests(client, route), _checks(client)
+    assert requests_after.get("200", 0) - requests_before.get("200", 0) == 1
+    for result in ("allowed", "denied", "error"):
+        assert checks_after[result] - checks_before[result] == 1, result
