@@ -4,10 +4,10 @@
 
 import { h, svg } from "./dom.js";
 
-const BOX_W = 160;
+const BOX_W = 140;
 const HEAD_H = 26;
 const ROW_H = 20;
-const GAP_X = 100;
+const GAP_X = 80;
 const GAP_Y = 28;
 const MARGIN = 24;
 
@@ -119,7 +119,10 @@ export function renderGraph(container, textList, schema) {
     viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `Model graph: ${Object.keys(defs).length} entities, ${edges.length} dependencies (listed as text below)`,
   });
-  root.style.maxWidth = `${width}px`; // the CSSOM, which the page's CSP allows (a style attribute it would not)
+  // Scaled to fit its column, but never below 3/4 (then the column scrolls). Set through the
+  // CSSOM, which the page's CSP allows (a style attribute it would not).
+  root.style.maxWidth = `${width}px`;
+  root.style.minWidth = `${Math.round(width * 0.75)}px`;
   root.append(svg("defs", {}, ...["rel", "ref", "arrow"].map((kind) =>
     svg("marker", { id: `head-${kind}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
       svg("path", { d: "M0,0 L10,5 L0,10 z", class: `head ${kind}` })))));
