@@ -14,12 +14,13 @@ function tupleFilter(v) {
   };
 }
 
-/** The filter that names exactly one tuple. */
+/** The filter that names exactly one tuple: a plain subject's relation is "..." (plain subjects
+ * only), since "" would match `group:eng#member` as well as `group:eng`. */
 function exactFilter(t) {
   return {
     entity: { type: t.entity.type, ids: [t.entity.id] },
     relation: t.relation,
-    subject: { type: t.subject.type, ids: [t.subject.id], relation: t.subject.relation || "" },
+    subject: { type: t.subject.type, ids: [t.subject.id], relation: t.subject.relation || "..." },
   };
 }
 

@@ -7,7 +7,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.api.conftest import Server
-from tests.api.support import tuple_json
+from tests.api.support import tuple_json, tuple_text
 from tests.console.conftest import open_console
 
 SCHEMA = """entity user {}
@@ -22,9 +22,10 @@ entity group {
 
 entity doc {
     relation owner @user
-    relation viewer @user @group#member
+    relation viewer @user @group @group#member
     relation company @company
     relation banned @user
+    attribute public boolean
     permission edit = owner
     permission view = (viewer or edit or company.employs) not banned
 }
@@ -56,11 +57,11 @@ def test_a_schema_error_is_marked_at_its_line_then_fixed_and_saved(
         "permission edit = owner", "permission edit = ownr"
     )
     page.fill("#schema-text", broken)
-    # Every error at once, each at its line:column: line 4 `usr`, line 16 `ownr`.
+    # Every error at once, each at its line:column: line 4 `usr`, line 17 `ownr`.
     expect(page.locator("#diagnostics li")).to_have_count(2)
     expect(page.locator(".gutter .line.error")).to_have_count(2)
     expect(page.locator(".gutter .line.error").first).to_have_attribute("data-line", "4")
-    expect(page.locator(".gutter .line.error").last).to_have_attribute("data-line", "16")
+    expect(page.locator(".gutter .line.error").last).to_have_attribute("data-line", "17")
     marker = page.locator(".marker[data-line='4']")
     expect(marker).to_have_attribute("data-column", "23")
     expect(marker).to_have_text("usr")
@@ -95,44 +96,78 @@ def test_a_schema_error_is_marked_at_its_line_then_fixed_and_saved(
     expect(page.locator("[data-edge='doc.edit->doc.viewer']")).to_have_count(0)
 
 
+def read_tuples(api: httpx.Client, tenant: str, snap_token: str = "") -> list[str]:
+    answer = api.post(
+        f"/v1/tenants/{tenant}/data/relationships/read",
+        json={"filter": {"entity": {"type": "doc"}}, "metadata": {"snap_token": snap_token}},
+    )
+    answer.raise_for_status()
+    return sorted(tuple_text(t) for t in answer.json()["tuples"])
+
+
 def test_tuples_added_in_the_data_browser_are_stored_and_read_page_by_page(
     page: Page, console_server: Server, api: httpx.Client, tenant: str
 ) -> None:
     write_schema(api, tenant)
     open_console(page, console_server, tenant)
     page.click("#tab-data")
-    page.fill(
-        "#write-form [name=tuples]",
-        "doc:1#viewer@user:ann, doc:1#owner@user:bob, doc:2#viewer@group:eng#member",
-    )
+    written = [
+        "doc:1#viewer@user:ann",
+        "doc:1#owner@user:bob",
+        "doc:2#viewer@group:eng#member",
+        "doc:2#viewer@group:eng",
+    ]
+    page.fill("#write-form [name=tuples]", ", ".join(written))
     page.fill("#read-form [name=entity_type]", "doc")
-    page.fill("#read-form [name=page_size]", "2")
+    page.fill("#read-form [name=page_size]", "3")
     page.click("#write-form button")
-    expect(page.locator("#write-status")).to_contain_text("wrote 3 tuples")
-    read = api.post(
-        f"/v1/tenants/{tenant}/data/relationships/read",
-        json={"filter": {"entity": {"type": "doc"}}},
-    ).json()
-    assert len(read["tuples"]) == 3
+    expect(page.locator("#write-status")).to_contain_text("wrote 4 tuples")
+    assert read_tuples(api, tenant) == sorted(written)
     rows = page.locator("#tuples tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     expect(page.locator("#read-status")).to_contain_text("page 1")
     first_page = rows.evaluate_all("rows => rows.map(r => r.dataset.tuple)")
+    # A write between pages does not shift them: the next page is read at the first's snapshot.
+    write_tuples(api, tenant, "doc:0#owner@user:cy")
     page.click("#next-page")
     expect(page.locator("#read-status")).to_contain_text("page 2")
     expect(rows).to_have_count(1)
     second_page = rows.evaluate_all("rows => rows.map(r => r.dataset.tuple)")
-    assert sorted(first_page + second_page) == sorted(
-        ["doc:1#viewer@user:ann", "doc:1#owner@user:bob", "doc:2#viewer@group:eng#member"]
-    )
+    assert sorted(first_page + second_page) == sorted(written)
     expect(page.locator("#next-page")).to_be_disabled()
-    page.get_by_role("button", name="Delete doc:2#viewer@group:eng#member").click()
+
+    # At a chosen snap token: the one the page was read at, without doc:0.
+    status = page.locator("#read-status").inner_text()
+    snap_token = status.split("at snap token ")[1].split(";")[0].strip()
+    page.fill("#read-form [name=page_size]", "10")
+    page.click("#read-form button[type=submit]")
+    expect(rows).to_have_count(5)
+    page.fill("#read-form [name=snap_token]", snap_token)
+    page.click("#read-form button[type=submit]")
+    expect(rows).to_have_count(4)
+    expect(page.locator("#read-status")).to_contain_text(f"at snap token {snap_token}")
+
+    # Deleting a tuple deletes that one only, not the userset beside it.
+    page.get_by_role("button", name="Delete doc:2#viewer@group:eng", exact=True).click()
     expect(page.locator("#write-status")).to_contain_text("deleted")
-    read = api.post(
-        f"/v1/tenants/{tenant}/data/relationships/read",
-        json={"filter": {"entity": {"type": "doc"}}},
-    ).json()
-    assert len(read["tuples"]) == 2
+    remaining = set(written) - {"doc:2#viewer@group:eng"}
+    assert read_tuples(api, tenant) == sorted(remaining | {"doc:0#owner@user:cy"})
+
+    # Attributes: written typed, read back, deleted.
+    page.fill("#attr-write-form [name=entity]", "doc:1")
+    page.fill("#attr-write-form [name=attribute]", "public")
+    page.select_option("#attr-write-form [name=kind]", "BooleanValue")
+    page.fill("#attr-write-form [name=value]", "true")
+    page.click("#attr-write-form button")
+    expect(page.locator("#attributes tbody tr")).to_have_text(["doc:1publictrueDelete"])
+    stored = api.post(f"/v1/tenants/{tenant}/data/attributes/read", json={"filter": {}}).json()
+    assert [(a["attribute"], a["value"]["data"]) for a in stored["attributes"]] == [
+        ("public", True)
+    ]
+    page.get_by_role("button", name="Delete doc:1 public").click()
+    expect(page.locator("#attributes tbody tr")).to_have_count(0)
+    stored = api.post(f"/v1/tenants/{tenant}/data/attributes/read", json={"filter": {}}).json()
+    assert stored["attributes"] == []
 
 
 def test_a_check_shows_allowed_with_the_allowing_path_highlighted(
