@@ -16,6 +16,12 @@ with theirs from the same run:
 * **lookup**: ``Engine.lookup_entity(tenant, "document", "view", user)``, every page (one page
   of up to 1,000,000 ids, so normally one call per query).
 
+* **--database-url URL** [**--max-staleness S**]: the same on the PostgreSQL store
+  (``PostgresStore(URL, gc_interval=None, max_staleness=S)``, the database migrated first)
+  instead of LevelDB, in a tenant of its own (``bench-<random>``), deleted afterwards. The
+  first pass is what a fleet replica sees: its engine caches start empty, and every read is a
+  query.
+
 Run it alone on the machine, right after the anchors (``make bench-anchors SIZE=S``)::
 
     make bench-engine SIZE=S          # or SIZE=M; BENCH_DATA=/tmp/benchdata by default
@@ -31,6 +37,7 @@ target does that when it is missing), since ../shared is read-only.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -41,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.engine import Engine, EngineConfig
 from engine.types import Entity
-from storage.base import Changes, Subject, Tuple
+from storage.base import Changes, Store, Subject, Tuple
 from storage.leveldb import LevelDBStore
 
 SHARED_BENCH = Path(
@@ -49,7 +56,7 @@ SHARED_BENCH = Path(
         "STONETOWN_SHARED_BENCH", Path(__file__).resolve().parents[2] / "shared" / "bench"
     )
 )
-TENANT = "t1"  # exists in every new store
+TENANT = "t1"  # exists in every new store (the LevelDB run's tenant)
 LOOKUP_PAGE_SIZE = 1_000_000  # above any size's document count, so one page per query
 
 
@@ -68,10 +75,10 @@ def import_harness() -> Any:
     return common
 
 
-def notes(store: LevelDBStore) -> str:
+def notes(store: Store, tenant: str, where: str) -> str:
     config = EngineConfig()
     return (
-        f"LevelDB store in a temp dir (defaults, gc_interval=None), tenant {TENANT}; "
+        f"{where} (defaults, gc_interval=None), tenant {tenant}; "
         f"tuples written through Store.write in batches of {store.max_write_items} "
         "(not validated against the schema); schema write outside load_s, Engine(store) "
         "and its schema compile inside it; default EngineConfig "
@@ -80,9 +87,17 @@ def notes(store: LevelDBStore) -> str:
     )
 
 
-def run(common: Any, args: Any, store: LevelDBStore) -> None:
-    b = common.Bench("stonetown", "stonetown", args, notes=notes(store))
-    store.write_schema(TENANT, (SHARED_BENCH / "model.perm").read_text())
+def run(
+    common: Any,
+    args: Any,
+    store: Store,
+    *,
+    tenant: str = TENANT,
+    where: str = "LevelDB store in a temp dir",
+    name: str = "stonetown",
+) -> None:
+    b = common.Bench(name, "stonetown", args, notes=notes(store, tenant, where))
+    store.write_schema(tenant, (SHARED_BENCH / "model.perm").read_text())
     raw: list[tuple[str, str, str, str, str, str]] = b.ds.tuples
 
     def load() -> Engine:
@@ -91,16 +106,16 @@ def run(common: Any, args: Any, store: LevelDBStore) -> None:
         step = store.max_write_items
         for i in range(0, len(raw), step):
             batch = [Tuple(*t) for t in raw[i : i + step]]
-            store.write(TENANT, Changes(write_tuples=batch))
+            store.write(tenant, Changes(write_tuples=batch))
         engine = Engine(store)
-        engine.compiled(TENANT)  # compile the schema now, as a server does when it starts
+        engine.compiled(tenant)  # compile the schema now, as a server does when it starts
         return engine
 
     engine: Engine = b.timed_load(load)
 
     def check(entity_type: str, entity_id: str, permission: str, user_id: str) -> bool:
         result = engine.check(
-            TENANT, Entity(entity_type, entity_id), permission, Subject("user", user_id)
+            tenant, Entity(entity_type, entity_id), permission, Subject("user", user_id)
         )
         return result.allowed
 
@@ -109,7 +124,7 @@ def run(common: Any, args: Any, store: LevelDBStore) -> None:
         cursor = ""
         while True:
             page = engine.lookup_entity(
-                TENANT,
+                tenant,
                 "document",
                 "view",
                 Subject("user", user_id),
@@ -129,9 +144,46 @@ def run(common: Any, args: Any, store: LevelDBStore) -> None:
     b.emit()
 
 
+def run_postgres(common: Any, args: Any) -> None:
+    """The bench on PostgreSQL at ``args.database_url``, in a tenant of its own."""
+    from storage.postgres import PostgresStore, migrate  # noqa: PLC0415 (only when asked for)
+
+    migrate(args.database_url)
+    tenant = f"bench-{secrets.token_hex(4)}"
+    with PostgresStore(
+        args.database_url, gc_interval=None, max_staleness=args.max_staleness
+    ) as store:
+        store.create_tenant(tenant)
+        try:
+            run(
+                common,
+                args,
+                store,
+                tenant=tenant,
+                where=f"PostgreSQL store (PostgresStore, max_staleness={args.max_staleness:g})",
+                name="stonetown-postgres",
+            )
+        finally:
+            store.delete_tenant(tenant)
+
+
 def main() -> None:
     common = import_harness()
-    args = common.parse_args()
+
+    def postgres_options(ap: Any) -> None:
+        ap.add_argument(
+            "--database-url",
+            default="",
+            help="run on the PostgreSQL store at this URL instead of LevelDB",
+        )
+        ap.add_argument(
+            "--max-staleness",
+            type=float,
+            default=0.0,
+            help="PostgreSQL: reuse a tenant's head for this many seconds (0: read it each time)",
+        )
+
+    args = common.parse_args(postgres_options)
     where = Path(args.data) / args.size
     if not (where / "tuples.jsonl").is_file():
         sys.exit(
@@ -139,6 +191,9 @@ def main() -> None:
             f"{args.size} --out {args.data}` (../shared is read-only: pass --data to a "
             "writable directory, e.g. --data /tmp/benchdata)"
         )
+    if args.database_url:
+        run_postgres(common, args)
+        return
     with (
         tempfile.TemporaryDirectory(prefix="stonetown-bench-") as tmp,
         LevelDBStore(Path(tmp) / "db", gc_interval=None) as store,

@@ -4,10 +4,14 @@ A tuple or attribute version row is visible at revision R when ``created <= R < 
 live version's ``deleted`` is ``LIVE`` (the largest BIGINT). Every query filters by the tenant's
 incarnation (``pk``), so a reader of a deleted tenant sees nothing, even after its id is reused.
 
-Round trips: each engine read is one query, never one per tuple. ``relations`` reads a whole
-entity in one query (the engine asks for it when a permission needs several relations); an
-attribute read loads every attribute of that entity at once and keeps them for the reader's
-life; ``subject_set`` reads one relation. Scans (``iter_tuples``, ``entity_ids``,
+Round trips: a check must not cost one query per tuple, nor one per entity it visits. The
+first engine read of an entity (``relations``, ``subject_set``, ``subjects``) loads, in one
+recursive query, every tuple of that entity and of the entities reachable from it through
+subjects that can themselves have tuples (parents, groups, nested groups: what a check walks),
+up to ``CLOSURE_ENTITIES`` entities and ``CLOSURE_ROWS`` rows, and the reader keeps them: the
+rest of the check (and of every request sharing the reader) is answered from memory. An entity
+past those bounds is read by itself, relation by relation. An attribute read loads every
+attribute of that entity at once and keeps them likewise. Scans (``iter_tuples``, ``entity_ids``,
 ``records``) walk keyset pages of a few thousand rows, so memory stays bounded however large the
 result. Pages resume after the last key read (a row-value comparison) and are ordered by an
 index, so no page costs more than its own rows.
@@ -52,6 +56,11 @@ if TYPE_CHECKING:
 SCAN_CHUNK = 5_000
 #: Entities whose attributes a reader keeps; past it, the cache starts over.
 _ATTRIBUTE_CACHE_ENTITIES = 10_000
+#: At most this many entities, and rows, per closure read (see the module docstring).
+CLOSURE_ENTITIES = 64
+CLOSURE_ROWS = 512
+#: Entities whose tuples a reader keeps; past it, the cache starts over.
+_TUPLE_CACHE_ENTITIES = 50_000
 
 _VISIBLE = "created <= %s AND deleted > %s"
 _FORWARD = (
@@ -96,13 +105,31 @@ _ENTITY_ATTRIBUTES = (
     "SELECT name, value FROM stonetown_attributes WHERE tenant = %s AND entity_type = %s"
     f" AND entity_id = %s AND {_VISIBLE} ORDER BY name"
 )
+# The entities reachable from one through subjects of the given types (UNION: each once, so a
+# cycle in the data ends), then every tuple of the first CLOSURE_ENTITIES of them; an entity
+# without tuples comes back as one row of NULLs after its type and id.
+_CLOSURE = (
+    "WITH RECURSIVE reach(entity_type, entity_id) AS ("
+    " SELECT %s::bytea, %s::bytea"
+    " UNION"
+    " SELECT t.subject_type, t.subject_id FROM reach AS r JOIN stonetown_tuples AS t"
+    " ON t.tenant = %s AND t.entity_type = r.entity_type AND t.entity_id = r.entity_id"
+    " WHERE t.created <= %s AND t.deleted > %s AND t.subject_type = ANY(%s::bytea[])"
+    "), near AS (SELECT entity_type, entity_id FROM reach LIMIT %s)"
+    " SELECT n.entity_type, n.entity_id, t.relation, t.subject_type, t.subject_id,"
+    " t.subject_relation FROM near AS n LEFT JOIN stonetown_tuples AS t"
+    " ON t.tenant = %s AND t.entity_type = n.entity_type AND t.entity_id = n.entity_id"
+    " AND t.created <= %s AND t.deleted > %s"
+    " ORDER BY n.entity_type, n.entity_id, t.relation, t.subject_type, t.subject_id,"
+    " t.subject_relation LIMIT %s"
+)
 _RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = %s AND key = %s"
 
 
 class PostgresReader(PinnedReader):
     """A ``SnapshotReader``: one tenant incarnation (``pk``) at one revision."""
 
-    __slots__ = ("_attributes", "_conn", "_db", "_pk", "_store")
+    __slots__ = ("_attributes", "_conn", "_db", "_entities", "_pk", "_store")
 
     def __init__(
         self,
@@ -118,6 +145,9 @@ class PostgresReader(PinnedReader):
         self._pk = pk
         self._conn = conn
         self._attributes: dict[tuple[str, str], dict[str, Attribute]] = {}
+        #: (type, id) -> its tuples as relation -> subjects (ordered), or None: too big to
+        #: keep whole, read relation by relation.
+        self._entities: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
         return self._db.rows(sql, params, self._conn)
@@ -131,10 +161,68 @@ class PostgresReader(PinnedReader):
     def subject_token(self, subject: Subject) -> object:
         return subject
 
+    def _entity(self, entity_type: str, entity_id: str) -> dict[str, list[Subject]] | None:
+        """Every tuple of one entity (None: too many to keep), loaded with its closure on
+        first use."""
+        key = (entity_type, entity_id)
+        entities = self._entities
+        if key in entities:
+            return entities[key]
+        self._load_closure(entity_type, entity_id)
+        found = entities.get(key)
+        if found is None:
+            entities[key] = None
+        return found
+
+    def _load_closure(self, entity_type: str, entity_id: str) -> None:
+        kinds = self.tuple_kinds()
+        inner = sorted({enc(kind[0]) for kind in kinds})
+        r = self._revision
+        pk = self._pk
+        rows = self._rows(
+            _CLOSURE,
+            (
+                enc(entity_type),
+                enc(entity_id),
+                pk,
+                r,
+                r,
+                inner,
+                CLOSURE_ENTITIES,
+                pk,
+                r,
+                r,
+                CLOSURE_ROWS,
+            ),
+        )
+        loaded: dict[tuple[bytes, bytes], dict[str, list[Subject]]] = {}
+        for et, eid, relation, st, sid, srel in rows:
+            relations = loaded.get((et, eid))
+            if relations is None:
+                relations = loaded[(et, eid)] = {}
+            if relation is None:
+                continue
+            name = dec(relation)
+            subjects = relations.get(name)
+            if subjects is None:
+                subjects = relations[name] = []
+            subjects.append(Subject(dec(st), dec(sid), dec(srel)))
+        if len(rows) >= CLOSURE_ROWS and rows:
+            # Cut by the row bound: the last entity may be incomplete.
+            loaded.pop((rows[-1][0], rows[-1][1]), None)
+        if len(self._entities) + len(loaded) > _TUPLE_CACHE_ENTITIES:
+            self._entities = {}
+        entities = self._entities
+        for (et, eid), relations in loaded.items():
+            entities[(dec(et), dec(eid))] = relations
+
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
         return ListSubjects(self.subjects(entity_type, entity_id, relation))
 
     def subjects(self, entity_type: str, entity_id: str, relation: str) -> list[Subject]:
+        found = self._entity(entity_type, entity_id)
+        if found is not None:
+            return list(found.get(relation, ()))
         r = self._revision
         rows = self._rows(
             _SUBJECTS, (self._pk, enc(entity_type), enc(entity_id), enc(relation), r, r)
@@ -144,16 +232,21 @@ class PostgresReader(PinnedReader):
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
     ) -> dict[str, SubjectSet] | None:
+        found = self._entity(entity_type, entity_id)
+        if found is not None:
+            if sum(map(len, found.values())) > limit:
+                return None
+            return {name: ListSubjects(subjects) for name, subjects in found.items()}
         r = self._revision
         rows = self._rows(_RELATIONS, (self._pk, enc(entity_type), enc(entity_id), r, r, limit + 1))
         if len(rows) > limit:
             return None
         grouped: dict[bytes, list[Subject]] = {}
         for relation, st, sid, srel in rows:
-            found = grouped.get(relation)
-            if found is None:
-                found = grouped[relation] = []
-            found.append(Subject(dec(st), dec(sid), dec(srel)))
+            subjects = grouped.get(relation)
+            if subjects is None:
+                subjects = grouped[relation] = []
+            subjects.append(Subject(dec(st), dec(sid), dec(srel)))
         return {dec(relation): ListSubjects(subjects) for relation, subjects in grouped.items()}
 
     def tuple_kinds(self) -> frozenset[TupleKind]:

@@ -14,10 +14,12 @@ advisory lock: only a row lock, which PostgreSQL, CockroachDB and YugabyteDB all
 and writes with no other writer of the tenant in between (the relations layer's cardinality
 checks rely on it), on the transaction's own connection.
 
-The head is read from the database for every reader without a token, so a read without a token
-sees the latest committed write of any replica; with ``max_staleness`` > 0 a head at most that
-many seconds old may be reused instead (fewer round trips, answers up to that stale). A token
-newer than a reused head is looked up afresh, so read-your-writes holds either way.
+The head (with the newest schema version, kept in the same row) is read from the database for
+every reader without a token and every ``schema_head``, so a read without a token sees the
+latest committed write of any replica; with ``max_staleness`` > 0 a head at most that many
+seconds old may be reused instead (fewer round trips, answers and schema up to that stale). A
+token newer than a reused head is looked up afresh, so read-your-writes holds either way, and
+a write through this process refreshes its own reused head.
 
 Garbage collection (``gc.py``) moves each tenant's horizon to the newest revision committed at
 least ``gc_window`` seconds ago (never past a reader this process holds) and deletes the versions
@@ -84,7 +86,9 @@ log = logging.getLogger(__name__)
 #: How often a write that lost an optimistic conflict (CockroachDB, YugabyteDB) runs again.
 _WRITE_ATTEMPTS = 5
 
-_TENANT_STATE = "SELECT pk, revision, horizon FROM stonetown_tenants WHERE id = %s AND live"
+_TENANT_STATE = (
+    "SELECT pk, revision, horizon, schema_head FROM stonetown_tenants WHERE id = %s AND live"
+)
 
 
 def _utc(seconds: float) -> datetime:
@@ -92,14 +96,18 @@ def _utc(seconds: float) -> datetime:
 
 
 class _TenantState:
-    """A tenant incarnation and its head, as read at ``read_at`` (process clock)."""
+    """A tenant incarnation, its head revision, GC horizon and newest schema version, as read
+    at ``read_at`` (process clock)."""
 
-    __slots__ = ("horizon", "pk", "read_at", "revision")
+    __slots__ = ("horizon", "pk", "read_at", "revision", "schema_head")
 
-    def __init__(self, pk: int, revision: int, horizon: int, read_at: float) -> None:
+    def __init__(
+        self, pk: int, revision: int, horizon: int, schema_head: str, read_at: float
+    ) -> None:
         self.pk = pk
         self.revision = revision
         self.horizon = horizon
+        self.schema_head = schema_head
         self.read_at = read_at
 
 
@@ -232,7 +240,7 @@ class PostgresStore:
         if row is None:
             check_tenant_id(tenant)
             raise TenantNotFound(tenant)
-        state = _TenantState(row[0], row[1], row[2], now)
+        state = _TenantState(row[0], row[1], row[2], dec(row[3]), now)
         if self._max_staleness > 0:
             self._heads[tenant] = state
         return state
@@ -337,17 +345,11 @@ class PostgresStore:
                 "UPDATE stonetown_tenants SET schema_head = %s WHERE id = %s",
                 (enc(version), enc(tenant)),
             )
+        self._heads.pop(tenant, None)
         return SchemaVersion(version, _utc(now), text)
 
     def schema_head(self, tenant: str) -> str:
-        self._check_open()
-        row = self._db.one(
-            "SELECT schema_head FROM stonetown_tenants WHERE id = %s AND live", (enc(tenant),)
-        )
-        if row is None:
-            check_tenant_id(tenant)
-            raise TenantNotFound(tenant)
-        return dec(row[0])
+        return self._state(tenant, fresh=False).schema_head
 
     def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
         pk = self._state(tenant).pk
@@ -457,7 +459,9 @@ class PostgresStore:
             self._kinds[pk] = (known | added, revision)
         state = self._heads.get(tenant)
         if state is not None and state.pk == pk and state.revision < revision:
-            self._heads[tenant] = _TenantState(pk, revision, state.horizon, time.monotonic())
+            self._heads[tenant] = _TenantState(
+                pk, revision, state.horizon, state.schema_head, time.monotonic()
+            )
         return tokens.encode_snap(self._store_id, revision)
 
     # -- claims and tuple kinds --------------------------------------------------------------
