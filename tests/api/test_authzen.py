@@ -163,7 +163,7 @@ def test_an_evaluation_that_fails_is_denied_with_the_error_as_reason(
 
 
 def test_a_declared_resource_property_is_a_contextual_attribute(client: httpx.Client) -> None:
-    body = {
+    body: dict[str, Any] = {
         "subject": BOB,
         "resource": {"type": "account", "id": "999"},
         "action": {"name": "can_read"},
@@ -437,7 +437,7 @@ def test_the_spec_resource_search_example(client: httpx.Client) -> None:
 
 
 def test_the_spec_pagination_example(client: httpx.Client) -> None:
-    first = {
+    first: dict[str, Any] = {
         "subject": ALICE,
         "action": {"name": "can_read"},
         "resource": {"type": "account"},
