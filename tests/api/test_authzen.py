@@ -112,12 +112,15 @@ def decisions(client: httpx.Client, body: dict[str, Any]) -> Any:
 
 
 def test_the_spec_evaluation_request_example_is_permitted(client: httpx.Client) -> None:
-    body = {
+    body: dict[str, Any] = {
         "subject": ALICE,
         "resource": ACCOUNT,
         "action": {"name": "can_read", "properties": {"method": "GET"}},
         "context": {"time": "1985-10-26T01:22-07:00"},
     }
+    assert decision(client, body) == {"decision": True}
+    # the spec's context example with a JSON schema reference: data the rules may read
+    body["context"] = {**TIME, "schema": "https://schema.example.com/access-request.schema.json"}
     assert decision(client, body) == {"decision": True}
 
 
