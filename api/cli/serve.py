@@ -200,17 +200,24 @@ class _Supervisor:
 
     def run(self) -> int:
         config = self.config
-        held = _reserve_port(config.host, config.port)
-        port = held.getsockname()[1]
+        from api.grpc.server import grpc_port_of  # noqa: PLC0415
+
+        held = [_reserve_port(config.host, config.port)]
+        port = held[0].getsockname()[1]
+        grpc_port = grpc_port_of(config)
+        if grpc_port == 0:  # a free port: the same one for every worker
+            held.append(_reserve_port(config.host, 0))
+            grpc_port = held[-1].getsockname()[1]
+        worker_config = replace(config, port=port, grpc_port=grpc_port or 0)
         alive_r, alive_w = os.pipe()
         report_r, report_w = os.pipe()
-        worker_config = replace(config, port=port)
         for _ in range(config.workers):
             pid = os.fork()
             if pid == 0:  # the worker
                 status = 1
                 try:
-                    held.close()
+                    for sock in held:
+                        sock.close()
                     os.close(alive_w)
                     os.close(report_r)
                     status = _run_worker(worker_config, alive_r, report_w)
@@ -236,7 +243,8 @@ class _Supervisor:
         finally:
             os.close(report_r)
             os.close(alive_w)
-            held.close()
+            for sock in held:
+                sock.close()
 
     def _forward(self, signum: int, _frame: object) -> None:
         self.stopping = True
