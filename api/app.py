@@ -41,6 +41,7 @@ from api.routes import (
     authzen,
     bundles,
     console,
+    custom_objects,
     data,
     entity_relations,
     meta,
@@ -103,7 +104,7 @@ def create_app(
     # The relations layer authenticates itself (it also takes API tokens) and answers in
     # Strapi's error envelope.
     strapi_paths: set[str] = set()
-    for module in (entity_relations, registry, records, tokens):
+    for module in (entity_relations, registry, records, tokens, custom_objects):
         # One path's methods must be added one after another to share a resource (and so a
         # 405 that lists them all).
         for route in sorted(

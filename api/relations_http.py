@@ -203,6 +203,31 @@ async def credentials(request: web.Request, tenant_id: str) -> Principal:
     return ADMIN
 
 
+async def bare_tenant(request: web.Request, fallback: str | None) -> str:
+    """The tenant of a path without one: an API token's own tenant (a token belongs to one);
+    for the admin key (or no keys), ``fallback`` when the path has one (the seeds' verbatim
+    paths serve ``t1``), else 400 saying what to send instead. Unknown credentials are 401."""
+    svc = request.app[SERVICES]
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    secret = given.strip()
+    if (
+        scheme.lower() == "bearer"
+        and secret.startswith("pat_")
+        and not key_matches(secret, tuple(header_bytes(key) for key in svc.config.preshared_keys))
+    ):
+        return str(await svc.run(svc.relations.token_tenant, secret))
+    if fallback is not None:
+        return fallback
+    await credentials(request, DEFAULT_TENANT)  # 401 for a stranger before the 400
+    raise Invalid.at(
+        ("tenant_id",),
+        f"{request.path} takes its tenant from an API token, and the admin key belongs to no "
+        f"tenant: use /v1/tenants/{{tenant_id}}{request.path}, or send an API token "
+        "(Authorization: Bearer pat_...) of the tenant",
+    )
+
+
 def method_not_allowed_after_credentials(methods: Sequence[str]) -> Handler:
     """The 405 of a relations path, given only to a caller with credentials (a 401 first), so
     a wrong method does not tell a stranger which paths exist."""
@@ -210,7 +235,8 @@ def method_not_allowed_after_credentials(methods: Sequence[str]) -> Handler:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         scoped = "tenant_id" in request.match_info
-        await credentials(request, tenant(request, None if scoped else DEFAULT_TENANT))
+        tenant_id = tenant(request) if scoped else await bare_tenant(request, DEFAULT_TENANT)
+        await credentials(request, tenant_id)
         return await refuse(request)
 
     return handler
@@ -440,18 +466,25 @@ TenantHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
 
 def on_both_bases(
-    routes: web.RouteTableDef, method: str, bases: tuple[str, str], suffix: str = ""
+    routes: web.RouteTableDef,
+    method: str,
+    bases: tuple[str, str],
+    suffix: str = "",
+    *,
+    fallback: str | None = DEFAULT_TENANT,
 ) -> Callable[[TenantHandler], TenantHandler]:
     """Register a ``(request, tenant_id)`` handler under ``bases[0]`` (a path with
-    ``{tenant_id}``) and ``bases[1]`` (the unscoped verbatim path, which serves the default
-    tenant). Both routes keep the handler's name, docstring and OpenAPI description."""
+    ``{tenant_id}``) and ``bases[1]`` (the unscoped path, which serves an API token's tenant,
+    and for the admin key ``fallback``: the default tenant on the seeds' verbatim paths, a 400
+    where it is None; see `bare_tenant`). Both routes keep the handler's name, docstring and
+    OpenAPI description."""
 
     def register(handler: TenantHandler) -> TenantHandler:
         async def scoped(request: web.Request) -> web.StreamResponse:
             return await handler(request, tenant(request))
 
         async def default(request: web.Request) -> web.StreamResponse:
-            return await handler(request, DEFAULT_TENANT)
+            return await handler(request, await bare_tenant(request, fallback))
 
         for base, wrapped in zip(bases, (scoped, default), strict=True):
             wrapped.__doc__ = handler.__doc__

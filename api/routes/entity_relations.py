@@ -1,8 +1,10 @@
 """Entity relations with metadata and Strapi-style connect/disconnect/set on their roles.
 
-Served at ``/v1/tenants/{tenant_id}/entities/{entity}/relations[...]`` and, for the default
-tenant, verbatim at the unscoped ``/core/api/v1/entities/{entity}/relations[...]``. ``{entity}``
-is ``type:id`` (``%3A`` decodes to ``:``); the entity is the relation's source for writes.
+Served at ``/v1/tenants/{tenant_id}/entities/{entity}/relations[...]`` and verbatim at the
+unscoped ``/core/api/v1/entities/{entity}/relations[...]`` (an API token's tenant; the default
+tenant for the admin key). ``{entity}`` is ``type:id`` (``%3A`` decodes to ``:``) or a bare id,
+and so is ``target_entity_id`` (``engine.relations.entities`` resolves bare ids); the entity is
+the relation's source for writes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.openapi import ENTITY_REF, METADATA, ROLE_NAME, list_query_parameters
+from api.openapi import METADATA, ROLE_NAME, list_query_parameters
 from api.relations_http import (
     ROLE,
     TenantHandler,
@@ -30,8 +32,8 @@ from api.request_io import respond
 from api.services import SERVICES
 from engine.relations import entities
 from engine.relations.entities import DIRECTIONS, FILTERS, SORT_KEYS
-from engine.relations.errors import FieldError, Invalid
-from engine.relations.model import Relation
+from engine.relations.errors import FieldError, Invalid, NotFound
+from engine.relations.model import ENTITY_ID, ENTITY_TYPE, Relation
 from engine.relations.operations import Item, RoleOp
 
 routes = web.RouteTableDef()
@@ -41,19 +43,61 @@ BASES = (
     "/core/api/v1/entities/{entity}/relations",
 )
 MAX_REFS = 1000
+#: ``target_entity_id``: ``type:id``, or a bare id (no ``:``) typed by the relationship type.
+TARGET_REF = {
+    "type": "string",
+    "pattern": f"^(?:{ENTITY_TYPE.pattern}:{ENTITY_ID.pattern}|[A-Za-z0-9_\\-@.+]{{1,128}})$",
+    "description": "An entity reference `type:id`, or a bare id the relationship type types.",
+}
 
 
 def _both(method: str, suffix: str) -> Callable[[TenantHandler], TenantHandler]:
     return on_both_bases(routes, method, BASES, suffix)
 
 
-def _path_entity(request: web.Request) -> tuple[str, str]:
-    """The path's entity ``type:id`` (400 when malformed)."""
+def _ref(text: str, path: tuple[str | int, ...], errors: list[FieldError]) -> entities.Ref | None:
+    """``type:id``, or a bare id (no ``:``) whose type is found later; None when malformed."""
+    if ":" in text:
+        return entity_ref(text, path, errors)
+    if not ENTITY_ID.fullmatch(text):
+        errors.append(
+            FieldError(
+                path,
+                f"{path[-1]} must be an entity reference type:id or a bare id (letters, digits "
+                "and _ - @ . : +, at most 128)",
+            )
+        )
+        return None
+    return text
+
+
+def _path_ref(request: web.Request) -> entities.Ref:
+    """The path's entity, ``type:id`` or a bare id (400 when malformed)."""
     errors: list[FieldError] = []
-    entity = entity_ref(request.match_info["entity"], ("entity",), errors)
-    if entity is None:
+    ref = _ref(request.match_info["entity"], ("entity",), errors)
+    if ref is None:
         raise Invalid(errors)
-    return entity
+    return ref
+
+
+async def _path_entity(
+    request: web.Request, tenant_id: str, relation_id: str | None = None
+) -> tuple[str, str]:
+    """The path's entity typed: a bare id resolved across the object types that hold it (409
+    when several do; 404 when none does)."""
+    ref = _path_ref(request)
+    if isinstance(ref, tuple):
+        return ref
+    svc = request.app[SERVICES]
+    if relation_id is not None:
+        found: tuple[str, str] = await svc.run(
+            entities.resolve_or_404, relations_of(request), tenant_id, ref, relation_id
+        )
+        return found
+    resolved = await svc.run(entities.resolve, relations_of(request), tenant_id, ref)
+    if resolved is None:
+        raise NotFound(f"no object type holds the id {ref}: send it as type:id")
+    return resolved
 
 
 def _direction(row: Relation, entity: tuple[str, str]) -> str:
@@ -73,8 +117,10 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:list")
-    entity = _path_entity(request)
-    await svc.run(entities.known, rel, tenant_id, entity)
+    ref = _path_ref(request)
+    entity = await svc.run(entities.resolve, rel, tenant_id, ref)
+    if entity is not None:
+        await svc.run(entities.known, rel, tenant_id, entity)
     query, filters = list_query(
         request,
         sorts=SORT_KEYS,
@@ -88,6 +134,9 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
             ("direction",),
             "direction must be one of the following values: outgoing, incoming, both",
         )
+    if entity is None:  # a bare id no object type holds: an entity without relations
+        empty = await svc.run(rel.list_sorted, tenant_id, [], query, lambda _r: True, SORT_KEYS)
+        return respond({"data": [], "meta": {"pagination": empty.pagination}})
     result, directions = await svc.run(
         entities.list_relations, rel, tenant_id, who, entity, direction, query, filters
     )
@@ -108,7 +157,7 @@ async def list_relations(request: web.Request, tenant_id: str) -> web.StreamResp
         "type": "object",
         "required": ["target_entity_id", "relation_type"],
         "properties": {
-            "target_entity_id": ENTITY_REF,
+            "target_entity_id": TARGET_REF,
             "relation_type": ROLE_NAME,
             "metadata": METADATA,
         },
@@ -119,18 +168,19 @@ async def create_relation(request: web.Request, tenant_id: str) -> web.StreamRes
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:create")
-    entity = _path_entity(request)
-    await svc.run(entities.writable, rel, tenant_id, who, entity)
+    path_ref = _path_ref(request)
+    if isinstance(path_ref, tuple):
+        await svc.run(entities.writable, rel, tenant_id, who, path_ref)
     body = await body_object(request)
     errors: list[FieldError] = []
-    target = None
+    target: entities.Ref | None = None
     raw_target = body.get("target_entity_id")
     if raw_target is None:
         errors.append(FieldError(("target_entity_id",), "target_entity_id is a required field"))
     elif not isinstance(raw_target, str):
         errors.append(FieldError(("target_entity_id",), "target_entity_id must be a string"))
     else:
-        target = entity_ref(raw_target, ("target_entity_id",), errors)
+        target = _ref(raw_target, ("target_entity_id",), errors)
     role = body.get("relation_type")
     if role is None:
         errors.append(FieldError(("relation_type",), "relation_type is a required field"))
@@ -144,12 +194,21 @@ async def create_relation(request: web.Request, tenant_id: str) -> web.StreamRes
         )
         role = None
     metadata = check_metadata(body.get("metadata"), ("metadata",), errors)
-    if target is not None and target == entity:
+    if target is not None and target == path_ref:
         errors.append(FieldError(("target_entity_id",), "an entity cannot be related to itself"))
     if errors:
         raise Invalid(errors)
     assert target is not None and isinstance(role, str)
-    linked = await svc.run(entities.relate, rel, tenant_id, who, entity, role, target, metadata)
+    entity, typed_target = await svc.run(
+        entities.typed_for_role, rel, tenant_id, path_ref, role, target
+    )
+    if not isinstance(path_ref, tuple):
+        await svc.run(entities.writable, rel, tenant_id, who, entity)
+    if typed_target == entity:
+        raise Invalid.at(("target_entity_id",), "an entity cannot be related to itself")
+    linked = await svc.run(
+        entities.relate, rel, tenant_id, who, entity, role, typed_target, metadata
+    )
     svc.writes.notify()
     return respond(
         {"data": entity_item(linked.row, "outgoing"), "meta": {"snap_token": linked.token}}, 201
@@ -166,8 +225,8 @@ async def get_relation(request: web.Request, tenant_id: str) -> web.StreamRespon
     """One relation of the entity."""
     svc = request.app[SERVICES]
     who = await principal(request, tenant_id, "relationship:read")
-    entity = _path_entity(request)
     relation_id = request.match_info["relation_id"]
+    entity = await _path_entity(request, tenant_id, relation_id)
     row = await svc.run(
         entities.relation_of, relations_of(request), tenant_id, who, entity, relation_id
     )
@@ -185,8 +244,8 @@ async def patch_relation(request: web.Request, tenant_id: str) -> web.StreamResp
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:update")
-    entity = _path_entity(request)
     relation_id = request.match_info["relation_id"]
+    entity = await _path_entity(request, tenant_id, relation_id)
     row = await svc.run(entities.writable_relation, rel, tenant_id, who, entity, relation_id)
     body = await body_object(request)
     if "metadata" not in body:
@@ -214,8 +273,8 @@ async def delete_relation(request: web.Request, tenant_id: str) -> web.StreamRes
     """Delete the relation and its mirror in one write."""
     svc = request.app[SERVICES]
     who = await principal(request, tenant_id, "relationship:delete")
-    entity = _path_entity(request)
     relation_id = request.match_info["relation_id"]
+    entity = await _path_entity(request, tenant_id, relation_id)
     token = await svc.run(
         entities.unrelate, relations_of(request), tenant_id, who, entity, relation_id
     )
@@ -438,7 +497,7 @@ async def operate(request: web.Request, tenant_id: str) -> web.StreamResponse:
     svc = request.app[SERVICES]
     rel = relations_of(request)
     who = await principal(request, tenant_id, "relationship:update")
-    entity = _path_entity(request)
+    entity = await _path_entity(request, tenant_id)
     await svc.run(entities.writable, rel, tenant_id, who, entity)
     body = await body_object(request)
     data = body.get("data")

@@ -1,13 +1,16 @@
 """The relationship-type registry and relationships by id (the camelCase family).
 
 Served at ``/v1/tenants/{tenant_id}/relationship-types[...]`` and
-``/v1/tenants/{tenant_id}/relationships[...]``. JSON is camelCase; writes return
-``meta.snapToken``. A type fixes a link's role and object types, so a new link takes bare ids.
+``/v1/tenants/{tenant_id}/relationships[...]``, and at the bare ``/relationship-types[...]`` and
+``/relationships[...]`` for the tenant of the API token sent (the admin key gets a 400 there:
+it belongs to no tenant). JSON is camelCase; writes return ``meta.snapToken``. A type fixes a
+link's role and object types, so a new link takes bare ids.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,14 +18,15 @@ from aiohttp import web
 from api.openapi import METADATA, ROLE_NAME, list_query_parameters, nullable, text
 from api.relations_http import (
     ROLE,
+    TenantHandler,
     body_object,
     check_metadata,
     check_string,
     described,
     list_query,
+    on_both_bases,
     principal,
     relations_of,
-    tenant,
 )
 from api.relations_views import link_item, type_item
 from api.request_io import respond
@@ -46,8 +50,8 @@ from engine.relations.registry import TypeRequest
 
 routes = web.RouteTableDef()
 
-TYPES = "/v1/tenants/{tenant_id}/relationship-types"
-LINKS = "/v1/tenants/{tenant_id}/relationships"
+TYPES = "/relationship-types"
+LINKS = "/relationships"
 MAX_NAME = 255
 MAX_DESCRIPTION = 1000
 #: The body fields naming object types, per kind; one kind's fields are refused in the other.
@@ -55,6 +59,13 @@ TYPE_FIELDS = {
     "person_to_co": ("customObjectType",),
     "co_to_co": ("parentCustomObjectType", "childCustomObjectType"),
 }
+
+
+def _both(method: str, base: str, suffix: str = "") -> Callable[[TenantHandler], TenantHandler]:
+    """Under ``/v1/tenants/{tenant_id}`` + ``base`` and under the bare ``base`` (the token's
+    tenant)."""
+    bases = (f"/v1/tenants/{{tenant_id}}{base}", base)
+    return on_both_bases(routes, method, bases, suffix, fallback=None)
 
 
 def _one_of(name: str, values: tuple[str, ...]) -> str:
@@ -166,7 +177,7 @@ def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
     )
 
 
-@routes.post(TYPES)
+@_both("POST", TYPES)
 @described(
     "Register a relationship type (201), or refine the one with the same key (200).",
     errors=(403, 409, 413),
@@ -216,11 +227,10 @@ def _type_request(body: dict[str, Any], person_type: str) -> TypeRequest:
     },
     answers=("data", "created", "meta"),
 )
-async def register_type(request: web.Request) -> web.StreamResponse:
+async def register_type(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """Create a relationship type (201) or refine the one with the same key (200)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
-    tenant_id = tenant(request)
     who = await principal(request, tenant_id, None)
     if not (who.allows("relationship_type:create") or who.allows("relationship_type:update")):
         raise Forbidden.missing("relationship_type:create")
@@ -239,7 +249,7 @@ async def register_type(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get(TYPES)
+@_both("GET", TYPES)
 @described(
     "List relationship types, filtered and paged.",
     errors=(403,),
@@ -247,11 +257,10 @@ async def register_type(request: web.Request) -> web.StreamResponse:
         sorts=TYPE_SORTS, filters=TYPE_FILTERS, booleans=TYPE_BOOLEANS, created="createdAt"
     ),
 )
-async def list_types(request: web.Request) -> web.StreamResponse:
+async def list_types(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """The tenant's relationship types, filtered and sorted in memory (types are few)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
-    tenant_id = tenant(request)
     await principal(request, tenant_id, "relationship_type:list")
     query, filters = list_query(
         request,
@@ -270,24 +279,22 @@ async def list_types(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get(TYPES + "/{relationship_type_id}")
+@_both("GET", TYPES, "/{relationship_type_id}")
 @described("One relationship type.", errors=(403,))
-async def get_type(request: web.Request) -> web.StreamResponse:
+async def get_type(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """One relationship type."""
     svc = request.app[SERVICES]
-    tenant_id = tenant(request)
     await principal(request, tenant_id, "relationship_type:read")
     type_id = request.match_info["relationship_type_id"]
     rt = await svc.run(svc.relations.relation_type, tenant_id, type_id)
     return respond({"data": type_item(rt)})
 
 
-@routes.delete(TYPES + "/{relationship_type_id}")
+@_both("DELETE", TYPES, "/{relationship_type_id}")
 @described("Delete an unused relationship type and its inverse.", errors=(403, 409), status=204)
-async def delete_type(request: web.Request) -> web.StreamResponse:
+async def delete_type(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """Delete an unused type and its inverse (409 type_in_use while any tuple has it)."""
     svc = request.app[SERVICES]
-    tenant_id = tenant(request)
     await principal(request, tenant_id, "relationship_type:delete")
     type_id = request.match_info["relationship_type_id"]
     await svc.run(svc.relations.delete_type, tenant_id, type_id)
@@ -309,7 +316,7 @@ def _required_string(body: dict[str, Any], name: str, errors: list[FieldError]) 
     return value
 
 
-@routes.post(LINKS)
+@_both("POST", LINKS)
 @described(
     "Link two objects with a registered type (and write the mirror for bidirectional types).",
     errors=(403, 409, 413),
@@ -332,11 +339,10 @@ def _required_string(body: dict[str, Any], name: str, errors: list[FieldError]) 
         },
     },
 )
-async def create_link(request: web.Request) -> web.StreamResponse:
+async def create_link(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """Link two objects with a registered type (its inverse type links the other way)."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
-    tenant_id = tenant(request)
     who = await principal(request, tenant_id, "relationship:create")
     body = await body_object(request)
     errors: list[FieldError] = []
@@ -354,17 +360,16 @@ async def create_link(request: web.Request) -> web.StreamResponse:
     return respond({"data": link_item(linked.row), "meta": {"snapToken": linked.token}}, 201)
 
 
-@routes.get(LINKS)
+@_both("GET", LINKS)
 @described(
     "List relationships, filtered, sorted and paged.",
     errors=(403,),
     query=list_query_parameters(sorts=LINK_SORTS, filters=LINK_FILTERS, created="createdAt"),
 )
-async def list_links(request: web.Request) -> web.StreamResponse:
+async def list_links(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """Relationship rows (mirrors included), by creation time or by list position."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
-    tenant_id = tenant(request)
     who = await principal(request, tenant_id, "relationship:list")
     query, filters = list_query(
         request,
@@ -382,24 +387,22 @@ async def list_links(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get(LINKS + "/{relationship_id}")
+@_both("GET", LINKS, "/{relationship_id}")
 @described("One relationship.", errors=(403,))
-async def get_link(request: web.Request) -> web.StreamResponse:
+async def get_link(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """One relationship row (404 when missing or not readable)."""
     svc = request.app[SERVICES]
-    tenant_id = tenant(request)
     who = await principal(request, tenant_id, "relationship:read")
     row = await svc.run(svc.relations.row, tenant_id, who, request.match_info["relationship_id"])
     return respond({"data": link_item(row)})
 
 
-@routes.delete(LINKS + "/{relationship_id}")
+@_both("DELETE", LINKS, "/{relationship_id}")
 @described("Delete a relationship and its mirror in one write.", errors=(403,), status=204)
-async def delete_link(request: web.Request) -> web.StreamResponse:
+async def delete_link(request: web.Request, tenant_id: str) -> web.StreamResponse:
     """Delete the relationship and its mirror in one write."""
     svc = request.app[SERVICES]
     rel = relations_of(request)
-    tenant_id = tenant(request)
     who = await principal(request, tenant_id, "relationship:delete")
     relationship_id = request.match_info["relationship_id"]
     await svc.run(relationships.delete_link, rel, tenant_id, who, relationship_id)

@@ -2,10 +2,13 @@
 it to a target by a role name, changing or removing a relation, and connect / disconnect / set on
 its roles with the targets' access checked.
 
-The entity is the relation's source for writes. Its type must be one the schema defines (404
-with suggestions); a token with a subject must hold the write permission on it to change its
-relations (403), and must be able to read every target it links: a target it cannot read answers
-as one that does not exist. Everything here is synchronous and runs in the API's worker threads.
+The entity is the relation's source for writes. It may be given as ``type:id`` or as a bare id
+(seed 000's ``ent-…``): a bare id is resolved across the object types that hold it (409 listing
+the candidates when several do), and on create the types come from the relationship type the
+role names. Its type must be one the schema defines (404 with suggestions); a token with a
+subject must hold the write permission on it to change its relations (403), and must be able to
+read every target it links: a target it cannot read answers as one that does not exist.
+Everything here is synchronous and runs in the API's worker threads.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.relations import operations, registry
-from engine.relations.errors import FieldError, Forbidden, Invalid, NotFound
+from engine.relations.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from engine.relations.listing import ListPage, ListQuery
 from engine.relations.model import Principal, Relation, RelationType
 from engine.relations.service import Linked, Relations
+from engine.suggest import suggest
 from storage.base import SnapToken
 
 SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
@@ -27,6 +31,78 @@ SORT_KEYS: dict[str, Callable[[Relation], Any]] = {
 }
 FILTERS = ("relation_type",)
 DIRECTIONS = ("outgoing", "incoming", "both")
+
+
+#: An entity as the client gave it: ``(type, id)``, or a bare id whose type is to be found.
+Ref = tuple[str, str] | str
+
+
+def _ambiguous(what: str, candidates: Sequence[str]) -> Conflict:
+    listed = ", ".join(candidates)
+    return Conflict(
+        "ambiguous_id",
+        f"{what} is ambiguous: it could be {listed}; send it as type:id",
+        {"candidates": list(candidates)},
+    )
+
+
+def resolve(rel: Relations, tenant_id: str, ref: Ref) -> tuple[str, str] | None:
+    """The typed entity of ``ref``: a bare id takes the one object type that holds it (None
+    when none does; 409 listing the candidates when several do)."""
+    if isinstance(ref, tuple):
+        return ref
+    holders = rel.holders(tenant_id, ref)
+    if len(holders) > 1:
+        raise _ambiguous(f"the id {ref}", [f"{t}:{ref}" for t in holders])
+    return (holders[0], ref) if holders else None
+
+
+def resolve_or_404(rel: Relations, tenant_id: str, ref: Ref, relation_id: str) -> tuple[str, str]:
+    """As `resolve`; an id no object type holds has no relation ``relation_id`` (404)."""
+    found = resolve(rel, tenant_id, ref)
+    if found is None:
+        raise NotFound(f"relation {relation_id} not found on {ref}")
+    return found
+
+
+def typed_for_role(
+    rel: Relations, tenant_id: str, source: Ref, role: str, target: Ref
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """``source`` and ``target`` typed by the relationship type ``role`` names (a typed side
+    narrows the candidates): 400 with suggestions when none is registered, 409 listing them
+    when several fit."""
+    if isinstance(source, tuple) and isinstance(target, tuple):
+        return source, target
+    fits = sorted(
+        {
+            (rt.source_type, rt.target_type)
+            for rt in rel.types(tenant_id)
+            if rt.role == role
+            and (not isinstance(source, tuple) or rt.source_type == source[0])
+            and (not isinstance(target, tuple) or rt.target_type == target[0])
+        }
+    )
+    source_id = source[1] if isinstance(source, tuple) else source
+    target_id = target[1] if isinstance(target, tuple) else target
+    if not fits:
+        known_roles = sorted({rt.role for rt in rel.types(tenant_id)})
+        raise Invalid(
+            [
+                FieldError(
+                    ("relation_type",),
+                    f'relation_type "{role}" is not a registered relationship type',
+                    value=role,
+                    suggestions=tuple(suggest(role, known_roles)),
+                )
+            ]
+        )
+    if len(fits) > 1:
+        raise _ambiguous(
+            f'relation_type "{role}" between bare ids',
+            [f"{s}:{source_id} -> {t}:{target_id}" for s, t in fits],
+        )
+    ((source_type, target_type),) = fits
+    return (source_type, source_id), (target_type, target_id)
 
 
 def known(rel: Relations, tenant_id: str, entity: tuple[str, str]) -> None:

@@ -52,7 +52,7 @@ from engine.relations.raw_deletes import RawDeletes
 from engine.relations.raw_writes import RawWrites
 from engine.suggest import suggest
 from engine.types import Entity
-from storage.base import Changes, SnapshotReader, SnapToken, Store, Subject
+from storage.base import Changes, SnapshotReader, SnapToken, Store, Subject, TupleFilter
 from storage.errors import TenantNotFound
 
 T = TypeVar("T")
@@ -161,6 +161,18 @@ class Relations:
         if not _live(token, self.now_micros()):
             raise Unauthenticated("the token is expired or revoked")
         return Principal(frozenset(token.scopes), token.subject, token.id)
+
+    def token_tenant(self, secret: str) -> str:
+        """The tenant an API token belongs to (401 when it is none of ours): what a path
+        without a tenant serves. Whether the token is still live is `authenticate`'s to say."""
+        if not _SECRET.fullmatch(secret):
+            raise Unauthenticated("invalid token")
+        if not self.store.claims_complete:
+            self.claim_tokens()
+        holder = self.store.claimant(layout.TOKENS, (_digest(secret),))
+        if holder is None:
+            raise Unauthenticated("invalid token")
+        return holder
 
     def _token_of(self, tenant: str, digest: str) -> ApiToken | None:
         try:
@@ -274,6 +286,30 @@ class Relations:
 
     def object_type_names(self, tenant: str) -> list[str]:
         return sorted(self._schema(tenant).entities)
+
+    def holders(self, tenant: str, entity_id: str) -> list[str]:
+        """The object types (entity types of the schema) that hold ``entity_id``: those with a
+        relation row or a tuple on ``type:entity_id``, as source or as target."""
+        reader = self.store.reader(tenant)
+        found = []
+        for entity_type in sorted(self._schema(tenant).entities):
+            if (
+                any(
+                    True for _ in reader.records(layout.BY_TUPLE, (entity_type, entity_id), limit=1)
+                )
+                or any(
+                    True
+                    for _ in reader.records(layout.BY_SUBJECT, (entity_type, entity_id), limit=1)
+                )
+                or reader.read_tuples(
+                    TupleFilter(entity_type=entity_type, entity_ids=(entity_id,)), page_size=1
+                ).items
+                or reader.read_tuples(
+                    TupleFilter(subject_type=entity_type, subject_ids=(entity_id,)), page_size=1
+                ).items
+            ):
+                found.append(entity_type)
+        return found
 
     def unknown_object_type(self, tenant: str, name: str, field: str) -> NotFound | None:
         schema = self._schema(tenant)

@@ -458,7 +458,7 @@ RELATIONS_BODIES = [
     ),
     ("POST", RELATE, {"target_entity_id": "contact:2", "relation_type": "knows"}, True),
     ("POST", RELATE, {"relation_type": "knows"}, False),
-    ("POST", RELATE, {"target_entity_id": "contact", "relation_type": "knows"}, False),
+    ("POST", RELATE, {"target_entity_id": "contact a", "relation_type": "knows"}, False),
     ("POST", RELATE, {"target_entity_id": "contact:3", "relation_type": "Knows"}, False),
     (
         "POST",
