@@ -65,7 +65,9 @@ class Database:
                 "connect_timeout": max(1, math.ceil(timeout_seconds)),
                 "options": f"-c statement_timeout={max(1, int(timeout_seconds * 1000))}",
             },
-            # Reconnecting to a database that went away: start at once, give up never.
+            # A failed connection attempt is not retried with a growing backoff: the next
+            # request that needs a connection makes a new attempt, so the pool is back as soon
+            # as the database is.
             reconnect_timeout=0,
         )
         self._pool.open(wait=False)
@@ -115,8 +117,8 @@ class Database:
             try:
                 with self._pool.connection() as pooled:
                     return pooled.execute(sql, params, binary=True).fetchall()
-            except pg_errors.QueryCanceled:
-                raise
+            except (pg_errors.QueryCanceled, PoolTimeout):
+                raise  # a slow database or none: a retry would only wait as long again
             except psycopg.OperationalError as exc:
                 log.warning("database read failed (%s); retrying once", _first_line(exc))
                 self._pool.check()

@@ -1,0 +1,242 @@
+"""What only the PostgreSQL store has: several processes' stores over one database (revision
+order under concurrent writers, tokens honoured across them), migrations, and the database
+going away and coming back. Everything the other backends share is in test_conformance.py."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from storage import tokens
+from storage.base import DEFAULT_TENANT, Changes, Record, SnapshotReader, Tuple, TupleFilter
+from storage.errors import Conflict, DatabaseOutdated, StoreUnavailable
+from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
+from tests.postgres import PostgresServer
+
+TENANT = DEFAULT_TENANT
+
+
+def replicas(url: str, count: int) -> list[PostgresStore]:
+    """``count`` stores on one database, as ``count`` server processes would open them."""
+    return [PostgresStore(url, gc_interval=None, pool_size=4) for _ in range(count)]
+
+
+def test_a_reader_at_revision_r_never_later_sees_a_write_at_or_below_r_appear(
+    postgres_url: str,
+) -> None:
+    """Writers on three replicas race readers on the same three. Every snapshot a reader took
+    (its revision and what it saw) must hold exactly the writes with revisions up to its own,
+    read again at the end on another replica: a write given a revision at or below a reader's
+    that committed after the reader looked (what allocating revisions from a sequence, in
+    begin order, would allow) fails it."""
+    stores = replicas(postgres_url, 3)
+    written: dict[str, int] = {}  # entity id -> the revision its write got
+    seen: list[tuple[int, frozenset[str]]] = []
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        rng = random.Random(w)
+        mine, other = stores[w % 3], stores[(w + 1) % 3]
+        try:
+            for i in range(25):
+                eid = f"{w}-{i}"
+                # Writes of different sizes take different times to commit.
+                padding = [
+                    Tuple("doc", f"{eid}-{k}", "pad", "user", "u") for k in range(rng.randrange(40))
+                ]
+                token = mine.write(
+                    TENANT,
+                    Changes(write_tuples=[Tuple("doc", eid, "viewer", "user", "u"), *padding]),
+                )
+                # Read-your-writes across replicas: the token is honoured by another one.
+                there = other.reader(TENANT, token)
+                assert there.has_tuple(Tuple("doc", eid, "viewer", "user", "u"))
+                written[eid] = int(there.revision)
+        except BaseException as exc:
+            failures.append(exc)
+
+    def reader(k: int) -> None:
+        store = stores[k % 3]
+        try:
+            while not done.is_set():
+                r = store.reader(TENANT)
+                ids = frozenset(
+                    t.entity_id
+                    for t in r.iter_tuples(TupleFilter(entity_type="doc", relation="viewer"))
+                )
+                seen.append((int(r.revision), ids))
+        except BaseException as exc:
+            failures.append(exc)
+
+    readers = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+    writers = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    for thread in readers:
+        thread.join()
+    try:
+        assert not failures, failures
+        revisions = sorted(written.values())
+        assert revisions == list(range(1, len(revisions) + 1))  # one each, none lost
+        assert len(seen) > 10
+        for revision, ids in seen:
+            expected = {eid for eid, at in written.items() if at <= revision}
+            assert ids == expected, (
+                f"a reader at revision {revision} saw {sorted(ids ^ expected)} differ"
+            )
+        last = stores[2].reader(TENANT)
+        for revision, ids in seen[:: max(1, len(seen) // 20)]:
+            token = last.token if revision == last.revision else None
+            again = stores[2].reader(TENANT, token or _token(stores[2], revision))
+            got = frozenset(
+                t.entity_id
+                for t in again.iter_tuples(TupleFilter(entity_type="doc", relation="viewer"))
+            )
+            assert got == ids  # repeatable on any replica
+    finally:
+        for store in stores:
+            store.close()
+
+
+def _token(store: PostgresStore, revision: int) -> str:
+    return tokens.encode_snap(store._store_id, revision)
+
+
+def test_racing_one_to_one_transactions_on_two_replicas_commit_exactly_once(
+    postgres_url: str,
+) -> None:
+    stores = replicas(postgres_url, 2)
+    barrier = threading.Barrier(10)
+    winners: list[int] = []
+
+    def claim(n: int) -> None:
+        def build(reader: SnapshotReader) -> Changes:
+            if reader.record("slot", ("doc", "1")) is not None:
+                raise Conflict("taken")
+            return Changes(
+                write_tuples=[Tuple("doc", "1", "owner", "user", str(n))],
+                put_records=[Record("slot", ("doc", "1"), str(n).encode())],
+            )
+
+        barrier.wait()
+        try:
+            stores[n % 2].transact(TENANT, build)
+            winners.append(n)
+        except Conflict:
+            pass
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(winners) == 1
+        for store in stores:
+            r = store.reader(TENANT)
+            assert [s.id for s in r.subjects("doc", "1", "owner")] == [str(winners[0])]
+    finally:
+        for store in stores:
+            store.close()
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bare_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database no migration has touched."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+def test_migrations_from_several_processes_at_once_apply_each_step_once(bare_url: str) -> None:
+    with pytest.raises(DatabaseOutdated, match="stonetown migrate"):
+        PostgresStore(bare_url, gc_interval=None)
+    assert schema_version(bare_url) == 0
+    results: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(migrate(bare_url))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    applied = sorted(v for found in results for v in found)
+    assert applied == list(range(1, LATEST_VERSION + 1))  # every step, each by one migrator
+    assert schema_version(bare_url) == LATEST_VERSION
+    assert migrate(bare_url) == []  # idempotent
+    with psycopg.connect(bare_url) as conn:
+        assert conn.execute("SELECT count(*) FROM stonetown_tenants").fetchone() == (1,)
+    with PostgresStore(bare_url, gc_interval=None) as store:
+        assert store.get_tenant(TENANT).id == TENANT
+
+
+def test_a_database_newer_than_the_server_is_refused(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute(
+            "INSERT INTO stonetown_migrations (version, applied_at) VALUES (%s, 0)",
+            (LATEST_VERSION + 1,),
+        )
+    with pytest.raises(Exception, match="newer than this server"):
+        PostgresStore(postgres_url, gc_interval=None)
+
+
+# -- the database going away ------------------------------------------------------------------
+
+
+def test_an_unreachable_database_is_unavailable_quickly_and_recovery_needs_no_restart() -> None:
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.url()
+        migrate(url)
+        store = PostgresStore(url, gc_interval=None, timeout_seconds=0.5, pool_size=2)
+        token = store.write(
+            TENANT, Changes(write_tuples=[Tuple("doc", "1", "viewer", "user", "u")])
+        )
+        store.ping()
+        # A clean stop: the test cluster commits asynchronously, so a crash would lose the
+        # last writes (on purpose: a test cluster is never recovered).
+        server.stop()
+        for call in (
+            store.ping,
+            lambda: store.reader(TENANT),
+            lambda: store.write(
+                TENANT, Changes(write_tuples=[Tuple("doc", "2", "viewer", "user", "u")])
+            ),
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                call()
+            assert time.monotonic() - started < 2  # about the timeout, never a hang
+        server.start()
+        deadline = time.monotonic() + 10
+        while True:  # the pool reconnects in the background
+            try:
+                r = store.reader(TENANT, token)
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert r.has_tuple(Tuple("doc", "1", "viewer", "user", "u"))
+        store.close()
+        server.stop("immediate")
+        with pytest.raises(StoreUnavailable):
+            PostgresStore(url, gc_interval=None, timeout_seconds=0.5)
+    finally:
+        server.destroy()
