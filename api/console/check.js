@@ -108,22 +108,37 @@ export class CheckPanel {
     const subject = parseSubject(v.subject);
     const permission = v.permission.trim();
     const metadata = { snap_token: (v.snap_token || "").trim() };
-    const [answer, expanded] = await Promise.all([
+    const [answer, expanded] = await Promise.allSettled([
       this.api.post(this.api.t("/permissions/check"), { metadata, entity, permission, subject }),
       this.api.post(this.api.t("/permissions/expand"), { metadata, entity, permission }),
-    ]);
+    ]).then(([checked, tree]) => {
+      if (checked.status === "rejected") throw checked.reason;
+      return [checked.value, tree];
+    });
+    this.show(entity, permission, subject, metadata, answer, expanded);
+  }
+
+  /** The answer, then its explanation (or why there is none: the expand failed). */
+  show(entity, permission, subject, metadata, answer, expanded) {
     const allowed = answer.can === ALLOWED;
     this.result.className = `result ${allowed ? "allowed" : "denied"}`;
     this.result.replaceChildren(
       h("strong", { class: "verdict" }, allowed ? "ALLOWED" : "DENIED"),
       ` \u2014 ${subjectText(subject)} ${allowed ? "may" : "may not"} ${permission} ${entity.type}:${entity.id}`,
       metadata.snap_token ? ` at snap token ${metadata.snap_token}` : " at the latest snapshot");
+    if (expanded.status === "rejected") {
+      const error = expanded.reason;
+      this.explain.replaceChildren(h("p", { class: "error" },
+        `No explanation: the expand failed (${error.status ? `HTTP ${error.status}: ` : ""}${error.message})`));
+      return;
+    }
+    const tree = expanded.value.tree;
     const values = new Map();
-    evaluate(expanded.tree, subject, values);
-    const path = decidingPath(expanded.tree, values, allowed);
+    evaluate(tree, subject, values);
+    const path = decidingPath(tree, values, allowed);
     this.explain.replaceChildren(
       h("h3", { class: "small" }, allowed ? "Why: the highlighted path allowed it" : "Why not: the highlighted nodes denied it"),
-      h("ul", { role: "tree", class: "tree", "aria-label": "Expand tree" }, renderTree(expanded.tree, values, path, allowed)),
+      h("ul", { role: "tree", class: "tree", "aria-label": "Expand tree" }, renderTree(tree, values, path, allowed)),
     );
   }
 

@@ -153,6 +153,14 @@ def test_every_section_fits_a_narrow_window(
         expect(page.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "true")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{tab}: {overflow}px wider than the window"
+    # Every control is named: a label, or an aria-label.
+    unnamed = page.evaluate(
+        """Array.from(document.querySelectorAll("input, select, textarea, button"))
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                && !e.textContent.trim())
+            .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []
     # The tabs work from the keyboard too: arrows move between them.
     page.get_by_role("tab", name="Watch").focus()
     page.keyboard.press("ArrowRight")
