@@ -20,10 +20,10 @@ read from their first bytes, so the client costs as little as it can. With two o
 server runs on CPU 0 and the client on CPU 1 (``--no-pin`` leaves it to the OS); the client's CPU
 time is reported, since a client near 100% of its core limits what it measures. Each round runs
 HTTP and gRPC, then the bare server: ``--warmup`` seconds, then ``--duration`` seconds measured;
-req/s is the answers completed inside that window over its length, latency is per call (p50/p99, nearest rank). Before
-the rounds every question is asked once over gRPC, so both protocols meet the same warm caches;
-rounds alternate which protocol goes first. Every answer is checked against the expected one; a
-wrong answer or a failed call is an error.
+req/s is the answers completed inside that window over its length, latency is per call
+(p50/p99, nearest rank). Before the rounds every question is asked once over gRPC, so both
+protocols meet the same warm caches; rounds alternate which protocol goes first. Every answer
+is checked against the expected one; a wrong answer or a failed call is an error.
 
     .venv/bin/python bench/grpc_bench.py [--concurrency 32] [--duration 8] [--warmup 2]
         [--rounds 2] [--no-pin] [--json]
