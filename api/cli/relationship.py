@@ -1,5 +1,8 @@
 """``stonetown relationship list|get|create|schema|upsert``: the relations layer's relationship
-records on a server, printed as JSON lines; ``upsert`` reads its rows from a CSV file."""
+records on a server, printed as JSON lines; ``upsert`` reads its rows from a CSV file.
+
+The same group is also the ``friendshipcli`` console script (``friendshipcli relationship
+...``), the name the record model's documents use: same commands, flags and CSV upsert."""
 
 from __future__ import annotations
 
@@ -27,9 +30,10 @@ from api.client import (
 )
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def relationship() -> None:
-    """Relationship records between contacts (the relations layer) on a server.
+    """Relationship records between contacts, through a server's record endpoints
+    (/v1/tenants/TENANT/xapi2/data/relationship).
 
     Records print as JSON, one per line. A request answered 429 or 5xx, or not at all, is
     retried with exponential backoff (--retries, --retry-delay; a Retry-After is honoured);
@@ -290,3 +294,15 @@ def relationship_upsert(*, unique: list[str], csv_file: str, quiet: bool, **conn
         done = ", ".join(f"{counts[a]} {a}" for a in ("created", "updated", "unchanged", "error"))
         click.echo(f"upserted {count(counts.total(), 'row')}: {done}", err=True)
     sys.exit(1 if counts["error"] else 0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stonetown")
+def friendshipcli() -> None:
+    """friendshipcli: relationship records between contacts on a Stonetown server.
+
+    The same commands as `stonetown relationship`: list, get, create, schema and upsert.
+    """
+
+
+friendshipcli.add_command(relationship)
