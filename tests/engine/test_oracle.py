@@ -41,7 +41,10 @@ from engine.types import (
 from storage.base import Attribute, Changes, Store, Subject, Tuple
 from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
+from storage.postgres import PostgresStore
+from tests.conftest import POSTGRES_TEMPLATE
 from tests.engine.oracle import Oracle, OracleError
+from tests.postgres import PostgresServer
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 TENANT = "t1"
@@ -933,10 +936,35 @@ _tenants = itertools.count()
 def test_leveldb_store_agrees_with_oracle(
     leveldb: LevelDBStore, case: tuple[Model, Dataset]
 ) -> None:
+    store_agrees_with_oracle(leveldb, case)
+
+
+@pytest.fixture(scope="module")
+def postgres(postgres_server: PostgresServer) -> Iterator[PostgresStore]:
+    name = postgres_server.create_database(template=POSTGRES_TEMPLATE)
+    store = PostgresStore(postgres_server.url(name), gc_interval=None)
+    yield store
+    store.close()
+    postgres_server.drop_database(name)
+
+
+@settings(ORACLE_SETTINGS, max_examples=max(1, EXAMPLES // 10))
+@given(
+    case=st.sampled_from([GROUPS, FOLDERS]).flatmap(lambda m: st.tuples(st.just(m), datasets(m)))
+)
+def test_postgres_store_agrees_with_oracle(
+    postgres: PostgresStore, case: tuple[Model, Dataset]
+) -> None:
+    store_agrees_with_oracle(postgres, case)
+
+
+def store_agrees_with_oracle(store: Store, case: tuple[Model, Dataset]) -> None:
+    """Checks and lookups (every page size) on ``store`` agree with the oracle, in a tenant of
+    their own."""
     model, data = case
     tenant = f"oracle{next(_tenants)}"
-    leveldb.create_tenant(tenant)
-    engine = load_store(leveldb, tenant, model, data)
+    store.create_tenant(tenant)
+    engine = load_store(store, tenant, model, data)
     oracle = Oracle(model.schema, data.tuples, data.attributes)
     out = Mismatches(data)
     for entity_type, entity_id, name in facts(model):
