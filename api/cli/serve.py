@@ -383,6 +383,9 @@ def serve(
 ) -> None:
     """Serve Permify's HTTP API on a LevelDB data directory or a PostgreSQL database.
 
+    Permify's gRPC API is served too, on --grpc-port (3478; 0: none), from the same process;
+    the log says where (`gRPC serving on HOST:PORT`).
+
     Settings come from defaults, then the --config file, then STONETOWN_* variables, then flags.
     Prints one line, `stonetown serving on URL (data: DIR)` (or `(database: URL)`, its password
     hidden), when ready; logs (JSON access log lines included) go to standard error. SIGINT or

@@ -94,9 +94,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert found, f"no gRPC address in the log:\n{served.log()}"
         yield Server(served, f"127.0.0.1:{found[1]}")
     finally:
-        served.stop()
+        # Stopping also stops gRPC (with whatever streams the tests left open) and must be clean.
+        assert served.stop() == 0, served.log()
         if served.proc.stdout is not None:
             served.proc.stdout.close()
+        assert "Traceback" not in served.log()
 
 
 @pytest.fixture(scope="session")
