@@ -174,7 +174,7 @@ def test_a_check_shows_allowed_with_the_allowing_path_highlighted(
     page: Page, console_server: Server, api: httpx.Client, tenant: str
 ) -> None:
     write_schema(api, tenant)
-    write_tuples(
+    before_ban = write_tuples(
         api,
         tenant,
         "group:eng#member@user:ann",
@@ -202,6 +202,11 @@ def test_a_check_shows_allowed_with_the_allowing_path_highlighted(
     page.click("#check-form button")
     expect(page.locator("#check-result .verdict")).to_have_text("DENIED")
     expect(page.locator(".tree li.denied-path.yes > .where")).to_have_text(["doc:1 banned"])
+    # At the snapshot before the ban, the answer was ALLOWED.
+    page.fill("#check-form [name=snap_token]", before_ban)
+    page.click("#check-form button")
+    expect(page.locator("#check-result")).to_contain_text(f"at snap token {before_ban}")
+    expect(page.locator("#check-result .verdict")).to_have_text("ALLOWED")
 
     # Lookups answer with the server's results.
     page.fill("#lookup-entity-form [name=entity_type]", "doc")
@@ -333,5 +338,13 @@ def test_a_watch_event_arrives_as_it_is_written(
     expect(event).to_have_count(1)
     expect(event).to_have_attribute("data-snap-token", token)
     expect(event).to_contain_text("create doc:7#owner@user:ann")
+    answer = api.post(
+        f"/v1/tenants/{tenant}/relationships/delete",
+        json={"filter": {"entity": {"type": "doc", "ids": ["7"]}}},
+    )
+    answer.raise_for_status()
+    expect(event).to_have_count(2)
+    expect(event.first).to_have_attribute("data-snap-token", answer.json()["snap_token"])
+    expect(event.first).to_contain_text("delete doc:7#owner@user:ann")
     page.click("#watch-toggle")
     expect(page.locator("#watch-status")).to_have_text("stopped")
