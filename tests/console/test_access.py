@@ -3,7 +3,10 @@ with keys (the 401 shown plainly, the key kept for the tab only) and a narrow wi
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import httpx
@@ -59,6 +62,19 @@ def test_the_page_and_its_files_need_no_key_and_load_nothing_from_elsewhere(
             client.post("/v1/schemas/validate", json={"schema": "entity user {}"}).status_code
             == 401
         )
+
+
+def test_every_file_of_the_console_is_served_and_packaged() -> None:
+    folder = Path(__file__).resolve().parents[2] / "api" / "console"
+    assert {p.name for p in folder.iterdir()} == {"index.html", *ASSETS}
+    for name in ASSETS:
+        if name.endswith(".js"):
+            imported = re.findall(r'from "\./([^"]+)"', (folder / name).read_text())
+            assert set(imported) <= set(ASSETS), name
+    pyproject = tomllib.loads((folder.parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["api"]
+    for name in ["index.html", *ASSETS]:
+        assert any(fnmatch(f"console/{name}", pattern) for pattern in patterns), name
 
 
 def test_validate_answers_every_diagnostic_at_its_line_and_column(keyed_server: Server) -> None:
