@@ -543,3 +543,105 @@ def test_requests_read_as_json_as_protobuf_writes_them(message: Message) -> None
     assert message_json(message) == json_format.MessageToDict(
         message, preserving_proto_field_name=True
     )
+
+
+def test_the_write_side_methods(client: Client) -> None:
+    """Partial schema writes, bundles, deletes and tenancy, each checked by reading back."""
+    tenant, _ = _setup(client)
+    partial = client.call(
+        "Schema/PartialWrite",
+        pb.SchemaPartialWriteRequest(
+            tenant_id=tenant, partials={"doc": base.Partials(write=["relation editor @user"])}
+        ),
+        pb.SchemaPartialWriteResponse,
+    )
+    read = client.call("Schema/Read", pb.SchemaReadRequest(tenant_id=tenant), pb.SchemaReadResponse)
+    assert "editor" in read.schema.entity_definitions["doc"].relations
+    listed = client.call(
+        "Schema/List", pb.SchemaListRequest(tenant_id=tenant), pb.SchemaListResponse
+    )
+    assert listed.head == partial.schema_version == listed.schemas[0].version
+
+    bundle = base.DataBundle(
+        name="share",
+        arguments=["doc", "user"],
+        operations=[base.Operation(relationships_write=["doc:{{.doc}}#editor@user:{{.user}}"])],
+    )
+    names = client.call(
+        "Bundle/Write",
+        pb.BundleWriteRequest(tenant_id=tenant, bundles=[bundle]),
+        pb.BundleWriteResponse,
+    )
+    assert list(names.names) == ["share"]
+    got = client.call(
+        "Bundle/Read", pb.BundleReadRequest(tenant_id=tenant, name="share"), pb.BundleReadResponse
+    )
+    assert got.bundle == bundle
+    ran = client.call(
+        "Data/RunBundle",
+        pb.BundleRunRequest(tenant_id=tenant, name="share", arguments={"doc": "9", "user": "eve"}),
+        pb.BundleRunResponse,
+    )
+
+    def doc_tuples(token: str) -> set[str]:
+        page = client.call(
+            "Data/ReadRelationships",
+            pb.RelationshipReadRequest(
+                tenant_id=tenant,
+                metadata=pb.RelationshipReadRequestMetadata(snap_token=token),
+                filter=base.TupleFilter(entity=base.EntityFilter(type="doc", ids=["9", "2"])),
+            ),
+            pb.RelationshipReadResponse,
+        )
+        return {f"{t.entity.id}#{t.relation}@{t.subject.id}" for t in page.tuples}
+
+    assert doc_tuples(ran.snap_token) == {"9#editor@eve", "2#viewer@ann"}
+    deleted = client.call(
+        "Data/DeleteRelationships",
+        pb.RelationshipDeleteRequest(
+            tenant_id=tenant,
+            filter=base.TupleFilter(entity=base.EntityFilter(type="doc", ids=["9"])),
+        ),
+        pb.RelationshipDeleteResponse,
+    )
+    assert doc_tuples(deleted.snap_token) == {"2#viewer@ann"}
+    cleared = client.call(
+        "Data/Delete",
+        pb.DataDeleteRequest(
+            tenant_id=tenant,
+            tuple_filter=base.TupleFilter(entity=base.EntityFilter(type="doc", ids=["2"])),
+            attribute_filter=base.AttributeFilter(entity=base.EntityFilter(type="doc")),
+        ),
+        pb.DataDeleteResponse,
+    )
+    assert doc_tuples(cleared.snap_token) == set()
+    attributes = client.call(
+        "Data/ReadAttributes",
+        pb.AttributeReadRequest(
+            tenant_id=tenant,
+            metadata=pb.AttributeReadRequestMetadata(snap_token=cleared.snap_token),
+            filter=base.AttributeFilter(entity=base.EntityFilter(type="doc")),
+        ),
+        pb.AttributeReadResponse,
+    )
+    assert list(attributes.attributes) == []
+    with pytest.raises(grpc.RpcError) as raised:  # an empty filter would delete everything
+        client.call("Data/Delete", pb.DataDeleteRequest(tenant_id=tenant), pb.DataDeleteResponse)
+    assert _status(raised.value)[1].startswith("ERROR_CODE_VALIDATION: tuple_filter: ")
+    client.call(
+        "Bundle/Delete",
+        pb.BundleDeleteRequest(tenant_id=tenant, name="share"),
+        pb.BundleDeleteResponse,
+    )
+
+    tenants = client.call(
+        "Tenancy/List", pb.TenantListRequest(page_size=1000), pb.TenantListResponse
+    )
+    assert tenant in {t.id for t in tenants.tenants}
+    gone = client.call("Tenancy/Delete", pb.TenantDeleteRequest(id=tenant), pb.TenantDeleteResponse)
+    assert gone.tenant_id == tenant
+    with pytest.raises(grpc.RpcError) as raised:
+        client.call(
+            "Bundle/Read", pb.BundleReadRequest(tenant_id=tenant, name="x"), pb.BundleReadResponse
+        )
+    assert _status(raised.value)[0] == grpc.StatusCode.NOT_FOUND
