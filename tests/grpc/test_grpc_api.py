@@ -13,6 +13,7 @@ import httpx
 import pytest
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from google.protobuf.struct_pb2 import Struct
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
@@ -403,6 +404,21 @@ def test_http_and_grpc_answer_the_same_questions_alike(client: Client, http: htt
             ),
             pb.PermissionCheckResponse,
         ),
+        (  # contextual tuples and data travel as over HTTP
+            "permissions/check",
+            "Permission/Check",
+            pb.PermissionCheckRequest(
+                metadata=DEPTH,
+                entity=_entity("doc:7"),
+                permission="view",
+                subject=_subject("user:zed"),
+                context=base.Context(
+                    tuples=_tuples(["doc:7#viewer@user:zed"]),
+                    data=json_format.ParseDict({"reason": "audit", "n": 2}, Struct()),
+                ),
+            ),
+            pb.PermissionCheckResponse,
+        ),
         (
             "permissions/bulk-check",
             "Permission/BulkCheck",
@@ -501,7 +517,7 @@ def test_http_and_grpc_answer_the_same_questions_alike(client: Client, http: htt
             over_grpc["message"] = text.partition(": ")[2]  # HTTP's message has no code prefix
         assert over_grpc == over_http, (route, json.dumps(over_http))
 
-    stream_request = questions[3][2]
+    stream_request = questions[4][2]
     lines = http.post(
         f"/v1/tenants/{tenant}/permissions/lookup-entity-stream",
         json=json_format.MessageToDict(stream_request, preserving_proto_field_name=True),
