@@ -22,13 +22,13 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from api.app import EDGE
 from api.config import DEFAULT_GRPC_PORT, Config
-from api.errors import ApiError
+from api.errors import ApiError, bad_request
 from api.grpc.generated.base.v1 import service_pb2 as pb
 from api.grpc.servicers import Servicers
 from api.grpc.status import grpc_error
@@ -39,6 +39,7 @@ log = logging.getLogger("stonetown.grpc")
 
 PACKAGE = "base.v1"
 Unary = Callable[[Any], Awaitable[Message]]
+Decoder = Callable[[bytes], Message]
 Streaming = Callable[[Any], AsyncIterator[Message]]
 
 
@@ -140,17 +141,19 @@ class GrpcEdge:
     def _count(self, path: str, status: int, started: float) -> None:
         self.metrics.count_request(path, "GRPC", status, perf_counter() - started)
 
-    def unary(self, method: Method, fn: Unary) -> Callable[..., Awaitable[Message]]:
+    def unary(
+        self, method: Method, fn: Unary, decode: Decoder
+    ) -> Callable[..., Awaitable[Message]]:
         path = method.path
 
-        async def handler(request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def handler(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
             started = perf_counter()
             self.metrics.in_flight += 1
             entered = False
             try:
                 self._enter(context, False)
                 entered = True
-                response = await fn(request)
+                response = await fn(decode(raw))
             except Exception as exc:
                 error = grpc_error(exc, path)
                 self._count(path, error.http_status, started)
@@ -164,11 +167,13 @@ class GrpcEdge:
 
         return handler
 
-    def streaming(self, method: Method, fn: Streaming) -> Callable[..., AsyncIterator[Message]]:
+    def streaming(
+        self, method: Method, fn: Streaming, decode: Decoder
+    ) -> Callable[..., AsyncIterator[Message]]:
         path, long_lived = method.path, method.long_lived
 
         async def handler(
-            request: Message, context: grpc.aio.ServicerContext[Any, Any]
+            raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Message]:
             started = perf_counter()
             self.metrics.in_flight += 1
@@ -176,7 +181,7 @@ class GrpcEdge:
             try:
                 self._enter(context, long_lived)
                 entered = True
-                async for item in fn(request):
+                async for item in fn(decode(raw)):
                     yield item
             except Exception as exc:
                 error = grpc_error(exc, path)
@@ -198,23 +203,35 @@ def _handlers(edge: GrpcEdge, servicers: Servicers) -> list[grpc.GenericRpcHandl
         table: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         for described in service.methods:
             method = by_path[f"/{service.full_name}/{described.name}"]
-            decode = _message_class(described.input_type.name).FromString
+            decode = _decoder(_message_class(described.input_type.name))
             if method.unary is not None:
                 assert not described.server_streaming, method.path
                 table[described.name] = grpc.unary_unary_rpc_method_handler(
-                    edge.unary(method, method.unary),
-                    request_deserializer=decode,
+                    edge.unary(method, method.unary, decode),
                     response_serializer=_serialize,
                 )
             else:
                 assert method.streaming is not None and described.server_streaming, method.path
                 table[described.name] = grpc.unary_stream_rpc_method_handler(
-                    edge.streaming(method, method.streaming),
-                    request_deserializer=decode,
+                    edge.streaming(method, method.streaming, decode),
                     response_serializer=_serialize,
                 )
         handlers.append(grpc.method_handlers_generic_handler(service.full_name, table))
     return handlers
+
+
+def _decoder(cls: type[Message]) -> Decoder:
+    """Reads a request inside the edge (grpcio's own deserializer would answer bytes that are
+    not the message with INTERNAL): bytes that do not parse are a 400 (INVALID_ARGUMENT)."""
+    name = cls.DESCRIPTOR.name
+
+    def decode(raw: bytes) -> Message:
+        try:
+            return cls.FromString(raw)
+        except DecodeError as exc:
+            raise bad_request("body", f"not a valid {name} message: {exc}") from exc
+
+    return decode
 
 
 def _message_class(name: str) -> type[Message]:

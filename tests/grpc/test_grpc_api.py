@@ -661,3 +661,25 @@ def test_the_write_side_methods(client: Client) -> None:
             "Bundle/Read", pb.BundleReadRequest(tenant_id=tenant, name="x"), pb.BundleReadResponse
         )
     assert _status(raised.value)[0] == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xff\xff", b"\x22\x02\xff\xfe"],  # not protobuf; a string field that is not UTF-8
+    ids=["garbage", "bad-utf8"],
+)
+def test_bytes_that_are_not_the_request_are_invalid_argument(
+    channel: grpc.Channel, raw: bytes
+) -> None:
+    check = channel.unary_unary(
+        "/base.v1.Permission/Check",
+        request_serializer=lambda data: data,
+        response_deserializer=pb.PermissionCheckResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        check(raw, metadata=Client(channel).metadata, timeout=10)
+    code, message, _ = _status(raised.value)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert message.startswith(
+        "ERROR_CODE_VALIDATION: body: not a valid PermissionCheckRequest message"
+    )
