@@ -8,6 +8,8 @@ import asyncio
 import itertools
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -875,3 +877,50 @@ def test_a_page_with_more_but_no_cursor_is_an_error(stub: Callable[..., Stub]) -
     result = stub_cli(server, "list")
     assert (result.exit_code, lines(result.stdout)) == (1, [{**RECORD, "id": "r1"}])
     assert result.stderr.startswith("error: a page with has_more but no next_after or next_offset")
+
+
+# -- friendshipcli ------------------------------------------------------------------------------
+
+FRIENDSHIPCLI = str(Path(sys.executable).parent / "friendshipcli")
+
+
+def test_friendshipcli_is_the_same_cli_as_installed(contacts: Target, tmp_path: Path) -> None:
+    """The console script the record documents name, run as a user runs it: create, list and a
+    CSV upsert, with the same flags."""
+    where = ["--url", contacts.url, "--tenant", contacts.tenant]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [FRIENDSHIPCLI, "relationship", *args, *where],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    made = json.loads(run("create", "--parent-id", "c1", "--target-id", "c2", "--kind", "friend"))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("parent_id,target_id,kind,label\nc1,c2,friend,Best\nc3,c4,spouse,\n")
+    results = lines(run("upsert", "--unique", "parent_id,target_id,kind", "--csv", str(rows), "-q"))
+    assert [r["action"] for r in results] == ["updated", "created"]
+    assert results[0]["id"] == made["id"]
+    listed = lines(run("list", "--filter", "parent_id=c1"))
+    assert [(r["id"], r["label"]) for r in listed] == [(made["id"], "Best")]
+
+
+def test_relationship_help_speaks_of_record_endpoints() -> None:
+    done = subprocess.run(
+        [FRIENDSHIPCLI, "relationship", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "record endpoints" in done.stdout
+    assert "relations layer" not in done.stdout
+    ours = CliRunner().invoke(main, ["relationship", "--help"]).stdout
+    assert "record endpoints" in ours and "relations layer" not in ours
+
+    def commands(text: str) -> list[str]:
+        listed = text.split("Commands:")[1].splitlines()
+        return [line.split()[0] for line in listed if line.startswith("  ") and line.split()]
+
+    assert commands(done.stdout) == commands(ours) == ["create", "get", "list", "schema", "upsert"]
