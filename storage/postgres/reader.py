@@ -114,7 +114,7 @@ _CLOSURE = (
     " UNION"
     " SELECT t.subject_type, t.subject_id FROM reach AS r JOIN stonetown_tuples AS t"
     " ON t.tenant = %s AND t.entity_type = r.entity_type AND t.entity_id = r.entity_id"
-    " WHERE t.created <= %s AND t.deleted > %s AND t.subject_type = ANY(%s::bytea[])"
+    " WHERE t.created <= %s AND t.deleted > %s AND t.subject_type = ANY(%b::bytea[])"
     "), near AS (SELECT entity_type, entity_id FROM reach LIMIT %s)"
     " SELECT n.entity_type, n.entity_id, t.relation, t.subject_type, t.subject_id,"
     " t.subject_relation FROM near AS n LEFT JOIN stonetown_tuples AS t"
@@ -315,7 +315,7 @@ class PostgresReader(PinnedReader):
             conditions.append("entity_type = %s")
             params.append(enc(flt.entity_type))
         if flt.entity_ids:
-            conditions.append("entity_id = ANY(%s::bytea[])")
+            conditions.append("entity_id = ANY(%b::bytea[])")
             params.append([enc(i) for i in flt.entity_ids])
         if flt.relation:
             conditions.append("relation = %s")
@@ -324,7 +324,7 @@ class PostgresReader(PinnedReader):
             conditions.append("subject_type = %s")
             params.append(enc(flt.subject_type))
         if flt.subject_ids:
-            conditions.append("subject_id = ANY(%s::bytea[])")
+            conditions.append("subject_id = ANY(%b::bytea[])")
             params.append([enc(i) for i in flt.subject_ids])
         if flt.subject_relation is not None:
             conditions.append("subject_relation = %s")
@@ -373,10 +373,10 @@ class PostgresReader(PinnedReader):
             conditions.append("entity_type = %s")
             params.append(enc(flt.entity_type))
         if flt.entity_ids:
-            conditions.append("entity_id = ANY(%s::bytea[])")
+            conditions.append("entity_id = ANY(%b::bytea[])")
             params.append([enc(i) for i in flt.entity_ids])
         if flt.names:
-            conditions.append("name = ANY(%s::bytea[])")
+            conditions.append("name = ANY(%b::bytea[])")
             params.append([enc(n) for n in flt.names])
         if after is not None:
             conditions.append("(entity_type, entity_id, name) > (%s, %s, %s)")

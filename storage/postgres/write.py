@@ -38,7 +38,7 @@ from storage.postgres.codec import (
 from storage.postgres.database import Connection
 from storage.postgres.migrations import LIVE
 
-_SIX = "%s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[]"
+_SIX = "%b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[]"
 _TUPLE_MATCH = (
     "t.entity_type = d.et AND t.entity_id = d.eid AND t.relation = d.rel"
     " AND t.subject_type = d.st AND t.subject_id = d.sid AND t.subject_relation = d.srel"
@@ -60,20 +60,20 @@ _CREATE_TUPLES = (
 )
 _LIVE_ATTRIBUTES = (
     "SELECT a.entity_type, a.entity_id, a.name, a.value FROM stonetown_attributes AS a"
-    " JOIN unnest(%s::bytea[], %s::bytea[], %s::bytea[]) AS k(et, eid, name)"
+    " JOIN unnest(%b::bytea[], %b::bytea[], %b::bytea[]) AS k(et, eid, name)"
     " ON a.entity_type = k.et AND a.entity_id = k.eid AND a.name = k.name"
     f" WHERE a.tenant = %s AND a.deleted = {LIVE}"
 )
 _DELETE_ATTRIBUTES = (
     "UPDATE stonetown_attributes AS a SET deleted = %s"
-    " FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[]) AS k(et, eid, name)"
+    " FROM unnest(%b::bytea[], %b::bytea[], %b::bytea[]) AS k(et, eid, name)"
     f" WHERE a.tenant = %s AND a.deleted = {LIVE}"
     " AND a.entity_type = k.et AND a.entity_id = k.eid AND a.name = k.name"
 )
 _CREATE_ATTRIBUTES = (
     "INSERT INTO stonetown_attributes (tenant, entity_type, entity_id, name, created, value)"
     " SELECT %s, et, eid, name, %s, value"
-    " FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[]) AS v(et, eid, name, value)"
+    " FROM unnest(%b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[]) AS v(et, eid, name, value)"
 )
 
 
@@ -111,10 +111,10 @@ def apply_changes(
             conditions.append("entity_type = %s")
             params.append(enc(aflt.entity_type))  # type: ignore[arg-type]
         if aflt.entity_ids:
-            conditions.append("entity_id = ANY(%s::bytea[])")
+            conditions.append("entity_id = ANY(%b::bytea[])")
             params.append([enc(i) for i in aflt.entity_ids])  # type: ignore[arg-type]
         if aflt.names:
-            conditions.append("name = ANY(%s::bytea[])")
+            conditions.append("name = ANY(%b::bytea[])")
             params.append([enc(n) for n in aflt.names])  # type: ignore[arg-type]
         for et, eid, name in conn.execute(
             "SELECT entity_type, entity_id, name FROM stonetown_attributes WHERE "
@@ -144,7 +144,7 @@ def apply_changes(
             dict.fromkeys((enc(ks), keys.components(k)) for ks, k in changes.delete_records)
         )
         conn.execute(
-            "DELETE FROM stonetown_records AS r USING unnest(%s::bytea[], %s::bytea[]) AS d(ks, k)"
+            "DELETE FROM stonetown_records AS r USING unnest(%b::bytea[], %b::bytea[]) AS d(ks, k)"
             " WHERE r.tenant = %s AND r.keyspace = d.ks AND r.key = d.k",
             ([u[0] for u in unique], [u[1] for u in unique], pk),
         )
@@ -152,7 +152,7 @@ def apply_changes(
         latest = {(enc(r.keyspace), keys.components(r.key)): r.value for r in changes.put_records}
         conn.execute(
             "INSERT INTO stonetown_records (tenant, keyspace, key, value)"
-            " SELECT %s, ks, k, v FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[]) AS p(ks, k, v)"
+            " SELECT %s, ks, k, v FROM unnest(%b::bytea[], %b::bytea[], %b::bytea[]) AS p(ks, k, v)"
             " ON CONFLICT (tenant, keyspace, key) DO UPDATE SET value = EXCLUDED.value",
             (pk, [k[0] for k in latest], [k[1] for k in latest], list(latest.values())),
         )
@@ -162,7 +162,7 @@ def apply_changes(
             dict.fromkeys((enc(ns), keys.components(k)) for ns, k in changes.delete_claims)
         )
         conn.execute(
-            "DELETE FROM stonetown_claims AS c USING unnest(%s::bytea[], %s::bytea[]) AS d(ns, k)"
+            "DELETE FROM stonetown_claims AS c USING unnest(%b::bytea[], %b::bytea[]) AS d(ns, k)"
             " WHERE c.namespace = d.ns AND c.key = d.k AND c.tenant = %s",
             ([u[0] for u in released], [u[1] for u in released], holder),
         )
@@ -170,7 +170,7 @@ def apply_changes(
         claimed = list(dict.fromkeys((enc(ns), keys.components(k)) for ns, k in changes.put_claims))
         conn.execute(
             "INSERT INTO stonetown_claims (namespace, key, tenant)"
-            " SELECT ns, k, %s FROM unnest(%s::bytea[], %s::bytea[]) AS p(ns, k)"
+            " SELECT ns, k, %s FROM unnest(%b::bytea[], %b::bytea[]) AS p(ns, k)"
             " ON CONFLICT (namespace, key) DO UPDATE SET tenant = EXCLUDED.tenant",
             (holder, [c[0] for c in claimed], [c[1] for c in claimed]),
         )
@@ -181,7 +181,7 @@ def apply_changes(
         conn.execute(
             "INSERT INTO stonetown_kinds (tenant, entity_type, relation, subject_type,"
             " subject_relation) SELECT %s, et, rel, st, srel"
-            " FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[], %s::bytea[])"
+            " FROM unnest(%b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[])"
             " AS k(et, rel, st, srel) ON CONFLICT DO NOTHING",
             (pk, *([enc(k[i]) for k in ordered] for i in range(4))),
         )
@@ -210,10 +210,10 @@ def _live_tuples(conn: Connection, pk: int, flt: TupleFilter) -> list[Tuple]:
             conditions.append(f"{column} = %s")
             params.append(enc(value))  # type: ignore[arg-type]
     if flt.entity_ids:
-        conditions.append("entity_id = ANY(%s::bytea[])")
+        conditions.append("entity_id = ANY(%b::bytea[])")
         params.append([enc(i) for i in flt.entity_ids])  # type: ignore[arg-type]
     if flt.subject_ids:
-        conditions.append("subject_id = ANY(%s::bytea[])")
+        conditions.append("subject_id = ANY(%b::bytea[])")
         params.append([enc(i) for i in flt.subject_ids])  # type: ignore[arg-type]
     if flt.subject_relation is not None:
         conditions.append("subject_relation = %s")

@@ -149,6 +149,26 @@ def test_racing_one_to_one_transactions_on_two_replicas_commit_exactly_once(
             store.close()
 
 
+def test_with_max_staleness_a_token_still_reads_its_write_on_another_replica(
+    postgres_url: str,
+) -> None:
+    writer = PostgresStore(postgres_url, gc_interval=None)
+    lagging = PostgresStore(postgres_url, gc_interval=None, max_staleness=60.0)
+    try:
+        before = lagging.reader(TENANT).revision
+        token = writer.write(
+            TENANT, Changes(write_tuples=[Tuple("doc", "1", "viewer", "user", "u")])
+        )
+        # Without a token, a head up to 60 s old may answer...
+        assert lagging.reader(TENANT).revision == before
+        # ...but a token newer than it is looked up afresh: read-your-writes across replicas.
+        assert lagging.reader(TENANT, token).has_tuple(Tuple("doc", "1", "viewer", "user", "u"))
+        assert lagging.reader(TENANT).revision > before
+    finally:
+        writer.close()
+        lagging.close()
+
+
 # -- migrations -------------------------------------------------------------------------------
 
 
