@@ -1,0 +1,222 @@
+"""The database going away under a running server: requests get 503 with ``Retry-After``
+quickly (never a hang, never a wrong answer), ``/healthz`` says why, and the server recovers by
+itself when the database is back.
+
+The server reaches PostgreSQL through a TCP relay this test controls (the cluster itself stays
+up for the other tests of the session): ``cut`` closes every relayed connection and refuses new
+ones, as a database that went down does; ``freeze`` keeps the connections open but passes no
+byte, as a database that hangs does; ``restore`` relays again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from api.errors import UNAVAILABLE
+from tests.api.conftest import Server
+
+#: The server's timeout for any database call: a request must fail within a few of these.
+TIMEOUT = 0.5
+
+SCHEMA = """
+entity user {}
+entity document {
+    relation viewer @user
+    permission view = viewer
+}
+"""
+
+
+class Relay:
+    """TCP on 127.0.0.1 relayed to the cluster's unix socket, which the test can cut, freeze
+    and restore."""
+
+    def __init__(self, unix_path: str) -> None:
+        self.unix_path = unix_path
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._frozen = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self.listen()
+
+    def listen(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        with self._lock:
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed by cut
+            upstream = socket.socket(socket.AF_UNIX)
+            try:
+                upstream.connect(self.unix_path)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile: this one goes too
+                    client.close()
+                    upstream.close()
+                    return
+                self._pairs.append((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                self._flowing.wait()  # frozen: hold the bytes, as a dead network would
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and close every open one."""
+        with self._lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def freeze(self) -> None:
+        """Keep every connection open and pass nothing (new ones are accepted, then hang)."""
+        self._flowing.clear()
+
+    def restore(self) -> None:
+        self._flowing.set()
+        if self._listener is None:
+            self.listen()
+
+    def close(self) -> None:
+        self._flowing.set()
+        self.cut()
+
+
+@pytest.fixture
+def relay(postgres_server: Any) -> Iterator[Relay]:
+    relay = Relay(str(Path(postgres_server.socket_dir) / f".s.PGSQL.{postgres_server.port}"))
+    yield relay
+    relay.close()
+
+
+@pytest.fixture
+def relayed_server(
+    relay: Relay, postgres_url: str, start_server: Callable[..., Server]
+) -> Server:
+    """A server whose database is ``postgres_url`` reached through the relay."""
+    params = conninfo_to_dict(postgres_url)
+    url = f"postgresql://{params['user']}@127.0.0.1:{relay.port}/{params['dbname']}"
+    return start_server(database_url=url, db_timeout_seconds=TIMEOUT, db_pool_size=4)
+
+
+def _check(client: httpx.Client) -> httpx.Response:
+    body = {
+        "entity": {"type": "document", "id": "1"},
+        "permission": "view",
+        "subject": {"type": "user", "id": "ann"},
+    }
+    return client.post("/v1/tenants/t1/permissions/check", json=body)
+
+
+def _timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def _assert_unavailable(response: httpx.Response, took: float) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"].isdigit()
+    assert response.json()["code"] == UNAVAILABLE
+    assert took < 4 * TIMEOUT, f"answered after {took:.1f}s"
+
+
+def _recovers(client: httpx.Client, within: float = 15.0) -> httpx.Response:
+    deadline = time.monotonic() + within
+    while True:
+        response = _check(client)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return response
+        assert response.status_code == 503, response.text  # never another answer meanwhile
+        time.sleep(0.1)
+
+
+def _seed(client: httpx.Client) -> None:
+    assert client.post("/v1/tenants/t1/schemas/write", json={"schema": SCHEMA}).status_code == 200
+    tuples = [
+        {
+            "entity": {"type": "document", "id": "1"},
+            "relation": "viewer",
+            "subject": {"type": "user", "id": "ann"},
+        }
+    ]
+    write = client.post("/v1/tenants/t1/data/write", json={"tuples": tuples})
+    assert write.status_code == 200, write.text
+
+
+def test_a_lost_database_is_503_with_retry_after_and_the_server_recovers(
+    relay: Relay, relayed_server: Server
+) -> None:
+    with relayed_server.client() as client:
+        _seed(client)
+        assert _check(client).json()["can"] == "CHECK_RESULT_ALLOWED"
+        relay.cut()
+        for _ in range(2):  # a broken pooled connection, then no connection at all
+            _assert_unavailable(*_timed(lambda: _check(client)))
+        write = client.post("/v1/tenants/t1/data/write", json={"tuples": []})
+        assert write.status_code == 503, write.text
+        health, took = _timed(lambda: client.get("/healthz"))
+        assert health.status_code == 503
+        assert health.json()["status"] == "NOT_SERVING"
+        assert "database" in health.json()["reason"]
+        assert took < 4 * TIMEOUT
+        relay.restore()
+        recovered = _recovers(client)
+        assert recovered.status_code == 200, recovered.text
+        assert recovered.json()["can"] == "CHECK_RESULT_ALLOWED"
+        assert client.get("/healthz").json() == {"status": "SERVING"}
+
+
+def test_healthz_answers_in_bounded_time_while_the_database_hangs(
+    relay: Relay, relayed_server: Server
+) -> None:
+    with relayed_server.client() as client:
+        _seed(client)
+        relay.freeze()
+        health, took = _timed(lambda: client.get("/healthz"))
+        assert health.status_code == 503, health.text
+        assert "database" in health.json()["reason"]
+        assert took < 4 * TIMEOUT
+        relay.restore()
+        assert _recovers(client).status_code == 200
+        assert client.get("/healthz").status_code == 200
