@@ -120,8 +120,9 @@ _CLOSURE = (
     " t.subject_relation FROM near AS n LEFT JOIN stonetown_tuples AS t"
     " ON t.tenant = %s AND t.entity_type = n.entity_type AND t.entity_id = n.entity_id"
     " AND t.created <= %s AND t.deleted > %s"
-    " ORDER BY n.entity_type, n.entity_id, t.relation, t.subject_type, t.subject_id,"
-    " t.subject_relation LIMIT %s"
+    # The entity asked for first, so that the row bound never cuts it for others.
+    " ORDER BY (n.entity_type <> %s OR n.entity_id <> %s), n.entity_type, n.entity_id,"
+    " t.relation, t.subject_type, t.subject_id, t.subject_relation LIMIT %s"
 )
 _RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = %s AND key = %s"
 
@@ -192,6 +193,8 @@ class PostgresReader(PinnedReader):
                 pk,
                 r,
                 r,
+                enc(entity_type),
+                enc(entity_id),
                 CLOSURE_ROWS,
             ),
         )
@@ -207,7 +210,7 @@ class PostgresReader(PinnedReader):
             if subjects is None:
                 subjects = relations[name] = []
             subjects.append(Subject(dec(st), dec(sid), dec(srel)))
-        if len(rows) >= CLOSURE_ROWS and rows:
+        if len(rows) >= CLOSURE_ROWS:
             # Cut by the row bound: the last entity may be incomplete.
             loaded.pop((rows[-1][0], rows[-1][1]), None)
         if len(self._entities) + len(loaded) > _TUPLE_CACHE_ENTITIES:

@@ -16,6 +16,7 @@ from storage import tokens
 from storage.base import DEFAULT_TENANT, Changes, Record, SnapshotReader, Tuple, TupleFilter
 from storage.errors import Conflict, DatabaseOutdated, StoreUnavailable
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
+from storage.postgres.reader import CLOSURE_ENTITIES, CLOSURE_ROWS
 from tests.postgres import PostgresServer
 
 TENANT = DEFAULT_TENANT
@@ -167,6 +168,31 @@ def test_with_max_staleness_a_token_still_reads_its_write_on_another_replica(
     finally:
         writer.close()
         lagging.close()
+
+
+def test_reads_past_the_closure_bounds_are_exact(postgres_url: str) -> None:
+    """A chain of groups longer than one closure read holds, and a group with more members
+    than one may return: every read still sees exactly its tuples."""
+    chain = CLOSURE_ENTITIES * 2
+    tuples = [Tuple("doc", "1", "viewer", "group", "g0", "member")]
+    for i in range(chain):
+        tuples.append(Tuple("group", f"g{i}", "member", "group", f"g{i + 1}", "member"))
+        tuples.append(Tuple("group", f"g{i}", "member", "user", f"u{i}"))
+    big = [Tuple("group", "g7", "member", "user", f"big{k:04}") for k in range(CLOSURE_ROWS)]
+    with PostgresStore(postgres_url, gc_interval=None) as store:
+        store.write(TENANT, Changes(write_tuples=tuples + big, unbounded=True))
+        expected: dict[tuple[str, str, str], list[Tuple]] = {}
+        for t in tuples + big:
+            expected.setdefault((t.entity_type, t.entity_id, t.relation), []).append(t)
+        r = store.reader(TENANT)
+        for i in range(chain):
+            key = ("group", f"g{i}", "member")
+            assert r.subjects(*key) == sorted(t.subject for t in expected[key])
+        assert r.relations("group", "g7", limit=64) is None
+        assert len(r.subject_set("group", "g7", "member")) == CLOSURE_ROWS + 2
+        assert [list(s) for s in r.relations("doc", "1", limit=64).values()] == [  # type: ignore[union-attr]
+            [tuples[0].subject]
+        ]
 
 
 # -- migrations -------------------------------------------------------------------------------
