@@ -8,6 +8,7 @@ Nothing here is read at import time; ``load_config`` is called by the CLI and te
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -165,15 +166,23 @@ def _coerce(name: str, value: object, source: str) -> object:
                 return True
             if text in {"0", "false", "no", "off"}:
                 return False
-            raise ValueError("expected true or false")
+            raise ValueError(f"expected true or false, got {value!r}")
         if isinstance(default, int):
-            if isinstance(value, bool):
-                raise ValueError("expected an integer")
-            return int(str(value).strip()) if not isinstance(value, int) else value
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            text = str(value).strip()
+            if isinstance(value, bool) or not re.fullmatch(r"[+-]?[0-9]+", text):
+                raise ValueError(f"expected an integer (e.g. {default}), got {value!r}")
+            return int(text)
         if isinstance(default, float):
-            if isinstance(value, bool):
-                raise ValueError("expected a number")
-            return float(str(value).strip()) if not isinstance(value, int | float) else value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return value
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                return float(str(value).strip())
+            except ValueError:
+                raise ValueError(f"expected a number (e.g. {default}), got {value!r}") from None
         if not isinstance(value, str | int | float):
             raise ValueError("expected a string")
         return str(value)

@@ -37,6 +37,7 @@ from engine.relations.errors import (
 from engine.relations.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from engine.relations.model import ADMIN, Principal, split_ref
 from engine.relations.service import Relations
+from engine.suggest import suggest
 from storage.base import DEFAULT_TENANT, check_tenant_id
 from storage.errors import InvalidTenantId, TenantNotFound
 
@@ -373,9 +374,19 @@ def list_query(
     errors: list[FieldError] = []
     allowed_filters = set(filters)
     allowed_sorts = set(sorts)
+    known = {*allowed_filters, *PAGING, *extra}
     for key in query:
-        if key not in allowed_filters and key not in PAGING and key not in set(extra):
-            errors.append(FieldError((key,), f"unknown query parameter {key}"))
+        if key not in known:
+            close = suggest(key, sorted(known))
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            errors.append(
+                FieldError(
+                    (key,),
+                    f"unknown query parameter {key}{hint} (known: {', '.join(sorted(known))})",
+                    value=key,
+                    suggestions=close,
+                )
+            )
     for key in PAGING:
         if len(query.getall(key, [])) > 1:
             errors.append(FieldError((key,), f"{key} may be given only once"))

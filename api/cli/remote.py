@@ -11,9 +11,11 @@ import click
 
 from api.cli.files import STDIN, display_name, read_input
 from api.cli.session import F, client_options, session, with_options
-from api.client import READ_PAGE_SIZE, ClientError
+from api.client import READ_PAGE_SIZE, Client, ClientError
 from api.models import MAX_PAGE_SIZE
+from dsl.compiler import load
 from engine.errors import InvalidRequest
+from engine.suggest import suggest
 from engine.types import Entity, parse_subject
 from storage.base import Subject, Tuple, TupleFilter
 
@@ -218,8 +220,51 @@ def tuples_read(
     """
     with session(url, key, tenant) as client:
         selected = _tuple_filter(**flt)
+        problem = _unknown_names(client, selected)
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(1)
         for t in client.read_tuples(selected, snap_token=snap_token, page_size=page_size):
             click.echo(str(t))
+
+
+def _unknown_names(client: Client, selected: TupleFilter) -> str | None:
+    """What in the filter the tenant's schema does not know (an entity type, a relation, a
+    subject type), with the closest names, or None. A filter naming what no schema has matches
+    nothing: said, not printed as an empty answer. Not checked without a schema text (a
+    tenant without a schema, a Permify server)."""
+    if not (selected.entity_type or selected.relation or selected.subject_type):
+        return None
+    try:
+        text = client.read_schema().text
+    except ClientError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    if text is None:
+        return None
+    schema = load(text)
+
+    def unknown(what: str, name: str, known: list[str]) -> str:
+        close = suggest(name, known)
+        hint = f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
+        return f"{what} `{name}` is not in the tenant's schema{hint}"
+
+    types = sorted(schema.entities)
+    for name in (selected.entity_type, selected.subject_type):
+        if name and name not in schema.entities:
+            return unknown("entity type", name, types)
+    if selected.relation:
+        owners = (
+            [schema.entities[selected.entity_type]]
+            if selected.entity_type
+            else [schema.entities[t] for t in types]
+        )
+        relations = sorted({r for entity in owners for r in entity.relations})
+        if selected.relation not in relations:
+            where = f"relation of `{selected.entity_type}`" if selected.entity_type else "relation"
+            return unknown(where, selected.relation, relations)
+    return None
 
 
 @tuples.command("delete")

@@ -24,8 +24,10 @@ from api.request_io import (
     token_field,
 )
 from api.services import METRICS, SERVICES
-from engine.errors import EngineError, OverBudget
+from engine.engine import Engine
+from engine.errors import EngineError, OverBudget, UnknownPermission
 from engine.expand import ExpandTree
+from engine.suggest import suggest
 from engine.types import (
     DEFAULT_LOOKUP_PAGE_SIZE,
     CheckItem,
@@ -74,8 +76,36 @@ async def check(request: web.Request) -> web.Response:
             result = await svc.run(engine.check, tenant, entity, body.permission, subject, options)
     except InvalidToken as exc:
         raise invalid_token("metadata.snap_token", exc) from exc
+    except UnknownPermission as exc:
+        raise await svc.run(
+            _suggesting, svc.engine, tenant, options, (entity.type, body.permission), exc
+        ) from exc
     request.app[METRICS].count_check("allowed" if result.allowed else "denied")
     return respond_bytes(m.check_bytes(result.allowed, result.check_count))
+
+
+def _suggesting(
+    engine: Engine,
+    tenant: str,
+    options: RequestOptions,
+    asked: tuple[str, str],
+    exc: UnknownPermission,
+) -> UnknownPermission:
+    """``exc`` about the permission ``asked`` (entity type, name) of a check, naming the
+    closest names the entity type has: "did you mean `view`?"."""
+    entity_type, name = asked
+    if f"`{name}`" not in str(exc):  # about another name (a rule's, say): as it is
+        return exc
+    try:
+        schema = engine.compiled(tenant, options.schema_version).schema
+    except EngineError:
+        return exc
+    definition = schema.entity(entity_type)
+    close = suggest(name, definition.references) if definition is not None else ()
+    if not close:
+        return exc
+    hint = " or ".join(f"`{c}`" for c in close)
+    return UnknownPermission(f"{exc}; did you mean {hint}?")
 
 
 def _result_label(result: CheckResult | EngineError) -> str:

@@ -244,7 +244,15 @@ def test_list_filters(
         (
             ["--filter", "colour=red"],
             1,
-            "error: unknown query parameter colour (HTTP 400, ValidationError)\n",
+            "error: unknown query parameter colour (known: after, is_archived, kind, limit, "
+            "offset, owned_by, parent_id, sort, status, target_id) (HTTP 400, ValidationError)\n",
+        ),
+        (
+            ["--filter", "knd=friend"],
+            1,
+            "error: unknown query parameter knd; did you mean kind? (known: after, is_archived, "
+            "kind, limit, offset, owned_by, parent_id, sort, status, target_id) "
+            "(HTTP 400, ValidationError)\n",
         ),
         (
             ["--filter", "kind=cousin"],
@@ -268,6 +276,7 @@ def test_list_filters(
     ],
     ids=[
         "unknown-filter",
+        "misspelt-filter",
         "unknown-kind",
         "empty-value",
         "bad-sort",

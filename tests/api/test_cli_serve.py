@@ -119,7 +119,11 @@ def test_serve_takes_flags_over_env_over_config_file(
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        ([], {"STONETOWN_PORT": "x"}, "environment STONETOWN_PORT: port: invalid literal"),
+        (
+            [],
+            {"STONETOWN_PORT": "x"},
+            "environment STONETOWN_PORT: port: expected an integer (e.g. 3476), got 'x'",
+        ),
         (["--config", "/nonexistent/c.yaml"], {}, "cannot read config file /nonexistent/c.yaml"),
         (["--port", "99999"], {}, "99999 is not in the range 0<=x<=65535"),
         (["--preshared-key", " k"], {}, "a preshared key must be non-empty"),
