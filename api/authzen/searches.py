@@ -61,9 +61,10 @@ class Found:
     next_token: str
 
 
-def fingerprint(body: BaseModel) -> str:
-    """What a request with a token must repeat: the whole request but the token."""
-    dumped = body.model_dump(mode="json", exclude={"page": {"token"}})
+def fingerprint(search: str, body: BaseModel) -> str:
+    """What a request with a token must repeat: the search (``subject``, ``resource`` or
+    ``action``) and the whole request but the token."""
+    dumped = [search, body.model_dump(mode="json", exclude={"page": {"token"}})]
     text = json.dumps(dumped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 

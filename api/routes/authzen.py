@@ -197,7 +197,7 @@ def _page(found: Found, results: list[dict[str, str]]) -> web.Response:
 async def search_subject(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     body = await parse(request, az.SubjectSearchRequest)
-    print_ = fingerprint(body)
+    print_ = fingerprint("subject", body)
     resume = read_token(body.page.token, print_)
     svc = request.app[SERVICES]
     with token_field("page.token"):
@@ -219,7 +219,7 @@ async def search_subject(request: web.Request) -> web.Response:
 async def search_resource(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     body = await parse(request, az.ResourceSearchRequest)
-    print_ = fingerprint(body)
+    print_ = fingerprint("resource", body)
     resume = read_token(body.page.token, print_)
     svc = request.app[SERVICES]
     with token_field("page.token"):
@@ -241,7 +241,7 @@ async def search_resource(request: web.Request) -> web.Response:
 async def search_action(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     body = await parse(request, az.ActionSearchRequest)
-    print_ = fingerprint(body)
+    print_ = fingerprint("action", body)
     resume = read_token(body.page.token, print_)
     svc = request.app[SERVICES]
     with token_field("page.token"):

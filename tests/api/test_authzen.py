@@ -516,6 +516,19 @@ def test_a_token_must_come_with_the_first_pages_request(
     assert error["details"][0]["reason"] == "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"
 
 
+def test_a_token_continues_only_the_search_that_issued_it(client: httpx.Client) -> None:
+    body: dict[str, Any] = {
+        "subject": {"type": "user", "id": "alice@example.com"},
+        "action": {"name": "can_read"},
+        "resource": {"type": "account", "id": "123"},
+        "page": {"limit": 1},
+    }
+    token = post(client, "/search/resource", body)["page"]["next_token"]
+    body["page"]["token"] = token
+    error = post(client, "/search/subject", body, status=400)
+    assert "another search" in error["message"]
+
+
 def test_the_spec_action_search_example(client: httpx.Client) -> None:
     body = {"subject": ALICE, "resource": ACCOUNT, "context": {"time": "2024-10-26T01:22-07:00"}}
     answer = shaped(az.ActionSearchResponse, post(client, "/search/action", body))
