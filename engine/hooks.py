@@ -16,7 +16,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from engine.errors import InvalidWrite
 from storage.base import Changes, SnapshotReader, SnapToken, Store
+
+
+class Refused(InvalidWrite):
+    """A hook refuses a raw write; ``field`` names the item it is about (``tuples[3]``), when
+    it is one item of the write."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class WriteHook(Protocol):
@@ -28,7 +38,7 @@ class WriteHook(Protocol):
 
     def extend(self, reader: SnapshotReader, changes: Changes) -> None:
         """Add to ``changes`` what the write must also do; ``reader`` sees the latest state.
-        May raise to write nothing."""
+        May raise (`Refused`, to say why) to write nothing."""
         ...
 
 

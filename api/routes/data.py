@@ -20,6 +20,7 @@ from api.request_io import (
 )
 from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
+from engine.hooks import Refused
 from engine.writes import check_attribute, check_tuple
 from storage.base import Attribute, AttributeFilter, Changes, Tuple, TupleFilter
 
@@ -57,7 +58,12 @@ def _write(
             check_attribute(schema, a)
         except InvalidWrite as exc:
             raise _invalid(f"attributes[{i}]", exc) from exc
-    return svc.raw_writer.write(tenant, Changes(write_tuples=tuples, write_attributes=attributes))
+    try:
+        return svc.raw_writer.write(
+            tenant, Changes(write_tuples=tuples, write_attributes=attributes)
+        )
+    except Refused as exc:  # a write hook's refusal, naming the item (e.g. one side of a pair)
+        raise _invalid(exc.field or "tuples", exc) from exc
 
 
 async def _write_response(

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from engine.hooks import Refused
 from engine.relations import layout
-from engine.relations.errors import Invalid
 from engine.relations.layout import RowWriter
 from engine.relations.model import Relation
 from engine.relations.pairs import Pairs
@@ -64,8 +64,7 @@ class RawDeletes:
                 if other in gone or not reader.has_tuple(other):
                     continue
                 if other in kept:
-                    raise Invalid.at(
-                        ("tuples",),
+                    raise Refused(
                         f"{t} and {other} are the two sides of one relation: this write deletes "
                         f"the first and writes the second; delete both or neither",
                     )

@@ -10,8 +10,8 @@ on the app's ``RawWriter`` when the app is built (``engine.hooks``).
 
 from __future__ import annotations
 
+from engine.hooks import Refused
 from engine.relations import layout
-from engine.relations.errors import Invalid
 from engine.relations.pairs import Pairs
 from storage.base import Changes, SnapshotReader
 
@@ -41,8 +41,7 @@ class RawWrites:
             if len(refused) > 1
             else ""
         )
-        raise Invalid.at(
-            (f"tuples[{index}]",),
+        raise Refused(
             f"{t} is one side of the bidirectional relationship type "
             f"{rt.source_type} -{rt.role}-> {rt.target_type}, whose other side is "
             f"{pairs.mirror(t)}: write the pair through the relations endpoint "
@@ -51,4 +50,5 @@ class RawWrites:
             f'"relation_type": "{t.relation}"}} (or POST /v1/tenants/{reader.tenant}'
             f'/relationships {{"relationshipTypeId": "{rt.id}", ...}}), which writes '
             f"both sides and their metadata in one write{more}",
+            f"tuples[{index}]",
         )

@@ -5,12 +5,15 @@ the relations views."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from api.cli import main
 from tests.api.relations_support import check, new_tenant, read_tuples, register
 from tests.api.support import tuple_json
 
@@ -242,3 +245,20 @@ def test_tuples_of_other_relations_write_and_delete_as_before(
     response = post(api, tenant, "relationships/delete", {"filter": _filter("company", ["hooli"])})
     assert response.status_code == 200, response.text
     assert read_tuples(api, tenant, "company") == set()
+
+
+def test_an_import_of_one_side_stops_at_that_line_and_writes_no_half_pair(
+    module_server: Any, api: httpx.Client, tenant: str, tmp_path: Any
+) -> None:
+    data = tmp_path / "half.ndjson"
+    data.write_text(
+        '{"tuple": "company:hooli#partners@company:initech"}\n'
+        + json.dumps({"tuple": ANN_HOOLI})
+        + "\n"
+    )
+    where = ["--url", module_server.url, "--tenant", tenant]
+    result = CliRunner().invoke(main, ["import", str(data), "--batch-size", "1", *where])
+    assert result.exit_code == 1
+    assert f"{data}:2: " in result.stderr and "entities/contact:ann/relations" in result.stderr
+    assert state(api, tenant) == (False, False, [])
+    assert read_tuples(api, tenant, "company") == {"company:hooli#partners@company:initech"}
