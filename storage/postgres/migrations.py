@@ -67,8 +67,11 @@ _STEPS: list[tuple[str, ...]] = [
             PRIMARY KEY (tenant, entity_type, entity_id, relation,
                          subject_type, subject_id, subject_relation, deleted)
         )""",
-        """CREATE INDEX stonetown_tuples_by_subject ON stonetown_tuples (tenant,
-            subject_type, subject_id, subject_relation, entity_type, relation, entity_id)""",
+        # The tenant comes last here: a query naming the tenant and an entity must never look
+        # like a fit for this index (the planner, not knowing a new tenant yet, would scan the
+        # whole tenant's range of it instead of the primary key's entity range).
+        """CREATE INDEX stonetown_tuples_by_subject ON stonetown_tuples (subject_type,
+            subject_id, subject_relation, entity_type, relation, entity_id, tenant)""",
         f"""CREATE INDEX stonetown_tuples_dead ON stonetown_tuples (tenant, deleted)
             WHERE deleted < {LIVE}""",
         f"""CREATE TABLE stonetown_attributes (

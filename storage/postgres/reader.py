@@ -107,19 +107,26 @@ _ENTITY_ATTRIBUTES = (
 )
 # The entities reachable from one through subjects of the given types (UNION: each once, so a
 # cycle in the data ends), then every tuple of the first CLOSURE_ENTITIES of them; an entity
-# without tuples comes back as one row of NULLs after its type and id.
+# without tuples comes back as one row of NULLs after its type and id. Both joins are LATERAL
+# with a LIMIT (no entity gives more than the row bound), which the planner cannot flatten into
+# a plain join: so each entity is one index range read whatever the planner believes about the
+# tenant (right after a bulk load, before statistics know the tenant, a plain join is planned as
+# a scan of every tuple of the tenant).
 _CLOSURE = (
     "WITH RECURSIVE reach(entity_type, entity_id) AS ("
     " SELECT %s::bytea, %s::bytea"
     " UNION"
-    " SELECT t.subject_type, t.subject_id FROM reach AS r JOIN stonetown_tuples AS t"
-    " ON t.tenant = %s AND t.entity_type = r.entity_type AND t.entity_id = r.entity_id"
-    " WHERE t.created <= %s AND t.deleted > %s AND t.subject_type = ANY(%b::bytea[])"
+    " SELECT s.subject_type, s.subject_id FROM reach AS r CROSS JOIN LATERAL ("
+    " SELECT t.subject_type, t.subject_id FROM stonetown_tuples AS t"
+    " WHERE t.tenant = %s AND t.entity_type = r.entity_type AND t.entity_id = r.entity_id"
+    " AND t.created <= %s AND t.deleted > %s AND t.subject_type = ANY(%b::bytea[])"
+    " LIMIT %s) AS s"
     "), near AS (SELECT entity_type, entity_id FROM reach LIMIT %s)"
     " SELECT n.entity_type, n.entity_id, t.relation, t.subject_type, t.subject_id,"
-    " t.subject_relation FROM near AS n LEFT JOIN stonetown_tuples AS t"
-    " ON t.tenant = %s AND t.entity_type = n.entity_type AND t.entity_id = n.entity_id"
-    " AND t.created <= %s AND t.deleted > %s"
+    " t.subject_relation FROM near AS n LEFT JOIN LATERAL ("
+    " SELECT relation, subject_type, subject_id, subject_relation FROM stonetown_tuples"
+    " WHERE tenant = %s AND entity_type = n.entity_type AND entity_id = n.entity_id"
+    " AND created <= %s AND deleted > %s LIMIT %s) AS t ON TRUE"
     # The entity asked for first, so that the row bound never cuts it for others.
     " ORDER BY (n.entity_type <> %s OR n.entity_id <> %s), n.entity_type, n.entity_id,"
     " t.relation, t.subject_type, t.subject_id, t.subject_relation LIMIT %s"
@@ -189,10 +196,12 @@ class PostgresReader(PinnedReader):
                 r,
                 r,
                 inner,
+                CLOSURE_ROWS,
                 CLOSURE_ENTITIES,
                 pk,
                 r,
                 r,
+                CLOSURE_ROWS,
                 enc(entity_type),
                 enc(entity_id),
                 CLOSURE_ROWS,
