@@ -6,10 +6,12 @@ in the schema's order. The properties of the entity a search names by id become 
 attributes, as in an evaluation (those of the searched-for entity, which has no id, are
 ignored); a declared one that does not fit its type fails the search (400).
 
-A page token holds the engine's cursor and what ties the pages of one search together: the
-snapshot and schema version its first page was answered at, so that every page reads the same
-data, and a fingerprint of the request without its token. The spec says a request with a token
-must repeat the first request (entities, context and page limit): one that does not is refused.
+Every page of a search reads the snapshot and schema version of its first page, so the whole
+answer is the same on each, and a page is an offset into it; each page also says how many
+results there are (``total``). A page token holds the offset, that snapshot and schema version,
+and a fingerprint of the search and of its request without the token: the spec says a request
+with a token must repeat the first request (entities, context and page limit), and one that does
+not is refused.
 
 Runs on a worker thread: everything here is synchronous.
 """
@@ -20,6 +22,8 @@ import base64
 import binascii
 import hashlib
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -41,6 +45,9 @@ from storage.base import Subject
 
 _TOKEN_FORM = 1  # the first element of every token, so a later form can be told apart
 _BAD_TOKEN = "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"
+#: The engine's lookups are asked for every id at once: a search pages them itself, by offset,
+#: which is stable because every page reads the first page's snapshot.
+_ALL = sys.maxsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +61,12 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """One page of a search: ids (or action names) and the token of the next page ("" if
-    none)."""
+    """One page of a search: ids (or action names), the token of the next page ("" if none)
+    and how many results the whole search has."""
 
     items: list[str]
     next_token: str
+    total: int
 
 
 def fingerprint(search: str, body: BaseModel) -> str:
@@ -110,44 +118,60 @@ def _pinned(engine: Engine, tenant: str, resume: Resume | None) -> Pinned:
     return Pinned.at(engine, tenant, resume.snap_token, resume.schema_version)
 
 
+def _offset(resume: Resume | None) -> int:
+    if resume is None:
+        return 0
+    if not resume.cursor.isdigit():
+        raise bad_request("page.token", "not a page token this server issued", _BAD_TOKEN)
+    return int(resume.cursor)
+
+
+def _page(every: Sequence[str], offset: int, limit: int, pinned: Pinned, print_: str) -> Found:
+    """The page at ``offset`` of the whole answer, which is the same on every page: the
+    snapshot and schema version are the first page's."""
+    end = offset + (limit or DEFAULT_LOOKUP_PAGE_SIZE)
+    cursor = str(end) if end < len(every) else ""
+    return Found(list(every[offset:end]), issue_token(print_, pinned, cursor), len(every))
+
+
 def search_subjects(
     engine: Engine, tenant: str, body: SubjectSearchRequest, resume: Resume | None, print_: str
 ) -> Found:
     """Subjects of ``subject.type`` that can do the action on the resource (lookup-subject)."""
+    offset = _offset(resume)
     pinned = _pinned(engine, tenant, resume)
     resource = Entity(body.resource.type, body.resource.id)
     context = context_of(pinned.schema, body.context, resource=(resource, body.resource.properties))
-    page = engine.lookup_subject(
+    every = engine.lookup_subject(
         tenant,
         resource,
         body.action.name,
         SubjectReference(body.subject.type),
         pinned.options(context),
-        page_size=body.page.limit or DEFAULT_LOOKUP_PAGE_SIZE,
-        cursor=resume.cursor if resume else "",
-    )
-    return Found(list(page.ids), issue_token(print_, pinned, page.cursor))
+        page_size=_ALL,
+    ).ids
+    return _page(every, offset, body.page.limit, pinned, print_)
 
 
 def search_resources(
     engine: Engine, tenant: str, body: ResourceSearchRequest, resume: Resume | None, print_: str
 ) -> Found:
     """Resources of ``resource.type`` the subject can do the action on (lookup-entity)."""
+    offset = _offset(resume)
     pinned = _pinned(engine, tenant, resume)
     subject = body.subject
     context = context_of(
         pinned.schema, body.context, subject=(Entity(subject.type, subject.id), subject.properties)
     )
-    page = engine.lookup_entity(
+    every = engine.lookup_entity(
         tenant,
         body.resource.type,
         body.action.name,
         Subject(subject.type, subject.id),
         pinned.options(context),
-        page_size=body.page.limit or DEFAULT_LOOKUP_PAGE_SIZE,
-        cursor=resume.cursor if resume else "",
-    )
-    return Found(list(page.ids), issue_token(print_, pinned, page.cursor))
+        page_size=_ALL,
+    ).ids
+    return _page(every, offset, body.page.limit, pinned, print_)
 
 
 def search_actions(
@@ -155,13 +179,8 @@ def search_actions(
 ) -> Found:
     """The relations and permissions of the resource the subject has, in the schema's order
     (subject-permission, but one that cannot be evaluated, say a rule missing its context
-    data, is left out rather than failing the search, as it would be denied); the cursor is
-    an offset into them."""
-    offset = 0
-    if resume is not None:
-        if not resume.cursor.isdigit():
-            raise bad_request("page.token", "not a page token of an action search", _BAD_TOKEN)
-        offset = int(resume.cursor)
+    data, is left out rather than failing the search, as it would be denied)."""
+    offset = _offset(resume)
     pinned = _pinned(engine, tenant, resume)
     subject, resource = body.subject, body.resource
     entity = Entity(resource.type, resource.id)
@@ -186,7 +205,4 @@ def search_actions(
             for n, r in zip(chunk, results, strict=True)
             if isinstance(r, CheckResult) and r.allowed
         ]
-    size = body.page.limit or DEFAULT_LOOKUP_PAGE_SIZE
-    end = offset + size
-    cursor = str(end) if end < len(names) else ""
-    return Found(names[offset:end], issue_token(print_, pinned, cursor))
+    return _page(names, offset, body.page.limit, pinned, print_)

@@ -204,6 +204,8 @@ class PageOut(Out):
     next_token: str
     #: Results in this answer.
     count: int
+    #: Results of the whole search (at the snapshot every page of it reads).
+    total: int
 
 
 class EntityOut(Out):

@@ -179,9 +179,8 @@ def _complete(
 
 def _page(found: Found, results: list[dict[str, str]]) -> web.Response:
     # The spec recommends `page` first: a client can read the count before the results.
-    return respond(
-        {"page": {"next_token": found.next_token, "count": len(results)}, "results": results}
-    )
+    page = {"next_token": found.next_token, "count": len(results), "total": found.total}
+    return respond({"page": page, "results": results})
 
 
 @routes.post(TENANT + SEARCH_SUBJECT)

@@ -417,7 +417,7 @@ def test_the_spec_subject_search_example(client: httpx.Client) -> None:
         "context": {"time": "2024-10-26T01:22-07:00"},
     }
     answer = shaped(az.EntitySearchResponse, post(client, "/search/subject", body))
-    assert answer == {"page": {"next_token": "", "count": 2}, "results": [ALICE, BOB]}
+    assert answer == {"page": {"next_token": "", "count": 2, "total": 2}, "results": [ALICE, BOB]}
 
 
 def test_a_subject_search_ignores_the_subject_id(client: httpx.Client) -> None:
@@ -434,7 +434,7 @@ def test_the_spec_resource_search_example(client: httpx.Client) -> None:
     answer = shaped(az.EntitySearchResponse, post(client, "/search/resource", body))
     ids = ["123", "456", "789"]
     assert answer == {
-        "page": {"next_token": "", "count": 3},
+        "page": {"next_token": "", "count": 3, "total": 3},
         "results": [{"type": "account", "id": i} for i in ids],
     }
 
@@ -450,14 +450,14 @@ def test_the_spec_pagination_example(client: httpx.Client) -> None:
     token = answer["page"]["next_token"]
     assert token
     assert answer == {
-        "page": {"next_token": token, "count": 2},
+        "page": {"next_token": token, "count": 2, "total": 3},
         "results": [{"type": "account", "id": "123"}, {"type": "account", "id": "456"}],
     }
     second = copy.deepcopy(first)
     second["page"]["token"] = token
     answer = post(client, "/search/resource", second)
     assert answer == {
-        "page": {"next_token": "", "count": 1},
+        "page": {"next_token": "", "count": 1, "total": 3},
         "results": [{"type": "account", "id": "789"}],
     }
 
@@ -483,7 +483,7 @@ def test_pages_read_the_first_pages_snapshot(client: httpx.Client) -> None:
     body["page"]["token"] = first["page"]["next_token"]
     second = post(client, "/search/subject", body)
     assert second == {
-        "page": {"next_token": "", "count": 1},
+        "page": {"next_token": "", "count": 1, "total": 2},
         "results": [{"type": "user", "id": "carol"}],
     }
 
@@ -534,7 +534,7 @@ def test_the_spec_action_search_example(client: httpx.Client) -> None:
     answer = shaped(az.ActionSearchResponse, post(client, "/search/action", body))
     names = ["owner", "can_read", "can_write"]
     assert answer == {
-        "page": {"next_token": "", "count": 3},
+        "page": {"next_token": "", "count": 3, "total": 3},
         "results": [{"name": n} for n in names],
     }
 
@@ -545,7 +545,7 @@ def test_action_search_pages(client: httpx.Client) -> None:
     assert first["results"] == [{"name": "owner"}, {"name": "can_read"}]
     body["page"]["token"] = first["page"]["next_token"]
     assert post(client, "/search/action", body) == {
-        "page": {"next_token": "", "count": 1},
+        "page": {"next_token": "", "count": 1, "total": 3},
         "results": [{"name": "can_write"}],
     }
 
