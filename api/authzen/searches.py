@@ -48,6 +48,8 @@ _BAD_TOKEN = "ERROR_CODE_INVALID_CONTINUOUS_TOKEN"
 #: The engine's lookups are asked for every id at once: a search pages them itself, by offset,
 #: which is stable because every page reads the first page's snapshot.
 _ALL = sys.maxsize
+#: Longer than any token issued (a fingerprint, a snap token, a schema version, an offset).
+_MAX_TOKEN = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +93,12 @@ def read_token(token: str, print_: str) -> Resume | None:
     did not issue, or one that came with another request than the first page's."""
     if not token:
         return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        data = None
+    data = None
+    if len(token) <= _MAX_TOKEN:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        except (binascii.Error, ValueError, RecursionError):
+            data = None
     if (
         not isinstance(data, list)
         or len(data) != 5

@@ -4,6 +4,7 @@ spec (adapted to the schema below: its ids, types and actions are the spec's), t
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -488,6 +489,10 @@ def test_pages_read_the_first_pages_snapshot(client: httpx.Client) -> None:
     }
 
 
+def _encoded(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -495,8 +500,17 @@ def test_pages_read_the_first_pages_snapshot(client: httpx.Client) -> None:
         (lambda b: b.update(context={"time": "now"}), "another search"),
         (lambda b: b["page"].update(token="bm90IGEgdG9rZW4"), "not a page token"),
         (lambda b: b["page"].update(token="%%%"), "not a page token"),
+        (lambda b: b["page"].update(token=_encoded(b"[" * 1000)), "not a page token"),
+        (lambda b: b["page"].update(token=_encoded(b"[" * 100_000)), "not a page token"),
     ],
-    ids=["other-limit", "other-context", "foreign-token", "garbage-token"],
+    ids=[
+        "other-limit",
+        "other-context",
+        "foreign-token",
+        "garbage-token",
+        "nested-token",
+        "long-token",
+    ],
 )
 def test_a_token_must_come_with_the_first_pages_request(
     client: httpx.Client, change: Callable[[dict[str, Any]], None], words: str
