@@ -128,12 +128,22 @@ def attributes_of(
 
 def _value(kind: AttributeType, value: object) -> object:
     """A JSON value as the attribute's: whole numbers as integers (JSON has one number type),
-    and integers within Permify's 32 bits."""
-    if kind.element is not AttributeType.INTEGER:
+    integers within Permify's 32 bits, and doubles within a double's range."""
+    convert = {AttributeType.INTEGER: _integer, AttributeType.DOUBLE: _double}.get(kind.element)
+    if convert is None:
         return value
     if kind.is_array and isinstance(value, list):
-        return [_integer(v) for v in value]
-    return _integer(value)
+        return [convert(v) for v in value]
+    return convert(value)
+
+
+def _double(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"{value} is outside the range of a double") from None
+    return value
 
 
 def _integer(value: object) -> object:

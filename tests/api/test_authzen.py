@@ -20,6 +20,7 @@ from tests.api.support import finished_requests
 SCHEMA = """
 entity user {
     attribute department string
+    attribute score double
 }
 entity group {
     relation member @user
@@ -202,6 +203,30 @@ def test_a_declared_property_of_another_type_denies_with_the_reason(client: http
     assert error["code"] == "ERROR_CODE_ATTRIBUTE_TYPE_MISMATCH"
     assert "resource.properties.public" in error["message"]
     assert "boolean" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [(2**31, "32-bit"), (10**400, "32-bit"), ("9", "expected a integer"), (True, "integer")],
+    ids=["past-int32", "huge", "string", "boolean"],
+)
+def test_an_integer_property_must_fit(client: httpx.Client, value: object, words: str) -> None:
+    resource = {"type": "account", "id": "123", "properties": {"opens": value}}
+    body = {"subject": ALICE, "resource": resource, "action": {"name": "can_read_now"}}
+    answer = decision(client, {**body, "context": {"hour": 10}})
+    assert answer["decision"] is False
+    assert words in answer["context"]["error"]["message"]
+
+
+def test_a_double_property_must_fit(client: httpx.Client) -> None:
+    """A JSON integer too large for a double is refused, not a server error."""
+    subject = {**ALICE, "properties": {"score": 10**400}}
+    body = {"subject": subject, "resource": ACCOUNT, "action": {"name": "can_read"}}
+    answer = decision(client, body)
+    assert answer["decision"] is False
+    assert "range of a double" in answer["context"]["error"]["message"]
+    subject["properties"] = {"score": 2}  # an integer is a double
+    assert decision(client, body) == {"decision": True}
 
 
 def test_context_is_the_request_data_rules_read(client: httpx.Client) -> None:
