@@ -98,10 +98,9 @@ def apply_changes(
             if t not in writes:
                 doomed[t] = None
     if doomed:
-        rows = conn.execute(
-            _DELETE_TUPLES, (revision, *_columns(doomed), pk), binary=True
-        ).fetchall()
-        log.extend(Change(Operation.DELETE, t) for t in sorted(map(tuple_of, rows)))
+        encoded = _encoded(doomed)
+        rows = conn.execute(_DELETE_TUPLES, (revision, *_arrays(encoded), pk), binary=True)
+        log.extend(Change(Operation.DELETE, t) for t in sorted(encoded[row] for row in rows))
 
     attr_writes = {a.key: a for a in changes.write_attributes}  # the last one wins
     attr_doomed = dict.fromkeys(k for k in changes.delete_attributes if k not in attr_writes)
@@ -127,10 +126,9 @@ def apply_changes(
                 attr_doomed[key] = None
     created_tuples: list[Tuple] = []
     if writes:
-        rows = conn.execute(
-            _CREATE_TUPLES, (pk, revision, *_columns(writes)), binary=True
-        ).fetchall()
-        created_tuples = sorted(map(tuple_of, rows))
+        encoded = _encoded(writes)
+        created = conn.execute(_CREATE_TUPLES, (pk, revision, *_arrays(encoded)), binary=True)
+        created_tuples = sorted(encoded[row] for row in created)
 
     if attr_writes or attr_doomed:
         _apply_attributes(
@@ -193,10 +191,15 @@ def apply_changes(
     return new_kinds
 
 
-def _columns(tuples: dict[Tuple, None]) -> list[list[bytes]]:
-    """The six parameter arrays (one per tuple part) of ``tuples``, in key order."""
-    rows = sorted(tuple_columns(t) for t in tuples)
-    return [[row[i] for row in rows] for i in range(6)]
+def _encoded(tuples: dict[Tuple, None]) -> dict[tuple[bytes, ...], Tuple]:
+    """Each tuple by its six columns, in key order: what a returned row is looked up by (no
+    decoding)."""
+    return {row: t for row, t in sorted((tuple_columns(t), t) for t in tuples)}
+
+
+def _arrays(encoded: dict[tuple[bytes, ...], Tuple]) -> list[list[bytes]]:
+    """The six parameter arrays (one per tuple part)."""
+    return [[row[i] for row in encoded] for i in range(6)]
 
 
 def _live_tuples(conn: Connection, pk: int, flt: TupleFilter) -> list[Tuple]:
