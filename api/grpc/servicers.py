@@ -25,7 +25,8 @@ from api.errors import ApiError, bad_request, from_validation_error
 from api.grpc.generated.base.v1 import base_pb2 as base
 from api.grpc.generated.base.v1 import service_pb2 as pb
 from api.middleware import Metrics
-from api.request_io import context_of, token_field
+from api.request_io import SMALL_BODY_BYTES, context_of, token_field
+from api.request_io import _count_values as count_values
 from api.routes import bundles, data, schemas, tenants, watch
 from api.routes.permissions import _take
 from api.services import Services
@@ -87,13 +88,16 @@ def _value_json(field: FieldDescriptor, value: Any) -> Any:
     return value  # strings, bools, 32-bit integers (these protos have no 64-bit or bytes fields)
 
 
-def body_of(message: Message, model: type[M]) -> M:
+def body_of(message: Message, model: type[M], max_values: int) -> M:
     """``message`` read as the HTTP route reads its JSON body: a 400 (INVALID_ARGUMENT) naming
-    the field for anything the model refuses."""
+    the field for anything the model refuses, and a 413 (RESOURCE_EXHAUSTED) for more than
+    ``max_values`` JSON values, counted as HTTP counts them (``max_body_values``)."""
     try:
         text = _dumps(message_json(message))
     except (TypeError, ValueError) as exc:  # an Any of a type no proto here declares
         raise bad_request("body", f"cannot be read: {exc}") from exc
+    if len(text) > SMALL_BODY_BYTES:
+        count_values(text.encode(), max_values)
     try:
         return model.model_validate_json(text)
     except ValidationError as exc:
@@ -128,11 +132,19 @@ class Servicers:
         self.svc = services
         self.metrics = metrics
 
+    async def _body(self, message: Message, model: type[M]) -> M:
+        """``body_of``: small messages here, big ones on a worker thread (reading a request of
+        thousands of tuples takes long enough to hold the event loop up)."""
+        limit = self.svc.config.max_body_values
+        if message.ByteSize() <= SMALL_BODY_BYTES // 4:
+            return body_of(message, model, limit)
+        return await self.svc.run(body_of, message, model, limit)
+
     # -- Permission ---------------------------------------------------------------------------
 
     async def check(self, request: pb.PermissionCheckRequest) -> pb.PermissionCheckResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.CheckRequest)
+        body = await self._body(request, m.CheckRequest)
         svc = self.svc
         engine = svc.engine
         entity = Entity(body.entity.type, body.entity.id)
@@ -161,7 +173,7 @@ class Servicers:
         self, request: pb.PermissionBulkCheckRequest
     ) -> pb.PermissionBulkCheckResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.BulkCheckRequest)
+        body = await self._body(request, m.BulkCheckRequest)
         svc = self.svc
         items = [
             CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
@@ -183,7 +195,7 @@ class Servicers:
 
     async def expand(self, request: pb.PermissionExpandRequest) -> pb.PermissionExpandResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.ExpandRequest)
+        body = await self._body(request, m.ExpandRequest)
         svc = self.svc
         with token_field("metadata.snap_token"):
             tree = await svc.run(
@@ -202,16 +214,15 @@ class Servicers:
             lambda: answer({"tree": m.expand_json(tree)}, pb.PermissionExpandResponse())
         )
 
-    @staticmethod
-    def _lookup_entity_body(
-        request: pb.PermissionLookupEntityRequest,
+    async def _lookup_entity_body(
+        self, request: pb.PermissionLookupEntityRequest
     ) -> tuple[str, m.LookupEntityRequest]:
-        return tenant_of(request.tenant_id), body_of(request, m.LookupEntityRequest)
+        return tenant_of(request.tenant_id), await self._body(request, m.LookupEntityRequest)
 
     async def lookup_entity(
         self, request: pb.PermissionLookupEntityRequest
     ) -> pb.PermissionLookupEntityResponse:
-        tenant, body = self._lookup_entity_body(request)
+        tenant, body = await self._lookup_entity_body(request)
         svc = self.svc
         with token_field("metadata.snap_token"):
             page = await svc.run(
@@ -230,7 +241,7 @@ class Servicers:
     async def lookup_entity_stream(
         self, request: pb.PermissionLookupEntityRequest
     ) -> AsyncIterator[pb.PermissionLookupEntityStreamResponse]:
-        tenant, body = self._lookup_entity_body(request)
+        tenant, body = await self._lookup_entity_body(request)
         svc = self.svc
         with token_field("metadata.snap_token"):
             ids = await svc.run(
@@ -254,7 +265,7 @@ class Servicers:
         self, request: pb.PermissionLookupSubjectRequest
     ) -> pb.PermissionLookupSubjectResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.LookupSubjectRequest)
+        body = await self._body(request, m.LookupSubjectRequest)
         svc = self.svc
         ref = body.subject_reference
         with token_field("metadata.snap_token"):
@@ -276,7 +287,7 @@ class Servicers:
         self, request: pb.PermissionSubjectPermissionRequest
     ) -> pb.PermissionSubjectPermissionResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.SubjectPermissionRequest)
+        body = await self._body(request, m.SubjectPermissionRequest)
         svc = self.svc
         meta = body.metadata
         with token_field("metadata.snap_token"):
@@ -296,7 +307,7 @@ class Servicers:
 
     async def schema_write(self, request: pb.SchemaWriteRequest) -> pb.SchemaWriteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.SchemaWriteRequest)
+        body = await self._body(request, m.SchemaWriteRequest)
         version = await self.svc.run(schemas._write, self.svc.store, tenant, body.schema_)
         return pb.SchemaWriteResponse(schema_version=version.version)
 
@@ -304,7 +315,7 @@ class Servicers:
         self, request: pb.SchemaPartialWriteRequest
     ) -> pb.SchemaPartialWriteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.PartialWriteRequest)
+        body = await self._body(request, m.PartialWriteRequest)
         partials = {
             name: Partial(tuple(p.write), tuple(p.update), tuple(p.delete))
             for name, p in body.partials.items()
@@ -316,7 +327,7 @@ class Servicers:
 
     async def schema_read(self, request: pb.SchemaReadRequest) -> pb.SchemaReadResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.SchemaReadRequest)
+        body = await self._body(request, m.SchemaReadRequest)
         svc = self.svc
         _, schema = await svc.run(svc.engine.schema, tenant, body.metadata.schema_version)
         return await svc.run(
@@ -325,7 +336,7 @@ class Servicers:
 
     async def schema_list(self, request: pb.SchemaListRequest) -> pb.SchemaListResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.PageRequest)
+        body = await self._body(request, m.PageRequest)
         store = self.svc.store
 
         def work() -> pb.SchemaListResponse:
@@ -367,7 +378,7 @@ class Servicers:
 
     async def data_write(self, request: pb.DataWriteRequest) -> pb.DataWriteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.DataWriteRequest)
+        body = await self._body(request, m.DataWriteRequest)
         tuples = [t.to_tuple() for t in body.tuples]
         token = await self._write(
             tenant, body.metadata.schema_version, tuples, data._attributes(body.attributes)
@@ -378,7 +389,7 @@ class Servicers:
         self, request: pb.RelationshipWriteRequest
     ) -> pb.RelationshipWriteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.RelationshipsWriteRequest)
+        body = await self._body(request, m.RelationshipsWriteRequest)
         tuples = [t.to_tuple() for t in body.tuples]
         token = await self._write(tenant, body.metadata.schema_version, tuples, [])
         return pb.RelationshipWriteResponse(snap_token=token)
@@ -387,7 +398,7 @@ class Servicers:
         self, request: pb.RelationshipReadRequest
     ) -> pb.RelationshipReadResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.RelationshipsReadRequest)
+        body = await self._body(request, m.RelationshipsReadRequest)
         store = self.svc.store
 
         def work() -> pb.RelationshipReadResponse:
@@ -411,7 +422,7 @@ class Servicers:
 
     async def read_attributes(self, request: pb.AttributeReadRequest) -> pb.AttributeReadResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.AttributesReadRequest)
+        body = await self._body(request, m.AttributesReadRequest)
         store = self.svc.store
 
         def work() -> pb.AttributeReadResponse:
@@ -441,7 +452,7 @@ class Servicers:
 
     async def data_delete(self, request: pb.DataDeleteRequest) -> pb.DataDeleteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.DataDeleteRequest)
+        body = await self._body(request, m.DataDeleteRequest)
         if body.tuple_filter.is_empty and body.attribute_filter.is_empty:
             raise bad_request(
                 "tuple_filter",
@@ -459,7 +470,7 @@ class Servicers:
         self, request: pb.RelationshipDeleteRequest
     ) -> pb.RelationshipDeleteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.RelationshipsDeleteRequest)
+        body = await self._body(request, m.RelationshipsDeleteRequest)
         if body.filter.is_empty:
             raise bad_request(
                 "filter", "give a non-empty filter (an empty one would match every tuple)"
@@ -469,7 +480,7 @@ class Servicers:
 
     async def run_bundle(self, request: pb.BundleRunRequest) -> pb.BundleRunResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.RunBundleRequest)
+        body = await self._body(request, m.RunBundleRequest)
         svc = self.svc
         token = await svc.run(bundles._run, svc, tenant, body.name, body.arguments)
         svc.writes.notify()
@@ -479,7 +490,7 @@ class Servicers:
 
     async def bundle_write(self, request: pb.BundleWriteRequest) -> pb.BundleWriteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.BundleWriteRequest)
+        body = await self._body(request, m.BundleWriteRequest)
         svc = self.svc
         names = await svc.run(
             bundles._write, svc, tenant, [bundles._bundle(b) for b in body.bundles]
@@ -488,14 +499,14 @@ class Servicers:
 
     async def bundle_read(self, request: pb.BundleReadRequest) -> pb.BundleReadResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.BundleNameRequest)
+        body = await self._body(request, m.BundleNameRequest)
         svc = self.svc
         bundle = await svc.run(read_bundle, svc.store, tenant, body.name)
         return answer({"bundle": bundles._bundle_json(bundle)}, pb.BundleReadResponse())
 
     async def bundle_delete(self, request: pb.BundleDeleteRequest) -> pb.BundleDeleteResponse:
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.BundleNameRequest)
+        body = await self._body(request, m.BundleNameRequest)
         svc = self.svc
         name = await svc.run(delete_bundle, svc.store, tenant, body.name)
         return pb.BundleDeleteResponse(name=name)
@@ -503,7 +514,7 @@ class Servicers:
     # -- Tenancy ------------------------------------------------------------------------------
 
     async def tenant_create(self, request: pb.TenantCreateRequest) -> pb.TenantCreateResponse:
-        body = body_of(request, m.TenantCreateRequest)
+        body = await self._body(request, m.TenantCreateRequest)
         if body.id in tenants.UNREACHABLE_IDS:  # refused over HTTP: refused here too, alike
             raise bad_request("id", f"{body.id!r} cannot be a tenant id: URLs cannot name it")
         svc = self.svc
@@ -519,7 +530,7 @@ class Servicers:
         return pb.TenantDeleteResponse(tenant_id=tenant)
 
     async def tenant_list(self, request: pb.TenantListRequest) -> pb.TenantListResponse:
-        body = body_of(request, m.PageRequest)
+        body = await self._body(request, m.PageRequest)
         store = self.svc.store
 
         def work() -> Page[TenantInfo]:
@@ -544,7 +555,7 @@ class Servicers:
         """As the HTTP watch: every change set after the token, then each new one as it lands,
         until the client leaves or the server stops."""
         tenant = tenant_of(request.tenant_id)
-        body = body_of(request, m.WatchRequest)
+        body = await self._body(request, m.WatchRequest)
         svc = self.svc
         store = svc.store
         after = body.snap_token or await svc.run(store.head, tenant)

@@ -683,3 +683,18 @@ def test_bytes_that_are_not_the_request_are_invalid_argument(
     assert message.startswith(
         "ERROR_CODE_VALIDATION: body: not a valid PermissionCheckRequest message"
     )
+
+
+def test_a_request_of_too_many_values_is_refused_as_over_http(client: Client) -> None:
+    """max_body_values bounds a gRPC request as it bounds an HTTP body (RESOURCE_EXHAUSTED,
+    HTTP's 413), before the request model reads it."""
+    tuples = _tuples([f"doc:{i}#viewer@user:u{i}" for i in range(6000)])
+    with pytest.raises(grpc.RpcError) as raised:
+        client.call(
+            "Data/WriteRelationships",
+            pb.RelationshipWriteRequest(tenant_id="t1", tuples=tuples),
+            pb.RelationshipWriteResponse,
+        )
+    code, message, _ = _status(raised.value)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "holds more than 25,000 JSON values (max_body_values)" in message
