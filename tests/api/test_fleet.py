@@ -183,13 +183,17 @@ def test_migrate_needs_a_postgresql_url() -> None:
     assert "--database-url" in result.output
 
 
-def test_serve_refuses_a_database_that_needs_migrating(empty_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_a_database_that_needs_migrating(
+    empty_url: str, tmp_path: Path, workers: str
+) -> None:
     log = tmp_path / "serve.stderr"
-    proc = _start(empty_url, log)
+    proc = _start(empty_url, log, "--workers", workers)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert out == ""  # no ready line
-    assert "stonetown migrate" in log.read_text()
+    assert "stonetown serve: " in log.read_text()
+    assert "run `stonetown migrate --database-url" in log.read_text()
 
 
 def test_several_workers_need_postgresql(tmp_path: Path) -> None:
