@@ -116,6 +116,18 @@ RULES = [
         ("engine.relations",),
         only=(*(f"api/routes/{route}" for route in PERMIFY_ROUTES), "api/transfer"),
     ),
+    Rule(
+        "the gRPC API uses the Store interface and knows nothing of the relations layer",
+        ("api/grpc",),
+        (*BACKENDS, "engine.relations"),
+    ),
+    Rule(
+        # So building an app never opens a gRPC port, and other commands never load grpc.
+        "only api/grpc and the serve command know gRPC",
+        ("api",),
+        ("grpc", "grpc_health", "grpc_reflection", "api.grpc"),
+        exempt=("api/grpc", "api/cli/serve"),
+    ),
 ]
 
 
