@@ -30,6 +30,7 @@ MAX_RELATIONS = 64
 _NAME_SCHEMA = {
     "type": "string",
     "pattern": f"^{object_types.NAME.pattern}$",
+    "not": {"enum": sorted(object_types.RESERVED)},
     "description": "A lowercase letter, then lowercase letters, digits or _ (not a keyword).",
 }
 

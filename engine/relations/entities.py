@@ -86,11 +86,12 @@ def typed_for_role(
     target_id = target[1] if isinstance(target, tuple) else target
     if not fits:
         known_roles = sorted({rt.role for rt in rel.types(tenant_id)})
+        sides = [side[0] if isinstance(side, tuple) else "any type" for side in (source, target)]
         raise Invalid(
             [
                 FieldError(
                     ("relation_type",),
-                    f'relation_type "{role}" is not a registered relationship type',
+                    f'relation_type "{role}" is not registered for {sides[0]} -> {sides[1]}',
                     value=role,
                     suggestions=tuple(suggest(role, known_roles)),
                 )

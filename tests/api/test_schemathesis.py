@@ -339,6 +339,18 @@ EXCUSES = (
         messages=(r'^relation_type "[^"]*" is not registered for ', r'^Unknown role "'),
     ),
     Excuse(
+        "A path without a tenant serves the tenant of the API token sent; the run sends the "
+        "admin key, which belongs to no tenant.",
+        r"^[A-Z]+ /(relationship-types|relationships|custom-objects/types)(/|$)",
+        messages=(r" takes its tenant from an API token, and the admin key belongs to no ",),
+    ),
+    Excuse(
+        "A new object type's relations name entity types (and their relations) of the tenant's "
+        "schema.",
+        r"^POST (/v1/tenants/\{tenant_id\})?/custom-objects/types$",
+        messages=(r"^unknown entity `[^`]*` in subject type ", r"^entity `[^`]*` has no relation "),
+    ),
+    Excuse(
         "A record's kind is one of the tenant's data model (its settings), and its two contacts "
         "differ.",
         r"xapi2/data/relationship$",
