@@ -221,6 +221,8 @@ class _Supervisor:
                     os.close(alive_w)
                     os.close(report_r)
                     status = _run_worker(worker_config, alive_r, report_w)
+                except BaseException:  # os._exit below would swallow it unsaid
+                    log.exception("worker %d failed", os.getpid())
                 finally:
                     sys.stdout.flush()
                     sys.stderr.flush()
