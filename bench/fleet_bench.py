@@ -33,7 +33,8 @@ ratio of two workers to one is bounded by what is left for the second worker; th
 the CPU time of each.
 
     .venv/bin/python bench/fleet_bench.py [--duration 60] [--warmup 5] [--concurrency 48]
-        [--targets leveldb,postgres-1,postgres-2] [--database-url URL] [--json]
+        [--targets leveldb,postgres-1,postgres-2] [--database-url URL] [--write-every 5]
+        [--setting STONETOWN_WORKER_THREADS=8]... [--json]
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STONETOWN = ROOT / ".venv" / "bin" / "stonetown"
 READY = re.compile(r"stonetown serving on http://127\.0\.0\.1:(\d+) ")
 ALLOWED = b'"CHECK_RESULT_ALLOWED"'
-WRITE_EVERY = 5  # every fifth request is a write: 80% checks, 20% writes
+WRITE_EVERY = 5  # by default every fifth request is a write: 80% checks, 20% writes
 TARGETS = ("leveldb", "postgres-1", "postgres-2")
 
 
@@ -92,10 +93,12 @@ def _tree_cpu_s(pid: int) -> float:
 
 
 @contextmanager
-def serving(args: list[str], workdir: Path) -> Iterator[Server]:
-    """``stonetown serve --port 0 *args`` until the block ends (SIGTERM)."""
+def serving(args: list[str], workdir: Path, settings: dict[str, str]) -> Iterator[Server]:
+    """``stonetown serve --port 0 *args`` with ``settings`` (``STONETOWN_*`` variables) until
+    the block ends (SIGTERM)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STONETOWN_")}
     env["STONETOWN_ACCESS_LOG"] = "false"
+    env.update(settings)
     log = (workdir / "serve.stderr").open("w")
     proc = subprocess.Popen(
         [str(STONETOWN), "serve", "--port", "0", *args],
@@ -168,16 +171,18 @@ class Plan:
 
 
 class _Load:
-    """``connections`` keep-alive connections, one request in flight each; every WRITE_EVERY-th
-    request a write, the rest checks; latency and errors of responses before the deadline."""
+    """``connections`` keep-alive connections, one request in flight each; every
+    ``write_every``-th request a write (0: none), the rest checks; latency and errors of
+    responses before the deadline."""
 
-    def __init__(self, port: int, plan: Plan, connections: int) -> None:
+    def __init__(self, port: int, plan: Plan, connections: int, write_every: int) -> None:
         base = f"/v1/tenants/{plan.tenant}"
         head = "POST {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n"
         self.check_head = (head.format(f"{base}/permissions/check", port)).encode()
         self.write_head = (head.format(f"{base}/data/write", port)).encode()
         self.plan = plan
         self.connections = connections
+        self.write_every = write_every
         self.next = 0
         self.checks = 0
         self.deadline = 0
@@ -193,7 +198,7 @@ class _Load:
         """(check index, or -1 for a write; the request's bytes)."""
         n = self.next
         self.next = n + 1
-        if n % WRITE_EVERY == WRITE_EVERY - 1:
+        if self.write_every and n % self.write_every == self.write_every - 1:
             user = self.plan.users[n % len(self.plan.users)]
             body = (
                 '{"metadata":{"schema_version":""},"tuples":[{"entity":{"type":"document",'
@@ -252,9 +257,11 @@ class _Connection(asyncio.Protocol):
                 self.send()
 
 
-async def _run_load(port: int, plan: Plan, seconds: float, concurrency: int) -> dict[str, Any]:
+async def _run_load(
+    port: int, plan: Plan, seconds: float, concurrency: int, write_every: int
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    load = _Load(port, plan, concurrency)
+    load = _Load(port, plan, concurrency, write_every)
     load.all_idle = loop.create_future()
     conns = []
     for _ in range(concurrency):
@@ -326,10 +333,12 @@ def measure(
     progress(f"{name}: loading {len(tuples):,} tuples")
     load_s = prepare(srv, plan, tuples)
     progress(f"{name}: warm-up {args.warmup:g}s")
-    asyncio.run(_run_load(srv.port, plan, args.warmup, args.concurrency))
+    asyncio.run(_run_load(srv.port, plan, args.warmup, args.concurrency, args.write_every))
     progress(f"{name}: {args.duration:g}s of load")
     cpu0 = _tree_cpu_s(srv.proc.pid)
-    result = asyncio.run(_run_load(srv.port, plan, args.duration, args.concurrency))
+    result = asyncio.run(
+        _run_load(srv.port, plan, args.duration, args.concurrency, args.write_every)
+    )
     result["server_cpu_s"] = round(_tree_cpu_s(srv.proc.pid) - cpu0, 2)
     result["load_tuples_per_s"] = round(len(tuples) / load_s)
     progress(
@@ -349,6 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         sys.exit(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
     results: dict[str, Any] = {}
+    settings = dict(setting.split("=", 1) for setting in args.setting)
     databases = Databases(args.database_url) if any(t != "leveldb" for t in targets) else None
     try:
         for target in targets:
@@ -361,7 +371,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     assert databases is not None
                     workers = target.rsplit("-", 1)[1]
                     serve_args = ["--database-url", databases.create(), "--workers", workers]
-                with serving(serve_args, workdir) as srv:
+                with serving(serve_args, workdir, settings) as srv:
                     results[target] = measure(target, srv, plan, ds.tuples, args)
     finally:
         if databases is not None:
@@ -370,6 +380,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {"targets": results, "concurrency": args.concurrency}
     summary["duration_s"] = args.duration
     summary["cpus"] = os.cpu_count()
+    summary["write_every"] = args.write_every
+    summary["settings"] = settings
     if one and two:
         summary["two_workers_over_one"] = round(two["req_per_s"] / max(one["req_per_s"], 1), 2)
     return summary
@@ -377,7 +389,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(summary: dict[str, Any]) -> str:
     lines = [
-        f"mixed load: 80% check / 20% write, {summary['concurrency']} connections, "
+        f"mixed load: a write every {summary['write_every']} requests (0: none), "
+        f"{summary['concurrency']} connections, "
         f"{summary['duration_s']:g}s, {summary['cpus']} CPUs",
         "| target | req/s | p50 ms | p99 ms | errors | server CPU s | load tuples/s |",
         "|---|---|---|---|---|---|---|",
@@ -401,8 +414,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument(
+        "--write-every",
+        type=int,
+        default=WRITE_EVERY,
+        help="every Nth request is a write (default 5: 20%% writes; 0: checks only)",
+    )
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--database-url", help="a PostgreSQL server to use (default: throwaway)")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="STONETOWN_NAME=VALUE",
+        help="a server setting for every target, e.g. STONETOWN_WORKER_THREADS=8 (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=100)
