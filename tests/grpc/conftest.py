@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,3 +123,16 @@ def http(server: Server) -> Iterator[httpx.Client]:
 
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
+
+
+def wait_for_no_streams(http: httpx.Client) -> None:
+    """Until no stream holds the server's one stream slot: a cancelled watch frees it when the
+    server next looks (within watch_poll_seconds)."""
+    for _ in range(300):
+        text = http.get("/metrics").text
+        found = re.search(r"^stonetown_streams_open (\S+)$", text, re.MULTILINE)
+        assert found is not None
+        if float(found[1]) == 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError("a stream is still open after 3 s")

@@ -24,7 +24,7 @@ from api.grpc.server import methods
 from api.grpc.servicers import Servicers, message_json
 from tests.api.support import entity_json, subject_json, tuple_json
 from tests.grpc import scenario
-from tests.grpc.conftest import Client, _serialize
+from tests.grpc.conftest import Client, _serialize, wait_for_no_streams
 
 DEPTH = pb.PermissionCheckRequestMetadata(depth=20)
 
@@ -153,7 +153,8 @@ def test_the_scenario_through_grpcio_stubs(client: Client) -> None:
     assert read == {t.partition("@")[0] for t in scenario.TUPLES if t.startswith("doc:")}
 
 
-def test_watch_streams_each_later_write(client: Client) -> None:
+def test_watch_streams_each_later_write(client: Client, http: httpx.Client) -> None:
+    wait_for_no_streams(http)  # the server has one stream slot
     tenant, token = _setup(client)
     changes = client.stream(
         "Watch/Watch", pb.WatchRequest(tenant_id=tenant, snap_token=token), pb.WatchResponse
@@ -313,6 +314,7 @@ def test_calls_need_the_preshared_key(channel: grpc.Channel, key: str | None, re
 def test_grpc_and_http_share_the_stream_pool(client: Client, http: httpx.Client) -> None:
     """The server has one stream slot (max_streams=1): a gRPC watch holding it turns away a
     second watch over either protocol, and frees it when it ends."""
+    wait_for_no_streams(http)
     tenant, token = _setup(client)
     request = pb.WatchRequest(tenant_id=tenant, snap_token=token)
     holder = client.stream("Watch/Watch", request, pb.WatchResponse)

@@ -1,15 +1,15 @@
-"""`stonetown serve`'s gRPC port: the setting, and a port in use."""
+"""The gRPC port: which one `stonetown serve` takes, and a port in use."""
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from api.app import create_app, make_runner
 from api.config import Config
-from api.grpc.server import grpc_port_of
-from tests.api.served import STONETOWN, environ
+from api.grpc.server import grpc_port_of, start_grpc
 from tests.grpc.conftest import Server
 
 
@@ -28,18 +28,18 @@ def test_the_grpc_port_serve_listens_on(config: Config, port: int | None) -> Non
     assert grpc_port_of(config) == port
 
 
-def test_a_grpc_port_in_use_fails_clearly(server: Server, tmp_path: Path) -> None:
-    """Another server's gRPC port is refused (gRPC's default SO_REUSEPORT would share it)."""
-    taken = server.grpc_address.rpartition(":")[2]
-    second = subprocess.run(
-        [STONETOWN, "serve", "--port", "0", "--grpc-port", taken, "--data-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ(),
-        check=False,
-    )
-    assert second.returncode == 1, second.stderr
-    assert second.stdout == ""
-    assert f"cannot listen on 127.0.0.1:{taken} (gRPC)" in second.stderr
-    assert "Traceback" not in second.stderr
+def test_a_grpc_port_in_use_is_refused(server: Server, tmp_path: Path) -> None:
+    """Another server's gRPC port is refused, as serve reports it (gRPC's default
+    SO_REUSEPORT would bind it and share its calls)."""
+    taken = int(server.grpc_address.rpartition(":")[2])
+
+    async def start_on_the_taken_port() -> None:
+        runner = make_runner(create_app(Config(data_dir=str(tmp_path), access_log=False)))
+        await runner.setup()
+        try:
+            await start_grpc(runner.app, "127.0.0.1", taken)
+        finally:
+            await runner.cleanup()
+
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{taken} \\(gRPC\\)"):
+        asyncio.run(start_on_the_taken_port())

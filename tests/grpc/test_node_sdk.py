@@ -15,10 +15,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.grpc import scenario
-from tests.grpc.conftest import KEY, Server
+from tests.grpc.conftest import KEY, Server, wait_for_no_streams
 
 NODE_PROJECT = Path(__file__).parent / "node"
 SDK = NODE_PROJECT / "node_modules" / "@permify" / "permify-node"
@@ -48,8 +49,9 @@ def test_the_installed_sdk_is_the_pinned_version() -> None:
     assert pinned == {"@permify/permify-node": installed}
 
 
-def test_the_scenario_through_permifys_node_sdk(server: Server) -> None:
+def test_the_scenario_through_permifys_node_sdk(server: Server, http: httpx.Client) -> None:
     node = _node()
+    wait_for_no_streams(http)  # its watch needs the server's one stream slot
     spec = {
         "address": server.grpc_address,
         "key": KEY,
