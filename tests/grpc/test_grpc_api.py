@@ -5,6 +5,7 @@ reflection."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
@@ -700,3 +701,23 @@ def test_a_request_of_too_many_values_is_refused_as_over_http(client: Client) ->
     code, message, _ = _status(raised.value)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "holds more than 25,000 JSON values (max_body_values)" in message
+
+
+def test_grpc_calls_are_counted_in_the_metrics(client: Client, http: httpx.Client) -> None:
+    def counted(status: int) -> float:
+        text = http.get("/metrics").text
+        found = re.search(
+            r'^stonetown_http_requests_total\{method="GRPC",'
+            rf'route="/base.v1.Tenancy/List",status="{status}"\}} (\S+)$',
+            text,
+            re.MULTILINE,
+        )
+        return float(found[1]) if found else 0.0
+
+    ok, refused = counted(200), counted(401)
+    client.call("Tenancy/List", pb.TenantListRequest(), pb.TenantListResponse)
+    with pytest.raises(grpc.RpcError):
+        Client(client.channel, None).call(
+            "Tenancy/List", pb.TenantListRequest(), pb.TenantListResponse
+        )
+    assert (counted(200), counted(401)) == (ok + 1, refused + 1)
