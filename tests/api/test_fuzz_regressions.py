@@ -393,11 +393,16 @@ def test_creating_a_tenant_twice_is_a_documented_409(
     _documented(document, "/v1/tenants/create", response)
 
 
+#: The relations layer's paths without a tenant (the API token's tenant): relations routes too.
+RELATIONS_BARE = ("/relationship-types", "/relationships", "/custom-objects/")
+
+
 def test_every_v1_operation_documents_the_shutdown_503(document: dict[str, Any]) -> None:
     for path, methods in document["paths"].items():
         for operation in methods.values():
             assert ("503" in operation["responses"]) == (
-                path.startswith(("/v1/", "/xapi2/", "/core/")) or path == "/healthz"
+                path.startswith(("/v1/", "/xapi2/", "/core/", *RELATIONS_BARE))
+                or path == "/healthz"
             ), path
     health = _operation(document, "/healthz", "get")["responses"]["503"]["content"]
     _validator(document, health["application/json"]["schema"]).validate({"status": "NOT_SERVING"})
