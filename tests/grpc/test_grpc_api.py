@@ -721,3 +721,32 @@ def test_grpc_calls_are_counted_in_the_metrics(client: Client, http: httpx.Clien
             "Tenancy/List", pb.TenantListRequest(), pb.TenantListResponse
         )
     assert (counted(200), counted(401)) == (ok + 1, refused + 1)
+
+
+def test_schema_read_of_rules_and_attributes_answers_as_http(
+    client: Client, http: httpx.Client
+) -> None:
+    """All of HTTP's SchemaDefinition but a rule's expression, which the proto cannot carry."""
+    tenant = client.tenant()
+    schema = """
+    entity user {}
+    entity account {
+        relation owner @user
+        attribute balance integer
+        attribute tags string[]
+        permission withdraw = check_balance(balance) and owner
+    }
+    rule check_balance(balance integer) {
+        balance >= context.data.amount
+    }
+    """
+    client.call(
+        "Schema/Write",
+        pb.SchemaWriteRequest(tenant_id=tenant, schema=schema),
+        pb.SchemaWriteResponse,
+    )
+    over_http = _http(http, f"/v1/tenants/{tenant}/schemas/read", {})
+    for rule in over_http["schema"]["rule_definitions"].values():
+        assert rule.pop("expression")
+    read = client.call("Schema/Read", pb.SchemaReadRequest(tenant_id=tenant), pb.SchemaReadResponse)
+    assert _as_json(read) == over_http
