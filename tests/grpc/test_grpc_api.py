@@ -750,3 +750,21 @@ def test_schema_read_of_rules_and_attributes_answers_as_http(
         assert rule.pop("expression")
     read = client.call("Schema/Read", pb.SchemaReadRequest(tenant_id=tenant), pb.SchemaReadResponse)
     assert _as_json(read) == over_http
+
+    # An expand tree with attribute and rule leaves (Any values) answers alike too.
+    balance = base.Attribute(entity=_entity("account:1"), attribute="balance")
+    balance.value.Pack(base.IntegerValue(data=40))
+    client.call(
+        "Data/Write",
+        pb.DataWriteRequest(
+            tenant_id=tenant, tuples=_tuples(["account:1#owner@user:ann"]), attributes=[balance]
+        ),
+        pb.DataWriteResponse,
+    )
+    expand = pb.PermissionExpandRequest(entity=_entity("account:1"), permission="withdraw")
+    body = json_format.MessageToDict(expand, preserving_proto_field_name=True)
+    over_http = _http(http, f"/v1/tenants/{tenant}/permissions/expand", body)
+    expand.tenant_id = tenant
+    tree = client.call("Permission/Expand", expand, pb.PermissionExpandResponse)
+    assert _as_json(tree) == over_http
+    assert "values" in json.dumps(over_http)  # the rule's leaf is there, with its values
