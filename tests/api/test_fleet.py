@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from api.cli import main
 from storage.postgres import LATEST_VERSION, schema_version
+from tests.api.conftest import Server
 from tests.api.served import STONETOWN, environ
 from tests.api.test_watch import Tenant as WatchTenant
 from tests.api.test_watch import changes, tuple_json, watching
@@ -470,3 +471,17 @@ def test_racing_list_edits_through_two_replicas_keep_positions_contiguous(
         rows = _ok(on_b.get(path, params={"direction": "outgoing", "limit": 200}))["data"]
     positions = sorted(row["position"] for row in rows if row["relation_type"] == "categories")
     assert positions == list(range(1, 21))
+
+
+def test_with_max_staleness_an_answer_without_a_token_may_lag_but_a_token_never_does(
+    replicas: tuple[Replica, Replica], fleet_url: str, start_server: Callable[..., Server]
+) -> None:
+    a, _ = replicas
+    lagging = start_server(database_url=fleet_url, max_staleness_seconds=600.0)
+    with a.client() as on_a, lagging.client() as on_lagging:
+        tenant = WatchTenant(on_a)
+        assert not _check(on_lagging, tenant.id, "d1", "ann")  # reads (and keeps) the head
+        token = tenant.write([tuple_json("d1", "ann")])
+        assert not _check(on_lagging, tenant.id, "d1", "ann")  # the kept head: stale, by choice
+        assert _check(on_lagging, tenant.id, "d1", "ann", token)  # a token is looked up afresh
+        assert _check(on_a, tenant.id, "d1", "ann")  # no staleness: the latest
