@@ -195,6 +195,10 @@ def test_a_lost_database_is_503_with_retry_after_and_the_server_recovers(
             _assert_unavailable(*_timed(lambda: _check(client)))
         write = client.post("/v1/tenants/t1/data/write", json={"tuples": []})
         assert write.status_code == 503, write.text
+        listing = client.get("/v1/tenants/t1/relationship-types")  # the relations layer's edge
+        assert listing.status_code == 503, listing.text
+        assert listing.headers["Retry-After"].isdigit()
+        assert listing.json()["error"]["name"] == "ServiceUnavailableError"
         health, took = _timed(lambda: client.get("/healthz"))
         assert health.status_code == 503
         assert health.json()["status"] == "NOT_SERVING"
