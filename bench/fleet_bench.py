@@ -133,6 +133,14 @@ class Databases:
         self.admin_url = admin_url
         self.created: list[str] = []
 
+    def cpu_s(self) -> float | None:
+        """CPU time of the throwaway cluster's processes so far (None for a server given by
+        URL, which may be elsewhere)."""
+        if self.cluster is None:
+            return None
+        postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        return _tree_cpu_s(postmaster)
+
     def create(self) -> str:
         name = f"fleet_bench_{os.urandom(6).hex()}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -328,7 +336,13 @@ def prepare(srv: Server, plan: Plan, tuples: list[dict[str, Any]]) -> float:
 
 
 def measure(
-    name: str, srv: Server, plan: Plan, tuples: list[dict[str, Any]], args: argparse.Namespace
+    name: str,
+    srv: Server,
+    plan: Plan,
+    tuples: list[dict[str, Any]],
+    args: argparse.Namespace,
+    *,
+    databases: Databases | None,
 ) -> dict[str, Any]:
     progress(f"{name}: loading {len(tuples):,} tuples")
     load_s = prepare(srv, plan, tuples)
@@ -336,10 +350,13 @@ def measure(
     asyncio.run(_run_load(srv.port, plan, args.warmup, args.concurrency, args.write_every))
     progress(f"{name}: {args.duration:g}s of load")
     cpu0 = _tree_cpu_s(srv.proc.pid)
+    db0 = databases.cpu_s() if databases is not None else None
     result = asyncio.run(
         _run_load(srv.port, plan, args.duration, args.concurrency, args.write_every)
     )
     result["server_cpu_s"] = round(_tree_cpu_s(srv.proc.pid) - cpu0, 2)
+    db1 = databases.cpu_s() if databases is not None else None
+    result["database_cpu_s"] = None if db0 is None or db1 is None else round(db1 - db0, 2)
     result["load_tuples_per_s"] = round(len(tuples) / load_s)
     progress(
         f"{name}: {result['req_per_s']:,} req/s, p50 {result['latency_ms']['p50']} ms, "
@@ -372,7 +389,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     workers = target.rsplit("-", 1)[1]
                     serve_args = ["--database-url", databases.create(), "--workers", workers]
                 with serving(serve_args, workdir, settings) as srv:
-                    results[target] = measure(target, srv, plan, ds.tuples, args)
+                    db = None if target == "leveldb" else databases
+                    results[target] = measure(target, srv, plan, ds.tuples, args, databases=db)
     finally:
         if databases is not None:
             databases.close()
@@ -392,14 +410,16 @@ def report(summary: dict[str, Any]) -> str:
         f"mixed load: a write every {summary['write_every']} requests (0: none), "
         f"{summary['concurrency']} connections, "
         f"{summary['duration_s']:g}s, {summary['cpus']} CPUs",
-        "| target | req/s | p50 ms | p99 ms | errors | server CPU s | load tuples/s |",
-        "|---|---|---|---|---|---|---|",
+        "| target | req/s | p50 ms | p99 ms | errors | server CPU s | database CPU s "
+        "| client CPU s | load tuples/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in summary["targets"].items():
+        db = "-" if r["database_cpu_s"] is None else r["database_cpu_s"]
         lines.append(
             f"| {name} | {r['req_per_s']:,} | {r['latency_ms']['p50']} | "
-            f"{r['latency_ms']['p99']} | {r['errors']} | {r['server_cpu_s']} | "
-            f"{r['load_tuples_per_s']:,} |"
+            f"{r['latency_ms']['p99']} | {r['errors']} | {r['server_cpu_s']} | {db} | "
+            f"{r['client_cpu_s']} | {r['load_tuples_per_s']:,} |"
         )
     if "two_workers_over_one" in summary:
         lines.append(f"postgres 2 workers / 1 worker: {summary['two_workers_over_one']}x")
