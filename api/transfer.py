@@ -19,10 +19,11 @@ text). ``export`` writes the string form whenever it reads back to the same item
 Besides tuples and attributes, a backup carries what restores a whole tenant, each a record of
 its own kind: ``schema`` (the schema's text, first; an import writes it unless the tenant's
 current schema is that text), and after the tuples and attributes the relations layer as
-stored: ``relations_settings``, ``relationship_type`` and ``relation`` (JSON objects in the
-form ``GET .../relations/backup`` answers; a pair's two rows are adjacent). An import sends
-those to ``POST .../relations/restore`` (admin key) in batches that never split a pair, so the
-relation ids, metadata, positions, pairs and owners come back as they were.
+stored: ``relations_settings``, ``relationship_type``, ``relation`` and ``custom_object_type``
+(JSON objects in the form ``GET .../relations/backup`` answers; a pair's two rows are
+adjacent). An import sends those to ``POST .../relations/restore`` (admin key) in batches that
+never split a pair, so the relation ids, metadata, positions, pairs and owners come back as they
+were.
 
 Import streams: records are read one at a time, collected into batches, and each batch is one
 atomic ``data/write``. After every acknowledged batch the progress (next line, byte offset, a
@@ -72,7 +73,12 @@ STATE_VERSION = 1
 CSV_HEADER = ["kind", "value"]
 SCHEMA = "schema"
 #: The relations layer's kinds and the field of a restore request each goes to.
-LAYER = {"relations_settings": "settings", "relationship_type": "types", "relation": "relations"}
+LAYER = {
+    "relations_settings": "settings",
+    "relationship_type": "types",
+    "relation": "relations",
+    "custom_object_type": "object_types",
+}
 _KINDS = ("tuple", "attribute", SCHEMA, *LAYER)
 #: A restore request stays below the relations layer's body limit (1 MiB).
 _RESTORE_BYTES = 512 * 1024
@@ -423,7 +429,7 @@ def _rejected(label: str, batch: list[Record], exc: ClientError) -> DataFileErro
 
 
 def _restore_part(batch: list[Record]) -> dict[str, Any]:
-    part: dict[str, Any] = {"types": [], "relations": []}
+    part: dict[str, Any] = {"types": [], "relations": [], "object_types": []}
     for record in batch:
         assert isinstance(record.item, Part)
         field_name = LAYER[record.item.kind]
@@ -654,4 +660,6 @@ def run_export(
         for row in dumped.get("relations") or ():
             writer.write(Part("relation", row))
             relations += 1
+        for created in dumped.get("object_types") or ():
+            writer.write(Part("custom_object_type", created))
     return ExportResult(tuples, attributes, snap_token, relations, types, schema is not None)

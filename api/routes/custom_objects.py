@@ -2,7 +2,8 @@
 bare ``/custom-objects/types`` (the API token's tenant).
 
 An object type is an entity definition of the tenant's schema (``engine.relations.object_types``):
-the list shows every entity type the schema has; a create appends one as a new schema version.
+the list shows every entity type the schema has (``custom`` marks those created here); a create
+appends one as a new schema version.
 Listing needs the scope ``relationship_type:list``, creating ``relationship_type:create``.
 """
 
@@ -91,7 +92,7 @@ def _listing(svc: Services, tenant_id: str) -> list[object_types.ObjectType]:
         _, schema = svc.engine.schema(tenant_id)
     except SchemaNotFound:  # no schema yet: no object types
         return []
-    return object_types.listing(schema)
+    return object_types.listing(schema, svc.store.reader(tenant_id))
 
 
 def _relations(value: object, errors: list[FieldError]) -> dict[str, list[str]]:

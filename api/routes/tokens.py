@@ -343,6 +343,7 @@ async def read_backup(request: web.Request) -> web.StreamResponse:
             "settings": {"type": ["object", "null"]},
             "types": {"type": "array", "items": {"type": "object"}},
             "relations": {"type": "array", "items": {"type": "object"}},
+            "object_types": {"type": "array", "items": {"type": "object"}},
         },
     },
 )

@@ -1,9 +1,10 @@
 """A tenant's relations layer as plain JSON, and back: what ``stonetown export`` saves beside the
 tuples and ``stonetown import`` restores.
 
-A dump holds the tenant's relations settings (when set), every relationship type and every
-relation row, in the stored form (ids, metadata, positions, pairs, owners and times as they
-are), so a restored tenant shows the same views. API tokens are not part of it: a backup file
+A dump holds the tenant's relations settings (when set), every relationship type, every
+relation row and the names of the object types created through ``/custom-objects/types``, in
+the stored form (ids, metadata, positions, pairs, owners and times as they are), so a restored
+tenant shows the same views. API tokens are not part of it: a backup file
 must not carry credentials.
 
 ``restore`` checks everything before anything is written (a restore is one atomic write): each
@@ -23,7 +24,7 @@ from typing import Any
 
 from dsl.schema import Schema
 from engine.errors import InvalidWrite
-from engine.relations import layout
+from engine.relations import layout, object_types
 from engine.relations.errors import Conflict, FieldError, Invalid
 from engine.relations.layout import RowWriter
 from engine.relations.model import (
@@ -34,7 +35,7 @@ from engine.relations.model import (
     split_ref,
 )
 from engine.writes import check_tuple
-from storage.base import Changes, SnapshotReader, Tuple
+from storage.base import Changes, Record, SnapshotReader, Tuple
 
 _ID = re.compile(r"(rel|rt)-[A-Za-z0-9-]{1,64}")
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,254}")
@@ -46,12 +47,15 @@ class Dump:
     settings: Settings | None
     types: list[RelationType]
     rows: list[Relation]
+    #: The object types created through /custom-objects/types (their entities are in the schema).
+    object_types: list[str]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "settings": None if self.settings is None else asdict(self.settings),
             "types": [asdict(rt) for rt in self.types],
             "relations": [asdict(row) for row in self.rows],
+            "object_types": [{"name": name} for name in self.object_types],
         }
 
 
@@ -75,7 +79,8 @@ def dump(reader: SnapshotReader) -> Dump:
             if each.id not in placed:
                 placed.add(each.id)
                 ordered.append(each)
-    return Dump(settings, _paired(layout.types(reader)), ordered)
+    created = [record.key[0] for record in reader.records(object_types.CREATED)]
+    return Dump(settings, _paired(layout.types(reader)), ordered, created)
 
 
 def _paired(types: list[RelationType]) -> list[RelationType]:
@@ -198,6 +203,7 @@ class Restore:
     settings: Settings | None
     types: list[RelationType]
     rows: list[Relation]
+    object_types: list[str]
 
 
 def parse(body: Mapping[str, Any], settings: Settings | None) -> Restore:
@@ -206,7 +212,8 @@ def parse(body: Mapping[str, Any], settings: Settings | None) -> Restore:
     errors: list[FieldError] = []
     types_in = body.get("types", [])
     rows_in = body.get("relations", [])
-    for name, value in (("types", types_in), ("relations", rows_in)):
+    names_in = body.get("object_types", [])
+    for name, value in (("types", types_in), ("relations", rows_in), ("object_types", names_in)):
         if not isinstance(value, list):
             errors.append(FieldError((name,), f"{name} must be an array"))
     types = [
@@ -217,9 +224,13 @@ def parse(body: Mapping[str, Any], settings: Settings | None) -> Restore:
         _relation(obj, ("relations", i), errors)
         for i, obj in enumerate(rows_in if isinstance(rows_in, list) else [])
     ]
+    names = [
+        _Fields(obj, ("object_types", i), errors).text("name", object_types.NAME)
+        for i, obj in enumerate(names_in if isinstance(names_in, list) else [])
+    ]
     if errors:
         raise Invalid(errors[:50])
-    return Restore(settings, types, rows)
+    return Restore(settings, types, rows, names)
 
 
 # -- writing it ----------------------------------------------------------------------------------
@@ -271,6 +282,8 @@ def restore(reader: SnapshotReader, changes: Changes, schema: Schema, request: R
         raise Invalid(errors[:50])
     if request.settings is not None:
         layout.put_settings(changes, request.settings)
+    for name in request.object_types:
+        changes.put_records.append(Record(object_types.CREATED, (name,), b""))
     for rt in request.types:
         if rt.id not in stored_types:
             layout.put_type(changes, rt)

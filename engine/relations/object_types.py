@@ -19,7 +19,7 @@ from dsl.errors import SchemaError
 from dsl.format import format_schema
 from dsl.schema import EntityDef, Schema
 from engine.relations.errors import Conflict, FieldError, Invalid
-from storage.base import Store
+from storage.base import Changes, Record, SnapshotReader, Store
 from storage.errors import SchemaNotFound
 
 #: What an object type's name (and a relation name in it) must look like.
@@ -47,17 +47,25 @@ NAME_RULE = (
 )
 
 
+#: Record keyspace of the names created here (``(name,)`` -> ""), so the list can tell them
+#: from the entity types the schema had already.
+CREATED = "cobj"
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectType:
     name: str
+    #: Created through this endpoint (else an entity type the schema was written with).
+    custom: bool
     relations: dict[str, list[str]]
     permissions: list[str]
     attributes: list[str]
 
 
-def describe(entity: EntityDef) -> ObjectType:
+def describe(entity: EntityDef, *, custom: bool) -> ObjectType:
     return ObjectType(
         name=entity.name,
+        custom=custom,
         relations={
             name: [
                 ref.type + (f"#{ref.relation}" if ref.relation else "")
@@ -70,8 +78,11 @@ def describe(entity: EntityDef) -> ObjectType:
     )
 
 
-def listing(schema: Schema) -> list[ObjectType]:
-    return [describe(schema.entities[name]) for name in sorted(schema.entities)]
+def listing(schema: Schema, reader: SnapshotReader) -> list[ObjectType]:
+    created = {record.key[0] for record in reader.records(CREATED)}
+    return [
+        describe(schema.entities[name], custom=name in created) for name in sorted(schema.entities)
+    ]
 
 
 def check_name(value: object, path: tuple[str | int, ...], errors: list[FieldError]) -> str:
@@ -115,4 +126,5 @@ def add(
         except SchemaError as exc:
             raise Invalid([FieldError(("relations",), d.message) for d in exc.diagnostics]) from exc
         version = store.write_schema(tenant, format_schema(new_text)).version
-    return describe(schema.entities[name]), version
+        store.write(tenant, Changes(put_records=[Record(CREATED, (name,), b"")]))
+    return describe(schema.entities[name], custom=True), version

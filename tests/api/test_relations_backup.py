@@ -61,10 +61,13 @@ def build(api: httpx.Client) -> None:
     base = f"/v1/tenants/{TENANT}"
     ok(api.post("/v1/tenants/create", json={"id": TENANT}))
     ok(api.post(f"{base}/schemas/write", json={"schema": SCHEMA}))
+    deal = {"name": "deal", "relations": {"owner": ["user"]}}
+    ok(api.post(f"{base}/custom-objects/types", json=deal), 201)
     raw = [
         "contact:ann#owner@user:alice",
         "contact:bob#owner@user:bob",
         "company:hooli#investor@user:vc",
+        "deal:d1#owner@user:alice",
     ]
     attribute = {
         "entity": {"type": "company", "id": "initech"},
@@ -123,6 +126,7 @@ CHECKS = [
     ("contact:ann", "view", "user:bob"),
     ("contact:cy", "view", "user:bob"),
     ("contact:bob", "edit", "user:alice"),
+    ("deal:d1", "owner", "user:alice"),
 ]
 ENTITIES = [
     "contact:ann",
@@ -152,6 +156,7 @@ def observed(api: httpx.Client) -> dict[str, Any]:
         "views": {e: ok(api.get(f"{base}/entities/{e}/relations"))["data"] for e in ENTITIES},
         "records": ok(api.get(f"{base}/xapi2/data/relationship", params={"limit": 200}))["data"],
         "types": ok(api.get(f"{base}/relationship-types", params={"limit": 200}))["data"],
+        "object_types": ok(api.get(f"{base}/custom-objects/types"))["data"],
     }
     return seen
 
@@ -164,7 +169,7 @@ def test_export_then_import_into_an_empty_server_restores_the_tenant(
         if api.get(f"/v1/tenants/{TENANT}/relationship-types").status_code == 404:
             build(api)
         before = observed(api)
-    assert before["checks"] == [True, True, True, True, True, True, True, False]
+    assert before["checks"] == [True, True, True, True, True, True, True, False, True]
     assert [
         r["target_entity_id"]
         for r in before["views"]["contact:ann"]
@@ -212,6 +217,7 @@ def test_restore_refuses_a_split_pair_or_a_malformed_row_and_writes_nothing(
             "settings": None,
             "types": [],
             "relations": [],
+            "object_types": [],
         }
         body = {
             "metadata": {},

@@ -78,8 +78,14 @@ def test_custom_object_types_are_schema_entities_visible_to_checks(crm: Crm) -> 
     written = {"metadata": {}, "tuples": [tuple_json("order:ord_1#placed_by@user:ann")]}
     ok(crm.api.post(f"/v1/tenants/{crm.tenant}/data/write", json=written))
     assert check(crm.api, crm.tenant, "order:ord_1", "placed_by", "user:ann")
-    names = [t["name"] for t in ok(crm.get("/custom-objects/types"))["data"]]
-    assert names == ["company", "contact", "line_item", "order", "user"]
+    listed = ok(crm.get("/custom-objects/types"))["data"]
+    assert [(t["name"], t["custom"]) for t in listed] == [
+        ("company", False),
+        ("contact", False),
+        ("line_item", True),
+        ("order", True),
+        ("user", False),
+    ]
 
 
 @pytest.mark.parametrize(
