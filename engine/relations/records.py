@@ -65,7 +65,10 @@ def model(rel: Relations, tenant_id: str) -> Model:
     """The data model, its kinds' types registered (404 when disabled or the schema lacks them)."""
     config = rel.settings(tenant_id).data_model
     if config is None:
-        raise NotFound("the relationship data model is not enabled for this tenant")
+        raise NotFound(
+            "the record endpoints are turned off for this tenant (its relations settings have "
+            '"data_model": null; PUT relations/settings with a data_model turns them on)'
+        )
     found = _kind_types(rel.types(tenant_id), config)
     if len(found) == len(config.kinds):
         return Model(config, found)
