@@ -288,15 +288,17 @@ class Engine:
         depth = options.depth
         if depth < 0:
             raise DepthExceeded(f"depth must not be negative, got {depth}")
+        reader: SnapshotReader = self.store.reader(tenant, options.snap_token)
+        # A database store reads the schema head with the revision: no second round trip.
+        version = options.schema_version or reader.schema_head or ""
         if budget is None:
-            compiled = self.compiled(tenant, options.schema_version)
+            compiled = self.compiled(tenant, version)
         else:
             # Compiling a schema (its rules included) is no small step: not on an event loop.
-            found = self._compiled_already(tenant, options.schema_version)
+            found = self._compiled_already(tenant, version)
             if found is None:
                 raise OverBudget(budget)
             compiled = found
-        reader: SnapshotReader = self.store.reader(tenant, options.snap_token)
         if evaluates and options.context.is_empty:
             results = self._results.get((tenant, compiled.version, reader.revision))
         else:

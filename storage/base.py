@@ -431,6 +431,13 @@ class SnapshotReader(Protocol):
     @property
     def token(self) -> SnapToken: ...
 
+    @property
+    def schema_head(self) -> str | None:
+        """The tenant's newest schema version as the store read it while opening this reader,
+        when it did so on the way (a database store reads it with the revision, in one round
+        trip); None when ``Store.schema_head`` is the way to ask."""
+        ...
+
     def subject_token(self, subject: Subject) -> object:
         """What `SubjectSet.has` takes for ``subject`` (hashable; compute once, test often)."""
         ...

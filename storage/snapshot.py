@@ -33,3 +33,8 @@ class PinnedReader:
     @property
     def token(self) -> SnapToken:
         return tokens.encode_snap(self._store_id, self._revision)
+
+    @property
+    def schema_head(self) -> str | None:
+        """None: an embedded store answers ``Store.schema_head`` from memory."""
+        return None

@@ -137,7 +137,7 @@ _RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = 
 class PostgresReader(PinnedReader):
     """A ``SnapshotReader``: one tenant incarnation (``pk``) at one revision."""
 
-    __slots__ = ("_attributes", "_conn", "_db", "_entities", "_pk", "_store")
+    __slots__ = ("_attributes", "_conn", "_db", "_entities", "_pk", "_schema_head", "_store")
 
     def __init__(
         self,
@@ -145,9 +145,12 @@ class PostgresReader(PinnedReader):
         tenant: TenantId,
         pk: int,
         revision: Revision,
+        *,
         conn: Connection | None = None,
+        schema_head: str | None = None,
     ) -> None:
         super().__init__(store._store_id, tenant, revision)
+        self._schema_head = schema_head
         self._store = store
         self._db = store._db
         self._pk = pk
@@ -156,6 +159,10 @@ class PostgresReader(PinnedReader):
         #: (type, id) -> its tuples as relation -> subjects (ordered), or None: too big to
         #: keep whole, read relation by relation.
         self._entities: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
+
+    @property
+    def schema_head(self) -> str | None:
+        return self._schema_head
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
         return self._db.rows(sql, params, self._conn)

@@ -433,7 +433,9 @@ class PostgresStore:
                 raise TenantNotFound(tenant)
             pk, revision, committed_at = row
             if reads:
-                reader = PostgresReader(self, TenantId(tenant), pk, Revision(revision - 1), conn)
+                reader = PostgresReader(
+                    self, TenantId(tenant), pk, Revision(revision - 1), conn=conn
+                )
                 self._local.writing = True
                 try:
                     changes = build(reader)
@@ -520,13 +522,20 @@ class PostgresStore:
             state = self._state(tenant, fresh=False)
             revision = state.revision
             latest = self._latest.get(tenant)
-            if latest is not None and latest._pk == state.pk and latest._revision == revision:
+            if (
+                latest is not None
+                and latest._pk == state.pk
+                and latest._revision == revision
+                and latest._schema_head == state.schema_head
+            ):
                 return latest
         with self._pin_lock:
             horizon = max(state.horizon, self._local_horizons.get(state.pk, 0))
             if revision < horizon:
                 raise self._expired(revision, horizon)
-            reader = PostgresReader(self, TenantId(tenant), state.pk, Revision(revision))
+            reader = PostgresReader(
+                self, TenantId(tenant), state.pk, Revision(revision), schema_head=state.schema_head
+            )
             self._readers.add(reader)
         if not token:
             self._latest[tenant] = reader
