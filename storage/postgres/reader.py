@@ -60,7 +60,7 @@ _ATTRIBUTE_CACHE_ENTITIES = 10_000
 CLOSURE_ENTITIES = 64
 CLOSURE_ROWS = 512
 #: Entities whose tuples a reader keeps; past it, the cache starts over.
-_TUPLE_CACHE_ENTITIES = 50_000
+_TUPLE_CACHE_ENTITIES = 20_000
 
 _VISIBLE = "created <= %s AND deleted > %s"
 _FORWARD = (
