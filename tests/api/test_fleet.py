@@ -13,6 +13,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -56,14 +57,14 @@ class Replica:
         return self.proc.wait(30)
 
 
-def _start(database_url: str, log: Path, *args: str) -> subprocess.Popen[str]:
+def _start(database_url: str, log: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     with log.open("w") as err:
         return subprocess.Popen(
             [STONETOWN, "serve", "--port", "0", "--database-url", database_url, *args],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
-            env=environ(STONETOWN_WATCH_POLL_SECONDS=POLL, STONETOWN_ACCESS_LOG="false"),
+            env=environ(STONETOWN_WATCH_POLL_SECONDS=POLL, STONETOWN_ACCESS_LOG="false", **env),
         )
 
 
@@ -195,6 +196,20 @@ def test_serve_refuses_a_database_that_needs_migrating(
     assert out == ""  # no ready line
     assert "stonetown serve: " in log.read_text()
     assert "run `stonetown migrate --database-url" in log.read_text()
+
+
+def test_serve_without_its_database_exits_1_within_its_timeout(tmp_path: Path) -> None:
+    log = tmp_path / "serve.stderr"
+    with socket.socket() as held:  # bound, never listening: connections are refused
+        held.bind(("127.0.0.1", 0))
+        url = f"postgresql://stonetown:s3cret@127.0.0.1:{held.getsockname()[1]}/authz"
+        started = time.monotonic()
+        proc = _start(url, log, STONETOWN_DB_TIMEOUT_SECONDS="0.5")
+        out, _ = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (1, "")
+    assert time.monotonic() - started < 10
+    assert "stonetown serve: no database connection within 0.5 s" in log.read_text()
+    assert "s3cret" not in log.read_text()
 
 
 def test_several_workers_need_postgresql(tmp_path: Path) -> None:
