@@ -291,6 +291,17 @@ def test_workers_each_listen_on_the_one_port_and_stop_with_the_supervisor(
     assert _gone(workers, 5)
 
 
+def test_a_worker_dying_on_its_own_stops_the_others_and_the_supervisor_exits_1(
+    launcher: Launcher, fleet_url: str
+) -> None:
+    (served,) = launcher.launch(fleet_url, "--workers", "2")
+    first, second = _children(served.proc.pid)
+    os.kill(first, signal.SIGKILL)
+    assert served.proc.wait(30) == 1
+    assert _gone([second], 5)
+    assert "a worker exited on its own" in served.stderr.read_text()
+
+
 def test_workers_outlive_no_killed_supervisor(launcher: Launcher, fleet_url: str) -> None:
     (served,) = launcher.launch(fleet_url, "--workers", "2")
     workers = _children(served.proc.pid)
