@@ -11,13 +11,17 @@ subjects that can themselves have tuples (parents, groups, nested groups: what a
 up to ``CLOSURE_ENTITIES`` entities and ``CLOSURE_ROWS`` rows, and the reader keeps them: the
 rest of the check (and of every request sharing the reader) is answered from memory. An entity
 past those bounds is read by itself, relation by relation. An attribute read loads every
-attribute of that entity at once and keeps them likewise. Scans (``iter_tuples``, ``entity_ids``,
-``records``) walk keyset pages of a few thousand rows, so memory stays bounded however large the
-result. Pages resume after the last key read (a row-value comparison) and are ordered by an
-index, so no page costs more than its own rows.
+attribute of that entity at once and keeps them likewise. A new reader at the latest revision
+takes over what the previous one loaded, but for the entities the writes between them touched
+(one read of the change log), so a write does not cost every following check its reads.
 
-Concurrency: a reader is immutable apart from its attribute cache (a dict filled under the GIL;
-two threads racing to fill one entry store the same rows) and may be shared between threads.
+Scans (``iter_tuples``, ``entity_ids``, ``records``) walk keyset pages of a few thousand rows,
+so memory stays bounded however large the result. Pages resume after the last key read (a
+row-value comparison) and are ordered by an index, so no page costs more than its own rows.
+
+Concurrency: a reader is immutable apart from its caches (dicts filled under the GIL; two
+threads racing to fill one entry store the same rows, and an entry lost to a race is read
+again) and may be shared between threads.
 Inside ``Store.transact`` it runs on the transaction's own connection, so the build function's
 reads see the state the write is decided against, and never wait for a second connection.
 """
@@ -45,7 +49,7 @@ from storage.base import (
     check_page_size,
 )
 from storage.errors import InvalidToken
-from storage.postgres.codec import dec, decode_attribute, enc, tuple_of
+from storage.postgres.codec import dec, decode_attribute, decode_changes, enc, tuple_of
 from storage.postgres.database import Connection, Row
 from storage.snapshot import PinnedReader
 
@@ -137,7 +141,16 @@ _RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = 
 class PostgresReader(PinnedReader):
     """A ``SnapshotReader``: one tenant incarnation (``pk``) at one revision."""
 
-    __slots__ = ("_attributes", "_conn", "_db", "_entities", "_pk", "_schema_head", "_store")
+    __slots__ = (
+        "_attributes",
+        "_conn",
+        "_db",
+        "_entities",
+        "_parent",
+        "_pk",
+        "_schema_head",
+        "_store",
+    )
 
     def __init__(
         self,
@@ -148,9 +161,12 @@ class PostgresReader(PinnedReader):
         *,
         conn: Connection | None = None,
         schema_head: str | None = None,
+        parent: PostgresReader | None = None,
     ) -> None:
         super().__init__(store._store_id, tenant, revision)
         self._schema_head = schema_head
+        #: The previous latest reader of this tenant, whose reads this one may take over.
+        self._parent = parent
         self._store = store
         self._db = store._db
         self._pk = pk
@@ -176,6 +192,35 @@ class PostgresReader(PinnedReader):
     def subject_token(self, subject: Subject) -> object:
         return subject
 
+    def _inherit(self) -> None:
+        """Take over what the previous latest reader of the tenant loaded, but for the entities
+        a write since has touched: one read of the change log between the two revisions, where
+        each write has its row. When garbage collection has trimmed some of those rows, take
+        nothing."""
+        parent = self._parent
+        self._parent = None
+        if parent is None or parent._pk != self._pk or parent._revision > self._revision:
+            return
+        touched: set[tuple[str, str]] = set()
+        if parent._revision < self._revision:
+            rows = self._rows(
+                "SELECT changes FROM stonetown_revisions WHERE tenant = %s AND revision > %s"
+                " AND revision <= %s",
+                (self._pk, parent._revision, self._revision),
+            )
+            if len(rows) != self._revision - parent._revision:
+                return
+            for (raw,) in rows:
+                if raw is not None:
+                    for change in decode_changes(raw):
+                        touched.add((change.item.entity_type, change.item.entity_id))
+        entities = {k: v for k, v in parent._entities.items() if k not in touched}
+        entities.update(self._entities)
+        self._entities = entities
+        attributes = {k: v for k, v in parent._attributes.items() if k not in touched}
+        attributes.update(self._attributes)
+        self._attributes = attributes
+
     def _entity(self, entity_type: str, entity_id: str) -> dict[str, list[Subject]] | None:
         """Every tuple of one entity (None: too many to keep), loaded with its closure on
         first use."""
@@ -183,6 +228,11 @@ class PostgresReader(PinnedReader):
         entities = self._entities
         if key in entities:
             return entities[key]
+        if self._parent is not None:
+            self._inherit()
+            entities = self._entities
+            if key in entities:
+                return entities[key]
         self._load_closure(entity_type, entity_id)
         found = entities.get(key)
         if found is None:
@@ -298,6 +348,9 @@ class PostgresReader(PinnedReader):
     def _entity_attributes(self, entity_type: str, entity_id: str) -> dict[str, Attribute]:
         key = (entity_type, entity_id)
         found = self._attributes.get(key)
+        if found is None and self._parent is not None:
+            self._inherit()
+            found = self._attributes.get(key)
         if found is None:
             r = self._revision
             rows = self._rows(

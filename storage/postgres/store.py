@@ -533,8 +533,16 @@ class PostgresStore:
             horizon = max(state.horizon, self._local_horizons.get(state.pk, 0))
             if revision < horizon:
                 raise self._expired(revision, horizon)
+            parent = None if token else self._latest.get(tenant)
+            if parent is not None and (parent._pk != state.pk or parent._parent is not None):
+                parent = None  # another incarnation, or one that never read: no chains
             reader = PostgresReader(
-                self, TenantId(tenant), state.pk, Revision(revision), schema_head=state.schema_head
+                self,
+                TenantId(tenant),
+                state.pk,
+                Revision(revision),
+                schema_head=state.schema_head,
+                parent=parent,
             )
             self._readers.add(reader)
         if not token:
