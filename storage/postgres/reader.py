@@ -240,7 +240,9 @@ class PostgresReader(PinnedReader):
         return found
 
     def _load_closure(self, entity_type: str, entity_id: str) -> None:
-        kinds = self.tuple_kinds()
+        # Which types have tuples, to follow: a kind written since the hint only goes
+        # unfollowed (its entities are read when asked for), so no fresh read is needed.
+        kinds = self._store._kinds_hint(self._pk, self._conn)
         inner = sorted({enc(kind[0]) for kind in kinds})
         r = self._revision
         pk = self._pk

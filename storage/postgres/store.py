@@ -457,7 +457,9 @@ class PostgresStore:
                 changes=changes,
                 known_kinds=known,
             )
-        if added:
+        cached = self._kinds.get(pk)
+        if cached is None or cached[1] < revision:
+            # ``known`` held at revision - 1; with what this write added, it holds at revision.
             self._kinds[pk] = (known | added, revision)
         state = self._heads.get(tenant)
         if state is not None and state.pk == pk and state.revision < revision:
@@ -482,6 +484,12 @@ class PostgresStore:
 
     def mark_claims_complete(self) -> None:
         self._check_open()
+
+    def _kinds_hint(self, pk: int, conn: Connection | None = None) -> frozenset[TupleKind]:
+        """The tuple kinds of incarnation ``pk`` as last read, maybe without the newest ones:
+        enough to guide a prefetch, never to answer ``tuple_kinds``."""
+        known = self._kinds.get(pk)
+        return known[0] if known is not None else self._kinds_at(pk, 0, conn)
 
     def _kinds_at(
         self, pk: int, revision: int, conn: Connection | None = None
