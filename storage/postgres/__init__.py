@@ -24,8 +24,10 @@ watchers poll), sequences and ``SERIAL`` (tenant incarnations take random 63-bit
 stored procedures, ``INCLUDE`` index columns, ``COPY`` (batched multi-row inserts measured as
 fast here), and any ordering by a collation (every string is ``BYTEA``). Checked: the whole
 suite on PostgreSQL 15. Not checked: CockroachDB and YugabyteDB themselves (neither is packaged
-for this machine); their documentation lists every feature above, and a write that loses an
-optimistic conflict there (SQLSTATE 40001) is run again by the store.
+for this machine), so no run confirms the list above there; the first thing to try is the
+closure read's ``WITH RECURSIVE … UNION`` with ``LATERAL`` joins (with ``UNION ALL`` and a depth
+bound as the fallback). A write that loses an optimistic conflict there (SQLSTATE 40001) is run
+again by the store.
 """
 
 from storage.postgres.migrations import LATEST_VERSION, migrate, schema_version
