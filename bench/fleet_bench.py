@@ -11,8 +11,8 @@ default), started one after another and stopped before the next:
   (one port, SO_REUSEPORT), each on a fresh database.
 
 PostgreSQL is a throwaway cluster this script starts (``tests/postgres.py``: a unix socket,
-``fsync``, ``synchronous_commit`` and ``full_page_writes`` off, i.e. a commit survives a crash of
-the server processes but not of the machine, like LevelDB's default ``sync=False``), or the
+``fsync``, ``synchronous_commit`` and ``full_page_writes`` off, so commits cost less than in a
+durable setting, as LevelDB's default ``sync=False`` writes cost less than ``sync=True``), or the
 server given by ``--database-url`` (a role that may create databases: one per target is
 created there and dropped afterwards).
 
