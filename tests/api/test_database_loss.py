@@ -11,6 +11,7 @@ byte, as a database that hangs does; ``restore`` relays again.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -136,7 +137,9 @@ def relayed_server(
     """A server whose database is ``postgres_url`` reached through the relay."""
     params = conninfo_to_dict(postgres_url)
     url = f"postgresql://{params['user']}@127.0.0.1:{relay.port}/{params['dbname']}"
-    return start_server(database_url=url, db_timeout_seconds=TIMEOUT, db_pool_size=4)
+    return start_server(
+        database_url=url, db_timeout_seconds=TIMEOUT, db_pool_size=4, watch_poll_seconds=0.05
+    )
 
 
 def _check(client: httpx.Client) -> httpx.Response:
@@ -169,6 +172,13 @@ def _recovers(client: httpx.Client, within: float = 15.0) -> httpx.Response:
             return response
         assert response.status_code == 503, response.text  # never another answer meanwhile
         time.sleep(0.1)
+
+
+VIEWER_BOB = {
+    "entity": {"type": "document", "id": "1"},
+    "relation": "viewer",
+    "subject": {"type": "user", "id": "bob"},
+}
 
 
 def _seed(client: httpx.Client) -> None:
@@ -209,6 +219,31 @@ def test_a_lost_database_is_503_with_retry_after_and_the_server_recovers(
         assert recovered.status_code == 200, recovered.text
         assert recovered.json()["can"] == "CHECK_RESULT_ALLOWED"
         assert client.get("/healthz").json() == {"status": "SERVING"}
+
+
+def test_a_watch_ends_with_an_unavailable_line_and_resumes_from_its_token_once_back(
+    relay: Relay, relayed_server: Server
+) -> None:
+    with relayed_server.client() as client:
+        _seed(client)
+        token = client.post("/v1/tenants/t1/data/write", json={"tuples": []}).json()["snap_token"]
+        with client.stream(
+            "POST", "/v1/tenants/t1/watch", json={"snap_token": token}, timeout=10
+        ) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            relay.cut()
+            last = json.loads(next(line for line in lines if line))
+        assert last["error"]["code"] == UNAVAILABLE, last
+        assert last["error"]["http_code"] == 503
+        relay.restore()
+        assert _recovers(client).status_code == 200
+        write = client.post("/v1/tenants/t1/data/write", json={"tuples": [VIEWER_BOB]})
+        with client.stream(
+            "POST", "/v1/tenants/t1/watch", json={"snap_token": token}, timeout=10
+        ) as resumed:
+            first = json.loads(next(line for line in resumed.iter_lines() if line))
+        assert first["result"]["changes"]["snap_token"] == write.json()["snap_token"]
 
 
 def test_healthz_answers_in_bounded_time_while_the_database_hangs(
