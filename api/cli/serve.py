@@ -178,11 +178,19 @@ def _run_worker(config: Config, alive: int, report: int) -> int:
 
 def _reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound to (host, port) with SO_REUSEPORT and never listening: it fixes the port
-    when ``port`` is 0, so that every worker binds the same one, and takes no connections."""
+    when ``port`` is 0, so that every worker binds the same one, and takes no connections.
+
+    A port some other server already listens on is refused, even one that listens with
+    SO_REUSEPORT itself (another fleet's workers): sharing it would split the requests between
+    two servers, which may not even have the same database."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     held = socket.socket(family, socket.SOCK_STREAM)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
+        if port:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+                probe.bind((host, port))
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         held.bind((host, port))
     except OSError as exc:
         held.close()

@@ -302,6 +302,21 @@ def test_a_worker_dying_on_its_own_stops_the_others_and_the_supervisor_exits_1(
     assert "a worker exited on its own" in served.stderr.read_text()
 
 
+def test_workers_refuse_a_port_another_server_shares_with_so_reuseport(
+    fleet_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as other:  # as another fleet's worker listens
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        log = tmp_path / "serve.stderr"
+        proc = _start(fleet_url, log, "--workers", "2", "--port", port)
+        out, _ = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (1, "")
+    assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
+
+
 def test_workers_outlive_no_killed_supervisor(launcher: Launcher, fleet_url: str) -> None:
     (served,) = launcher.launch(fleet_url, "--workers", "2")
     workers = _children(served.proc.pid)
