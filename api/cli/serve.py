@@ -213,8 +213,8 @@ class _Supervisor:
         held = [_reserve_port(config.host, config.port)]
         port = held[0].getsockname()[1]
         grpc_port = grpc_port_of(config)
-        if grpc_port == 0:  # a free port: the same one for every worker
-            held.append(_reserve_port(config.host, 0))
+        if grpc_port is not None:  # a free port (0) becomes the same one for every worker
+            held.append(_reserve_port(config.host, grpc_port))
             grpc_port = held[-1].getsockname()[1]
         worker_config = replace(config, port=port, grpc_port=grpc_port or 0)
         alive_r, alive_w = os.pipe()
