@@ -157,14 +157,14 @@ def new_tenant_pk() -> int:
 
 def _ensure_ledger(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     # Two processes racing through CREATE TABLE IF NOT EXISTS can still collide in
-    # PostgreSQL's catalogue (a unique violation on the type name): the loser retries, then
-    # finds the table.
+    # PostgreSQL's catalogue (a unique violation, or "type already exists", on the table's row
+    # type): the loser retries, then finds the table.
     for attempt in range(5):
         try:
             with conn.transaction():
                 conn.execute(_LEDGER)
             return
-        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable):
+        except (pg_errors.UniqueViolation, pg_errors.DuplicateTable, pg_errors.DuplicateObject):
             if attempt == 4:
                 raise
             time.sleep(0.05)

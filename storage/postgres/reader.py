@@ -266,11 +266,21 @@ class PostgresReader(PinnedReader):
                 CLOSURE_ROWS,
             ),
         )
+        entities = self._entities
+        known: dict[tuple[bytes, bytes], bool] = {}
         loaded: dict[tuple[bytes, bytes], dict[str, list[Subject]]] = {}
         for et, eid, relation, st, sid, srel in rows:
-            relations = loaded.get((et, eid))
+            raw = (et, eid)
+            relations = loaded.get(raw)
             if relations is None:
-                relations = loaded[(et, eid)] = {}
+                # Entities this reader holds already (a folder every document shares) are not
+                # decoded again.
+                seen = known.get(raw)
+                if seen is None:
+                    seen = known[raw] = (dec(et), dec(eid)) in entities
+                if seen:
+                    continue
+                relations = loaded[raw] = {}
             if relation is None:
                 continue
             name = dec(relation)
@@ -281,9 +291,8 @@ class PostgresReader(PinnedReader):
         if len(rows) >= CLOSURE_ROWS:
             # Cut by the row bound: the last entity may be incomplete.
             loaded.pop((rows[-1][0], rows[-1][1]), None)
-        if len(self._entities) + len(loaded) > _TUPLE_CACHE_ENTITIES:
-            self._entities = {}
-        entities = self._entities
+        if len(entities) + len(loaded) > _TUPLE_CACHE_ENTITIES:
+            entities = self._entities = {}
         for (et, eid), relations in loaded.items():
             entities[(dec(et), dec(eid))] = relations
 
