@@ -26,8 +26,11 @@ from psycopg.conninfo import conninfo_to_dict
 from api.errors import UNAVAILABLE
 from tests.api.conftest import Server
 
-#: The server's timeout for any database call: a request must fail within a few of these.
+#: The server's timeout for any database call.
 TIMEOUT = 0.5
+#: How soon an answer must come while the database is away: the timeout, once more for the
+#: store's one retry on a fresh connection, and room for a loaded machine.
+BOUND = 6 * TIMEOUT
 
 SCHEMA = """
 entity user {}
@@ -161,7 +164,7 @@ def _assert_unavailable(response: httpx.Response, took: float) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"].isdigit()
     assert response.json()["code"] == UNAVAILABLE
-    assert took < 4 * TIMEOUT, f"answered after {took:.1f}s"
+    assert took < BOUND, f"answered after {took:.1f}s"
 
 
 def _recovers(client: httpx.Client, within: float = 15.0) -> httpx.Response:
@@ -213,7 +216,7 @@ def test_a_lost_database_is_503_with_retry_after_and_the_server_recovers(
         assert health.status_code == 503
         assert health.json()["status"] == "NOT_SERVING"
         assert "database" in health.json()["reason"]
-        assert took < 4 * TIMEOUT
+        assert took < BOUND
         relay.restore()
         recovered = _recovers(client)
         assert recovered.status_code == 200, recovered.text
@@ -255,7 +258,7 @@ def test_healthz_answers_in_bounded_time_while_the_database_hangs(
         health, took = _timed(lambda: client.get("/healthz"))
         assert health.status_code == 503, health.text
         assert "database" in health.json()["reason"]
-        assert took < 4 * TIMEOUT
+        assert took < BOUND
         relay.restore()
         assert _recovers(client).status_code == 200
         assert client.get("/healthz").status_code == 200
