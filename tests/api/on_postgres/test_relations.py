@@ -1,7 +1,7 @@
 """The relations layer on PostgreSQL: a link, its mirror and their rows at one snapshot,
-cardinality and list positions under racing requests, rollback of a refused write, cursor
-paging of links (tests of ``tests/api/test_entity_relations.py`` and
-``tests/api/test_registry.py``, run unchanged)."""
+cardinality, list order and renumbering, rollback of a refused write, cursor paging of links
+(tests of ``tests/api/test_entity_relations.py`` and ``tests/api/test_registry.py``, run
+unchanged). Racing requests are raced through two replicas in ``tests/api/test_fleet.py``."""
 
 from tests.api.test_entity_relations import (  # noqa: F401  (fixtures and tests, collected here)
     api,
@@ -13,8 +13,6 @@ from tests.api.test_entity_relations import (  # noqa: F401  (fixtures and tests
     test_delete_removes_both_tuples_at_the_returned_token,
     test_deleting_renumbers_the_list,
     test_one_to_one_refuses_a_second_link_on_either_side,
-    test_racing_one_to_one_creates_let_exactly_one_win,
-    test_racing_operations_on_one_list_keep_positions_contiguous,
     test_raw_delete_of_a_managed_tuple_removes_the_pair_and_its_rows,
 )
 from tests.api.test_registry import (  # noqa: F401
