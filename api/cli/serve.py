@@ -403,6 +403,10 @@ def serve(
     shutdown_timeout), the store is closed, exit 0. A second signal exits at once (1). A data
     directory in use by another server, a database that is unreachable or needs `stonetown
     migrate`, or a port that cannot be bound, is an error (1); a bad setting is a usage error (2).
+
+    With --workers N (PostgreSQL only) N server processes share the port; the ready line comes
+    once all of them serve, a signal is passed to each, and a worker that dies stops the rest
+    (exit 1).
     """
     overrides = {
         "data_dir": data_dir,
