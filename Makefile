@@ -10,7 +10,7 @@ SHARED_BENCH ?= $(or $(STONETOWN_SHARED_BENCH),$(abspath $(CURDIR)/../shared/ben
 BENCH_DATA   ?= /tmp/benchdata
 ANCHORS_DIR  ?= /tmp/anchors
 
-.PHONY: serve test lint protos bench bench-engine bench-http bench-relations bench-anchors clean
+.PHONY: serve test lint protos bench bench-engine bench-http bench-relations bench-fleet bench-anchors clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ bench-http: $(VENV)/.installed
 # every depth (minutes; figures in bench/README.md).
 bench-relations: $(VENV)/.installed
 	$(BIN)/python bench/relations_bench.py
+
+# A mixed HTTP load (80% check / 20% write) on LevelDB and on PostgreSQL with 1 and 2 workers, on
+# a throwaway PostgreSQL cluster (~5 min; figures in bench/README.md).
+bench-fleet: $(VENV)/.installed
+	$(BIN)/python bench/fleet_bench.py
 
 # -B: the anchors' python would otherwise leave __pycache__ in ../shared/bench.
 bench-anchors: $(BENCH_DATA)/$(SIZE)/tuples.jsonl
