@@ -332,6 +332,65 @@ async def read_backup(request: web.Request) -> web.StreamResponse:
     return respond({"data": dumped.to_json(), "meta": {"snap_token": token}})
 
 
+_BACKUP_ID = {"type": "string", "pattern": "^(rel|rt)-[A-Za-z0-9-]{1,64}$"}
+_BACKUP_ROLE = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,254}$"}
+_WHOLE = {"type": "integer", "minimum": 0}
+_BACKUP_TYPE = {
+    "type": "object",
+    "required": ["id", "kind", "role", "source_type", "target_type", "created_at", "updated_at"],
+    "properties": {
+        "id": _BACKUP_ID,
+        "kind": {"enum": ["person_to_co", "co_to_co"]},
+        "role": _BACKUP_ROLE,
+        "source_type": {"type": "string"},
+        "target_type": {"type": "string"},
+        "cardinality": {
+            "enum": ["ONE_TO_ONE", "ONE_TO_MANY", "MANY_TO_ONE", "MANY_TO_MANY", None]
+        },
+        "description": {"type": ["string", "null"]},
+        "bidirectional": {"type": "boolean"},
+        "inverse_role": {"oneOf": [_BACKUP_ROLE, {"type": "null"}]},
+        "inverse_id": {"oneOf": [_BACKUP_ID, {"type": "null"}]},
+        "is_inverse": {"type": "boolean"},
+        "created_at": _WHOLE,
+        "updated_at": _WHOLE,
+    },
+}
+_BACKUP_ROW = {
+    "type": "object",
+    "required": [
+        "id",
+        "entity_type",
+        "entity_id",
+        "relation",
+        "subject_type",
+        "subject_id",
+        "type_id",
+        "status",
+        "created_at",
+        "updated_at",
+    ],
+    "properties": {
+        "id": _BACKUP_ID,
+        "entity_type": {"type": "string"},
+        "entity_id": {"type": "string"},
+        "relation": _BACKUP_ROLE,
+        "subject_type": {"type": "string"},
+        "subject_id": {"type": "string"},
+        "type_id": _BACKUP_ID,
+        "metadata": {"type": ["object", "null"]},
+        "position": {"oneOf": [_WHOLE, {"type": "null"}]},
+        "pair_id": {"oneOf": [_BACKUP_ID, {"type": "null"}]},
+        "is_mirror": {"type": "boolean"},
+        "owned_by": {"type": ["string", "null"]},
+        "status": {"type": "string"},
+        "is_archived": {"type": "boolean"},
+        "created_at": _WHOLE,
+        "updated_at": _WHOLE,
+    },
+}
+
+
 @routes.post("/v1/tenants/{tenant_id}/relations/restore")
 @described(
     "Write back what relations/backup read (admin key only), in one write: settings, types "
@@ -341,9 +400,18 @@ async def read_backup(request: web.Request) -> web.StreamResponse:
         "type": "object",
         "properties": {
             "settings": {"type": ["object", "null"]},
-            "types": {"type": "array", "items": {"type": "object"}},
-            "relations": {"type": "array", "items": {"type": "object"}},
-            "object_types": {"type": "array", "items": {"type": "object"}},
+            "types": {"type": "array", "items": _BACKUP_TYPE},
+            "relations": {"type": "array", "items": _BACKUP_ROW},
+            "object_types": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
+                    },
+                },
+            },
         },
     },
 )

@@ -129,6 +129,8 @@ class _Fields:
         value = self.obj.get(name)
         if value is None and optional:
             return None
+        if isinstance(value, float) and value.is_integer():  # 5.0 is whole, as JSON Schema counts
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             self.fail((name,), "must be a whole number of at least 0")
             return 0

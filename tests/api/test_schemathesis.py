@@ -351,6 +351,18 @@ EXCUSES = (
         messages=(r"^unknown entity `[^`]*` in subject type ", r"^entity `[^`]*` has no relation "),
     ),
     Excuse(
+        "A restore holds together with the tenant's schema and what is stored: its types name "
+        "entity types of the schema and known inverses, its rows name known types, fit the "
+        "schema and bring their pairs.",
+        r"^POST /v1/tenants/\{tenant_id\}/relations/restore$",
+        messages=(
+            r"^types\.\d+: .* is not an entity type of the current schema",
+            r"^types\.\d+: its inverse .* is not known$",
+            r"^relations: an id is given twice$",
+            r"^relations\.\d+ \([^)]*\): ",
+        ),
+    ),
+    Excuse(
         "A record's kind is one of the tenant's data model (its settings), and its two contacts "
         "differ.",
         r"xapi2/data/relationship$",
