@@ -5,12 +5,15 @@ live version's ``deleted`` is ``LIVE`` (the largest BIGINT). Every query filters
 incarnation (``pk``), so a reader of a deleted tenant sees nothing, even after its id is reused.
 
 Round trips: a check must not cost one query per tuple, nor one per entity it visits. The
-first engine read of an entity (``relations``, ``subject_set``, ``subjects``) loads, in one
-recursive query, every tuple of that entity and of the entities reachable from it through
-subjects that can themselves have tuples (parents, groups, nested groups: what a check walks),
-up to ``CLOSURE_ENTITIES`` entities and ``CLOSURE_ROWS`` rows, and the reader keeps them: the
-rest of the check (and of every request sharing the reader) is answered from memory. An entity
-past those bounds is read by itself, relation by relation. An attribute read loads every
+first engine read of an entity (``relations``, ``subject_set``, ``subjects``) loads every tuple
+of that entity in one query, and the reader keeps them. When they name entities that can
+themselves have tuples (parents, groups, nested groups: what a check walks next) which the
+reader does not hold yet, one recursive query loads every entity reachable from it that way, up
+to ``CLOSURE_ENTITIES`` entities and ``CLOSURE_ROWS`` rows: the rest of the check (and of every
+request sharing the reader) is answered from memory. Two queries for an entity whose
+neighbourhood is new, one for an entity among known ones (the recursive query costs several
+plain ones, so it runs only when it saves some). An entity past those bounds is read relation
+by relation. An attribute read loads every
 attribute of that entity at once and keeps them likewise. A new reader at the latest revision
 takes over what the previous one loaded, but for the entities the writes between them touched
 (one read of the change log), so a write does not cost every following check its reads.
@@ -233,17 +236,43 @@ class PostgresReader(PinnedReader):
             entities = self._entities
             if key in entities:
                 return entities[key]
-        self._load_closure(entity_type, entity_id)
-        found = entities.get(key)
-        if found is None:
-            entities[key] = None
+        found = self._load_entity(entity_type, entity_id)
+        if found is not None:
+            # The entities a check walks to from here: when the reader lacks some, one
+            # closure read loads them all, rather than one round trip per hop.
+            inner = self._store._inner_types(self._pk, self._conn)
+            if any(
+                s[0] in inner and (s[0], s[1]) not in entities
+                for subjects in found.values()
+                for s in subjects
+            ):
+                self._load_closure(entity_type, entity_id)
+        entities = self._entities
+        if key not in entities:
+            entities[key] = found
+        return found
+
+    def _load_entity(self, entity_type: str, entity_id: str) -> dict[str, list[Subject]] | None:
+        """Every tuple of one entity, or None when there are more than a closure read takes."""
+        r = self._revision
+        rows = self._rows(
+            _RELATIONS, (self._pk, enc(entity_type), enc(entity_id), r, r, CLOSURE_ROWS + 1)
+        )
+        if len(rows) > CLOSURE_ROWS:
+            return None
+        found: dict[str, list[Subject]] = {}
+        for relation, st, sid, srel in rows:
+            name = dec(relation)
+            subjects = found.get(name)
+            if subjects is None:
+                subjects = found[name] = []
+            subjects.append(Subject(dec(st), dec(sid), dec(srel)))
         return found
 
     def _load_closure(self, entity_type: str, entity_id: str) -> None:
         # Which types have tuples, to follow: a kind written since the hint only goes
         # unfollowed (its entities are read when asked for), so no fresh read is needed.
-        kinds = self._store._kinds_hint(self._pk, self._conn)
-        inner = sorted({enc(kind[0]) for kind in kinds})
+        inner = sorted(enc(t) for t in self._store._inner_types(self._pk, self._conn))
         r = self._revision
         pk = self._pk
         rows = self._rows(

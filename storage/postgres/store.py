@@ -65,6 +65,7 @@ from storage.base import (
 from storage.errors import (
     DatabaseOutdated,
     InvalidToken,
+    SchemaHeadMoved,
     SchemaNotFound,
     SnapshotExpired,
     StorageError,
@@ -155,6 +156,8 @@ class PostgresStore:
         self._latest: dict[str, PostgresReader] = {}
         #: tenant incarnation -> (its tuple kinds, the revision they were read at or after).
         self._kinds: dict[int, tuple[frozenset[TupleKind], int]] = {}
+        #: a set of tuple kinds -> the entity types among them (see ``_inner_types``).
+        self._inner: dict[frozenset[TupleKind], frozenset[str]] = {}
         self._closed = False
         self._gc_stop = threading.Event()
         self._gc_thread: threading.Thread | None = None
@@ -322,7 +325,7 @@ class PostgresStore:
 
     # -- schemas -----------------------------------------------------------------------------
 
-    def write_schema(self, tenant: str, text: str) -> SchemaVersion:
+    def write_schema(self, tenant: str, text: str, *, parent: str | None = None) -> SchemaVersion:
         self._check_open()
         self._refuse_nested()
         with self._db.transaction() as conn:
@@ -334,6 +337,8 @@ class PostgresStore:
                 check_tenant_id(tenant)
                 raise TenantNotFound(tenant)
             pk, head = row
+            if parent is not None and parent != dec(head):
+                raise SchemaHeadMoved(tenant, parent, dec(head))
             now = self._clock()
             version = tokens.new_schema_version(dec(head), int(now * 1000))
             conn.execute(
@@ -485,11 +490,18 @@ class PostgresStore:
     def mark_claims_complete(self) -> None:
         self._check_open()
 
-    def _kinds_hint(self, pk: int, conn: Connection | None = None) -> frozenset[TupleKind]:
-        """The tuple kinds of incarnation ``pk`` as last read, maybe without the newest ones:
-        enough to guide a prefetch, never to answer ``tuple_kinds``."""
+    def _inner_types(self, pk: int, conn: Connection | None = None) -> frozenset[str]:
+        """The entity types of incarnation ``pk``'s tuple kinds as last read (maybe without
+        the newest): which subjects may have tuples of their own. Enough to guide a prefetch,
+        never to answer ``tuple_kinds``."""
         known = self._kinds.get(pk)
-        return known[0] if known is not None else self._kinds_at(pk, 0, conn)
+        kinds = known[0] if known is not None else self._kinds_at(pk, 0, conn)
+        found = self._inner.get(kinds)
+        if found is None:
+            if len(self._inner) > 64:
+                self._inner.clear()
+            found = self._inner[kinds] = frozenset(kind[0] for kind in kinds)
+        return found
 
     def _kinds_at(
         self, pk: int, revision: int, conn: Connection | None = None
