@@ -529,7 +529,12 @@ class Store(Protocol):
         """Remove the tenant and every key it owns; returns what was deleted."""
         ...
 
-    def write_schema(self, tenant: str, text: str) -> SchemaVersion: ...
+    def write_schema(self, tenant: str, text: str, *, parent: str | None = None) -> SchemaVersion:
+        """A new head version holding ``text``. With ``parent`` ("" for none), only while the
+        head is still that version, else ``SchemaHeadMoved`` naming the head it found: a
+        read-modify-write of the schema (a partial write) loses no concurrent edit, whichever
+        process or replica makes it."""
+        ...
 
     def read_schema(self, tenant: str, version: str = "") -> SchemaVersion:
         """The named version, or the newest (head) when ``version`` is empty."""

@@ -60,6 +60,16 @@ class Conflict(StorageError):
     """A transaction's precondition failed (raised by the caller's build function)."""
 
 
+class SchemaHeadMoved(Conflict):
+    """A schema write based on one head found another: ``head`` is the one it found."""
+
+    def __init__(self, tenant: str, expected: str, head: str) -> None:
+        super().__init__(
+            f"tenant {tenant}: the schema head is {head or 'none'}, not {expected or 'none'}"
+        )
+        self.head = head
+
+
 class StoreLocked(StorageError):
     """The data directory is already open (LevelDB's LOCK file is held)."""
 

@@ -13,6 +13,7 @@ from dsl.errors import SchemaError
 from dsl.partial import Partial, apply_partials
 from dsl.schema import Schema
 from storage.base import SchemaVersion, Store
+from storage.errors import SchemaHeadMoved
 
 routes = web.RouteTableDef()
 DEFAULT_PAGE_SIZE = 50
@@ -91,9 +92,32 @@ async def list_schemas(request: web.Request) -> web.Response:
     return respond(await svc.run(work))
 
 
+#: Times a partial write is redone when another one lands between its read and its write.
+_SCHEMA_RACES = 20
+
+
 def _partial_write(svc: Services, tenant: str, base: str, partials: dict[str, Partial]) -> str:
-    with svc.schema_lock:  # the base must not change between reading it and writing the next
-        text = svc.store.read_schema(tenant, base).text
+    """Apply ``partials`` to version ``base`` (the head when empty) as the next head. The write
+    is conditional on the head it read (``write_schema(parent=...)``), so a partial write that
+    another replica's lands before is redone on the new head, never lost."""
+    head = svc.store.schema_head(tenant)
+    for _ in range(_SCHEMA_RACES):
+        try:
+            return _partial_write_on(svc, tenant, base, head, partials)
+        except SchemaHeadMoved as moved:
+            head = moved.head
+    raise ApiError(
+        409,
+        "ERROR_CODE_SERIALIZATION",
+        f"the schema changed {_SCHEMA_RACES} times during this partial write; try again",
+    )
+
+
+def _partial_write_on(
+    svc: Services, tenant: str, base: str, head: str, partials: dict[str, Partial]
+) -> str:
+    with svc.schema_lock:  # one at a time in this process; across processes, by `parent`
+        text = svc.store.read_schema(tenant, base or head).text
         try:
             new_text = apply_partials(text, partials)
         except SchemaError as exc:  # positions are in the new text, which the caller never saw
@@ -107,7 +131,7 @@ def _partial_write(svc: Services, tenant: str, base: str, partials: dict[str, Pa
                     for d in exc.diagnostics
                 ],
             ) from exc
-        return svc.store.write_schema(tenant, new_text).version
+        return svc.store.write_schema(tenant, new_text, parent=head).version
 
 
 @routes.patch("/v1/tenants/{tenant_id}/schemas/partial-write")

@@ -20,7 +20,7 @@ from dsl.format import format_schema
 from dsl.schema import EntityDef, Schema
 from engine.relations.errors import Conflict, FieldError, Invalid
 from storage.base import Changes, Record, SnapshotReader, Store
-from storage.errors import SchemaNotFound
+from storage.errors import SchemaHeadMoved, SchemaNotFound
 
 #: What an object type's name (and a relation name in it) must look like.
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -105,11 +105,35 @@ def add(
     """Append ``entity name { relation r @t ... }`` to the head schema as a new version; the
     new type and the version. 409 when the schema has the name already; 400 when the result
     does not compile (a relation naming an unknown type)."""
+    for _ in range(_SCHEMA_RACES):
+        try:
+            return _add_on(store, lock, tenant, name, relations)
+        except SchemaHeadMoved:
+            continue  # another process wrote a version between our read and write: redo
+    raise Conflict(
+        "schema_busy",
+        f"the schema changed {_SCHEMA_RACES} times while adding {name}; try again",
+        {"name": name},
+    )
+
+
+#: Times adding a type is redone when another schema write lands between its read and write.
+_SCHEMA_RACES = 20
+
+
+def _add_on(
+    store: Store,
+    lock: threading.Lock,
+    tenant: str,
+    name: str,
+    relations: Mapping[str, Sequence[str]],
+) -> tuple[ObjectType, str]:
     with lock:
         try:
-            text = store.read_schema(tenant).text
+            current = store.read_schema(tenant)
+            text, parent = current.text, current.version
         except SchemaNotFound:
-            text = ""
+            text, parent = "", ""
         if text and name in load(text).entities:
             raise Conflict(
                 "type_exists",
@@ -125,6 +149,6 @@ def add(
             schema = load(new_text)
         except SchemaError as exc:
             raise Invalid([FieldError(("relations",), d.message) for d in exc.diagnostics]) from exc
-        version = store.write_schema(tenant, format_schema(new_text)).version
+        version = store.write_schema(tenant, format_schema(new_text), parent=parent).version
         store.write(tenant, Changes(put_records=[Record(CREATED, (name,), b"")]))
     return describe(schema.entities[name], custom=True), version

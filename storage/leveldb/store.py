@@ -55,6 +55,7 @@ from storage.base import (
     check_tenant_id,
 )
 from storage.errors import (
+    SchemaHeadMoved,
     SchemaNotFound,
     SnapshotExpired,
     StorageError,
@@ -335,10 +336,12 @@ class LevelDBStore:
 
     # -- schemas ---------------------------------------------------------------------------
 
-    def write_schema(self, tenant: str, text: str) -> SchemaVersion:
+    def write_schema(self, tenant: str, text: str, *, parent: str | None = None) -> SchemaVersion:
         with self._locked():
             tp = self._prefix(tenant)
             head = self._head_schema(tp)
+            if parent is not None and parent != (head.version if head else ""):
+                raise SchemaHeadMoved(tenant, parent, head.version if head else "")
             now_ns = self._now_ns()
             version = tokens.new_schema_version(head.version if head else "", now_ns // 1_000_000)
             self._db.put(

@@ -52,6 +52,7 @@ from storage.base import (
     check_tenant_id,
 )
 from storage.errors import (
+    SchemaHeadMoved,
     SchemaNotFound,
     SnapshotExpired,
     StorageError,
@@ -236,10 +237,12 @@ class MemoryStore:
 
     # -- schemas ----------------------------------------------------------------------------
 
-    def write_schema(self, tenant: str, text: str) -> SchemaVersion:
+    def write_schema(self, tenant: str, text: str, *, parent: str | None = None) -> SchemaVersion:
         with self._exclusive():
             data = self._data(tenant)
             head = max(data.schemas, default="")
+            if parent is not None and parent != head:
+                raise SchemaHeadMoved(tenant, parent, head)
             now = self._clock()
             version = tokens.new_schema_version(head, int(now * 1000))
             schema = SchemaVersion(version, _timestamp(now), text)

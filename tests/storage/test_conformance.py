@@ -38,6 +38,7 @@ from storage.errors import (
     InvalidFilter,
     InvalidTenantId,
     InvalidToken,
+    SchemaHeadMoved,
     SchemaNotFound,
     SnapshotExpired,
     StorageError,
@@ -716,6 +717,22 @@ def test_schema_head_names_the_newest_version_per_tenant(store: Store) -> None:
         store.schema_head("other")
     store.create_tenant("other")
     assert store.schema_head("other") == ""
+
+
+def test_a_schema_write_on_a_parent_lands_only_while_that_parent_is_the_head(
+    store: Store,
+) -> None:
+    with pytest.raises(SchemaHeadMoved) as moved:
+        store.write_schema(DEFAULT_TENANT, "entity user {}", parent="anything")
+    assert moved.value.head == ""
+    first = store.write_schema(DEFAULT_TENANT, "entity user {}", parent="")
+    second = store.write_schema(DEFAULT_TENANT, "entity user {} // 2", parent=first.version)
+    with pytest.raises(SchemaHeadMoved) as moved:  # a writer that read `first` comes too late
+        store.write_schema(DEFAULT_TENANT, "entity user {} // lost", parent=first.version)
+    assert moved.value.head == second.version
+    assert isinstance(moved.value, Conflict)
+    assert store.schema_head(DEFAULT_TENANT) == second.version
+    assert store.read_schema(DEFAULT_TENANT).text == "entity user {} // 2"
 
 
 def test_schema_versions_sort_in_write_order_and_list_newest_first(store: Store) -> None:
