@@ -20,6 +20,7 @@ from engine.engine import Engine
 from engine.hooks import RawWriter
 from engine.relations.service import Relations
 from storage.base import Store
+from storage.errors import StoreUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,6 +61,21 @@ class Services:
     #: Raises ``StoreUnavailable`` when the store's database cannot be reached (``/healthz``
     #: asks it); None for a store with nothing to reach.
     probe: Callable[[], None] | None = None
+
+    async def unreachable(self) -> str | None:
+        """Why the store's database cannot be reached now, or None when it can (or the store
+        has none). Asked in the loop's own threads, not the workers, so a busy server still
+        answers at once; the probe gives up after the store's timeout, and the wait here only
+        bounds a probe that hangs."""
+        if self.probe is None:
+            return None
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(self.probe), self.config.db_timeout_seconds + 1
+            )
+        except (StoreUnavailable, TimeoutError) as exc:
+            return f"database unreachable: {exc or 'no answer in time'}"
+        return None
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a synchronous engine or store call in the worker threads."""

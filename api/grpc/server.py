@@ -33,7 +33,7 @@ from api.grpc.generated.base.v1 import service_pb2 as pb
 from api.grpc.servicers import Servicers
 from api.grpc.status import grpc_error
 from api.middleware import Edge, Metrics, _busy, key_matches
-from api.services import METRICS, SERVICES
+from api.services import METRICS, SERVICES, Services
 
 log = logging.getLogger("stonetown.grpc")
 
@@ -244,6 +244,27 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
+class _Health(health.aio.HealthServicer):
+    """grpc.health.v1 as ``/healthz`` answers: a store whose database cannot be reached makes
+    every service NOT_SERVING while it lasts."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self._services = services
+
+    async def Check(  # noqa: N802 - the generated service's method name
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthCheckResponse:
+        answer = await super().Check(request, context)
+        if answer.status == health_pb2.HealthCheckResponse.SERVING:
+            reason = await self._services.unreachable()
+            if reason is not None:
+                return health_pb2.HealthCheckResponse(
+                    status=health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+        return answer
+
+
 class GrpcServer:
     """A started gRPC server and the port it listens on."""
 
@@ -288,7 +309,7 @@ async def start_grpc(
     )
     servicers = Servicers(app[SERVICES], app[METRICS])
     server.add_generic_rpc_handlers(_handlers(GrpcEdge(app[EDGE], app[METRICS]), servicers))
-    checker = health.aio.HealthServicer()
+    checker = _Health(app[SERVICES])
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     names: Sequence[str] = [s.full_name for s in pb.DESCRIPTOR.services_by_name.values()]
     for name in ("", *names):

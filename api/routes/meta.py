@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
@@ -12,7 +11,6 @@ from api import models as m
 from api import openapi
 from api.request_io import documented, respond
 from api.services import METRICS, SERVICES
-from storage.errors import StoreUnavailable
 
 routes = web.RouteTableDef()
 
@@ -35,14 +33,9 @@ async def health(request: web.Request) -> web.Response:
     svc = request.app.get(SERVICES)
     if svc is None or svc.closing.is_set():
         return respond({"status": "NOT_SERVING", "reason": "shutting down"}, status=503)
-    if svc.probe is not None:
-        # In the loop's own threads, not the workers: a busy server still answers at once. The
-        # probe gives up after the store's timeout; the wait here only bounds a probe that hangs.
-        try:
-            await asyncio.wait_for(asyncio.to_thread(svc.probe), svc.config.db_timeout_seconds + 1)
-        except (StoreUnavailable, TimeoutError) as exc:
-            reason = f"database unreachable: {exc or 'no answer in time'}"
-            return respond({"status": "NOT_SERVING", "reason": reason}, status=503)
+    reason = await svc.unreachable()
+    if reason is not None:
+        return respond({"status": "NOT_SERVING", "reason": reason}, status=503)
     return respond({"status": "SERVING"})
 
 

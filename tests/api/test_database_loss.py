@@ -10,6 +10,7 @@ byte, as a database that hangs does; ``restore`` relays again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -19,11 +20,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.conninfo import conninfo_to_dict
 
 from api.errors import UNAVAILABLE
+from api.grpc.server import start_grpc
 from tests.api.conftest import Server
 
 #: The server's timeout for any database call.
@@ -262,3 +266,26 @@ def test_healthz_answers_in_bounded_time_while_the_database_hangs(
         relay.restore()
         assert _recovers(client).status_code == 200
         assert client.get("/healthz").status_code == 200
+
+
+def test_grpc_health_says_not_serving_while_the_database_is_away(
+    relay: Relay, relayed_server: Server
+) -> None:
+    started = asyncio.run_coroutine_threadsafe(
+        start_grpc(relayed_server.app, "127.0.0.1", 0), relayed_server.loop
+    ).result(10)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{started.port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            ask = health_pb2.HealthCheckRequest(service="")
+            assert stub.Check(ask, timeout=BOUND).status == health_pb2.HealthCheckResponse.SERVING
+            relay.cut()
+            answer = stub.Check(ask, timeout=BOUND)
+            assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            relay.restore()
+            deadline = time.monotonic() + 15
+            while stub.Check(ask, timeout=BOUND).status != health_pb2.HealthCheckResponse.SERVING:
+                assert time.monotonic() < deadline, "gRPC health never recovered"
+                time.sleep(0.1)
+    finally:
+        asyncio.run_coroutine_threadsafe(started.stop(1), relayed_server.loop).result(10)
