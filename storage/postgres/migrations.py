@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from storage.errors import StoreUnavailable
+from storage.errors import StorageError, StoreUnavailable
 
 #: ``deleted`` of a live tuple or attribute version: after every revision.
 LIVE = (1 << 63) - 1
@@ -174,7 +176,7 @@ def migrate(url: str) -> list[int]:
     """Apply every step the database at ``url`` lacks; the versions applied (empty when it
     was up to date). Safe to run from several processes at once."""
     applied: list[int] = []
-    with _connect(url) as conn:
+    with _connect(url) as conn, _translated():
         _ensure_ledger(conn)
         for version, statements in enumerate(_STEPS, start=1):
             with conn.transaction():
@@ -195,8 +197,19 @@ def migrate(url: str) -> list[int]:
 
 def schema_version(url: str) -> int:
     """The newest step applied to the database at ``url`` (0: never migrated)."""
-    with _connect(url) as conn:
+    with _connect(url) as conn, _translated():
         return _version(conn)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """psycopg's exceptions as storage errors (as ``database.py`` does for the store)."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"the database connection failed: {exc}".strip()) from exc
+    except psycopg.Error as exc:
+        raise StorageError(f"migration failed: {exc}".strip()) from exc
 
 
 def _connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
