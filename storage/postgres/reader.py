@@ -217,10 +217,15 @@ class PostgresReader(PinnedReader):
                 if raw is not None:
                     for change in decode_changes(raw):
                         touched.add((change.item.entity_type, change.item.entity_id))
-        entities = {k: v for k, v in parent._entities.items() if k not in touched}
+        # A copy, then the few touched entries out: several times cheaper than a filtered
+        # comprehension over a cache of thousands of entities.
+        entities = parent._entities.copy()
+        attributes = parent._attributes.copy()
+        for key in touched:
+            entities.pop(key, None)
+            attributes.pop(key, None)
         entities.update(self._entities)
         self._entities = entities
-        attributes = {k: v for k, v in parent._attributes.items() if k not in touched}
         attributes.update(self._attributes)
         self._attributes = attributes
 
