@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -141,13 +141,23 @@ class Database:
         return found[0] if found else None
 
     @contextmanager
-    def transaction(self, *, timeout: bool = True) -> Iterator[Connection]:
+    def transaction(self, *, timeout: bool = True, pipeline: bool = True) -> Iterator[Connection]:
         """A connection inside one transaction, committed when the block ends (rolled back if
         it raises). Without ``timeout``, its statements may run as long as they need (bulk
-        deletes)."""
+        deletes).
+
+        With ``pipeline``, statements whose results nobody reads (the last inserts of a write)
+        travel with the COMMIT instead of costing a round trip each; a statement whose rows
+        are fetched still waits for them. Without it, each statement's ``rowcount`` is known
+        when ``execute`` returns."""
         if self._closed:
             raise StoreClosed("the store is closed")
-        with self.errors(), self._pool.connection() as conn, conn.transaction():
+        with (
+            self.errors(),
+            self._pool.connection() as conn,
+            conn.pipeline() if pipeline else nullcontext(),
+            conn.transaction(),
+        ):
             if not timeout:
                 conn.execute("SET LOCAL statement_timeout = 0")
             yield conn

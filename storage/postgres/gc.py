@@ -73,7 +73,7 @@ def collect_garbage(store: PostgresStore, now: float | None) -> GCStats:
                     (target, pk),
                 )
         highest = max(highest, target)
-        with db.transaction(timeout=False) as conn:
+        with db.transaction(timeout=False, pipeline=False) as conn:
             for table in ("stonetown_tuples", "stonetown_attributes"):
                 cur = conn.execute(
                     f"DELETE FROM {table} WHERE tenant = %s AND deleted <= %s",
