@@ -62,6 +62,9 @@ def collect_garbage(store: PostgresStore, now: float | None) -> GCStats:
             for tenant, latest in list(store._latest.items()):
                 if latest._pk == pk and latest._revision < head:
                     store._latest.pop(tenant, None)
+            # Nor do the readers kept to share among requests naming one snap token.
+            for key in [k for k in store._at_tokens if k[0] == pk]:
+                del store._at_tokens[key]
             pinned = [r._revision for r in list(store._readers) if r._pk == pk]
             target = max(horizon, min([candidate, head, *pinned]))
             target = max(target, store._local_horizons.get(pk, 0))

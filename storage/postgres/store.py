@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 
 #: How often a write that lost an optimistic conflict (CockroachDB, YugabyteDB) runs again.
 _WRITE_ATTEMPTS = 5
+#: Readers of recent snap tokens kept to be shared (each holds what it loaded).
+_SHARED_TOKEN_READERS = 4
 
 _TENANT_STATE = (
     "SELECT pk, revision, horizon, schema_head FROM stonetown_tenants WHERE id = %s AND live"
@@ -154,6 +156,8 @@ class PostgresStore:
         self._heads: dict[str, _TenantState] = {}
         #: tenant -> a reader at its latest revision, shared while that stays the head.
         self._latest: dict[str, PostgresReader] = {}
+        #: Readers of recent snap tokens by (tenant pk, revision, schema head), oldest first.
+        self._at_tokens: dict[tuple[int, int, str], PostgresReader] = {}
         #: tenant incarnation -> (its tuple kinds, the revision they were read at or after).
         self._kinds: dict[int, tuple[frozenset[TupleKind], int]] = {}
         #: a set of tuple kinds -> the entity types among them (see ``_inner_types``).
@@ -541,14 +545,21 @@ class PostgresStore:
         else:
             state = self._state(tenant, fresh=False)
             revision = state.revision
-            latest = self._latest.get(tenant)
-            if (
-                latest is not None
-                and latest._pk == state.pk
-                and latest._revision == revision
-                and latest._schema_head == state.schema_head
-            ):
-                return latest
+        # A reader already open at this snapshot (the latest one, or one of a recent token) is
+        # shared: what it loaded serves every request at that snapshot. The state was read
+        # above all the same, so a tenant deleted since, or an expired token, is still refused.
+        key = (state.pk, revision, state.schema_head)
+        latest = self._latest.get(tenant)
+        if latest is not None and (latest._pk, latest._revision, latest._schema_head) == key:
+            return latest
+        if token:
+            with self._pin_lock:
+                horizon = max(state.horizon, self._local_horizons.get(state.pk, 0))
+                if revision < horizon:
+                    raise self._expired(revision, horizon)
+                shared = self._at_tokens.get(key)
+                if shared is not None:
+                    return shared
         with self._pin_lock:
             horizon = max(state.horizon, self._local_horizons.get(state.pk, 0))
             if revision < horizon:
@@ -565,6 +576,10 @@ class PostgresStore:
                 parent=parent,
             )
             self._readers.add(reader)
+            if token:
+                self._at_tokens[key] = reader
+                while len(self._at_tokens) > _SHARED_TOKEN_READERS:
+                    del self._at_tokens[next(iter(self._at_tokens))]
         if not token:
             self._latest[tenant] = reader
         return reader

@@ -23,7 +23,14 @@ from storage.base import (
     Tuple,
     TupleFilter,
 )
-from storage.errors import Conflict, DatabaseOutdated, StoreUnavailable
+from storage.errors import (
+    Conflict,
+    DatabaseOutdated,
+    InvalidToken,
+    SnapshotExpired,
+    StoreUnavailable,
+    TenantNotFound,
+)
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
 from storage.postgres.reader import CLOSURE_ENTITIES, CLOSURE_ROWS
 from tests.postgres import PostgresServer
@@ -342,3 +349,29 @@ def test_readers_at_successive_revisions_reuse_only_what_no_write_touched(
             else:
                 model.add(t)
                 store.write(TENANT, Changes(write_tuples=[t]))
+
+
+def test_requests_naming_one_snap_token_share_a_reader_yet_a_deleted_tenant_is_refused(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url, gc_interval=None)
+    try:
+        first = store.write(
+            TENANT, Changes(write_tuples=[Tuple("doc", "1", "viewer", "user", "u")])
+        )
+        store.write(TENANT, Changes(write_tuples=[Tuple("doc", "2", "viewer", "user", "u")]))
+        at_first = store.reader(TENANT, first)
+        assert store.reader(TENANT, first) is at_first  # what it loaded serves the next request
+        assert at_first.has_tuple(Tuple("doc", "1", "viewer", "user", "u"))
+        assert not at_first.has_tuple(Tuple("doc", "2", "viewer", "user", "u"))
+        head = store.head(TENANT)
+        latest = store.reader(TENANT)
+        assert store.reader(TENANT, head) is latest  # the head's token: the latest reader
+        store.delete_tenant(TENANT)
+        with pytest.raises(TenantNotFound):
+            store.reader(TENANT, first)
+        store.create_tenant(TENANT)  # a new incarnation: the old token names none of its state
+        with pytest.raises((SnapshotExpired, InvalidToken)):
+            store.reader(TENANT, first)
+    finally:
+        store.close()
