@@ -38,7 +38,17 @@ REQUEST_ID = web.RequestKey("stonetown.request_id", str)
 ROUTE = web.RequestKey("stonetown.route", str)
 #: Paths that need no key: load balancers probe /healthz, and the console's page and files hold
 #: no data (the page asks for the key and sends it on its API calls).
-OPEN_PATHS = frozenset({"/healthz", "/console", "/console/{asset}"})
+OPEN_PATHS = frozenset(
+    {
+        "/healthz",
+        "/console",
+        "/console/{asset}",
+        # AuthZEN's discovery document: endpoint URLs only, built from the path (no tenant is
+        # looked up, so it says nothing of which tenants exist).
+        "/.well-known/authzen-configuration",
+        "/.well-known/authzen-configuration/v1/tenants/{tenant_id}",
+    }
+)
 #: Paths outside the concurrency limit, so an overloaded server still answers probes.
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 #: Latency histogram bounds, seconds.

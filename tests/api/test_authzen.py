@@ -653,7 +653,13 @@ def test_keys_and_the_configured_default_tenant(start_server: Callable[..., Serv
             assert response.status_code == 401
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert response.json()["message"].startswith("missing bearer token")
-        assert anonymous.get("/.well-known/authzen-configuration").status_code == 401
+        # Discovery is open, as OAuth's metadata is: endpoint URLs only, for any tenant id.
+        for path in ("", "/v1/tenants/t1", "/v1/tenants/no-such-tenant"):
+            found = anonymous.get("/.well-known/authzen-configuration" + path)
+            assert found.status_code == 200, found.text
+            assert found.json()["access_evaluation_endpoint"].endswith(
+                path + "/access/v1/evaluation"
+            )
     with server.client(headers={"Authorization": "Bearer k1"}) as keyed:
         assert keyed.post("/access/v1/evaluation", json=body).status_code == 404  # no tenant yet
         _seed(keyed, "gateway")

@@ -395,9 +395,10 @@ def test_with_keys_every_endpoint_but_health_needs_one(
     assert ("POST", "/v1/tenants/t1/permissions/check") in endpoints
     with keyed.client(headers=headers) as client:
         for method, path in endpoints:
-            # Open: health probes, and the console's page and files (which hold no data; the
-            # page sends the key on its API calls: tests/console).
-            if path == "/healthz" or path.startswith("/console"):
+            # Open: health probes, the console's page and files (which hold no data; the page
+            # sends the key on its API calls: tests/console), and AuthZEN's discovery document
+            # (endpoint URLs only).
+            if path.startswith(("/healthz", "/console", "/.well-known/authzen-configuration")):
                 continue
             response = client.request(method, path, json={} if method == "POST" else None)
             body = _unauthorized(response, reason)
