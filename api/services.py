@@ -78,9 +78,35 @@ class Services:
         return None
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a synchronous engine or store call in the worker threads."""
+        """Run a synchronous engine or store call in the worker threads.
+
+        With a database store (a ``probe``), a call that has not started within
+        ``db_timeout_seconds`` (every worker is busy, e.g. waiting on a database that stopped
+        answering) is dropped and raises ``StoreUnavailable``: queued requests get 503 in
+        bounded time too. A call that started is bounded by the store's own deadlines."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        if self.probe is None:
+            return await loop.run_in_executor(self.executor, call)
+        job = self.executor.submit(call)
+        dropped = False
+
+        def drop() -> None:
+            nonlocal dropped
+            dropped = job.cancel()  # False once it runs
+
+        timer = loop.call_later(self.config.db_timeout_seconds, drop)
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            if dropped:
+                raise StoreUnavailable(
+                    f"no worker free within {self.config.db_timeout_seconds:g} s (the database "
+                    "is slow or not answering); retry later"
+                ) from None
+            raise
+        finally:
+            timer.cancel()
 
 
 CONFIG = web.AppKey("config", Config)

@@ -10,9 +10,17 @@ Failures, translated where they enter:
 * no connection within ``timeout_seconds`` (the database is down, or the pool exhausted), a
   broken connection, or a statement running past ``timeout_seconds`` (``statement_timeout``):
   ``StoreUnavailable``, which the API answers with 503 and a retry hint. A read that fails on a
-  broken connection (a database restart leaves every pooled connection broken) has the pool
-  check its idle connections and is retried once, so a restarted database serves the next
-  request instead of failing it.
+  broken connection (a database restart leaves every pooled connection broken) is retried on
+  the next pooled connection (as many times as the pool has connections), so a restarted
+  database serves the next request instead of failing it.
+* a read, or a whole transaction, still running ``timeout_seconds`` and a grace after it started
+  (a server that stopped answering, which never enforces its ``statement_timeout``): the
+  ``Watchdog`` shuts its connection down, the pool discards it, and the call raises
+  ``StoreUnavailable`` (not retried: a retry would only wait as long again). Transactions
+  without a timeout (bulk deletes) are not watched.
+
+Connections get TCP keepalives and a ``tcp_user_timeout`` (``TCP_DEFAULTS``) unless the URL sets
+them, so a peer gone silent is noticed on idle pooled connections too.
 * a serialisation failure or deadlock (CockroachDB's and YugabyteDB's optimistic transactions
   report conflicts so) is re-raised as is for the writer to retry the whole transaction.
 * after ``close``: ``StoreClosed``.
@@ -30,9 +38,11 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from storage.errors import StorageError, StoreClosed, StoreUnavailable
+from storage.postgres.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,30 @@ Row = tuple[Any, ...]
 
 #: Conflicts an optimistic database reports; the whole transaction may simply run again.
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+#: libpq's TCP settings where the URL sets none (over a unix socket libpq ignores them): probe
+#: an idle connection after 10 s, every 5 s, give up after 3 unanswered probes; drop a
+#: connection whose sent data stays unacknowledged for twice the timeout (``TCP_USER_TIMEOUT``,
+#: in ms, filled in by ``tcp_settings``).
+TCP_DEFAULTS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+def tcp_settings(url: str, timeout_seconds: float) -> dict[str, int]:
+    """``TCP_DEFAULTS`` and ``tcp_user_timeout`` but for what ``url`` sets itself."""
+    given = conninfo_to_dict(url)
+    wanted = {**TCP_DEFAULTS, "tcp_user_timeout": max(1000, math.ceil(2000 * timeout_seconds))}
+    return {name: value for name, value in wanted.items() if name not in given}
+
+
+def grace_of(timeout_seconds: float) -> float:
+    """How long past its timeout a call may run before the watchdog ends it: room for the
+    server's own ``statement_timeout`` to answer first."""
+    return min(1.0, max(0.1, timeout_seconds / 4))
 
 
 class Database:
@@ -53,6 +87,7 @@ class Database:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
         self.timeout = timeout_seconds
         self._closed = False
+        self._pool_size = pool_size
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
             min_size=1,
@@ -64,17 +99,20 @@ class Database:
                 "autocommit": True,
                 "connect_timeout": max(1, math.ceil(timeout_seconds)),
                 "options": f"-c statement_timeout={max(1, int(timeout_seconds * 1000))}",
+                **tcp_settings(url, timeout_seconds),
             },
             # A failed connection attempt is not retried with a growing backoff: the next
             # request that needs a connection makes a new attempt, so the pool is back as soon
             # as the database is.
             reconnect_timeout=0,
         )
+        self._watchdog = Watchdog(timeout_seconds, grace=grace_of(timeout_seconds))
         self._pool.open(wait=False)
 
     def close(self) -> None:
         self._closed = True
         self._pool.close()
+        self._watchdog.close()
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -114,23 +152,28 @@ class Database:
         with self.errors():
             if conn is not None:
                 return conn.execute(sql, params, binary=True).fetchall()
-            try:
-                return self._read(sql, params)
-            except (pg_errors.QueryCanceled, PoolTimeout):
-                raise  # a slow database or none: a retry would only wait as long again
-            except psycopg.OperationalError as exc:
-                log.warning("database read failed (%s); retrying once", _first_line(exc))
-                self._pool.check()
+            # A database restart breaks every pooled connection: each fails at once and is
+            # discarded, and the read goes on with the next (a new one in the end). A slow
+            # database, or none, is not retried (QueryCanceled, PoolTimeout, or the watchdog's
+            # StoreUnavailable): a retry would only wait as long again.
+            for _ in range(self._pool_size):
+                try:
+                    return self._read(sql, params)
+                except (pg_errors.QueryCanceled, PoolTimeout):
+                    raise
+                except psycopg.OperationalError as exc:
+                    log.warning("database read failed (%s); retrying", _first_line(exc))
             return self._read(sql, params)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
         # getconn/putconn rather than the pool's connection() block, which costs a read about
         # a third more: an autocommit read leaves no transaction to end, and putconn discards
-        # a connection that broke.
+        # a connection that broke (as one the watchdog shut down is).
         pool = self._pool
         conn = pool.getconn()
         try:
-            return conn.execute(sql, params, binary=True).fetchall()
+            with self._watchdog.guard(conn):
+                return conn.execute(sql, params, binary=True).fetchall()
         finally:
             pool.putconn(conn)
 
@@ -149,12 +192,16 @@ class Database:
         With ``pipeline``, statements whose results nobody reads (the last inserts of a write)
         travel with the COMMIT instead of costing a round trip each; a statement whose rows
         are fetched still waits for them. Without it, each statement's ``rowcount`` is known
-        when ``execute`` returns."""
+        when ``execute`` returns.
+
+        With ``timeout``, the watchdog ends the transaction (StoreUnavailable) when it has not
+        committed ``timeout_seconds`` and a grace after it began."""
         if self._closed:
             raise StoreClosed("the store is closed")
         with (
             self.errors(),
             self._pool.connection() as conn,
+            self._watchdog.guard(conn) if timeout else nullcontext(),
             conn.pipeline() if pipeline else nullcontext(),
             conn.transaction(),
         ):

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,12 @@ from tests.api.conftest import Server
 
 #: The server's timeout for any database call.
 TIMEOUT = 0.5
-#: How soon an answer must come while the database is away: the timeout, once more for the
-#: store's one retry on a fresh connection, and room for a loaded machine.
+#: How soon an answer must come while the database is away or hangs: the timeout, once more
+#: for a request queued behind busy workers (or a retry on a fresh connection), the watchdog's
+#: grace, and room for a loaded machine.
 BOUND = 6 * TIMEOUT
+#: The server's worker threads; a burst of requests is larger.
+WORKERS = 2
 
 SCHEMA = """
 entity user {}
@@ -145,7 +149,11 @@ def relayed_server(
     params = conninfo_to_dict(postgres_url)
     url = f"postgresql://{params['user']}@127.0.0.1:{relay.port}/{params['dbname']}"
     return start_server(
-        database_url=url, db_timeout_seconds=TIMEOUT, db_pool_size=4, watch_poll_seconds=0.05
+        database_url=url,
+        db_timeout_seconds=TIMEOUT,
+        db_pool_size=4,
+        watch_poll_seconds=0.05,
+        worker_threads=WORKERS,
     )
 
 
@@ -228,8 +236,9 @@ def test_a_lost_database_is_503_with_retry_after_and_the_server_recovers(
         assert client.get("/healthz").json() == {"status": "SERVING"}
 
 
+@pytest.mark.parametrize("loss", ["cut", "freeze"])
 def test_a_watch_ends_with_an_unavailable_line_and_resumes_from_its_token_once_back(
-    relay: Relay, relayed_server: Server
+    relay: Relay, relayed_server: Server, loss: str
 ) -> None:
     with relayed_server.client() as client:
         _seed(client)
@@ -239,9 +248,12 @@ def test_a_watch_ends_with_an_unavailable_line_and_resumes_from_its_token_once_b
         ) as stream:
             assert stream.status_code == 200
             lines = stream.iter_lines()
-            relay.cut()
+            getattr(relay, loss)()
+            started = time.monotonic()
             last = json.loads(next(line for line in lines if line))
+            took = time.monotonic() - started
         assert last["error"]["code"] == UNAVAILABLE, last
+        assert took < BOUND, f"the watch ended after {took:.1f}s"
         assert last["error"]["http_code"] == 503
         relay.restore()
         assert _recovers(client).status_code == 200
@@ -266,6 +278,46 @@ def test_healthz_answers_in_bounded_time_while_the_database_hangs(
         relay.restore()
         assert _recovers(client).status_code == 200
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_hung_database_is_503_with_retry_after_in_bounded_time_and_the_server_recovers(
+    relay: Relay, relayed_server: Server
+) -> None:
+    """Connections that stay open but carry nothing (a frozen server, a network dropping
+    packets): the server's ``statement_timeout`` never fires, the client-side deadline does."""
+    with relayed_server.client() as client:
+        _seed(client)
+        assert _check(client).json()["can"] == "CHECK_RESULT_ALLOWED"
+        relay.freeze()
+        _assert_unavailable(*_timed(lambda: _check(client)))
+
+        def write() -> httpx.Response:
+            return client.post("/v1/tenants/t1/data/write", json={"tuples": [VIEWER_BOB]})
+
+        _assert_unavailable(*_timed(write))
+        listing, took = _timed(lambda: client.get("/v1/tenants/t1/relationship-types"))
+        assert listing.status_code == 503, listing.text
+        assert listing.headers["Retry-After"].isdigit()
+        assert listing.json()["error"]["name"] == "ServiceUnavailableError"
+        assert took < BOUND, f"answered after {took:.1f}s"
+        # More requests at once than worker threads: those queued behind the blocked workers
+        # are answered in bounded time too.
+        burst = [lambda: _check(client), write] * (2 * WORKERS)
+        with ThreadPoolExecutor(len(burst)) as pool:
+            answers = list(pool.map(_timed, burst))
+        for answer in answers:
+            _assert_unavailable(*answer)
+        relay.restore()
+        recovered = _recovers(client)
+        assert recovered.status_code == 200, recovered.text
+        assert recovered.json()["can"] == "CHECK_RESULT_ALLOWED"
+        written = write()
+        assert written.status_code == 200, written.text
+        body = {**VIEWER_BOB, "permission": "view"}
+        del body["relation"]
+        can = client.post("/v1/tenants/t1/permissions/check", json=body)
+        assert can.json()["can"] == "CHECK_RESULT_ALLOWED"
+        assert client.get("/healthz").json() == {"status": "SERVING"}
 
 
 def test_grpc_health_says_not_serving_while_the_database_is_away(
