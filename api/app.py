@@ -144,7 +144,25 @@ async def _services(
 ) -> AsyncIterator[None]:
     config = app[CONFIG]
     owned = store is None
-    opened: Store = store or _open_store(config)
+    opened: Store = store or open_store(config)
+    services = app[SERVICES] = services_for(config, opened, clock=clock)
+    executor, relations = services.executor, services.relations
+    try:
+        if not opened.claims_complete:  # a store from before token claims: claim them once
+            log.info("claiming the API tokens of every tenant (once per store)")
+            await asyncio.get_running_loop().run_in_executor(executor, relations.claim_tokens)
+        yield
+    finally:
+        executor.shutdown(wait=True)
+        if owned:
+            opened.close()
+            where = redacted_url(config.database_url) if config.database_url else config.data_dir
+            log.info("store closed: %s", where)
+
+
+def services_for(config: Config, opened: Store, *, clock: Callable[[], float]) -> Services:
+    """What the handlers use, over ``opened``: the engine, the relations layer and the raw
+    writer with its hooks (also what ``stonetown import --database-url`` writes through)."""
     probe = _probe_of(opened)
     if probe is not None:
         # Every read of a database store is a round trip, which must never hold the event loop
@@ -161,23 +179,10 @@ async def _services(
     relations = Relations(opened, engine, clock=clock)
     raw_writer = RawWriter(opened)
     relations.install(raw_writer)  # the engine writes raw data without knowing the layer
-    app[SERVICES] = Services(
-        config, opened, engine, executor, relations, raw_writer, probe=probe
-    )
-    try:
-        if not opened.claims_complete:  # a store from before token claims: claim them once
-            log.info("claiming the API tokens of every tenant (once per store)")
-            await asyncio.get_running_loop().run_in_executor(executor, relations.claim_tokens)
-        yield
-    finally:
-        executor.shutdown(wait=True)
-        if owned:
-            opened.close()
-            where = redacted_url(config.database_url) if config.database_url else config.data_dir
-            log.info("store closed: %s", where)
+    return Services(config, opened, engine, executor, relations, raw_writer, probe=probe)
 
 
-def _open_store(config: Config) -> Store:
+def open_store(config: Config) -> Store:
     """The store ``config`` names: its PostgreSQL database, else LevelDB in its data dir."""
     if config.database_url:
         # Imported only when asked for: a LevelDB server never loads the PostgreSQL driver.

@@ -35,6 +35,7 @@ when an import completes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import enum
 import hashlib
@@ -42,20 +43,23 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pydantic import ValidationError
 
 from api import models as m
 from api.client import Client, ClientError
+from api.client.permify import SchemaText
 from api.client.records import RelationsBackupClient
 from engine.errors import InvalidRequest
 from engine.notation import parse_attribute
 from engine.writes import attribute_text
-from storage.base import Attribute, AttributeFilter, Tuple, TupleFilter
+from storage.base import Attribute, AttributeFilter, AttributeKey, Tuple, TupleFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,28 @@ _KINDS = ("tuple", "attribute", SCHEMA, *LAYER)
 _RESTORE_BYTES = 512 * 1024
 #: A server's field violation naming one item of a data/write: ``tuples[3]``.
 _ITEM_FIELD = re.compile(r"^(tuples|attributes)\[(\d+)\]")
+
+
+class ImportTarget(Protocol):
+    """Where an import writes: a server's client (``api.client.Client``), or the database
+    directly (``api.cli.import_direct.DirectTarget``)."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    def write_data(self, tuples: list[Tuple], attributes: list[Attribute]) -> str: ...
+
+    def write_schema(self, text: str) -> str: ...
+
+    def read_schema(self) -> SchemaText: ...
+
+    def head_token(self) -> str: ...
+
+
+class LayerTarget(Protocol):
+    """Where an import restores the relations layer's records (``relations/restore``)."""
+
+    def restore(self, part: Mapping[str, Any]) -> str: ...
 
 
 class Format(enum.Enum):
@@ -471,18 +497,35 @@ def _rejected_part(label: str, batch: list[Record], exc: ClientError) -> DataFil
     return None
 
 
+@dataclass(slots=True)
+class _Sent:
+    """A data batch on its way: its records, what it writes, and the write's outcome."""
+
+    records: list[Record]
+    tuples: int
+    attributes: int
+    keys: set[AttributeKey]
+    outcome: Future[str]
+
+
 def run_import(
-    client: Client,
+    client: ImportTarget,
     path: str,
     fmt: Format,
     *,
     batch_size: int,
     resume: bool,
     progress: Callable[[int], None] | None = None,
-    layer: RelationsBackupClient | None = None,
+    layer: LayerTarget | None = None,
+    in_flight: int = 1,
 ) -> ImportResult:
     """Import ``path`` in batches of ``batch_size``; see the module docstring. ``layer`` restores
     the relations layer's records (a file with some and no ``layer`` is a TransferError).
+
+    Up to ``in_flight`` data batches are sent at once (each still one atomic write); the state
+    file only ever moves past a batch once it and every batch before it are acknowledged, a batch
+    writing an attribute waits for any earlier batch writing the same attribute (the later value
+    wins, as in the file), and a schema or relations-layer batch waits for every batch before it.
 
     Raises DataFileError for a bad record (after writing every record before it), TransferError
     when the state file does not fit, and ClientError when the server refuses or is unreachable;
@@ -503,62 +546,100 @@ def run_import(
     started_at = state.position.line
     batch: list[Record] = []
     batch_bytes = 0
+    sent: deque[_Sent] = deque()
+    concurrent = False  # whether two data batches were ever in flight together
+    pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="import")
 
     def written(
-        token: str, *, tuples: int = 0, attributes: int = 0, relations: int = 0, writes: int = 1
+        records: list[Record],
+        token: str,
+        *,
+        tuples: int = 0,
+        attributes: int = 0,
+        relations: int = 0,
+        writes: int = 1,
     ) -> None:
         before = state.position.offset
-        state.position = batch[-1].after
+        state.position = records[-1].after
         state.snap_token = token
         state.tuples += tuples
         state.attributes += attributes
         state.relations += relations
         state.writes += writes
         save_state(where, state)
-        batch.clear()
         if progress is not None:
             progress(state.position.offset - before)
 
+    def settle_oldest() -> None:
+        """Wait for the oldest data batch in flight and record it; on failure wait for the rest
+        (they may land: writes are idempotent, a resume sends them again) and raise."""
+        head = sent.popleft()
+        try:
+            token = head.outcome.result()
+        except ClientError as exc:
+            drain_quietly()
+            rejected = _rejected(path, head.records, exc)
+            if rejected is not None:
+                raise rejected from exc
+            raise
+        except BaseException:
+            drain_quietly()
+            raise
+        written(head.records, token, tuples=head.tuples, attributes=head.attributes)
+
+    def drain_quietly() -> None:
+        while sent:
+            with contextlib.suppress(BaseException):
+                sent.popleft().outcome.result()
+
+    def settle(keys: set[AttributeKey] | None = None) -> None:
+        """Record every batch in flight (``keys``: only while one writes one of those keys)."""
+        while sent and (keys is None or any(keys & s.keys for s in sent)):
+            settle_oldest()
+
     def flush() -> None:
-        nonlocal batch_bytes
+        nonlocal batch_bytes, concurrent
         batch_bytes = 0
         if not batch:
             return
-        first = batch[0].item
+        records = batch.copy()
+        batch.clear()
+        first = records[0].item
+        if isinstance(first, Part):
+            settle()
         if isinstance(first, Part) and first.kind == SCHEMA:
             assert isinstance(first.value, str)
             if _current_schema(client) == first.value:
-                written(state.snap_token, writes=0)  # the tenant has that schema already
+                written(records, state.snap_token, writes=0)  # the tenant has it already
             else:
                 client.write_schema(first.value)
-                written(client.head_token())
+                written(records, client.head_token())
             return
         if isinstance(first, Part):
             if layer is None:
                 raise TransferError(
-                    f"{path}:{batch[0].line}: the relations layer's records need the "
+                    f"{path}:{records[0].line}: the relations layer's records need the "
                     "relations restore client"
                 )
-            part = _restore_part(batch)
+            part = _restore_part(records)
             try:
                 token = layer.restore(part)
             except ClientError as exc:
-                rejected = _rejected_part(path, batch, exc)
+                rejected = _rejected_part(path, records, exc)
                 if rejected is not None:
                     raise rejected from exc
                 raise
-            written(token, relations=len(part["relations"]))
+            written(records, token, relations=len(part["relations"]))
             return
-        tuples = [r.item for r in batch if isinstance(r.item, Tuple)]
-        attributes = [r.item for r in batch if isinstance(r.item, Attribute)]
-        try:
-            token = client.write_data(tuples, attributes)
-        except ClientError as exc:
-            rejected = _rejected(path, batch, exc)
-            if rejected is not None:
-                raise rejected from exc
-            raise
-        written(token, tuples=len(tuples), attributes=len(attributes))
+        tuples = [r.item for r in records if isinstance(r.item, Tuple)]
+        attributes = [r.item for r in records if isinstance(r.item, Attribute)]
+        keys = {a.key for a in attributes}
+        settle(keys)  # an earlier value of the same attribute lands first
+        while len(sent) >= max(1, in_flight):
+            settle_oldest()
+        concurrent = concurrent or bool(sent)
+        outcome = pool.submit(client.write_data, tuples, attributes)
+        sent.append(_Sent(records, len(tuples), len(attributes), keys, outcome))
 
     def group(item: Item) -> str:
         if isinstance(item, Part):
@@ -569,7 +650,7 @@ def run_import(
         handle = open(path, "rb")  # noqa: SIM115 - closed below; open errors are reported
     except OSError as exc:
         raise TransferError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    with handle:
+    with handle, _shutting(pool, sent):
         if progress is not None and state.position.offset:
             progress(state.position.offset)
         try:
@@ -588,15 +669,32 @@ def run_import(
                     flush()
         except DataFileError:
             flush()  # everything before the bad record goes in; the state points at it
+            settle()
             raise
         except TransferError as exc:
             raise TransferError(f"{exc}; cannot resume: delete {where} to start over") from exc
         flush()
+        settle()
+        if concurrent:
+            # Batches in flight together commit in any order: the last one's token may not
+            # cover an earlier one; the head's does.
+            state.snap_token = client.head_token()
     where.unlink(missing_ok=True)
     return ImportResult(state, started_at)
 
 
-def _current_schema(client: Client) -> str | None:
+@contextlib.contextmanager
+def _shutting(pool: ThreadPoolExecutor, sent: deque[_Sent]) -> Iterator[None]:
+    """Stop the writer threads on the way out; on an error, after the writes in flight."""
+    try:
+        yield
+    finally:
+        for s in sent:
+            s.outcome.cancel()
+        pool.shutdown(wait=True)
+
+
+def _current_schema(client: ImportTarget | Client) -> str | None:
     """The tenant's current schema text, or None when it has none."""
     try:
         return client.read_schema().text

@@ -13,12 +13,15 @@ from typing import Any
 import click
 
 from api.cli.files import replacing
-from api.cli.session import client_options, count, report, session
+from api.cli.import_direct import DirectTarget
+from api.cli.session import client_options, count, exiting_on_client_error, report, session
 from api.client import ClientError
 from api.client.records import RelationsBackupClient
 from api.transfer import (
     DataFileError,
     Format,
+    ImportTarget,
+    LayerTarget,
     TransferError,
     load_state,
     run_export,
@@ -30,6 +33,9 @@ FORMAT_CHOICE = click.Choice([f.value for f in Format])
 #: What one import write holds by default, and at most (Permify's max_data_per_write).
 DEFAULT_BATCH = 500
 MAX_BATCH = 1000
+#: Data writes in flight at once: the server validates one while the store writes another.
+DEFAULT_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 16
 
 
 @click.command("import")
@@ -42,6 +48,19 @@ MAX_BATCH = 1000
     show_default=True,
     help="Items per write; each write is atomic.",
 )
+@click.option(
+    "--in-flight",
+    type=click.IntRange(1, MAX_IN_FLIGHT),
+    default=DEFAULT_IN_FLIGHT,
+    show_default=True,
+    help="Data writes sent at once (each still atomic; progress is saved in file order).",
+)
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Write straight into this PostgreSQL database (as a server on it would) instead of "
+    "through --url.",
+)
 @click.option("--resume", is_flag=True, help="Continue after the writes FILE.import-state notes.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @client_options
@@ -50,6 +69,8 @@ def import_(
     file: str,
     fmt: str | None,
     batch_size: int,
+    in_flight: int,
+    database_url: str | None,
     resume: bool,
     quiet: bool,
     url: str,
@@ -81,20 +102,27 @@ def import_(
     bar: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if not quiet and sys.stderr.isatty():
         bar = click.progressbar(length=size, label=f"importing {file}", file=sys.stderr)
-    with (
-        session(url, key, tenant) as client,
-        RelationsBackupClient(url, key=key, tenant=tenant) as layer,
-    ):
+    with contextlib.ExitStack() as stack:
+        target: ImportTarget
+        layer: LayerTarget
+        if database_url:
+            with exiting_on_client_error():
+                direct = stack.enter_context(DirectTarget(database_url, tenant))
+            target = layer = direct
+        else:
+            target = stack.enter_context(session(url, key, tenant))
+            layer = stack.enter_context(RelationsBackupClient(url, key=key, tenant=tenant))
         try:
             with bar as shown:
                 result = run_import(
-                    client,
+                    target,
                     file,
                     form,
                     batch_size=batch_size,
                     resume=resume,
                     progress=shown.update if shown is not None else None,
                     layer=layer,
+                    in_flight=in_flight,
                 )
         except (TransferError, ClientError) as exc:
             if isinstance(exc, ClientError):
