@@ -272,6 +272,7 @@ class Engine:
         budget: int | None,
         *,
         evaluates: bool = True,
+        first: Entity | None = None,
     ) -> tuple[Compiled, SnapshotReader, dict[str, bool], int]:
         """Refuse a negative depth, take the compiled schema version, the reader at the
         snapshot and the results cache, and cap the depth for that schema. A plain tuple, not
@@ -281,6 +282,8 @@ class Engine:
         The results cache is shared per (tenant, schema version, revision), or private when the
         request has a context, which changes answers. Without ``evaluates`` (expand) it is not
         taken: the first request at a revision starts a generation, which may evict the oldest.
+        ``first`` is the entity the evaluation reads first, for the store to read with the
+        snapshot when it can (a database store: in the head's round trip).
 
         With ``budget`` (a dispatch budget for a caller on an event loop), a schema version that
         is not compiled yet raises `OverBudget` instead of being compiled here.
@@ -288,7 +291,9 @@ class Engine:
         depth = options.depth
         if depth < 0:
             raise DepthExceeded(f"depth must not be negative, got {depth}")
-        reader: SnapshotReader = self.store.reader(tenant, options.snap_token)
+        reader: SnapshotReader = self.store.reader(
+            tenant, options.snap_token, prefetch=None if first is None else (first.type, first.id)
+        )
         # A database store reads the schema head with the revision: no second round trip.
         version = options.schema_version or reader.schema_head or ""
         if budget is None:
@@ -368,7 +373,9 @@ class Engine:
         loop and sends the rest to a worker thread. Work finished before giving up stays
         cached, so asking again costs only the rest.
         """
-        compiled, reader, results, depth = self._prepare(tenant, options, max_dispatches)
+        compiled, reader, results, depth = self._prepare(
+            tenant, options, max_dispatches, first=entity
+        )
         # A proven answer needs no evaluation state (the hot path of a busy server).
         sk = subject_key(subject)
         hit = results.get(result_key(entity.type, entity.id, permission, sk))

@@ -556,8 +556,14 @@ class Store(Protocol):
         write nothing."""
         ...
 
-    def reader(self, tenant: str, token: str = "") -> SnapshotReader:
-        """A reader at ``token``'s revision, or at the latest one when ``token`` is empty."""
+    def reader(
+        self, tenant: str, token: str = "", *, prefetch: tuple[str, str] | None = None
+    ) -> SnapshotReader:
+        """A reader at ``token``'s revision, or at the latest one when ``token`` is empty.
+
+        ``prefetch`` names an entity (type, id) the caller reads first (a check's entity): a
+        store whose head read is a round trip may read that entity's tuples in the same one.
+        A hint only: what the reader answers is the same either way."""
         ...
 
     def head(self, tenant: str) -> SnapToken:

@@ -459,7 +459,9 @@ class LevelDBStore:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def reader(self, tenant: str, token: str = "") -> LevelDBReader:
+    def reader(
+        self, tenant: str, token: str = "", *, prefetch: tuple[str, str] | None = None
+    ) -> LevelDBReader:
         tp = self._prefix(tenant)
         if not token:
             # Readers are immutable: requests at the latest revision share one (still pinned,

@@ -382,7 +382,9 @@ class MemoryStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def reader(self, tenant: str, token: str = "") -> MemoryReader:
+    def reader(
+        self, tenant: str, token: str = "", *, prefetch: tuple[str, str] | None = None
+    ) -> MemoryReader:
         self._check_open()
         data = self._data(tenant)
         return self._open_reader(data.info.id, data, token)

@@ -31,7 +31,7 @@ reads see the state the write is decided against, and never wait for a second co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from storage import keys, tokens
@@ -151,6 +151,7 @@ class PostgresReader(PinnedReader):
         "_entities",
         "_parent",
         "_pk",
+        "_prefetched",
         "_schema_head",
         "_store",
     )
@@ -178,6 +179,9 @@ class PostgresReader(PinnedReader):
         #: (type, id) -> its tuples as relation -> subjects (ordered), or None: too big to
         #: keep whole, read relation by relation.
         self._entities: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
+        #: Entities read with the head (``offer``), not used yet: taken on first use, when the
+        #: closure of each is decided as for one read then.
+        self._prefetched: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
 
     @property
     def schema_head(self) -> str | None:
@@ -185,6 +189,23 @@ class PostgresReader(PinnedReader):
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
         return self._db.rows(sql, params, self._conn)
+
+    def offer(self, loaded: dict[tuple[str, str], dict[str, list[Subject]] | None]) -> None:
+        """Entities' tuples read at this reader's revision (with the head, in the same
+        statement): kept for their first use, unless the reader holds them already."""
+        entities = self._entities
+        prefetched = self._prefetched
+        for key, found in loaded.items():
+            if key not in entities:
+                prefetched[key] = found
+
+    def holds(self, key: tuple[str, str]) -> bool:
+        """Whether the reader (or the one it inherits from) has the entity's tuples at hand:
+        a hint for what to read with the head, never an answer."""
+        if key in self._entities or key in self._prefetched:
+            return True
+        parent = self._parent
+        return parent is not None and key in parent._entities
 
     def detach(self) -> None:
         """Stop using the transaction's connection (the transaction is over)."""
@@ -241,7 +262,10 @@ class PostgresReader(PinnedReader):
             entities = self._entities
             if key in entities:
                 return entities[key]
-        found = self._load_entity(entity_type, entity_id)
+        try:
+            found = self._prefetched.pop(key)
+        except KeyError:
+            found = self._load_entity(entity_type, entity_id)
         if found is not None:
             # The entities a check walks to from here: when the reader lacks some, one
             # closure read loads them all, rather than one round trip per hop.
@@ -265,14 +289,7 @@ class PostgresReader(PinnedReader):
         )
         if len(rows) > CLOSURE_ROWS:
             return None
-        found: dict[str, list[Subject]] = {}
-        for relation, st, sid, srel in rows:
-            name = dec(relation)
-            subjects = found.get(name)
-            if subjects is None:
-                subjects = found[name] = []
-            subjects.append(Subject(dec(st), dec(sid), dec(srel)))
-        return found
+        return entity_of(rows)
 
     def _load_closure(self, entity_type: str, entity_id: str) -> None:
         # Which types have tuples, to follow: a kind written since the hint only goes
@@ -582,6 +599,22 @@ class PostgresReader(PinnedReader):
             if left is not None:
                 left -= len(rows)
             bound = rows[-1][0]
+
+
+def entity_of(rows: Iterable[Sequence[Any]], first: int = 0) -> dict[str, list[Subject]]:
+    """One entity's tuples as relation -> subjects, from rows of (relation, subject type,
+    subject id, subject relation) starting at column ``first``, in relation order."""
+    found: dict[str, list[Subject]] = {}
+    for row in rows:
+        relation, st, sid, srel = row[first : first + 4]
+        if relation is None:
+            continue  # the row of an entity without tuples, from an outer join
+        name = dec(relation)
+        subjects = found.get(name)
+        if subjects is None:
+            subjects = found[name] = []
+        subjects.append(Subject(dec(st), dec(sid), dec(srel)))
+    return found
 
 
 def _order_of(flt: TupleFilter) -> tuple[str, ...]:

@@ -56,6 +56,7 @@ from storage.base import (
     SchemaVersion,
     SnapshotReader,
     SnapToken,
+    Subject,
     TenantId,
     TenantInfo,
     TupleKind,
@@ -79,7 +80,7 @@ from storage.postgres import gc
 from storage.postgres.codec import dec, decode_changes, enc
 from storage.postgres.database import RETRYABLE, Connection, Database
 from storage.postgres.migrations import LATEST_VERSION, _version, new_tenant_pk
-from storage.postgres.reader import PostgresReader
+from storage.postgres.reader import CLOSURE_ROWS, PostgresReader, entity_of
 from storage.postgres.write import apply_changes
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,34 @@ _SHARED_TOKEN_READERS = 4
 _TENANT_STATE = (
     "SELECT pk, revision, horizon, schema_head FROM stonetown_tenants WHERE id = %s AND live"
 )
+#: The tenant's state and, in the same statement (one snapshot), every tuple of the entities
+#: named (type and id, then the next) at the head it reads: one row per tuple, or one of NULLs
+#: for an entity without tuples, after the entity's position (1-based). Each entity is one index
+#: range read with a row bound (LATERAL with a LIMIT, as in the closure). The entities are rows
+#: of VALUES, one statement per count (each prepared once per connection): as binary arrays
+#: through ``unnest`` the same read costs about twice as much.
+_STATE_AND_ENTITIES = (
+    "SELECT h.pk, h.revision, h.horizon, h.schema_head, e.n, t.relation, t.subject_type,"
+    " t.subject_id, t.subject_relation FROM stonetown_tenants AS h"
+    " CROSS JOIN (VALUES {}) AS e(entity_type, entity_id, n)"
+    " LEFT JOIN LATERAL (SELECT relation, subject_type, subject_id, subject_relation"
+    " FROM stonetown_tuples WHERE tenant = h.pk AND entity_type = e.entity_type"
+    " AND entity_id = e.entity_id AND created <= h.revision AND deleted > h.revision"
+    " ORDER BY relation, subject_type, subject_id, subject_relation LIMIT %s) AS t ON TRUE"
+    " WHERE h.id = %s AND h.live"
+)
+#: At most this many entities are read with one head (the first requests of a round).
+_ROUND_ENTITIES = 16
+#: The statement for each count of entities.
+_STATES_AND_ENTITIES = tuple(
+    _STATE_AND_ENTITIES.format(
+        ", ".join(f"(%s::bytea, %s::bytea, {i})" for i in range(1, count + 1))
+    )
+    for count in range(_ROUND_ENTITIES + 1)
+)
+
+#: An entity's tuples as the reader keeps them (None: too many to keep whole).
+Loaded = dict[tuple[str, str], dict[str, list[Subject]] | None]
 
 
 def _utc(seconds: float) -> datetime:
@@ -112,6 +141,21 @@ class _TenantState:
         self.horizon = horizon
         self.schema_head = schema_head
         self.read_at = read_at
+
+
+class _HeadRound:
+    """One read of a tenant's head, shared by every request that joined it before it started:
+    the entities they asked to have read with it, then its answer or its error."""
+
+    __slots__ = ("entities", "error", "finished", "loaded", "started", "state")
+
+    def __init__(self, want: tuple[str, str] | None) -> None:
+        self.entities: dict[tuple[str, str], None] = {} if want is None else {want: None}
+        self.started = False
+        self.finished = False
+        self.state: _TenantState | None = None
+        self.loaded: Loaded = {}
+        self.error: BaseException | None = None
 
 
 class PostgresStore:
@@ -162,6 +206,13 @@ class PostgresStore:
         self._kinds: dict[int, tuple[frozenset[TupleKind], int]] = {}
         #: a set of tuple kinds -> the entity types among them (see ``_inner_types``).
         self._inner: dict[frozenset[TupleKind], frozenset[str]] = {}
+        #: Head reads (see ``_read_head``): tenants whose head is being read, and the round
+        #: each one's next read is gathering; guarded by the condition.
+        self._rounds = threading.Condition(threading.Lock())
+        self._reading: set[str] = set()
+        self._next_round: dict[str, _HeadRound] = {}
+        #: Reads of a head sent so far (each shared by the requests of its round).
+        self.head_reads = 0
         self._closed = False
         self._gc_stop = threading.Event()
         self._gc_thread: threading.Thread | None = None
@@ -237,20 +288,92 @@ class PostgresStore:
     def _state(self, tenant: str, *, fresh: bool = True) -> _TenantState:
         """The tenant's incarnation and head: read now, or (not ``fresh``, with max_staleness)
         a read at most max_staleness seconds old."""
+        return self._current(tenant, fresh=fresh)[0]
+
+    def _current(
+        self, tenant: str, *, fresh: bool = True, want: tuple[str, str] | None = None
+    ) -> tuple[_TenantState, Loaded]:
+        """``_state``, and the tuples of entity ``want`` (and maybe of others) at that head
+        when the head was read now with them; else nothing loaded."""
         self._check_open()
-        now = time.monotonic()
         if not fresh and self._max_staleness > 0:
             known = self._heads.get(tenant)
-            if known is not None and now - known.read_at <= self._max_staleness:
-                return known
-        row = self._db.one(_TENANT_STATE, (enc(tenant),))
+            if known is not None and time.monotonic() - known.read_at <= self._max_staleness:
+                return known, {}
+        state, loaded = self._read_head(tenant, want)
+        if self._max_staleness > 0:
+            self._heads[tenant] = state
+        return state, loaded
+
+    def _read_head(self, tenant: str, want: tuple[str, str] | None) -> tuple[_TenantState, Loaded]:
+        """Read the tenant's head now, in a round shared with concurrent requests.
+
+        Exactness: a request must see every write acknowledged before it arrived, so it never
+        joins a read already under way (that one may have been sent before such a write
+        committed). It joins the tenant's next read instead, which starts when the current one
+        ends; the first request to join leads it (sends it), the others wait for its answer.
+        So reads of a tenant's head run one at a time, and N concurrent requests cost about
+        one read per round trip rather than N."""
+        rounds = self._rounds
+        with rounds:
+            if tenant not in self._reading:
+                self._reading.add(tenant)
+                mine = _HeadRound(want)  # none under way: this request reads now
+            else:
+                waiting = self._next_round.get(tenant)
+                if waiting is not None:
+                    if want is not None and len(waiting.entities) < _ROUND_ENTITIES:
+                        waiting.entities[want] = None
+                    rounds.wait_for(lambda: waiting.finished)
+                    if waiting.error is not None:
+                        raise waiting.error
+                    assert waiting.state is not None
+                    return waiting.state, waiting.loaded
+                mine = self._next_round[tenant] = _HeadRound(want)
+                rounds.wait_for(lambda: mine.started)
+        try:
+            mine.state, mine.loaded = self._query_head(tenant, list(mine.entities))
+        except BaseException as exc:
+            mine.error = exc
+            raise
+        finally:
+            with rounds:
+                self.head_reads += 1
+                following = self._next_round.pop(tenant, None)
+                if following is None:
+                    self._reading.discard(tenant)
+                else:
+                    following.started = True  # no request joins it any more
+                mine.finished = True
+                rounds.notify_all()
+        return mine.state, mine.loaded
+
+    def _query_head(
+        self, tenant: str, entities: list[tuple[str, str]]
+    ) -> tuple[_TenantState, Loaded]:
+        """One statement: the tenant's state, and each entity's tuples at its head."""
+        now = time.monotonic()
+        loaded: Loaded = {}
+        if not entities:
+            row = self._db.one(_TENANT_STATE, (enc(tenant),))
+        else:
+            params: list[Any] = []
+            for entity_type, entity_id in entities:
+                params += (enc(entity_type), enc(entity_id))
+            params += (CLOSURE_ROWS + 1, enc(tenant))
+            rows = self._db.rows(_STATES_AND_ENTITIES[len(entities)], params)
+            row = rows[0] if rows else None
+            start = 0
+            for end in range(1, len(rows) + 1):
+                if end == len(rows) or rows[end][4] != rows[start][4]:
+                    part = rows[start:end]
+                    key = entities[part[0][4] - 1]
+                    loaded[key] = None if len(part) > CLOSURE_ROWS else entity_of(part, 5)
+                    start = end
         if row is None:
             check_tenant_id(tenant)
             raise TenantNotFound(tenant)
-        state = _TenantState(row[0], row[1], row[2], dec(row[3]), now)
-        if self._max_staleness > 0:
-            self._heads[tenant] = state
-        return state
+        return _TenantState(row[0], row[1], row[2], dec(row[3]), now), loaded
 
     def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
         check_tenant_id(tenant)
@@ -530,21 +653,48 @@ class PostgresStore:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def reader(self, tenant: str, token: str = "") -> PostgresReader:
+    def reader(
+        self, tenant: str, token: str = "", *, prefetch: tuple[str, str] | None = None
+    ) -> PostgresReader:
         self._check_open()
         if token:
             revision: int = tokens.decode_snap(self._store_id, token)
-            state = self._state(tenant, fresh=False)
+            want = None if prefetch is None or self._holds(tenant, prefetch, revision) else prefetch
+            state, loaded = self._current(tenant, fresh=False, want=want)
             if revision > state.revision:
                 state = self._state(tenant)  # a token from a write newer than our head
+                loaded = {}
                 if revision > state.revision:
                     raise InvalidToken(
                         f"snap token names revision {revision}, newer than tenant "
                         f"{tenant!r}'s latest {state.revision}"
                     )
         else:
-            state = self._state(tenant, fresh=False)
+            want = None if prefetch is None or self._holds(tenant, prefetch, None) else prefetch
+            state, loaded = self._current(tenant, fresh=False, want=want)
             revision = state.revision
+        reader = self._open_reader(tenant, token, state, revision)
+        if loaded and revision == state.revision:
+            reader.offer(loaded)  # read at the head, in the head's statement
+        return reader
+
+    def _holds(self, tenant: str, key: tuple[str, str], revision: int | None) -> bool:
+        """Whether a reader this store would likely hand out for ``tenant`` (at the latest
+        revision, or at ``revision``) has entity ``key`` at hand: then it is not read with
+        the head. A guess: a wrong one costs a read, never an answer."""
+        if revision is None:
+            latest = self._latest.get(tenant)
+            return latest is not None and latest.holds(key)
+        return any(
+            r._tenant == tenant and r._revision == revision and r.holds(key)
+            for r in list(self._at_tokens.values())
+        )
+
+    def _open_reader(
+        self, tenant: str, token: str, state: _TenantState, revision: int
+    ) -> PostgresReader:
+        """The reader at ``revision`` of the incarnation ``state`` names: one shared already,
+        or a new one."""
         # A reader already open at this snapshot (the latest one, or one of a recent token) is
         # shared: what it loaded serves every request at that snapshot. The state was read
         # above all the same, so a tenant deleted since, or an expired token, is still refused.

@@ -552,9 +552,11 @@ class CountingStore(LevelDBStore):
         super().__init__(path, gc_interval=None)
         self.reads = 0
 
-    def reader(self, tenant: str, token: str = "") -> Any:
+    def reader(
+        self, tenant: str, token: str = "", *, prefetch: tuple[str, str] | None = None
+    ) -> Any:
         self.reads += 1
-        return super().reader(tenant, token)
+        return super().reader(tenant, token, prefetch=prefetch)
 
     def list_tenants(self, *, page_size: int, cursor: str = "") -> Any:
         self.reads += 1

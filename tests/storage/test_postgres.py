@@ -20,6 +20,7 @@ from storage.base import (
     Changes,
     Record,
     SnapshotReader,
+    Subject,
     Tuple,
     TupleFilter,
 )
@@ -375,3 +376,68 @@ def test_requests_naming_one_snap_token_share_a_reader_yet_a_deleted_tenant_is_r
             store.reader(TENANT, first)
     finally:
         store.close()
+
+
+def test_a_write_acknowledged_before_a_request_starts_is_visible_to_it(
+    postgres_url: str,
+) -> None:
+    """Concurrent requests share reads of the tenant's head, each read with the entities they
+    asked for (``prefetch``). A request must never share a read sent before it arrived: that
+    read may predate a write acknowledged in between. Writers on each of two replicas read, right
+    after each acknowledgement, on the other one, while readers keep the head being read there;
+    every request must see the newest write acknowledged before it started, entity included."""
+    stores = replicas(postgres_url, 2)
+    lock = threading.Lock()
+    acked = [(0, "")]  # the newest acknowledged write: its revision and document
+    done = threading.Event()
+    failures: list[BaseException] = []
+    requests = [0, 0]
+
+    def ask(k: int, revision: int, eid: str) -> None:
+        r = stores[k].reader(TENANT, prefetch=("doc", eid) if eid else None)
+        requests[k] += 1
+        assert int(r.revision) >= revision, f"replica {k} read {r.revision} after {revision}"
+        if eid:
+            assert r.subjects("doc", eid, "viewer") == [Subject("user", "u", "")], eid
+
+    def writer(w: int) -> None:
+        mine, other = stores[w % 2], (w + 1) % 2
+        try:
+            for i in range(40):
+                eid = f"{w}-{i}"
+                token = mine.write(
+                    TENANT, Changes(write_tuples=[Tuple("doc", eid, "viewer", "user", "u")])
+                )
+                revision = tokens.decode_snap(mine._store_id, token)
+                with lock:
+                    acked[0] = max(acked[0], (revision, eid))
+                ask(other, revision, eid)  # starts after the acknowledgement
+        except BaseException as exc:
+            failures.append(exc)
+
+    def reader(k: int) -> None:
+        try:
+            while not done.is_set():
+                revision, eid = acked[0]
+                ask(k % 2, revision, eid)
+        except BaseException as exc:
+            failures.append(exc)
+
+    readers = [threading.Thread(target=reader, args=(k,)) for k in range(6)]
+    writers = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    try:
+        for thread in readers + writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        done.set()
+        for thread in readers:
+            thread.join()
+        assert not failures, failures[:3]
+        # The reads were shared: fewer head reads than requests on each replica.
+        for k, store in enumerate(stores):
+            assert 0 < store.head_reads < requests[k], (store.head_reads, requests[k])
+    finally:
+        done.set()
+        for store in stores:
+            store.close()
