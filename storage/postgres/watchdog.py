@@ -61,32 +61,41 @@ class Watchdog:
         self._stop.set()
         self._thread.join()
 
-    @contextmanager
-    def guard(self, conn: Connection) -> Iterator[None]:
-        """Run the block under the deadline; if the watchdog shut ``conn`` down meanwhile, the
-        error it raised becomes ``StoreUnavailable``."""
+    def arm(self, conn: Connection) -> None:
+        """Start the deadline of a call on ``conn``; ``disarm`` (or ``failed``) when it ends."""
         with self._lock:
             self._deadlines[conn] = self._clock() + self._allowed
+
+    def disarm(self, conn: Connection) -> None:
+        """The call on ``conn`` ended well (if the watchdog shut it down as it finished, the
+        pool sees it broken and drops it)."""
+        with self._lock:
+            self._deadlines.pop(conn, None)
+            if self._killed:
+                self._killed.discard(conn)
+
+    def failed(self, conn: Connection, exc: psycopg.Error) -> None:
+        """The call on ``conn`` raised ``exc``: raise StoreUnavailable instead if the watchdog
+        shut it down, else return (the caller re-raises)."""
+        with self._lock:
+            self._deadlines.pop(conn, None)
+            if conn not in self._killed:
+                return
+            self._killed.discard(conn)
+        raise StoreUnavailable(
+            f"the database did not answer within {self.timeout:g} s; retry later"
+        ) from exc
+
+    @contextmanager
+    def guard(self, conn: Connection) -> Iterator[None]:
+        """The block under the deadline (``arm``, then ``disarm`` or ``failed``)."""
+        self.arm(conn)
         try:
             yield
         except psycopg.Error as exc:
-            if self._forget(conn):
-                raise StoreUnavailable(
-                    f"the database did not answer within {self.timeout:g} s; retry later"
-                ) from exc
+            self.failed(conn, exc)
             raise
-        else:
-            self._forget(conn)  # killed as it finished: the pool sees it broken and drops it
-
-    def _forget(self, conn: Connection) -> bool:
-        """Unregister ``conn``; whether the watchdog shut it down."""
-        with self._lock:
-            self._deadlines.pop(conn, None)
-            if not self._killed:
-                return False
-            killed = conn in self._killed
-            self._killed.discard(conn)
-            return killed
+        self.disarm(conn)
 
     def _watch(self) -> None:
         while not self._stop.wait(self._interval):
