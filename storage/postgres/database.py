@@ -65,8 +65,12 @@ TCP_DEFAULTS: dict[str, int] = {
 
 
 def tcp_settings(url: str, timeout_seconds: float) -> dict[str, int]:
-    """``TCP_DEFAULTS`` and ``tcp_user_timeout`` but for what ``url`` sets itself."""
-    given = conninfo_to_dict(url)
+    """``TCP_DEFAULTS`` and ``tcp_user_timeout`` but for what ``url`` sets itself (none for a
+    URL that does not parse: connecting reports it, as it would without them)."""
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return {}
     wanted = {**TCP_DEFAULTS, "tcp_user_timeout": max(1000, math.ceil(2000 * timeout_seconds))}
     return {name: value for name, value in wanted.items() if name not in given}
 
