@@ -715,8 +715,13 @@ class PostgresStore:
             if revision < horizon:
                 raise self._expired(revision, horizon)
             parent = None if token else self._latest.get(tenant)
-            if parent is not None and (parent._pk != state.pk or parent._parent is not None):
-                parent = None  # another incarnation, or one that never read: no chains
+            grand = None if parent is None else parent._parent
+            if grand is not None:
+                # One that has not read yet holds nothing of its own: take over what it would
+                # have (so chains stay one long, and a write before any read loses nothing).
+                parent = grand
+            if parent is not None and parent._pk != state.pk:
+                parent = None  # another incarnation
             reader = PostgresReader(
                 self,
                 TenantId(tenant),
