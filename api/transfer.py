@@ -247,16 +247,22 @@ class Position:
     digest: str = hashlib.sha256().hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
-    item: Item
-    line: int
-    #: The position right after this record.
-    after: Position
+    """One record: its item, its line, and where the record after it starts (the line and byte
+    offset; ``Records.after`` adds the digest)."""
+
+    __slots__ = ("after_line", "after_offset", "item", "line")
+
+    def __init__(self, item: Item, line: int, after_line: int, after_offset: int) -> None:
+        self.item = item
+        self.line = line
+        self.after_line = after_line
+        self.after_offset = after_offset
 
 
 class _Lines:
-    """A binary file's lines, decoded, counting lines and bytes and hashing what was read."""
+    """A binary file's lines, decoded, counting lines and bytes. The bytes are hashed when a
+    position asks for the digest (a record's ``Records.after``), not line by line."""
 
     def __init__(self, handle: IO[bytes], label: str, line: int, offset: int, sha: Any) -> None:
         self._handle = handle
@@ -264,20 +270,52 @@ class _Lines:
         self.line = line  # the next line's number
         self.offset = offset
         self._sha = sha
+        self._hashed = offset
+        self._unhashed: deque[bytes] = deque()
 
-    def position(self) -> Position:
-        return Position(self.line, self.offset, self._sha.hexdigest())
+    def digest_at(self, offset: int) -> str:
+        """The SHA-256 of every byte before ``offset``: a line boundary read already, at or
+        after the one last asked for."""
+        while self._hashed < offset:
+            raw = self._unhashed.popleft()
+            self._sha.update(raw)
+            self._hashed += len(raw)
+        if self._hashed != offset:
+            raise ValueError(f"offset {offset} is not the next line boundary to hash")
+        return str(self._sha.hexdigest())
 
     def __iter__(self) -> Iterator[str]:
-        while raw := self._handle.readline():
+        unhashed = self._unhashed
+        for raw in self._handle:
             number = self.line
             self.line += 1
+            first = self.offset == 0
             self.offset += len(raw)
-            self._sha.update(raw)
+            unhashed.append(raw)
             try:
-                yield raw.decode("utf-8-sig" if self.offset == len(raw) else "utf-8")
+                yield raw.decode("utf-8-sig" if first else "utf-8")
             except UnicodeDecodeError as exc:
                 raise DataFileError(self.label, number, f"not UTF-8: {exc.reason}") from None
+
+
+class Records:
+    """The records of a file, in order (an iterator), and the position after any of them."""
+
+    def __init__(self, lines: _Lines, records: Iterator[Record]) -> None:
+        self._lines = lines
+        self._records = records
+
+    def __iter__(self) -> Iterator[Record]:
+        return self._records
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    def after(self, record: Record) -> Position:
+        """The position right after ``record``; asked in file order (positions only move on)."""
+        return Position(
+            record.after_line, record.after_offset, self._lines.digest_at(record.after_offset)
+        )
 
 
 def _ndjson(lines: _Lines) -> Iterator[Record]:
@@ -301,7 +339,7 @@ def _ndjson(lines: _Lines) -> Iterator[Record]:
             item = parse_item(kind, value)
         except ValueError as exc:
             raise DataFileError(lines.label, number, str(exc)) from None
-        yield Record(item, number, lines.position())
+        yield Record(item, number, lines.line, lines.offset)
 
 
 def _csv(lines: _Lines, *, header: bool) -> Iterator[Record]:
@@ -332,12 +370,12 @@ def _csv(lines: _Lines, *, header: bool) -> Iterator[Record]:
             item = parse_item(row[0].strip(), row[1])
         except ValueError as exc:
             raise DataFileError(lines.label, number, str(exc)) from None
-        yield Record(item, number, lines.position())
+        yield Record(item, number, lines.line, lines.offset)
 
 
 def read_records(
     handle: IO[bytes], fmt: Format, *, label: str, start: Position | None = None
-) -> Iterator[Record]:
+) -> Records:
     """The records of a binary stream positioned at ``start`` (the beginning by default); a CSV
     header is expected only at the beginning. Raises DataFileError at the first bad record."""
     start = start or Position()
@@ -351,8 +389,8 @@ def read_records(
             )
     lines = _Lines(handle, label, start.line, start.offset, sha)
     if fmt is Format.CSV:
-        return _csv(lines, header=start.offset == 0)
-    return _ndjson(lines)
+        return Records(lines, _csv(lines, header=start.offset == 0))
+    return Records(lines, _ndjson(lines))
 
 
 def _prefix_sha(handle: IO[bytes], size: int) -> Any:
@@ -560,7 +598,7 @@ def run_import(
         writes: int = 1,
     ) -> None:
         before = state.position.offset
-        state.position = records[-1].after
+        state.position = reader.after(records[-1])
         state.snap_token = token
         state.tuples += tuples
         state.attributes += attributes
@@ -654,7 +692,8 @@ def run_import(
         if progress is not None and state.position.offset:
             progress(state.position.offset)
         try:
-            for record in read_records(handle, fmt, label=path, start=state.position):
+            reader = read_records(handle, fmt, label=path, start=state.position)
+            for record in reader:
                 if batch and (
                     group(batch[0].item) != group(record.item) or group(record.item) == SCHEMA
                 ):
