@@ -59,6 +59,15 @@ def check_tuple(schema: Schema, t: Tuple) -> None:
     subject's ``type`` or ``type#relation`` one of the types that relation declares. A tuple may
     not relate an object to itself (``group:1#member@group:1#member``).
     """
+    definition = schema.entity(t.entity_type)
+    relation = definition.relations.get(t.relation) if definition is not None else None
+    if (
+        relation is not None
+        and relation.allows(t.subject_type, t.subject_relation)
+        and (t.subject_type, t.subject_id, t.subject_relation)
+        != (t.entity_type, t.entity_id, t.relation)
+    ):
+        return  # the common case, without building the messages below
     what = f"tuple {t}"
     definition = _entity(schema, t.entity_type, what)
     if t.subject == Subject(t.entity_type, t.entity_id, t.relation):
