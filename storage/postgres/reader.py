@@ -17,6 +17,9 @@ by relation. An attribute read loads every
 attribute of that entity at once and keeps them likewise. A new reader at the latest revision
 takes over what the previous one loaded, but for the entities the writes between them touched
 (one read of the change log), so a write does not cost every following check its reads.
+A check's own entity is usually read before the reader exists, in the statement that reads the
+head (``Store.reader``'s ``prefetch``, see store.py), and handed over with ``offer``: so a
+first-pass check whose entity names nothing new costs one round trip in all.
 
 Scans (``iter_tuples``, ``entity_ids``, ``records``) walk keyset pages of a few thousand rows,
 so memory stays bounded however large the result. Pages resume after the last key read (a
@@ -24,13 +27,15 @@ row-value comparison) and are ordered by an index, so no page costs more than it
 
 Concurrency: a reader is immutable apart from its caches (dicts filled under the GIL; two
 threads racing to fill one entry store the same rows, and an entry lost to a race is read
-again) and may be shared between threads.
+again) and may be shared between threads. Taking over the previous reader's cache runs once,
+under a lock: requests arriving meanwhile wait for it rather than read what it brings.
 Inside ``Store.transact`` it runs on the transaction's own connection, so the build function's
 reads see the state the write is decided against, and never wait for a second connection.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +154,7 @@ class PostgresReader(PinnedReader):
         "_conn",
         "_db",
         "_entities",
+        "_inheriting",
         "_parent",
         "_pk",
         "_prefetched",
@@ -171,6 +177,7 @@ class PostgresReader(PinnedReader):
         self._schema_head = schema_head
         #: The previous latest reader of this tenant, whose reads this one may take over.
         self._parent = parent
+        self._inheriting = threading.Lock()
         self._store = store
         self._db = store._db
         self._pk = pk
@@ -221,9 +228,19 @@ class PostgresReader(PinnedReader):
         a write since has touched: one read of the change log between the two revisions, where
         each write has its row. When garbage collection has trimmed some of those rows, take
         nothing."""
-        parent = self._parent
-        self._parent = None
-        if parent is None or parent._pk != self._pk or parent._revision > self._revision:
+        # Requests sharing this reader wait for the one taking over, rather than each finding
+        # the cache empty meanwhile and reading (closures included) what it is about to hold.
+        with self._inheriting:
+            parent = self._parent
+            if parent is None:
+                return  # taken over meanwhile
+            try:
+                self._take_over(parent)
+            finally:
+                self._parent = None
+
+    def _take_over(self, parent: PostgresReader) -> None:
+        if parent._pk != self._pk or parent._revision > self._revision:
             return
         touched: set[tuple[str, str]] = set()
         if parent._revision < self._revision:

@@ -21,6 +21,13 @@ seconds old may be reused instead (fewer round trips, answers and schema up to t
 token newer than a reused head is looked up afresh, so read-your-writes holds either way, and
 a write through this process refreshes its own reused head.
 
+Concurrent requests share head reads (``_read_head``): a request never joins a read already
+sent (it may predate a write acknowledged before the request arrived); it joins the tenant's
+next read, which starts when that one ends. So a tenant's head is read at most once at a time
+per process, and under load one read answers many requests. A read of the head also reads the
+tuples of the entities its requests name (``reader(prefetch=…)``: a check's entity) in the same
+statement, at the head it reads, for the readers they get.
+
 Garbage collection (``gc.py``) moves each tenant's horizon to the newest revision committed at
 least ``gc_window`` seconds ago (never past a reader this process holds) and deletes the versions
 deleted at or before it. Readers on other replicas are protected by the window alone: a token
