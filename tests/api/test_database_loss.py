@@ -29,6 +29,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from api.errors import UNAVAILABLE
 from api.grpc.server import start_grpc
+from storage.errors import StoreUnavailable
+from storage.postgres.database import Database
 from tests.api.conftest import Server
 
 #: The server's timeout for any database call.
@@ -141,15 +143,19 @@ def relay(postgres_server: Any) -> Iterator[Relay]:
     relay.close()
 
 
+def _relayed(relay: Relay, postgres_url: str) -> str:
+    """``postgres_url`` reached through the relay."""
+    params = conninfo_to_dict(postgres_url)
+    return f"postgresql://{params['user']}@127.0.0.1:{relay.port}/{params['dbname']}"
+
+
 @pytest.fixture
 def relayed_server(
     relay: Relay, postgres_url: str, start_server: Callable[..., Server]
 ) -> Server:
     """A server whose database is ``postgres_url`` reached through the relay."""
-    params = conninfo_to_dict(postgres_url)
-    url = f"postgresql://{params['user']}@127.0.0.1:{relay.port}/{params['dbname']}"
     return start_server(
-        database_url=url,
+        database_url=_relayed(relay, postgres_url),
         db_timeout_seconds=TIMEOUT,
         db_pool_size=4,
         watch_poll_seconds=0.05,
@@ -318,6 +324,48 @@ def test_a_hung_database_is_503_with_retry_after_in_bounded_time_and_the_server_
         can = client.post("/v1/tenants/t1/permissions/check", json=body)
         assert can.json()["can"] == "CHECK_RESULT_ALLOWED"
         assert client.get("/healthz").json() == {"status": "SERVING"}
+
+
+def test_a_transaction_on_a_hung_database_ends_at_its_deadline_and_its_connection_is_dropped(
+    relay: Relay, postgres_url: str
+) -> None:
+    db = Database(_relayed(relay, postgres_url), pool_size=2, timeout_seconds=TIMEOUT)
+    try:
+        with db.transaction() as first, db.transaction() as second:  # two pooled connections
+            first.execute("SELECT 1")
+            second.execute("SELECT 1")
+        relay.freeze()
+        # Without a deadline of its own, the store would wait forever: cutting the connections
+        # later fails the test instead (with another message, and too late).
+        backstop = threading.Timer(4 * BOUND, relay.cut)
+        backstop.start()
+        try:
+            for pipeline in (True, False):  # the COMMIT's wait, a statement's (or BEGIN's)
+                started = time.monotonic()
+                with (
+                    pytest.raises(StoreUnavailable, match="did not answer"),
+                    db.transaction(pipeline=pipeline) as conn,
+                ):
+                    conn.execute("SELECT 1")
+                assert time.monotonic() - started < BOUND
+        finally:
+            backstop.cancel()
+        relay.restore()
+        # Both connections again, without a retry: a shut-down connection handed out again
+        # would fail ("connection failed"); only waiting for new ones is allowed.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with db.transaction() as first, db.transaction() as second:
+                    assert first.execute("SELECT 1").fetchall() == [(1,)]
+                    assert second.execute("SELECT 1").fetchall() == [(1,)]
+                break
+            except StoreUnavailable as exc:
+                assert "no database connection" in str(exc), exc
+                assert time.monotonic() < deadline, "the pool never came back"
+                time.sleep(0.1)
+    finally:
+        db.close()
 
 
 def test_grpc_health_says_not_serving_while_the_database_is_away(
