@@ -155,6 +155,7 @@ class PostgresReader(PinnedReader):
         "_db",
         "_entities",
         "_inheriting",
+        "_log",
         "_parent",
         "_pk",
         "_prefetched",
@@ -172,12 +173,16 @@ class PostgresReader(PinnedReader):
         conn: Connection | None = None,
         schema_head: str | None = None,
         parent: PostgresReader | None = None,
+        log: tuple[int, list[bytes | None]] | None = None,
     ) -> None:
         super().__init__(store._store_id, tenant, revision)
         self._schema_head = schema_head
         #: The previous latest reader of this tenant, whose reads this one may take over.
         self._parent = parent
         self._inheriting = threading.Lock()
+        #: The change log after some revision up to this one, read with the head: the take-over
+        #: needs no read of its own when it starts at the parent's revision.
+        self._log = log
         self._store = store
         self._db = store._db
         self._pk = pk
@@ -244,14 +249,20 @@ class PostgresReader(PinnedReader):
             return
         touched: set[tuple[str, str]] = set()
         if parent._revision < self._revision:
-            rows = self._rows(
-                "SELECT changes FROM stonetown_revisions WHERE tenant = %s AND revision > %s"
-                " AND revision <= %s",
-                (self._pk, parent._revision, self._revision),
-            )
-            if len(rows) != self._revision - parent._revision:
+            log = self._log
+            self._log = None
+            if log is not None and log[0] == parent._revision:
+                changes = log[1]
+            else:
+                rows = self._rows(
+                    "SELECT changes FROM stonetown_revisions WHERE tenant = %s AND revision > %s"
+                    " AND revision <= %s",
+                    (self._pk, parent._revision, self._revision),
+                )
+                changes = [raw for (raw,) in rows]
+            if len(changes) != self._revision - parent._revision:
                 return
-            for (raw,) in rows:
+            for raw in changes:
                 if raw is not None:
                     for change in decode_changes(raw):
                         touched.add((change.item.entity_type, change.item.entity_id))

@@ -97,19 +97,31 @@ _WRITE_ATTEMPTS = 5
 #: Readers of recent snap tokens kept to be shared (each holds what it loaded).
 _SHARED_TOKEN_READERS = 4
 
-_TENANT_STATE = (
-    "SELECT pk, revision, horizon, schema_head FROM stonetown_tenants WHERE id = %s AND live"
+#: The change log a new latest reader needs to take over the previous one's cache (see
+#: reader.py): the changes of each revision after the one given, up to the head, when there are
+#: at most _LOG_REVISIONS of them (else NULL, and the reader reads the log itself).
+_LOG_REVISIONS = 16
+_LOG = (
+    " CROSS JOIN LATERAL (SELECT CASE WHEN h.revision > %s::bigint"
+    f" AND h.revision - %s::bigint <= {_LOG_REVISIONS}"
+    " THEN ARRAY(SELECT changes FROM stonetown_revisions WHERE tenant = h.pk"
+    " AND revision > %s::bigint AND revision <= h.revision ORDER BY revision) END AS log) AS l"
 )
-#: The tenant's state and, in the same statement (one snapshot), every tuple of the entities
-#: named (type and id, then the next) at the head it reads: one row per tuple, or one of NULLs
-#: for an entity without tuples, after the entity's position (1-based). Each entity is one index
-#: range read with a row bound (LATERAL with a LIMIT, as in the closure). The entities are rows
-#: of VALUES, one statement per count (each prepared once per connection): as binary arrays
-#: through ``unnest`` the same read costs about twice as much.
+#: The tenant's state (and the log) as of one snapshot.
+_TENANT_STATE = (
+    "SELECT h.pk, h.revision, h.horizon, h.schema_head, l.log FROM stonetown_tenants AS h"
+    f"{_LOG} WHERE h.id = %s AND h.live"
+)
+#: The same and, in the same statement, every tuple of the entities named (type and id, then
+#: the next) at the head it reads: one row per tuple, or one of NULLs for an entity without
+#: tuples, after the entity's position (1-based). Each entity is one index range read with a
+#: row bound (LATERAL with a LIMIT, as in the closure). The entities are rows of VALUES, one
+#: statement per count (each prepared once per connection): as binary arrays through
+#: ``unnest`` the same read costs about twice as much.
 _STATE_AND_ENTITIES = (
-    "SELECT h.pk, h.revision, h.horizon, h.schema_head, e.n, t.relation, t.subject_type,"
+    "SELECT h.pk, h.revision, h.horizon, h.schema_head, l.log, e.n, t.relation, t.subject_type,"
     " t.subject_id, t.subject_relation FROM stonetown_tenants AS h"
-    " CROSS JOIN (VALUES {}) AS e(entity_type, entity_id, n)"
+    f"{_LOG} CROSS JOIN (VALUES {{}}) AS e(entity_type, entity_id, n)"
     " LEFT JOIN LATERAL (SELECT relation, subject_type, subject_id, subject_relation"
     " FROM stonetown_tuples WHERE tenant = h.pk AND entity_type = e.entity_type"
     " AND entity_id = e.entity_id AND created <= h.revision AND deleted > h.revision"
@@ -138,16 +150,25 @@ class _TenantState:
     """A tenant incarnation, its head revision, GC horizon and newest schema version, as read
     at ``read_at`` (process clock)."""
 
-    __slots__ = ("horizon", "pk", "read_at", "revision", "schema_head")
+    __slots__ = ("horizon", "log", "pk", "read_at", "revision", "schema_head")
 
     def __init__(
-        self, pk: int, revision: int, horizon: int, schema_head: str, read_at: float
+        self,
+        pk: int,
+        revision: int,
+        horizon: int,
+        schema_head: str,
+        read_at: float,
+        *,
+        log: tuple[int, list[bytes | None]] | None = None,
     ) -> None:
         self.pk = pk
         self.revision = revision
         self.horizon = horizon
         self.schema_head = schema_head
         self.read_at = read_at
+        #: The change log read with the head: (after revision, each later revision's changes).
+        self.log = log
 
 
 class _HeadRound:
@@ -358,13 +379,18 @@ class PostgresStore:
     def _query_head(
         self, tenant: str, entities: list[tuple[str, str]]
     ) -> tuple[_TenantState, Loaded]:
-        """One statement: the tenant's state, and each entity's tuples at its head."""
+        """One statement: the tenant's state, each entity's tuples at its head, and the change
+        log since the reader the next latest reader would take over from."""
         now = time.monotonic()
+        base = self._latest.get(tenant)
+        if base is not None and base._parent is not None:
+            base = base._parent  # what a reader that has not read yet hands on
+        since = None if base is None else int(base._revision)
         loaded: Loaded = {}
         if not entities:
-            row = self._db.one(_TENANT_STATE, (enc(tenant),))
+            row = self._db.one(_TENANT_STATE, (since, since, since, enc(tenant)))
         else:
-            params: list[Any] = []
+            params: list[Any] = [since, since, since]
             for entity_type, entity_id in entities:
                 params += (enc(entity_type), enc(entity_id))
             params += (CLOSURE_ROWS + 1, enc(tenant))
@@ -372,15 +398,16 @@ class PostgresStore:
             row = rows[0] if rows else None
             start = 0
             for end in range(1, len(rows) + 1):
-                if end == len(rows) or rows[end][4] != rows[start][4]:
+                if end == len(rows) or rows[end][5] != rows[start][5]:
                     part = rows[start:end]
-                    key = entities[part[0][4] - 1]
-                    loaded[key] = None if len(part) > CLOSURE_ROWS else entity_of(part, 5)
+                    key = entities[part[0][5] - 1]
+                    loaded[key] = None if len(part) > CLOSURE_ROWS else entity_of(part, 6)
                     start = end
         if row is None:
             check_tenant_id(tenant)
             raise TenantNotFound(tenant)
-        return _TenantState(row[0], row[1], row[2], dec(row[3]), now), loaded
+        log = None if row[4] is None or since is None else (since, row[4])
+        return _TenantState(row[0], row[1], row[2], dec(row[3]), now, log=log), loaded
 
     def create_tenant(self, tenant: str, name: str = "") -> TenantInfo:
         check_tenant_id(tenant)
@@ -736,6 +763,7 @@ class PostgresStore:
                 Revision(revision),
                 schema_head=state.schema_head,
                 parent=parent,
+                log=state.log if revision == state.revision else None,
             )
             self._readers.add(reader)
             if token:
