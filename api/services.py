@@ -85,21 +85,15 @@ class Services:
         answering) is dropped and raises ``StoreUnavailable``: queued requests get 503 in
         bounded time too. A call that started is bounded by the store's own deadlines."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(fn, *args, **kwargs)
         if self.probe is None:
-            return await loop.run_in_executor(self.executor, call)
-        job = self.executor.submit(call)
-        dropped = False
-
-        def drop() -> None:
-            nonlocal dropped
-            dropped = job.cancel()  # False once it runs
-
-        timer = loop.call_later(self.config.db_timeout_seconds, drop)
+            return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        job = self.executor.submit(fn, *args, **kwargs)
+        timer = loop.call_later(self.config.db_timeout_seconds, job.cancel)  # no-op once running
         try:
             return await asyncio.wrap_future(job)
         except asyncio.CancelledError:
-            if dropped:
+            task = asyncio.current_task()
+            if job.cancelled() and not (task and task.cancelling()):  # dropped, not abandoned
                 raise StoreUnavailable(
                     f"no worker free within {self.config.db_timeout_seconds:g} s (the database "
                     "is slow or not answering); retry later"

@@ -308,7 +308,7 @@ def test_a_hung_database_is_503_with_retry_after_in_bounded_time_and_the_server_
         assert took < BOUND, f"answered after {took:.1f}s"
         # More requests at once than worker threads: those queued behind the blocked workers
         # are answered in bounded time too.
-        burst = [lambda: _check(client), write] * (2 * WORKERS)
+        burst = [lambda: _check(client), write] * (3 * WORKERS)
         with ThreadPoolExecutor(len(burst)) as pool:
             answers = list(pool.map(_timed, burst))
         for answer in answers:
