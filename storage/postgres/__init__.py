@@ -9,6 +9,8 @@ to run on CockroachDB and YugabyteDB too.
 * ``migrations.py``: the tables, as versioned steps (``migrate``, ``schema_version``), and the
   SQL features left out so that other databases speaking PostgreSQL's protocol work;
 * ``database.py``: the connection pool and psycopg's exceptions translated;
+* ``watchdog.py``: the client-side deadline of each read and transaction (a database that
+  stops answering gets its calls' connections shut down);
 * ``codec.py``: values as columns.
 
 Portability. Correctness rests on one row lock per tenant (``UPDATE … RETURNING`` and ``SELECT …
