@@ -30,8 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from api.app import open_store  # noqa: E402
 from api.client import Client  # noqa: E402
-from storage.base import TupleFilter  # noqa: E402
+from api.config import Config  # noqa: E402
+from api.transfer import Format, read_records  # noqa: E402
+from storage.base import Changes, Tuple, TupleFilter  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
 STONETOWN = str(ROOT / ".venv" / "bin" / "stonetown")
@@ -80,17 +83,20 @@ def serving(args: list[str]) -> Iterator[str]:
         proc.wait(30)
 
 
-def run_import(url: str, path: Path, batch: int, in_flight: int, tenant: str) -> float:
-    """Seconds one ``stonetown import`` takes (the state file removed first)."""
+def run_import(
+    url: str, path: Path, batch: int, in_flight: int, tenant: str, *, database_url: str = ""
+) -> float:
+    """Seconds one ``stonetown import`` takes (the state file removed first); with
+    ``database_url`` straight into that database."""
     Path(str(path) + ".import-state").unlink(missing_ok=True)
+    where = ["--database-url", database_url] if database_url else ["--url", url]
     started = time.perf_counter()
     subprocess.run(
         [
             STONETOWN,
             "import",
             str(path),
-            "--url",
-            url,
+            *where,
             "--tenant",
             tenant,
             "--batch-size",
@@ -105,6 +111,22 @@ def run_import(url: str, path: Path, batch: int, in_flight: int, tenant: str) ->
     return time.perf_counter() - started
 
 
+def store_writes(database_url: str, path: Path, batch: int, tenant: str) -> float:
+    """Seconds ``Store.write`` alone takes for the file's tuples in batches of ``batch`` (read
+    and parsed first, not timed): the ceiling an import into that database can reach."""
+    with path.open("rb") as handle:
+        items = [r.item for r in read_records(handle, Format.NDJSON, label=str(path))]
+    tuples = [t for t in items if isinstance(t, Tuple)]
+    store = open_store(Config(database_url=database_url))
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(tuples), batch):
+            store.write(tenant, Changes(write_tuples=tuples[i : i + batch]))
+        return time.perf_counter() - started
+    finally:
+        store.close()
+
+
 def count_tuples(url: str, tenant: str) -> int:
     with Client(url, tenant=tenant) as client:
         return sum(1 for _ in client.read_tuples(TupleFilter(), page_size=1000))
@@ -115,7 +137,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/benchdata"))
     ap.add_argument("--size", default="S", choices=["S", "M"])
     ap.add_argument(
-        "--backend", action="append", choices=["leveldb", "postgres"], help="Default: both."
+        "--backend",
+        action="append",
+        choices=["leveldb", "postgres", "direct", "store"],
+        help="Default: all (direct: `import --database-url`, no server in between; store: "
+        "PostgreSQL's Store.write alone, in process, the ceiling).",
     )
     ap.add_argument("--batch-size", type=int, action="append", help="Default: 1000.")
     ap.add_argument("--in-flight", type=int, action="append", help="Default: 1 and 4.")
@@ -123,17 +149,21 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     path, tuples = import_file(args.data, args.size)
-    backends = args.backend or ["leveldb", "postgres"]
+    backends = args.backend or ["leveldb", "postgres", "direct", "store"]
     configs = [(b, f) for b in args.batch_size or [1000] for f in args.in_flight or [1, 4]]
     pg: PostgresServer | None = None
-    if "postgres" in backends:
+    if {"postgres", "direct", "store"} & set(backends):
         pg = PostgresServer()
         pg.start()
     try:
         for backend in backends:
             for batch, in_flight in configs:
+                if backend == "store" and in_flight != configs[0][1]:
+                    continue  # no batches in flight: one row per batch size
                 for _ in range(args.repeat):
                     load = os.getloadavg()[0]
+                    db = ""
+                    seconds = 0.0
                     with tempfile.TemporaryDirectory() as tmp:
                         if backend == "leveldb":
                             serve = ["--data-dir", tmp]
@@ -147,8 +177,14 @@ def main() -> None:
                                 stderr=subprocess.DEVNULL,
                             )
                             serve = ["--database-url", db, "--workers", str(args.workers)]
+                        if backend == "store":
+                            seconds = store_writes(db, path, batch, "t1")
                         with serving(serve) as url:
-                            seconds = run_import(url, path, batch, in_flight, "t1")
+                            if backend != "store":
+                                direct = db if backend == "direct" else ""
+                                seconds = run_import(
+                                    url, path, batch, in_flight, "t1", database_url=direct
+                                )
                             stored = count_tuples(url, "t1")
                     ok = "ok" if stored >= tuples * 0.99 else f"MISSING ({stored} stored)"
                     print(
