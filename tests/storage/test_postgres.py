@@ -33,7 +33,7 @@ from storage.errors import (
     TenantNotFound,
 )
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
-from storage.postgres.reader import CLOSURE_ENTITIES, CLOSURE_ROWS
+from storage.postgres.reader import CLOSURE_ENTITIES, CLOSURE_ROWS, PostgresReader
 from tests.postgres import PostgresServer
 
 TENANT = DEFAULT_TENANT
@@ -211,6 +211,37 @@ def test_reads_past_the_closure_bounds_are_exact(postgres_url: str) -> None:
         assert [list(s) for s in r.relations("doc", "1", limit=64).values()] == [  # type: ignore[union-attr]
             [tuples[0].subject]
         ]
+
+
+def test_an_entity_read_with_the_head_is_exactly_its_tuples_at_that_head(
+    postgres_url: str,
+) -> None:
+    """``prefetch``: an entity past the row bound (then read relation by relation), one without
+    tuples, and one whose tuples were deleted and written again, each read in the head's
+    statement, answer as the same reads without it."""
+    big = [Tuple("group", "big", "member", "user", f"u{k:04}") for k in range(CLOSURE_ROWS + 3)]
+    with PostgresStore(postgres_url, gc_interval=None) as store:
+        store.write(TENANT, Changes(write_tuples=big, unbounded=True))
+        gone = Tuple("doc", "1", "viewer", "user", "a")
+        store.write(TENANT, Changes(write_tuples=[gone, Tuple("doc", "1", "owner", "user", "b")]))
+        store.write(TENANT, Changes(delete_tuples=[gone]))
+        for entity in (("group", "big"), ("doc", "none"), ("doc", "1")):
+            store._latest.clear()  # a fresh reader, so that the entity is read with the head
+            r = store.reader(TENANT, prefetch=entity)
+            assert r._prefetched.keys() == {entity}
+            plain = PostgresReader(store, TENANT, r._pk, r.revision)
+            for relation in ("member", "viewer", "owner"):
+                assert r.subjects(*entity, relation) == plain.subjects(*entity, relation)
+            got = r.relations(*entity, limit=CLOSURE_ROWS + 10)
+            want = plain.relations(*entity, limit=CLOSURE_ROWS + 10)
+            assert (got is None) == (want is None)
+            if got is not None and want is not None:
+                assert {k: list(v) for k, v in got.items()} == {k: list(v) for k, v in want.items()}
+        assert r.subjects("doc", "1", "viewer") == []  # deleted before the head
+        assert (
+            len(store.reader(TENANT, prefetch=("group", "big")).subjects("group", "big", "member"))
+            == CLOSURE_ROWS + 3
+        )
 
 
 # -- migrations -------------------------------------------------------------------------------
