@@ -67,12 +67,14 @@ class Watchdog:
             self._deadlines[conn] = self._clock() + self._allowed
 
     def disarm(self, conn: Connection) -> None:
-        """The call on ``conn`` ended well (if the watchdog shut it down as it finished, the
-        pool sees it broken and drops it)."""
+        """The call on ``conn`` ended well. If the watchdog shut it down as it finished, it is
+        closed, so the pool drops it rather than handing a dead connection to the next call."""
         with self._lock:
             self._deadlines.pop(conn, None)
-            if self._killed:
-                self._killed.discard(conn)
+            if not self._killed or conn not in self._killed:
+                return
+            self._killed.discard(conn)
+        conn.close()
 
     def failed(self, conn: Connection, exc: psycopg.Error) -> None:
         """The call on ``conn`` raised ``exc``: raise StoreUnavailable instead if the watchdog

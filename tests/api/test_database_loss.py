@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import grpc
 import httpx
+import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.conninfo import conninfo_to_dict
@@ -31,6 +33,7 @@ from api.errors import UNAVAILABLE
 from api.grpc.server import start_grpc
 from storage.errors import StoreUnavailable
 from storage.postgres.database import Database
+from storage.postgres.watchdog import Watchdog
 from tests.api.conftest import Server
 
 #: The server's timeout for any database call.
@@ -366,6 +369,31 @@ def test_a_transaction_on_a_hung_database_ends_at_its_deadline_and_its_connectio
                 time.sleep(0.1)
     finally:
         db.close()
+
+
+def test_a_call_overtaken_by_its_deadline_as_it_ends_leaves_its_connection_closed(
+    postgres_url: str,
+) -> None:
+    """The watchdog shuts a connection down just as its call returns: the connection must not
+    go back to the pool looking healthy."""
+    now = [0.0]
+    watchdog = Watchdog(1.0, grace=0.02, clock=lambda: now[0])
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            watchdog.arm(conn)
+            assert conn.execute("SELECT 1").fetchall() == [(1,)]
+            now[0] = 2.0  # the deadline passes before the call is disarmed
+            peek = socket.socket(fileno=os.dup(conn.fileno()))
+            try:
+                peek.settimeout(BOUND)
+                assert peek.recv(1, socket.MSG_PEEK) == b""  # shut down by the watchdog
+            finally:
+                peek.close()
+            assert not conn.closed
+            watchdog.disarm(conn)
+            assert conn.closed
+    finally:
+        watchdog.close()
 
 
 def test_grpc_health_says_not_serving_while_the_database_is_away(
