@@ -18,12 +18,12 @@ Failures, translated where they enter:
   ``Watchdog`` shuts its connection down, the pool discards it, and the call raises
   ``StoreUnavailable`` (not retried: a retry would only wait as long again). Transactions
   without a timeout (bulk deletes) are not watched.
-
-Connections get TCP keepalives and a ``tcp_user_timeout`` (``TCP_DEFAULTS``) unless the URL sets
-them, so a peer gone silent is noticed on idle pooled connections too.
 * a serialisation failure or deadlock (CockroachDB's and YugabyteDB's optimistic transactions
   report conflicts so) is re-raised as is for the writer to retry the whole transaction.
 * after ``close``: ``StoreClosed``.
+
+Connections get TCP keepalives and a ``tcp_user_timeout`` (``TCP_DEFAULTS``) unless the URL sets
+them, so a peer gone silent is noticed on idle pooled connections too.
 
 Concurrency: the pool is thread-safe; each thread holds its own connection while it uses one.
 """
