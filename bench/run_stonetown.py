@@ -116,8 +116,9 @@ def run(
     engine: Engine = b.timed_load(load)
 
     # With --at-load-token every check names the load's snap token, as a client that wrote the
-    # data asks to read its writes; without, each asks for the latest revision (on PostgreSQL,
-    # one round trip for the tenant's head per check).
+    # data asks to read its writes; without, each asks for the latest revision. On PostgreSQL
+    # either way costs a round trip for the tenant's state per check (which also reads the
+    # checked entity, when the reader does not hold it yet).
     options = RequestOptions(snap_token=written[0]) if args.at_load_token else RequestOptions()
 
     def check(entity_type: str, entity_id: str, permission: str, user_id: str) -> bool:
