@@ -5,6 +5,7 @@ live in ``api.transfer``)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -106,6 +107,8 @@ def import_(
         target: ImportTarget
         layer: LayerTarget
         if database_url:
+            # The pool's reconnection warnings would bury the one error reported below.
+            logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
             with exiting_on_client_error():
                 direct = stack.enter_context(DirectTarget(database_url, tenant))
             target = layer = direct
