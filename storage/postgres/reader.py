@@ -73,6 +73,8 @@ CLOSURE_ENTITIES = 64
 CLOSURE_ROWS = 512
 #: Entities whose tuples a reader keeps; past it, the cache starts over.
 _TUPLE_CACHE_ENTITIES = 20_000
+#: Entities read with the head and not used yet that a reader keeps; past it, it starts over.
+_PREFETCHED_ENTITIES = 1_000
 
 _VISIBLE = "created <= %s AND deleted > %s"
 _FORWARD = (
@@ -207,6 +209,8 @@ class PostgresReader(PinnedReader):
         statement): kept for their first use, unless the reader holds them already."""
         entities = self._entities
         prefetched = self._prefetched
+        if len(prefetched) >= _PREFETCHED_ENTITIES:  # offered, never read (answers cached)
+            prefetched = self._prefetched = {}
         for key, found in loaded.items():
             if key not in entities:
                 prefetched[key] = found
