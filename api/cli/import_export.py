@@ -35,7 +35,7 @@ FORMAT_CHOICE = click.Choice([f.value for f in Format])
 DEFAULT_BATCH = 500
 MAX_BATCH = 1000
 #: Data writes in flight at once: the server validates one while the store writes another.
-DEFAULT_IN_FLIGHT = 4
+DEFAULT_IN_FLIGHT = 2
 MAX_IN_FLIGHT = 16
 
 
