@@ -23,14 +23,15 @@ def target(module_server: Server) -> Target:
 
 
 def test_the_last_value_of_an_attribute_in_the_file_wins(target: Target, tmp_path: Path) -> None:
-    # One attribute rewritten in every one-item batch, sent up to eight at a time: each waits
-    # for the one before it, so the file's last value is the one stored.
-    items = [("attribute", f"doc:1$score|integer:{i}") for i in range(40)]
+    # A big batch setting the attribute, then a one-item batch setting it again: sent at once,
+    # the small one would land first; it waits for the big one, so the file's last value stays.
+    items = [*_tuples(range(999)), ("attribute", "doc:1$score|integer:1")]
+    items += [("attribute", "doc:1$score|integer:2")]
     path = tmp_path / "data.ndjson"
     path.write_text(_ndjson(items))
-    token = cli(target, "import", str(path), "--batch-size", "1", "--in-flight", "8")
-    assert token.exit_code == 0, token.stderr
-    assert [a.value for a in target.attributes()] == [39]
+    done = cli(target, "import", str(path), "--batch-size", "1000", "--in-flight", "2")
+    assert done.exit_code == 0, done.stderr
+    assert [a.value for a in target.attributes()] == [2]
 
 
 def test_the_token_printed_covers_every_batch(target: Target, tmp_path: Path) -> None:
