@@ -12,14 +12,15 @@ for that PDP identifier: ``/.well-known/authzen-configuration`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from api.authzen.decisions import Decision, Question, decide, refused
 from api.authzen.searches import (
     Found,
+    Resume,
     fingerprint,
     read_token,
     search_actions,
@@ -30,6 +31,7 @@ from api.errors import bad_request
 from api.models import authzen as az
 from api.request_io import documented, parse, respond, tenant_of, token_field
 from api.services import CONFIG, METRICS, SERVICES
+from engine.engine import Engine
 from engine.errors import EngineError, OverBudget, SchemaNotFound
 from engine.types import EMPTY_CONTEXT, Context, Entity, RequestOptions
 from storage.base import Subject
@@ -183,6 +185,30 @@ def _page(found: Found, results: list[dict[str, str]]) -> web.Response:
     return respond({"page": page, "results": results})
 
 
+Search = TypeVar(
+    "Search", az.SubjectSearchRequest, az.ResourceSearchRequest, az.ActionSearchRequest
+)
+
+
+async def _search(
+    request: web.Request,
+    model: type[Search],
+    name: str,
+    run: Callable[[Engine, str, Search, Resume | None, str], Found],
+    result: Callable[[Search, str], dict[str, str]],
+) -> web.Response:
+    """One page of the search ``name``: the body, its page token (tied to the same request
+    by ``fingerprint``), the search on a worker thread, and the page."""
+    tenant = _tenant(request)
+    body = await parse(request, model)
+    print_ = fingerprint(name, body)
+    resume = read_token(body.page.token, print_)
+    svc = request.app[SERVICES]
+    with token_field("page.token"):
+        found = await svc.run(run, svc.engine, tenant, body, resume, print_)
+    return _page(found, [result(body, item) for item in found.items])
+
+
 @routes.post(TENANT + SEARCH_SUBJECT)
 @routes.post(SEARCH_SUBJECT)
 @documented(
@@ -194,15 +220,13 @@ def _page(found: Found, results: list[dict[str, str]]) -> web.Response:
     errors=_ERRORS,
 )
 async def search_subject(request: web.Request) -> web.Response:
-    tenant = _tenant(request)
-    body = await parse(request, az.SubjectSearchRequest)
-    print_ = fingerprint("subject", body)
-    resume = read_token(body.page.token, print_)
-    svc = request.app[SERVICES]
-    with token_field("page.token"):
-        found = await svc.run(search_subjects, svc.engine, tenant, body, resume, print_)
-    kind = body.subject.type
-    return _page(found, [{"type": kind, "id": i} for i in found.items])
+    return await _search(
+        request,
+        az.SubjectSearchRequest,
+        "subject",
+        search_subjects,
+        lambda body, found: {"type": body.subject.type, "id": found},
+    )
 
 
 @routes.post(TENANT + SEARCH_RESOURCE)
@@ -216,15 +240,13 @@ async def search_subject(request: web.Request) -> web.Response:
     errors=_ERRORS,
 )
 async def search_resource(request: web.Request) -> web.Response:
-    tenant = _tenant(request)
-    body = await parse(request, az.ResourceSearchRequest)
-    print_ = fingerprint("resource", body)
-    resume = read_token(body.page.token, print_)
-    svc = request.app[SERVICES]
-    with token_field("page.token"):
-        found = await svc.run(search_resources, svc.engine, tenant, body, resume, print_)
-    kind = body.resource.type
-    return _page(found, [{"type": kind, "id": i} for i in found.items])
+    return await _search(
+        request,
+        az.ResourceSearchRequest,
+        "resource",
+        search_resources,
+        lambda body, found: {"type": body.resource.type, "id": found},
+    )
 
 
 @routes.post(TENANT + SEARCH_ACTION)
@@ -238,14 +260,13 @@ async def search_resource(request: web.Request) -> web.Response:
     errors=_ERRORS,
 )
 async def search_action(request: web.Request) -> web.Response:
-    tenant = _tenant(request)
-    body = await parse(request, az.ActionSearchRequest)
-    print_ = fingerprint("action", body)
-    resume = read_token(body.page.token, print_)
-    svc = request.app[SERVICES]
-    with token_field("page.token"):
-        found = await svc.run(search_actions, svc.engine, tenant, body, resume, print_)
-    return _page(found, [{"name": name} for name in found.items])
+    return await _search(
+        request,
+        az.ActionSearchRequest,
+        "action",
+        search_actions,
+        lambda _body, found: {"name": found},
+    )
 
 
 @routes.get(WELL_KNOWN + TENANT)
