@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from api.cli.files import replacing
-from api.cli.import_direct import DirectTarget
 from api.cli.session import client_options, count, exiting_on_client_error, report, session
 from api.client import ClientError
 from api.client.records import RelationsBackupClient
@@ -110,6 +109,9 @@ def import_(
             # The pool's reconnection warnings would bury the one error reported below.
             logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
             with exiting_on_client_error():
+                # The server stack, imported only for a direct import.
+                from api.cli.import_direct import DirectTarget  # noqa: PLC0415
+
                 direct = stack.enter_context(DirectTarget(database_url, tenant))
             target = layer = direct
         else:
