@@ -400,49 +400,19 @@ class Servicers:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.RelationshipsReadRequest)
         store = self.svc.store
-
-        def work() -> pb.RelationshipReadResponse:
-            with token_field("metadata.snap_token"):
-                reader = store.reader(tenant, body.metadata.snap_token)
-            with token_field("continuous_token"):
-                page = reader.read_tuples(
-                    data.tuple_filter(body.filter),
-                    page_size=body.page_size or data.DEFAULT_PAGE_SIZE,
-                    cursor=body.continuous_token,
-                )
-            return answer(
-                {
-                    "tuples": [m.tuple_json(t) for t in page.items],
-                    "continuous_token": page.cursor,
-                },
-                pb.RelationshipReadResponse(),
+        return await self.svc.run(
+            lambda: answer(
+                data.relationships_page(store, tenant, body), pb.RelationshipReadResponse()
             )
-
-        return await self.svc.run(work)
+        )
 
     async def read_attributes(self, request: pb.AttributeReadRequest) -> pb.AttributeReadResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.AttributesReadRequest)
         store = self.svc.store
-
-        def work() -> pb.AttributeReadResponse:
-            with token_field("metadata.snap_token"):
-                reader = store.reader(tenant, body.metadata.snap_token)
-            with token_field("continuous_token"):
-                page = reader.read_attributes(
-                    data.attribute_filter(body.filter),
-                    page_size=body.page_size or data.DEFAULT_PAGE_SIZE,
-                    cursor=body.continuous_token,
-                )
-            return answer(
-                {
-                    "attributes": [m.attribute_json(a) for a in page.items],
-                    "continuous_token": page.cursor,
-                },
-                pb.AttributeReadResponse(),
-            )
-
-        return await self.svc.run(work)
+        return await self.svc.run(
+            lambda: answer(data.attributes_page(store, tenant, body), pb.AttributeReadResponse())
+        )
 
     async def _delete(self, tenant: str, changes: Changes) -> str:
         svc = self.svc

@@ -4,6 +4,7 @@ at a snap token, and delete them by filter. Every write is one atomic store writ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -22,7 +23,7 @@ from api.services import SERVICES, Services
 from engine.errors import InvalidWrite
 from engine.hooks import Refused
 from engine.writes import check_attribute, check_tuple
-from storage.base import Attribute, AttributeFilter, Changes, Tuple, TupleFilter
+from storage.base import Attribute, AttributeFilter, Changes, Store, Tuple, TupleFilter
 
 routes = web.RouteTableDef()
 DEFAULT_PAGE_SIZE = 50
@@ -143,23 +144,29 @@ async def read_relationships(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.RelationshipsReadRequest)
     svc = request.app[SERVICES]
+    return respond_bytes(
+        await svc.run(lambda: encode_in_parts(relationships_page(svc.store, tenant, body)))
+    )
 
-    def work() -> dict[str, object]:
-        with token_field("metadata.snap_token"):
-            reader = svc.store.reader(tenant, body.metadata.snap_token)
-        with token_field("continuous_token"):
-            page = reader.read_tuples(
-                tuple_filter(body.filter),
-                page_size=body.page_size or DEFAULT_PAGE_SIZE,
-                cursor=body.continuous_token,
-            )
-        return {
-            "tuples": [m.tuple_json(t) for t in page.items],
-            "continuous_token": page.cursor,
-            "x_snap_token": reader.token,
-        }
 
-    return respond_bytes(await svc.run(lambda: encode_in_parts(work())))
+def relationships_page(
+    store: Store, tenant: str, body: m.RelationshipsReadRequest
+) -> dict[str, Any]:
+    """One page of read-relationships in Permify's wire shape (and ``x_snap_token``): what
+    the HTTP and gRPC routes answer."""
+    with token_field("metadata.snap_token"):
+        reader = store.reader(tenant, body.metadata.snap_token)
+    with token_field("continuous_token"):
+        page = reader.read_tuples(
+            tuple_filter(body.filter),
+            page_size=body.page_size or DEFAULT_PAGE_SIZE,
+            cursor=body.continuous_token,
+        )
+    return {
+        "tuples": [m.tuple_json(t) for t in page.items],
+        "continuous_token": page.cursor,
+        "x_snap_token": reader.token,
+    }
 
 
 @routes.post("/v1/tenants/{tenant_id}/data/attributes/read")
@@ -173,23 +180,26 @@ async def read_attributes(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.AttributesReadRequest)
     svc = request.app[SERVICES]
+    return respond_bytes(
+        await svc.run(lambda: encode_in_parts(attributes_page(svc.store, tenant, body)))
+    )
 
-    def work() -> dict[str, object]:
-        with token_field("metadata.snap_token"):
-            reader = svc.store.reader(tenant, body.metadata.snap_token)
-        with token_field("continuous_token"):
-            page = reader.read_attributes(
-                attribute_filter(body.filter),
-                page_size=body.page_size or DEFAULT_PAGE_SIZE,
-                cursor=body.continuous_token,
-            )
-        return {
-            "attributes": [m.attribute_json(a) for a in page.items],
-            "continuous_token": page.cursor,
-            "x_snap_token": reader.token,
-        }
 
-    return respond_bytes(await svc.run(lambda: encode_in_parts(work())))
+def attributes_page(store: Store, tenant: str, body: m.AttributesReadRequest) -> dict[str, Any]:
+    """One page of read-attributes in Permify's wire shape (and ``x_snap_token``)."""
+    with token_field("metadata.snap_token"):
+        reader = store.reader(tenant, body.metadata.snap_token)
+    with token_field("continuous_token"):
+        page = reader.read_attributes(
+            attribute_filter(body.filter),
+            page_size=body.page_size or DEFAULT_PAGE_SIZE,
+            cursor=body.continuous_token,
+        )
+    return {
+        "attributes": [m.attribute_json(a) for a in page.items],
+        "continuous_token": page.cursor,
+        "x_snap_token": reader.token,
+    }
 
 
 async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Response:
