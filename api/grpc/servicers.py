@@ -27,7 +27,7 @@ from api.grpc.generated.base.v1 import service_pb2 as pb
 from api.middleware import Metrics
 from api.request_io import SMALL_BODY_BYTES, context_of, token_field
 from api.request_io import _count_values as count_values
-from api.routes import bundles, data, schemas, tenants, watch
+from api.routes import bundles, data, permissions, schemas, tenants, watch
 from api.routes.permissions import _take
 from api.services import Services
 from dsl.partial import Partial
@@ -197,18 +197,7 @@ class Servicers:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.ExpandRequest)
         svc = self.svc
-        with token_field("metadata.snap_token"):
-            tree = await svc.run(
-                svc.engine.expand,
-                tenant,
-                Entity(body.entity.type, body.entity.id),
-                body.permission,
-                RequestOptions(
-                    snap_token=body.metadata.snap_token,
-                    schema_version=body.metadata.schema_version,
-                    context=context_of(body.context),
-                ),
-            )
+        tree = await permissions.expand_tree(svc, tenant, body)
         # A big tree takes a while to convert: not on the event loop.
         return await svc.run(
             lambda: answer({"tree": m.expand_json(tree)}, pb.PermissionExpandResponse())

@@ -23,7 +23,7 @@ from api.request_io import (
     tenant_of,
     token_field,
 )
-from api.services import METRICS, SERVICES
+from api.services import METRICS, SERVICES, Services
 from engine.engine import Engine
 from engine.errors import EngineError, OverBudget, UnknownPermission
 from engine.expand import ExpandTree
@@ -163,8 +163,15 @@ async def expand(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.ExpandRequest)
     svc = request.app[SERVICES]
+    tree = await expand_tree(svc, tenant, body)
+    # A tree of thousands of nodes takes a while to format: not on the event loop.
+    return await svc.run(_tree_response, tree)
+
+
+async def expand_tree(svc: Services, tenant: str, body: m.ExpandRequest) -> ExpandTree:
+    """The expand tree a request asks for, on a worker thread (the HTTP and gRPC routes')."""
     with token_field("metadata.snap_token"):
-        tree = await svc.run(
+        return await svc.run(
             svc.engine.expand,
             tenant,
             Entity(body.entity.type, body.entity.id),
@@ -175,8 +182,6 @@ async def expand(request: web.Request) -> web.Response:
                 context=context_of(body.context),
             ),
         )
-    # A tree of thousands of nodes takes a while to format: not on the event loop.
-    return await svc.run(_tree_response, tree)
 
 
 def _tree_response(tree: ExpandTree) -> web.Response:
