@@ -25,21 +25,13 @@ from api.errors import ApiError, bad_request, from_validation_error
 from api.grpc.generated.base.v1 import base_pb2 as base
 from api.grpc.generated.base.v1 import service_pb2 as pb
 from api.middleware import Metrics
-from api.request_io import SMALL_BODY_BYTES, context_of, token_field
+from api.request_io import SMALL_BODY_BYTES, token_field
 from api.request_io import _count_values as count_values
 from api.routes import bundles, data, permissions, schemas, tenants, watch
-from api.routes.permissions import _take
 from api.services import Services
 from dsl.partial import Partial
 from engine.bundles import delete_bundle, read_bundle
-from engine.errors import EngineError, OverBudget
-from engine.types import (
-    DEFAULT_LOOKUP_PAGE_SIZE,
-    CheckItem,
-    Entity,
-    RequestOptions,
-    SubjectReference,
-)
+from engine.errors import EngineError
 from storage.base import Changes, Operation, Page, TenantInfo, Tuple, check_tenant_id
 from storage.errors import InvalidTenantId
 
@@ -117,10 +109,6 @@ def tenant_of(tenant: str, field: str = "tenant_id") -> str:
     return tenant
 
 
-def _options(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOptions:
-    return RequestOptions(meta.snap_token, meta.schema_version, meta.depth, context_of(context))
-
-
 def _tenant_json(info: TenantInfo) -> dict[str, str]:
     return {"id": info.id, "name": info.name, "created_at": m.timestamp(info.created_at)}
 
@@ -145,24 +133,8 @@ class Servicers:
     async def check(self, request: pb.PermissionCheckRequest) -> pb.PermissionCheckResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.CheckRequest)
-        svc = self.svc
-        engine = svc.engine
-        entity = Entity(body.entity.type, body.entity.id)
-        subject = body.subject.to_subject()
-        budget = svc.config.inline_dispatches
-        options = _options(body.metadata, body.context)
         with token_field("metadata.snap_token"):
-            try:
-                if not budget:
-                    raise OverBudget(budget)
-                # As over HTTP: small checks on the event loop, bigger ones on a worker thread.
-                result = engine.check(
-                    tenant, entity, body.permission, subject, options, max_dispatches=budget
-                )
-            except OverBudget:
-                result = await svc.run(
-                    engine.check, tenant, entity, body.permission, subject, options
-                )
+            result = await permissions.run_check(self.svc, tenant, body)
         self.metrics.count_check("allowed" if result.allowed else "denied")
         return pb.PermissionCheckResponse(
             can=_CAN[result.allowed],
@@ -174,15 +146,7 @@ class Servicers:
     ) -> pb.PermissionBulkCheckResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.BulkCheckRequest)
-        svc = self.svc
-        items = [
-            CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
-            for i in body.items
-        ]
-        with token_field("metadata.snap_token"):
-            results = await svc.run(
-                svc.engine.bulk_check, tenant, items, _options(body.metadata, body.context)
-            )
+        results = await permissions.run_bulk_check(self.svc, tenant, body)
         out = pb.PermissionBulkCheckResponse()
         for r in results:
             if isinstance(r, EngineError):
@@ -212,39 +176,16 @@ class Servicers:
         self, request: pb.PermissionLookupEntityRequest
     ) -> pb.PermissionLookupEntityResponse:
         tenant, body = await self._lookup_entity_body(request)
-        svc = self.svc
-        with token_field("metadata.snap_token"):
-            page = await svc.run(
-                svc.engine.lookup_entity,
-                tenant,
-                body.entity_type,
-                body.permission,
-                body.subject.to_subject(),
-                _options(body.metadata, body.context),
-                scope=m.scope_of(body.scope),
-                page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
-                cursor=body.continuous_token,
-            )
+        page = await permissions.lookup_entity_page(self.svc, tenant, body)
         return pb.PermissionLookupEntityResponse(entity_ids=page.ids, continuous_token=page.cursor)
 
     async def lookup_entity_stream(
         self, request: pb.PermissionLookupEntityRequest
     ) -> AsyncIterator[pb.PermissionLookupEntityStreamResponse]:
         tenant, body = await self._lookup_entity_body(request)
-        svc = self.svc
-        with token_field("metadata.snap_token"):
-            ids = await svc.run(
-                svc.engine.lookup_entity_stream,
-                tenant,
-                body.entity_type,
-                body.permission,
-                body.subject.to_subject(),
-                _options(body.metadata, body.context),
-                scope=m.scope_of(body.scope),
-                cursor=body.continuous_token,
-            )
+        ids = await permissions.lookup_entity_ids(self.svc, tenant, body)
         # Ids come from the engine a chunk at a time, on a worker thread.
-        while chunk := await svc.run(_take, ids):
+        while chunk := await self.svc.run(permissions.take, ids):
             for entity_id, token in chunk:
                 yield pb.PermissionLookupEntityStreamResponse(
                     entity_id=entity_id, continuous_token=token
@@ -255,19 +196,7 @@ class Servicers:
     ) -> pb.PermissionLookupSubjectResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.LookupSubjectRequest)
-        svc = self.svc
-        ref = body.subject_reference
-        with token_field("metadata.snap_token"):
-            page = await svc.run(
-                svc.engine.lookup_subject,
-                tenant,
-                Entity(body.entity.type, body.entity.id),
-                body.permission,
-                SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
-                _options(body.metadata, body.context),
-                page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
-                cursor=body.continuous_token,
-            )
+        page = await permissions.lookup_subject_page(self.svc, tenant, body)
         return pb.PermissionLookupSubjectResponse(
             subject_ids=page.ids, continuous_token=page.cursor
         )
@@ -277,17 +206,7 @@ class Servicers:
     ) -> pb.PermissionSubjectPermissionResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.SubjectPermissionRequest)
-        svc = self.svc
-        meta = body.metadata
-        with token_field("metadata.snap_token"):
-            results = await svc.run(
-                svc.engine.subject_permission,
-                tenant,
-                Entity(body.entity.type, body.entity.id),
-                body.subject.to_subject(),
-                _options(meta, body.context),
-                only_permission=meta.only_permission,
-            )
+        results = await permissions.subject_permissions(self.svc, tenant, body)
         return pb.PermissionSubjectPermissionResponse(
             results={name: _CAN[ok] for name, ok in results.items()}
         )

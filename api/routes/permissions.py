@@ -33,6 +33,7 @@ from engine.types import (
     CheckItem,
     CheckResult,
     Entity,
+    LookupPage,
     RequestOptions,
     SubjectReference,
 )
@@ -43,7 +44,7 @@ routes = web.RouteTableDef()
 STREAM_CHUNK = 512
 
 
-def _options(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOptions:
+def options_of(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOptions:
     """The options every permission request carries: its snapshot, schema version, depth
     budget and context."""
     return RequestOptions(meta.snap_token, meta.schema_version, meta.depth, context_of(context))
@@ -57,31 +58,36 @@ async def check(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.CheckRequest)
     svc = request.app[SERVICES]
-    meta = body.metadata
+    try:
+        result = await run_check(svc, tenant, body)
+    except InvalidToken as exc:
+        raise invalid_token("metadata.snap_token", exc) from exc
+    except UnknownPermission as exc:
+        options = options_of(body.metadata, body.context)
+        raise await svc.run(
+            _suggesting, svc.engine, tenant, options, (body.entity.type, body.permission), exc
+        ) from exc
+    request.app[METRICS].count_check("allowed" if result.allowed else "denied")
+    return respond_bytes(m.check_bytes(result.allowed, result.check_count))
+
+
+async def run_check(svc: Services, tenant: str, body: m.CheckRequest) -> CheckResult:
+    """A check request's answer (the HTTP and gRPC routes'). Most checks are a cache hit or a
+    few µs of reads: answered on the event loop under the inline budget, they skip the hand-off
+    to a thread, which costs more than they do. Bigger ones go to a worker."""
     engine = svc.engine
     entity = Entity(body.entity.type, body.entity.id)
     subject = body.subject.to_subject()
     budget = svc.config.inline_dispatches
-    options = _options(meta, body.context)
+    options = options_of(body.metadata, body.context)
     try:
-        try:
-            if not budget:
-                raise OverBudget(budget)
-            # Most checks are a cache hit or a few µs of reads: answered here, they skip the
-            # hand-off to a thread, which costs more than they do. Bigger ones go to a worker.
-            result = engine.check(
-                tenant, entity, body.permission, subject, options, max_dispatches=budget
-            )
-        except OverBudget:
-            result = await svc.run(engine.check, tenant, entity, body.permission, subject, options)
-    except InvalidToken as exc:
-        raise invalid_token("metadata.snap_token", exc) from exc
-    except UnknownPermission as exc:
-        raise await svc.run(
-            _suggesting, svc.engine, tenant, options, (entity.type, body.permission), exc
-        ) from exc
-    request.app[METRICS].count_check("allowed" if result.allowed else "denied")
-    return respond_bytes(m.check_bytes(result.allowed, result.check_count))
+        if not budget:
+            raise OverBudget(budget)
+        return engine.check(
+            tenant, entity, body.permission, subject, options, max_dispatches=budget
+        )
+    except OverBudget:
+        return await svc.run(engine.check, tenant, entity, body.permission, subject, options)
 
 
 def _suggesting(
@@ -125,18 +131,7 @@ async def bulk_check(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.BulkCheckRequest)
     svc = request.app[SERVICES]
-    meta = body.metadata
-    items = [
-        CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
-        for i in body.items
-    ]
-    with token_field("metadata.snap_token"):
-        results = await svc.run(
-            svc.engine.bulk_check,
-            tenant,
-            items,
-            _options(meta, body.context),
-        )
+    results = await run_bulk_check(svc, tenant, body)
     metrics = request.app[METRICS]
     for r in results:
         metrics.count_check(_result_label(r))
@@ -150,6 +145,20 @@ async def bulk_check(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+async def run_bulk_check(
+    svc: Services, tenant: str, body: m.BulkCheckRequest
+) -> list[CheckResult | EngineError]:
+    """A bulk check's answers, in request order (the HTTP and gRPC routes')."""
+    items = [
+        CheckItem(Entity(i.entity.type, i.entity.id), i.permission, i.subject.to_subject())
+        for i in body.items
+    ]
+    with token_field("metadata.snap_token"):
+        return await svc.run(
+            svc.engine.bulk_check, tenant, items, options_of(body.metadata, body.context)
+        )
 
 
 @routes.post("/v1/tenants/{tenant_id}/permissions/expand")
@@ -198,24 +207,46 @@ def _tree_response(tree: ExpandTree) -> web.Response:
 async def lookup_entity(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.LookupEntityRequest)
-    svc = request.app[SERVICES]
-    meta = body.metadata
+    page = await lookup_entity_page(request.app[SERVICES], tenant, body)
+    return respond({"entity_ids": list(page.ids), "continuous_token": page.cursor})
+
+
+async def lookup_entity_page(svc: Services, tenant: str, body: m.LookupEntityRequest) -> LookupPage:
+    """A lookup-entity request's page (the HTTP and gRPC routes')."""
     with token_field("metadata.snap_token"):
-        page = await svc.run(
+        return await svc.run(
             svc.engine.lookup_entity,
             tenant,
             body.entity_type,
             body.permission,
             body.subject.to_subject(),
-            _options(meta, body.context),
+            options_of(body.metadata, body.context),
             scope=m.scope_of(body.scope),
             page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
             cursor=body.continuous_token,
         )
-    return respond({"entity_ids": list(page.ids), "continuous_token": page.cursor})
 
 
-def _take(ids: Iterator[tuple[str, str]]) -> list[tuple[str, str]]:
+async def lookup_entity_ids(
+    svc: Services, tenant: str, body: m.LookupEntityRequest
+) -> Iterator[tuple[str, str]]:
+    """A streamed lookup-entity's (id, continuous token) pairs, computed whole here so that
+    errors come before the stream starts; `take` them a chunk at a time."""
+    with token_field("metadata.snap_token"):
+        return await svc.run(
+            svc.engine.lookup_entity_stream,
+            tenant,
+            body.entity_type,
+            body.permission,
+            body.subject.to_subject(),
+            options_of(body.metadata, body.context),
+            scope=m.scope_of(body.scope),
+            cursor=body.continuous_token,
+        )
+
+
+def take(ids: Iterator[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The next chunk of a streamed lookup (on a worker thread: the engine computes it)."""
     chunk = []
     for item in ids:
         chunk.append(item)
@@ -237,23 +268,12 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
     tenant = tenant_of(request)
     body = await parse(request, m.LookupEntityRequest)
     svc = request.app[SERVICES]
-    meta = body.metadata
     # The whole answer is computed here, so errors still get their status before streaming.
-    with token_field("metadata.snap_token"):
-        ids = await svc.run(
-            svc.engine.lookup_entity_stream,
-            tenant,
-            body.entity_type,
-            body.permission,
-            body.subject.to_subject(),
-            _options(meta, body.context),
-            scope=m.scope_of(body.scope),
-            cursor=body.continuous_token,
-        )
+    ids = await lookup_entity_ids(svc, tenant, body)
     response = ndjson_stream(request)
     await response.prepare(request)
     try:
-        while chunk := await svc.run(_take, ids):
+        while chunk := await svc.run(take, ids):
             await response.write(
                 b"".join(
                     ndjson_line({"result": {"entity_id": i, "continuous_token": c}})
@@ -277,21 +297,26 @@ async def lookup_entity_stream(request: web.Request) -> web.StreamResponse:
 async def lookup_subject(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.LookupSubjectRequest)
-    svc = request.app[SERVICES]
-    meta = body.metadata
+    page = await lookup_subject_page(request.app[SERVICES], tenant, body)
+    return respond({"subject_ids": list(page.ids), "continuous_token": page.cursor})
+
+
+async def lookup_subject_page(
+    svc: Services, tenant: str, body: m.LookupSubjectRequest
+) -> LookupPage:
+    """A lookup-subject request's page (the HTTP and gRPC routes')."""
     ref = body.subject_reference
     with token_field("metadata.snap_token"):
-        page = await svc.run(
+        return await svc.run(
             svc.engine.lookup_subject,
             tenant,
             Entity(body.entity.type, body.entity.id),
             body.permission,
             SubjectReference(ref.type, "" if ref.relation == "..." else ref.relation),
-            _options(meta, body.context),
+            options_of(body.metadata, body.context),
             page_size=body.page_size or DEFAULT_LOOKUP_PAGE_SIZE,
             cursor=body.continuous_token,
         )
-    return respond({"subject_ids": list(page.ids), "continuous_token": page.cursor})
 
 
 @routes.post("/v1/tenants/{tenant_id}/permissions/subject-permission")
@@ -304,17 +329,7 @@ async def lookup_subject(request: web.Request) -> web.Response:
 async def subject_permission(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.SubjectPermissionRequest)
-    svc = request.app[SERVICES]
-    meta = body.metadata
-    with token_field("metadata.snap_token"):
-        results = await svc.run(
-            svc.engine.subject_permission,
-            tenant,
-            Entity(body.entity.type, body.entity.id),
-            body.subject.to_subject(),
-            _options(meta, body.context),
-            only_permission=meta.only_permission,
-        )
+    results = await subject_permissions(request.app[SERVICES], tenant, body)
     return respond(
         {
             "results": {
@@ -322,3 +337,19 @@ async def subject_permission(request: web.Request) -> web.Response:
             }
         }
     )
+
+
+async def subject_permissions(
+    svc: Services, tenant: str, body: m.SubjectPermissionRequest
+) -> dict[str, bool]:
+    """Whether the subject has each permission (and relation) of the entity (the HTTP and gRPC
+    routes')."""
+    with token_field("metadata.snap_token"):
+        return await svc.run(
+            svc.engine.subject_permission,
+            tenant,
+            Entity(body.entity.type, body.entity.id),
+            body.subject.to_subject(),
+            options_of(body.metadata, body.context),
+            only_permission=body.metadata.only_permission,
+        )
