@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from pydantic import BaseModel, ValidationError
 
 from api import models as m
-from api.errors import ApiError, bad_request, from_validation_error
+from api.errors import bad_request, from_validation_error
 from api.grpc.generated.base.v1 import base_pb2 as base
 from api.grpc.generated.base.v1 import service_pb2 as pb
 from api.middleware import Metrics
@@ -32,7 +32,7 @@ from api.services import Services
 from dsl.partial import Partial
 from engine.bundles import delete_bundle, read_bundle
 from engine.errors import EngineError
-from storage.base import Changes, Operation, Page, TenantInfo, Tuple, check_tenant_id
+from storage.base import Operation, Page, TenantInfo, Tuple, check_tenant_id
 from storage.errors import InvalidTenantId
 
 M = TypeVar("M", bound=BaseModel)
@@ -268,28 +268,16 @@ class Servicers:
 
     # -- Data ---------------------------------------------------------------------------------
 
-    async def _write(
-        self, tenant: str, version: str, tuples: list[Tuple], attributes: list[Any]
-    ) -> str:
-        svc = self.svc
-        limit = svc.config.max_write_items
-        if len(tuples) + len(attributes) > limit:
-            raise ApiError(
-                400,
-                "ERROR_CODE_MAX_DATA_PER_WRITE_EXCEEDED",
-                f"a write may hold at most {limit} tuples and attributes together; "
-                f"this one has {len(tuples) + len(attributes)}",
-            )
-        token = await svc.run(data._write, svc, tenant, version, tuples, attributes)
-        svc.writes.notify()
-        return token
-
     async def data_write(self, request: pb.DataWriteRequest) -> pb.DataWriteResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.DataWriteRequest)
         tuples = [t.to_tuple() for t in body.tuples]
-        token = await self._write(
-            tenant, body.metadata.schema_version, tuples, data._attributes(body.attributes)
+        token = await data.write_data(
+            self.svc,
+            tenant,
+            body.metadata.schema_version,
+            tuples,
+            data._attributes(body.attributes),
         )
         return pb.DataWriteResponse(snap_token=token)
 
@@ -299,7 +287,7 @@ class Servicers:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.RelationshipsWriteRequest)
         tuples = [t.to_tuple() for t in body.tuples]
-        token = await self._write(tenant, body.metadata.schema_version, tuples, [])
+        token = await data.write_data(self.svc, tenant, body.metadata.schema_version, tuples, [])
         return pb.RelationshipWriteResponse(snap_token=token)
 
     async def read_relationships(
@@ -322,39 +310,19 @@ class Servicers:
             lambda: answer(data.attributes_page(store, tenant, body), pb.AttributeReadResponse())
         )
 
-    async def _delete(self, tenant: str, changes: Changes) -> str:
-        svc = self.svc
-        token = await svc.run(svc.raw_writer.write, tenant, changes)
-        svc.writes.notify()
-        return token
-
     async def data_delete(self, request: pb.DataDeleteRequest) -> pb.DataDeleteResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.DataDeleteRequest)
-        if body.tuple_filter.is_empty and body.attribute_filter.is_empty:
-            raise bad_request(
-                "tuple_filter",
-                "give a non-empty tuple_filter or attribute_filter (an empty one would match "
-                "everything; delete the tenant to remove all its data)",
-            )
-        changes = Changes()
-        if not body.tuple_filter.is_empty:
-            changes.delete_tuple_filters.append(data.tuple_filter(body.tuple_filter))
-        if not body.attribute_filter.is_empty:
-            changes.delete_attribute_filters.append(data.attribute_filter(body.attribute_filter))
-        return pb.DataDeleteResponse(snap_token=await self._delete(tenant, changes))
+        token = await data.delete_data(self.svc, tenant, data.data_deletes(body))
+        return pb.DataDeleteResponse(snap_token=token)
 
     async def delete_relationships(
         self, request: pb.RelationshipDeleteRequest
     ) -> pb.RelationshipDeleteResponse:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.RelationshipsDeleteRequest)
-        if body.filter.is_empty:
-            raise bad_request(
-                "filter", "give a non-empty filter (an empty one would match every tuple)"
-            )
-        changes = Changes(delete_tuple_filters=[data.tuple_filter(body.filter)])
-        return pb.RelationshipDeleteResponse(snap_token=await self._delete(tenant, changes))
+        token = await data.delete_data(self.svc, tenant, data.relationship_deletes(body))
+        return pb.RelationshipDeleteResponse(snap_token=token)
 
     async def run_bundle(self, request: pb.BundleRunRequest) -> pb.BundleRunResponse:
         tenant = tenant_of(request.tenant_id)

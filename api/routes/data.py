@@ -70,7 +70,14 @@ def _write(
 async def _write_response(
     request: web.Request, tenant: str, version: str, tuples: list[Tuple], attrs: list[Attribute]
 ) -> web.Response:
-    svc = request.app[SERVICES]
+    token = await write_data(request.app[SERVICES], tenant, version, tuples, attrs)
+    return respond({"snap_token": token})
+
+
+async def write_data(
+    svc: Services, tenant: str, version: str, tuples: list[Tuple], attrs: list[Attribute]
+) -> str:
+    """A data write within ``max_write_items``, its snap token (the HTTP and gRPC routes')."""
     limit = svc.config.max_write_items
     if len(tuples) + len(attrs) > limit:
         raise ApiError(
@@ -81,7 +88,7 @@ async def _write_response(
         )
     token = await svc.run(_write, svc, tenant, version, tuples, attrs)
     svc.writes.notify()
-    return respond({"snap_token": token})
+    return token
 
 
 @routes.post("/v1/tenants/{tenant_id}/data/write")
@@ -202,12 +209,37 @@ def attributes_page(store: Store, tenant: str, body: m.AttributesReadRequest) ->
     }
 
 
-async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Response:
-    svc = request.app[SERVICES]
-    # The raw writer runs the write hooks (a layer's records beside the deleted tuples).
+async def delete_data(svc: Services, tenant: str, changes: Changes) -> str:
+    """A raw delete, its snap token (the HTTP and gRPC routes'). The raw writer runs the write
+    hooks (a layer's records beside the deleted tuples)."""
     token = await svc.run(svc.raw_writer.write, tenant, changes)
     svc.writes.notify()
-    return respond({"snap_token": token})
+    return token
+
+
+def data_deletes(body: m.DataDeleteRequest) -> Changes:
+    """What a data/delete request deletes; 400 when both filters are empty."""
+    if body.tuple_filter.is_empty and body.attribute_filter.is_empty:
+        raise bad_request(
+            "tuple_filter",
+            "give a non-empty tuple_filter or attribute_filter (an empty one would match "
+            "everything; delete the tenant to remove all its data)",
+        )
+    changes = Changes()
+    if not body.tuple_filter.is_empty:
+        changes.delete_tuple_filters.append(tuple_filter(body.tuple_filter))
+    if not body.attribute_filter.is_empty:
+        changes.delete_attribute_filters.append(attribute_filter(body.attribute_filter))
+    return changes
+
+
+def relationship_deletes(body: m.RelationshipsDeleteRequest) -> Changes:
+    """What a relationships/delete request deletes; 400 when its filter is empty."""
+    if body.filter.is_empty:
+        raise bad_request(
+            "filter", "give a non-empty filter (an empty one would match every tuple)"
+        )
+    return Changes(delete_tuple_filters=[tuple_filter(body.filter)])
 
 
 @routes.post("/v1/tenants/{tenant_id}/data/delete")
@@ -220,18 +252,8 @@ async def _delete(request: web.Request, tenant: str, changes: Changes) -> web.Re
 async def delete(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.DataDeleteRequest)
-    if body.tuple_filter.is_empty and body.attribute_filter.is_empty:
-        raise bad_request(
-            "tuple_filter",
-            "give a non-empty tuple_filter or attribute_filter (an empty one would match "
-            "everything; delete the tenant to remove all its data)",
-        )
-    changes = Changes()
-    if not body.tuple_filter.is_empty:
-        changes.delete_tuple_filters.append(tuple_filter(body.tuple_filter))
-    if not body.attribute_filter.is_empty:
-        changes.delete_attribute_filters.append(attribute_filter(body.attribute_filter))
-    return await _delete(request, tenant, changes)
+    token = await delete_data(request.app[SERVICES], tenant, data_deletes(body))
+    return respond({"snap_token": token})
 
 
 @routes.post("/v1/tenants/{tenant_id}/relationships/delete")
@@ -244,8 +266,5 @@ async def delete(request: web.Request) -> web.Response:
 async def delete_relationships(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.RelationshipsDeleteRequest)
-    if body.filter.is_empty:
-        raise bad_request(
-            "filter", "give a non-empty filter (an empty one would match every tuple)"
-        )
-    return await _delete(request, tenant, Changes(delete_tuple_filters=[tuple_filter(body.filter)]))
+    token = await delete_data(request.app[SERVICES], tenant, relationship_deletes(body))
+    return respond({"snap_token": token})
