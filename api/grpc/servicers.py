@@ -32,7 +32,7 @@ from api.services import Services
 from dsl.partial import Partial
 from engine.bundles import delete_bundle, read_bundle
 from engine.errors import EngineError
-from storage.base import Operation, Page, TenantInfo, Tuple, check_tenant_id
+from storage.base import Operation, Tuple, check_tenant_id
 from storage.errors import InvalidTenantId
 
 M = TypeVar("M", bound=BaseModel)
@@ -107,10 +107,6 @@ def tenant_of(tenant: str, field: str = "tenant_id") -> str:
     except InvalidTenantId as exc:
         raise bad_request(field, str(exc)) from None
     return tenant
-
-
-def _tenant_json(info: TenantInfo) -> dict[str, str]:
-    return {"id": info.id, "name": info.name, "created_at": m.timestamp(info.created_at)}
 
 
 class Servicers:
@@ -246,25 +242,9 @@ class Servicers:
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.PageRequest)
         store = self.svc.store
-
-        def work() -> pb.SchemaListResponse:
-            head = store.schema_head(tenant)
-            with token_field("continuous_token"):
-                page = store.list_schemas(
-                    tenant,
-                    page_size=body.page_size or schemas.DEFAULT_PAGE_SIZE,
-                    cursor=body.continuous_token,
-                )
-            return pb.SchemaListResponse(
-                head=head,
-                schemas=[
-                    pb.SchemaList(version=s.version, created_at=m.timestamp(s.created_at))
-                    for s in page.items
-                ],
-                continuous_token=page.cursor,
-            )
-
-        return await self.svc.run(work)
+        return await self.svc.run(
+            lambda: answer(schemas.schemas_page(store, tenant, body), pb.SchemaListResponse())
+        )
 
     # -- Data ---------------------------------------------------------------------------------
 
@@ -361,39 +341,17 @@ class Servicers:
 
     async def tenant_create(self, request: pb.TenantCreateRequest) -> pb.TenantCreateResponse:
         body = await self._body(request, m.TenantCreateRequest)
-        if body.id in tenants.UNREACHABLE_IDS:  # refused over HTTP: refused here too, alike
-            raise bad_request("id", f"{body.id!r} cannot be a tenant id: URLs cannot name it")
-        svc = self.svc
-        info = await svc.run(svc.store.create_tenant, body.id, body.name)
-        return answer({"tenant": _tenant_json(info)}, pb.TenantCreateResponse())
+        created = await tenants.create_tenant(self.svc, body)
+        return answer(created, pb.TenantCreateResponse())
 
     async def tenant_delete(self, request: pb.TenantDeleteRequest) -> pb.TenantDeleteResponse:
         tenant = tenant_of(request.id, "id")
-        svc = self.svc
-        await svc.run(svc.store.delete_tenant, tenant)
-        svc.engine.forget(tenant)
-        svc.writes.notify()
+        await tenants.delete_tenant(self.svc, tenant)
         return pb.TenantDeleteResponse(tenant_id=tenant)
 
     async def tenant_list(self, request: pb.TenantListRequest) -> pb.TenantListResponse:
         body = await self._body(request, m.PageRequest)
-        store = self.svc.store
-
-        def work() -> Page[TenantInfo]:
-            with token_field("continuous_token"):
-                return store.list_tenants(
-                    page_size=body.page_size or tenants.DEFAULT_PAGE_SIZE,
-                    cursor=body.continuous_token,
-                )
-
-        page = await self.svc.run(work)
-        return answer(
-            {
-                "tenants": [_tenant_json(t) for t in page.items],
-                "continuous_token": page.cursor,
-            },
-            pb.TenantListResponse(),
-        )
+        return answer(await tenants.tenants_page(self.svc, body), pb.TenantListResponse())
 
     # -- Watch --------------------------------------------------------------------------------
 

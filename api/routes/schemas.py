@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from api import models as m
@@ -74,22 +76,24 @@ async def list_schemas(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     body = await parse(request, m.PageRequest)
     svc = request.app[SERVICES]
+    return respond(await svc.run(schemas_page, svc.store, tenant, body))
 
-    def work() -> dict[str, object]:
-        head = svc.store.schema_head(tenant)
-        with token_field("continuous_token"):
-            page = svc.store.list_schemas(
-                tenant, page_size=body.page_size or DEFAULT_PAGE_SIZE, cursor=body.continuous_token
-            )
-        return {
-            "head": head,
-            "schemas": [
-                {"version": s.version, "created_at": m.timestamp(s.created_at)} for s in page.items
-            ],
-            "continuous_token": page.cursor,
-        }
 
-    return respond(await svc.run(work))
+def schemas_page(store: Store, tenant: str, body: m.PageRequest) -> dict[str, Any]:
+    """The schema head and a page of versions in Permify's wire shape (the HTTP and gRPC
+    routes')."""
+    head = store.schema_head(tenant)
+    with token_field("continuous_token"):
+        page = store.list_schemas(
+            tenant, page_size=body.page_size or DEFAULT_PAGE_SIZE, cursor=body.continuous_token
+        )
+    return {
+        "head": head,
+        "schemas": [
+            {"version": s.version, "created_at": m.timestamp(s.created_at)} for s in page.items
+        ],
+        "continuous_token": page.cursor,
+    }
 
 
 #: Times a partial write is redone when another one lands between its read and its write.
