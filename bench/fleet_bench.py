@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 
-from bench.harness import Server, percentiles_ms, progress, stop, take_response
+from bench.harness import LoadConnection, Server, percentiles_ms, progress, stop, take_response
 from bench.http_bench import SCHEMA, check_body, generate, questions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,31 +240,6 @@ class _Load:
         return True
 
 
-class _Connection(asyncio.Protocol):
-    def __init__(self, load: _Load) -> None:
-        self.load = load
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.index = 0
-        self.sent = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def send(self) -> None:
-        assert self.transport is not None
-        self.index, data = self.load.request()
-        self.sent = time.perf_counter_ns()
-        self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while (response := take_response(self.buf)) is not None:
-            if self.load.finished(self.index, self.sent, *response):
-                self.send()
-
-
 async def _run_load(
     port: int, plan: Plan, seconds: float, concurrency: int, write_every: int
 ) -> dict[str, Any]:
@@ -273,7 +248,7 @@ async def _run_load(
     load.all_idle = loop.create_future()
     conns = []
     for _ in range(concurrency):
-        _, conn = await loop.create_connection(lambda: _Connection(load), "127.0.0.1", port)
+        _, conn = await loop.create_connection(lambda: LoadConnection(load), "127.0.0.1", port)
         conns.append(conn)
     cpu0 = time.process_time()
     start = time.perf_counter_ns()

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -172,6 +172,48 @@ def take_response(buf: bytearray) -> tuple[int, bytes] | None:
     body = bytes(buf[end + 4 : total])
     del buf[:total]
     return status, body
+
+
+class Load(Protocol):
+    """What a benchmark's load gives its connections: the next request, and the count of each
+    answer (True: send another). ``all_idle`` fails when a connection is lost."""
+
+    all_idle: asyncio.Future[None] | None
+
+    def request(self) -> tuple[int, bytes]: ...
+
+    def finished(self, index: int, sent: int, status: int, body: bytes) -> bool: ...
+
+
+class LoadConnection(asyncio.Protocol):
+    """One keep-alive connection of a load: a request, its answer, the next request."""
+
+    def __init__(self, load: Load) -> None:
+        self.load = load
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.index = 0
+        self.sent = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self) -> None:
+        assert self.transport is not None
+        self.index, data = self.load.request()
+        self.sent = time.perf_counter_ns()
+        self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (response := take_response(self.buf)) is not None:
+            if self.load.finished(self.index, self.sent, *response):
+                self.send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self.load.all_idle is not None and not self.load.all_idle.done():
+            self.load.all_idle.set_exception(exc)
 
 
 # -- py-spy ----------------------------------------------------------------------------------

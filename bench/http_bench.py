@@ -81,6 +81,7 @@ from aiohttp import web
 from bench.harness import (
     BUSY_CPU_PCT,
     TENANT,
+    LoadConnection,
     Server,
     add_common_arguments,
     find_py_spy,
@@ -94,7 +95,6 @@ from bench.harness import (
     server,
     stonetown_runner,
     summarise_profile,
-    take_response,
 )
 
 CHECK_PATH = f"/v1/tenants/{TENANT}/permissions/check"
@@ -341,35 +341,6 @@ class _Load:
         return True
 
 
-class _Connection(asyncio.Protocol):
-    def __init__(self, load: _Load) -> None:
-        self.load = load
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.index = 0
-        self.sent = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def send(self) -> None:
-        assert self.transport is not None
-        self.index, data = self.load.request()
-        self.sent = time.perf_counter_ns()
-        self.transport.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        response = take_response(self.buf)
-        if response is not None and self.load.finished(self.index, self.sent, *response):
-            self.send()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None and self.load.all_idle is not None and not self.load.all_idle.done():
-            self.load.all_idle.set_exception(exc)
-
-
 async def _run_load(
     host: str,
     port: int,
@@ -385,7 +356,7 @@ async def _run_load(
     load.all_idle = loop.create_future()
     conns = []
     for _ in range(concurrency):
-        _, conn = await loop.create_connection(lambda: _Connection(load), host, port)
+        _, conn = await loop.create_connection(lambda: LoadConnection(load), host, port)
         conns.append(conn)
     cpu0 = time.process_time()
     start = time.perf_counter_ns()
