@@ -9,19 +9,17 @@ log below it, and reports how many versions went.
 
 Concurrency: the horizon moves under the store's pin lock (so a reader being opened cannot slip
 below it); each chunk of trimming runs under the write lock, since a write may be appending to
-the same histories; reads never wait. The store runs ``collect_loop`` in a daemon thread.
+the same histories; reads never wait. The store runs it every ``gc_interval`` seconds
+(``storage.gc_loop``).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 from storage import keys
 from storage.base import GCStats, Revision
-from storage.errors import StoreClosed
 from storage.keys import HISTORY, rev8
 from storage.leveldb.history import (
     attribute_versions,
@@ -32,21 +30,8 @@ from storage.leveldb.history import (
 if TYPE_CHECKING:
     from storage.leveldb.store import LevelDBStore
 
-log = logging.getLogger(__name__)
 
 _GC_CHUNK = 1_000
-
-
-def collect_loop(store: LevelDBStore, interval: float, stop: threading.Event) -> None:
-    """Collect every ``interval`` seconds until ``stop`` is set or the store closes."""
-    while not stop.wait(interval):
-        try:
-            stats = store.collect_garbage()
-            log.info("gc: horizon %d, removed %d versions", stats.horizon, stats.removed)
-        except StoreClosed:
-            return
-        except Exception:
-            log.exception("garbage collection failed; will retry")
 
 
 def collect_garbage(store: LevelDBStore, now: float | None) -> GCStats:

@@ -62,6 +62,7 @@ from storage.errors import (
     TenantExists,
     TenantNotFound,
 )
+from storage.gc_loop import GCLoop
 from storage.keys import TERMINATOR, component, rev8, split
 from storage.leveldb import gc
 from storage.leveldb.changelog import decode_changes
@@ -135,16 +136,7 @@ class LevelDBStore:
         except BaseException:
             self._db.close()
             raise
-        self._gc_stop = threading.Event()
-        self._gc_thread: threading.Thread | None = None
-        if gc_interval is not None:
-            self._gc_thread = threading.Thread(
-                target=gc.collect_loop,
-                args=(self, gc_interval, self._gc_stop),
-                name="stonetown-gc",
-                daemon=True,
-            )
-            self._gc_thread.start()
+        self._gc = GCLoop(self, gc_interval)
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -211,9 +203,7 @@ class LevelDBStore:
             return
         if self._writer == threading.get_ident():
             raise StorageError("a transact build function may not close the store")
-        self._gc_stop.set()
-        if self._gc_thread is not None:
-            self._gc_thread.join()
+        self._gc.stop()
         with self._write_lock:
             self._closed = True
             self._db.close()

@@ -16,29 +16,12 @@ other processes are protected by the window alone.
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import TYPE_CHECKING
 
 from storage.base import GCStats, Revision
-from storage.errors import StoreClosed
 
 if TYPE_CHECKING:
     from storage.postgres.store import PostgresStore
-
-log = logging.getLogger(__name__)
-
-
-def collect_loop(store: PostgresStore, interval: float, stop: threading.Event) -> None:
-    """Collect every ``interval`` seconds until ``stop`` is set or the store closes."""
-    while not stop.wait(interval):
-        try:
-            stats = store.collect_garbage()
-            log.info("gc: horizon %d, removed %d versions", stats.horizon, stats.removed)
-        except StoreClosed:
-            return
-        except Exception:
-            log.exception("garbage collection failed; will retry")
 
 
 def collect_garbage(store: PostgresStore, now: float | None) -> GCStats:

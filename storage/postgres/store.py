@@ -82,6 +82,7 @@ from storage.errors import (
     TenantExists,
     TenantNotFound,
 )
+from storage.gc_loop import GCLoop
 from storage.keys import components
 from storage.postgres import gc
 from storage.postgres.codec import dec, decode_changes, enc
@@ -242,16 +243,7 @@ class PostgresStore:
         #: Reads of a head sent so far (each shared by the requests of its round).
         self.head_reads = 0
         self._closed = False
-        self._gc_stop = threading.Event()
-        self._gc_thread: threading.Thread | None = None
-        if gc_interval is not None:
-            self._gc_thread = threading.Thread(
-                target=gc.collect_loop,
-                args=(self, gc_interval, self._gc_stop),
-                name="stonetown-gc",
-                daemon=True,
-            )
-            self._gc_thread.start()
+        self._gc = GCLoop(self, gc_interval)
 
     def _open(self) -> bytes:
         """Check the tables' version; the store id."""
@@ -281,9 +273,7 @@ class PostgresStore:
         if getattr(self._local, "writing", False):
             raise StorageError("a transact build function may not close the store")
         self._closed = True
-        self._gc_stop.set()
-        if self._gc_thread is not None:
-            self._gc_thread.join()
+        self._gc.stop()
         self._db.close()
 
     def __enter__(self) -> PostgresStore:

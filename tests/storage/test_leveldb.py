@@ -580,8 +580,8 @@ def test_background_gc_collects_and_stops_on_close(data_dir: Path) -> None:
         assert len(tuple_keys(store, T1, ALICE)) == 2
     finally:
         store.close()
-    assert store._gc_thread is not None
-    assert not store._gc_thread.is_alive()
+    assert store._gc._thread is not None
+    assert not store._gc._thread.is_alive()
 
 
 def test_close_wakes_the_gc_thread_instead_of_waiting_out_its_interval(data_dir: Path) -> None:
@@ -590,8 +590,8 @@ def test_close_wakes_the_gc_thread_instead_of_waiting_out_its_interval(data_dir:
     closer.start()
     closer.join(30)  # a close that waited for the next round would take an hour
     assert not closer.is_alive(), "close waited for the GC interval"
-    assert store._gc_thread is not None
-    assert not store._gc_thread.is_alive()
+    assert store._gc._thread is not None
+    assert not store._gc._thread.is_alive()
 
 
 # -- tenants ---------------------------------------------------------------------------------
