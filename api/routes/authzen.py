@@ -32,7 +32,7 @@ from api.models import authzen as az
 from api.request_io import documented, parse, respond, tenant_of, token_field
 from api.services import CONFIG, METRICS, SERVICES
 from engine.engine import Engine
-from engine.errors import EngineError, OverBudget, SchemaNotFound
+from engine.errors import EngineError, SchemaNotFound
 from engine.types import EMPTY_CONTEXT, Context, Entity, RequestOptions
 from storage.base import Subject
 
@@ -81,15 +81,10 @@ async def _decide_one(request: web.Request, tenant: str, question: Question) -> 
         return decision
     context = Context(data=dict(question.data)) if question.data else EMPTY_CONTEXT
     options = RequestOptions(context=context)
-    budget = svc.config.inline_dispatches
-    entity, action, subject = question.resource, question.action, question.subject
     try:
-        try:
-            if not budget:
-                raise OverBudget(budget)
-            result = engine.check(tenant, entity, action, subject, options, max_dispatches=budget)
-        except OverBudget:
-            result = await svc.run(engine.check, tenant, entity, action, subject, options)
+        result = await svc.check(
+            tenant, question.resource, question.action, question.subject, options
+        )
     except SchemaNotFound:
         raise  # the tenant's, not the evaluation's: a 404
     except EngineError as exc:

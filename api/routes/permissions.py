@@ -25,7 +25,7 @@ from api.request_io import (
 )
 from api.services import METRICS, SERVICES, Services
 from engine.engine import Engine
-from engine.errors import EngineError, OverBudget, UnknownPermission
+from engine.errors import EngineError, UnknownPermission
 from engine.expand import ExpandTree
 from engine.suggest import suggest
 from engine.types import (
@@ -72,22 +72,14 @@ async def check(request: web.Request) -> web.Response:
 
 
 async def run_check(svc: Services, tenant: str, body: m.CheckRequest) -> CheckResult:
-    """A check request's answer (the HTTP and gRPC routes'). Most checks are a cache hit or a
-    few µs of reads: answered on the event loop under the inline budget, they skip the hand-off
-    to a thread, which costs more than they do. Bigger ones go to a worker."""
-    engine = svc.engine
-    entity = Entity(body.entity.type, body.entity.id)
-    subject = body.subject.to_subject()
-    budget = svc.config.inline_dispatches
-    options = options_of(body.metadata, body.context)
-    try:
-        if not budget:
-            raise OverBudget(budget)
-        return engine.check(
-            tenant, entity, body.permission, subject, options, max_dispatches=budget
-        )
-    except OverBudget:
-        return await svc.run(engine.check, tenant, entity, body.permission, subject, options)
+    """A check request's answer (the HTTP and gRPC routes'), on the event loop when small."""
+    return await svc.check(
+        tenant,
+        Entity(body.entity.type, body.entity.id),
+        body.permission,
+        body.subject.to_subject(),
+        options_of(body.metadata, body.context),
+    )
 
 
 def _suggesting(
