@@ -32,7 +32,7 @@ from api.services import Services
 from dsl.partial import Partial
 from engine.bundles import delete_bundle, read_bundle
 from engine.errors import EngineError
-from storage.base import Operation, Tuple, check_tenant_id
+from storage.base import check_tenant_id
 from storage.errors import InvalidTenantId
 
 M = TypeVar("M", bound=BaseModel)
@@ -41,10 +41,6 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 R = TypeVar("R", bound=Message)
 
 _CAN = {True: base.CHECK_RESULT_ALLOWED, False: base.CHECK_RESULT_DENIED}
-_OPERATIONS = {
-    Operation.CREATE: base.DataChange.OPERATION_CREATE,
-    Operation.DELETE: base.DataChange.OPERATION_DELETE,
-}
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -360,26 +356,7 @@ class Servicers:
         until the client leaves or the server stops."""
         tenant = tenant_of(request.tenant_id)
         body = await self._body(request, m.WatchRequest)
-        svc = self.svc
-        store = svc.store
-        after = body.snap_token or await svc.run(store.head, tenant)
-        with token_field("snap_token"):
-            pending = await svc.run(store.changes, tenant, after, limit=watch.BATCH)
-        poll = svc.config.watch_poll_seconds
-        while not svc.closing.is_set():
-            for change_set in pending:
-                out = pb.WatchResponse()
-                out.changes.snap_token = change_set.token
-                for change in change_set.changes:
-                    entry = out.changes.data_changes.add(operation=_OPERATIONS[change.operation])
-                    if isinstance(change.item, Tuple):
-                        json_format.ParseDict(m.tuple_json(change.item), entry.tuple)
-                    else:
-                        json_format.ParseDict(m.attribute_json(change.item), entry.attribute)
-                yield out
-                after = change_set.token
-            if len(pending) < watch.BATCH:
-                await svc.writes.wait(poll)
-                if svc.closing.is_set():
-                    break
-            pending = await svc.run(store.changes, tenant, after, limit=watch.BATCH)
+        feed = await watch.change_sets(self.svc, tenant, body.snap_token)
+        async for change_set in feed:
+            if change_set is not None:
+                yield answer({"changes": watch.changes_json(change_set)}, pb.WatchResponse())
