@@ -10,6 +10,7 @@ byte range.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from dsl.schema import AttributeType
@@ -49,29 +50,29 @@ def decode_attribute(et: str, eid: str, name: str, raw: bytes) -> Attribute:
     return Attribute(et, eid, name, AttributeType(int(kind)), json.loads(body))
 
 
-def encode_changes(changes: list[Change]) -> bytes | None:
-    """One write's change log as JSON (None when it changed nothing): one entry per change,
+def encode_changes(
+    deleted_tuples: Sequence[Tuple],
+    deleted_attributes: Sequence[Attribute],
+    created_tuples: Sequence[Tuple],
+    created_attributes: Sequence[Attribute],
+) -> bytes | None:
+    """One write's change log as JSON (None when it changed nothing): deletes before creates,
+    tuples before attributes, each group in the order given (key order); one entry per change,
     ``[op, tuple parts]`` or ``[op, entity type, id, name, type number, value]``."""
-    if not changes:
+    if not (deleted_tuples or deleted_attributes or created_tuples or created_attributes):
         return None
-    out: list[list[object]] = []
-    for change in changes:
-        item = change.item
-        if isinstance(item, Tuple):
-            out.append([change.operation.value, list(item)])
-        else:
-            out.append(
-                [
-                    change.operation.value,
-                    item.entity_type,
-                    item.entity_id,
-                    item.name,
-                    item.type.value,
-                    item.value,
-                ]
-            )
+    delete, create = Operation.DELETE.value, Operation.CREATE.value
+    # A Tuple is a tuple of its parts, which JSON writes as an array.
+    out: list[list[object]] = [[delete, t] for t in deleted_tuples]
+    out.extend(_attribute_entry(delete, a) for a in deleted_attributes)
+    out.extend([create, t] for t in created_tuples)
+    out.extend(_attribute_entry(create, a) for a in created_attributes)
     # ensure_ascii escapes lone surrogates, which json.loads restores.
     return json.dumps(out, separators=(",", ":")).encode("ascii")
+
+
+def _attribute_entry(operation: int, a: Attribute) -> list[object]:
+    return [operation, a.entity_type, a.entity_id, a.name, a.type.value, a.value]
 
 
 def decode_changes(raw: bytes) -> tuple[Change, ...]:

@@ -12,15 +12,13 @@ thousand tuples is a handful of statements, not a thousand.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 from storage import keys
 from storage.base import (
     Attribute,
     AttributeKey,
-    Change,
     Changes,
-    Operation,
     Tuple,
     TupleFilter,
     TupleKind,
@@ -38,6 +36,9 @@ from storage.postgres.codec import (
 from storage.postgres.database import Connection
 from storage.postgres.migrations import LIVE
 
+#: ``codec.enc`` as one C call (a column of a big write is encoded with ``map``).
+_ENC = partial(str.encode, encoding="utf-8", errors="surrogatepass")
+
 _SIX = "%b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[]"
 _TUPLE_MATCH = (
     "t.entity_type = d.et AND t.entity_id = d.eid AND t.relation = d.rel"
@@ -50,13 +51,25 @@ _DELETE_TUPLES = (
     " RETURNING t.entity_type, t.entity_id, t.relation, t.subject_type, t.subject_id,"
     " t.subject_relation"
 )
+#: Adds the tuples not live already (the primary key holds one live version of a tuple) and
+#: counts them: one row back, not one per tuple. When the count falls short, ``_LIVE_BEFORE``
+#: names the tuples that were live already.
 _CREATE_TUPLES = (
-    "INSERT INTO stonetown_tuples (tenant, entity_type, entity_id, relation, subject_type,"
-    " subject_id, subject_relation, created)"
+    "WITH created AS (INSERT INTO stonetown_tuples (tenant, entity_type, entity_id, relation,"
+    " subject_type, subject_id, subject_relation, created)"
     f" SELECT %s, et, eid, rel, st, sid, srel, %s FROM unnest({_SIX})"
     " AS d(et, eid, rel, st, sid, srel)"
-    " ON CONFLICT DO NOTHING"
-    " RETURNING entity_type, entity_id, relation, subject_type, subject_id, subject_relation"
+    " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM created"
+)
+#: Which of the given tuples were live before this revision: one primary-key probe each
+#: (LATERAL with a LIMIT, so that the planner probes the index whatever it believes of the
+#: table's size).
+_LIVE_BEFORE = (
+    "SELECT d.et, d.eid, d.rel, d.st, d.sid, d.srel"
+    f" FROM unnest({_SIX}) AS d(et, eid, rel, st, sid, srel)"
+    " CROSS JOIN LATERAL (SELECT 1 FROM stonetown_tuples AS t"
+    f" WHERE t.tenant = %s AND {_TUPLE_MATCH} AND t.deleted = {LIVE} AND t.created < %s"
+    " LIMIT 1) AS found"
 )
 _LIVE_ATTRIBUTES = (
     "SELECT a.entity_type, a.entity_id, a.name, a.value FROM stonetown_attributes AS a"
@@ -89,18 +102,17 @@ def apply_changes(
 ) -> frozenset[TupleKind]:
     """Apply ``changes`` to tenant incarnation ``pk`` at ``revision``; return the tuple kinds
     this write added to ``known_kinds`` (what the tenant is known to have)."""
-    log: list[Change] = []
-
     writes = dict.fromkeys(changes.write_tuples)
     doomed = dict.fromkeys(t for t in changes.delete_tuples if t not in writes)
     for flt in changes.delete_tuple_filters:
         for t in _live_tuples(conn, pk, flt):
             if t not in writes:
                 doomed[t] = None
+    deleted_tuples: list[Tuple] = []
     if doomed:
         encoded = _encoded(doomed)
         rows = conn.execute(_DELETE_TUPLES, (revision, *_arrays(encoded), pk), binary=True)
-        log.extend(Change(Operation.DELETE, t) for t in sorted(encoded[row] for row in rows))
+        deleted_tuples = sorted(encoded[row] for row in rows)
 
     attr_writes = {a.key: a for a in changes.write_attributes}  # the last one wins
     attr_doomed = dict.fromkeys(k for k in changes.delete_attributes if k not in attr_writes)
@@ -124,18 +136,35 @@ def apply_changes(
             key = AttributeKey(dec(et), dec(eid), dec(name))
             if key not in attr_writes:
                 attr_doomed[key] = None
+    attributes = bool(attr_writes or attr_doomed)
     created_tuples: list[Tuple] = []
+    new_kinds: frozenset[TupleKind] = frozenset()
+    log: bytes | None = None  # the change log, once known
     if writes:
-        encoded = _encoded(writes)
-        created = conn.execute(_CREATE_TUPLES, (pk, revision, *_arrays(encoded)), binary=True)
-        created_tuples = sorted(encoded[row] for row in created)
+        ordered = sorted(writes)  # code-point order: the order of the UTF-8 columns too
+        parts = list(zip(*ordered, strict=True))  # entity types, entity ids, relations, ...
+        columns = [list(map(_ENC, part)) for part in parts]
+        counted = conn.execute(_CREATE_TUPLES, (pk, revision, *columns), binary=True)
+        # Worked out while the database inserts: the usual outcome (every tuple new).
+        kinds = zip(parts[0], parts[2], parts[3], parts[5], strict=True)
+        new_kinds = frozenset(kinds) - known_kinds
+        guess = None if attributes else encode_changes(deleted_tuples, [], ordered, [])
+        (count,) = counted.fetchone() or (0,)
+        if count == len(ordered):
+            created_tuples, log = ordered, guess
+        else:
+            rows = conn.execute(_LIVE_BEFORE, (*columns, pk, revision), binary=True)
+            before = {tuple_of(row) for row in rows}
+            created_tuples = [t for t in ordered if t not in before]
 
-    if attr_writes or attr_doomed:
-        _apply_attributes(
-            conn, pk=pk, revision=revision, writes=attr_writes, doomed=attr_doomed, log=log
+    deleted_attributes: list[Attribute] = []
+    created_attributes: list[Attribute] = []
+    if attributes:
+        deleted_attributes, created_attributes = _apply_attributes(
+            conn, pk=pk, revision=revision, writes=attr_writes, doomed=attr_doomed
         )
-    log.extend(Change(Operation.CREATE, t) for t in created_tuples)
-    log.sort(key=_log_order)
+    if log is None:
+        log = encode_changes(deleted_tuples, deleted_attributes, created_tuples, created_attributes)
 
     if changes.delete_records:
         unique = list(
@@ -173,20 +202,19 @@ def apply_changes(
             (holder, [c[0] for c in claimed], [c[1] for c in claimed]),
         )
 
-    new_kinds = frozenset((t[0], t[2], t[3], t[5]) for t in writes) - known_kinds
     if new_kinds:
-        ordered = sorted(new_kinds)
+        kinds_in_order = sorted(new_kinds)
         conn.execute(
             "INSERT INTO stonetown_kinds (tenant, entity_type, relation, subject_type,"
             " subject_relation) SELECT %s, et, rel, st, srel"
             " FROM unnest(%b::bytea[], %b::bytea[], %b::bytea[], %b::bytea[])"
             " AS k(et, rel, st, srel) ON CONFLICT DO NOTHING",
-            (pk, *([enc(k[i]) for k in ordered] for i in range(4))),
+            (pk, *([enc(k[i]) for k in kinds_in_order] for i in range(4))),
         )
     conn.execute(
         "INSERT INTO stonetown_revisions (tenant, revision, committed_at, changes)"
         " VALUES (%s, %s, %s, %s)",
-        (pk, revision, committed_at, encode_changes(log)),
+        (pk, revision, committed_at, log),
     )
     return new_kinds
 
@@ -237,9 +265,9 @@ def _apply_attributes(
     revision: int,
     writes: dict[AttributeKey, Attribute],
     doomed: dict[AttributeKey, None],
-    log: list[Change],
-) -> None:
-    """Retire the deleted and changed attributes' live versions, then add the new ones."""
+) -> tuple[list[Attribute], list[Attribute]]:
+    """Retire the deleted and changed attributes' live versions, then add the new ones; the
+    versions retired and those added, each in key order."""
     asked = sorted({*writes, *doomed})
     live: dict[AttributeKey, Attribute] = {}
     columns = [attribute_key_columns(k) for k in asked]
@@ -266,7 +294,6 @@ def _apply_attributes(
             _DELETE_ATTRIBUTES,
             (revision, [c[0] for c in cols], [c[1] for c in cols], [c[2] for c in cols], pk),
         )
-        log.extend(Change(Operation.DELETE, live[k]) for k in retired)
     if created:
         created.sort(key=lambda a: a.key)
         cols = [attribute_key_columns(a.key) for a in created]
@@ -281,13 +308,4 @@ def _apply_attributes(
                 [encode_value(a) for a in created],
             ),
         )
-        log.extend(Change(Operation.CREATE, a) for a in created)
-
-
-def _log_order(change: Change) -> tuple[int, int, Any]:
-    """Deletes before creates; tuples before attributes; each group in key order."""
-    item = change.item
-    first = 0 if change.operation is Operation.DELETE else 1
-    if isinstance(item, Tuple):
-        return (first, 0, tuple(item))
-    return (first, 1, tuple(item.key))
+    return [live[k] for k in retired], created
