@@ -36,6 +36,7 @@ from storage.errors import InvalidToken
 from storage.keys import ESCAPED_NUL, HISTORY, TERMINATOR, component, components, rev8, split
 from storage.leveldb.history import decode_attribute, visible_pair, visible_payload
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
+from storage.leveldb.resident import EMPTY_ENTRY, Entry
 from storage.leveldb.subjects import RawSubjects
 from storage.snapshot import PinnedReader
 
@@ -44,12 +45,14 @@ if TYPE_CHECKING:
 
 ItemT = TypeVar("ItemT")
 
+_NO_SUBJECTS = RawSubjects([])
+
 
 class LevelDBReader(PinnedReader):
     """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
     duration of a request (while it is referenced, GC keeps everything it can see)."""
 
-    __slots__ = ("_db", "_guard", "_local", "_rb", "_store", "_tp")
+    __slots__ = ("_copies", "_db", "_guard", "_local", "_rb", "_resident", "_store", "_tp")
 
     def __init__(self, store: LevelDBStore, tp: bytes, tenant: TenantId, revision: Revision):
         super().__init__(store._store_id, tenant, revision)
@@ -62,6 +65,8 @@ class LevelDBReader(PinnedReader):
         # than making an iterator. It sees the database as of its creation, which is after this
         # reader's revision was published, so filtering by the revision stays exact.
         self._local = threading.local()
+        self._resident = store._resident
+        self._copies = store._resident.copies
 
     def _seek(self, prefix: bytes) -> Any:
         it = getattr(self._local, "it", None)
@@ -74,6 +79,23 @@ class LevelDBReader(PinnedReader):
         """False once the tenant is deleted (even if an equal id was created again since):
         a reader of a deleted tenant sees nothing, never a half-deleted or newer tenant."""
         return self._store._tenants.get(self._tenant) is self._tp
+
+    def _entry(self, entity_type: str, entity_id: str) -> Entry | None:
+        """The entity's tuples at this revision from the tenant's in-memory copy, or None when
+        the copy cannot tell (no copy, or the entity changed after this revision): read
+        LevelDB. See ``resident.py`` for why this is exact."""
+        copy = self._copies.get(self._tenant)
+        if copy is None:
+            self._resident.want(self._tenant)
+            return None
+        if copy.tp is not self._tp:
+            return None
+        by_id = copy.types.get(entity_type)
+        entry = None if by_id is None else by_id.get(entity_id)
+        if entry is None:
+            # Looked up before complete_from is read: see resident.py.
+            return EMPTY_ENTRY if self._revision >= copy.complete_from else None
+        return entry if entry.valid_from <= self._revision else None
 
     # -- engine reads ------------------------------------------------------------------
     # plyvel raises RuntimeError once the database is closed, which must reach callers as
@@ -91,6 +113,13 @@ class LevelDBReader(PinnedReader):
         return components(subject)
 
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
+        entry = self._entry(entity_type, entity_id)
+        if entry is not None:
+            found = entry.sets.get(relation)
+            if found is not None:
+                return found
+            if relation not in entry.big:
+                return _NO_SUBJECTS
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id, relation)
         n = len(prefix)
         rb = self._rb
@@ -122,6 +151,13 @@ class LevelDBReader(PinnedReader):
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
     ) -> dict[str, SubjectSet] | None:
+        entry = self._entry(entity_type, entity_id)
+        if entry is not None:
+            if entry.size > limit:
+                return None
+            if not entry.big:
+                kept: dict[str, SubjectSet] = dict(entry.sets)
+                return kept
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
         n = len(prefix)
         rb = self._rb
@@ -169,6 +205,13 @@ class LevelDBReader(PinnedReader):
         }
 
     def has_tuple(self, t: Tuple) -> bool:
+        entry = self._entry(t[0], t[1])
+        if entry is not None:
+            found = entry.sets.get(t[2])
+            if found is not None:
+                return found.has(components((t[3], t[4], t[5])))
+            if t[2] not in entry.big:
+                return False
         key = self._tp + keys.FORWARD + keys.forward_body(t)
         rb = self._rb
         if not self._current():

@@ -68,11 +68,14 @@ from storage.leveldb import gc
 from storage.leveldb.changelog import decode_changes
 from storage.leveldb.plyvel_errors import PlyvelErrors, open_error, store_closed
 from storage.leveldb.reader import LevelDBReader
+from storage.leveldb.resident import Resident
 from storage.leveldb.write import apply_changes
 
 log = logging.getLogger(__name__)
 
 FORMAT = b"1"
+#: Tuples the in-memory copies of the tenants may hold together (``resident.py``).
+DEFAULT_RESIDENT_TUPLES = 1_000_000
 _DELETE_CHUNK = 10_000
 
 
@@ -93,6 +96,7 @@ class LevelDBStore:
         sync: bool = False,
         cache_bytes: int = 64 << 20,
         write_buffer_bytes: int = 8 << 20,
+        resident_tuples: int = DEFAULT_RESIDENT_TUPLES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_write_items < 1:
@@ -102,6 +106,7 @@ class LevelDBStore:
         if gc_interval is not None and gc_interval <= 0:
             raise ValueError("gc_interval must be positive (None turns the GC thread off)")
         self._path = Path(path)
+        self._resident = Resident(self, resident_tuples)
         self._max_write_items = max_write_items
         self._gc_window = gc_window
         self._sync = sync
@@ -177,6 +182,8 @@ class LevelDBStore:
         for key in db.iterator(prefix=keys.TENANTS, include_value=False):
             (tenant,) = split(key[len(keys.TENANTS) :])
             self._tenants[tenant] = keys.tenant_prefix(tenant)
+        if fmt is None:  # a new store: its default tenant has no tuples to warm up
+            self._resident.created(DEFAULT_TENANT, self._tenants[DEFAULT_TENANT], 0)
         self._finish_interrupted_deletes()
 
     def _finish_interrupted_deletes(self) -> None:
@@ -204,8 +211,10 @@ class LevelDBStore:
         if self._writer == threading.get_ident():
             raise StorageError("a transact build function may not close the store")
         self._gc.stop()
+        self._resident.stop()
         with self._write_lock:
             self._closed = True
+            self._resident.clear()
             self._db.close()
 
     def __enter__(self) -> LevelDBStore:
@@ -260,6 +269,7 @@ class LevelDBStore:
             value = self._tenant_value(name, self._now_ns())
             self._db.put(keys.tenant_registry_key(tenant), value, sync=self._sync)
             self._tenants[tenant] = tp
+            self._resident.created(tenant, tp, self._revision)
         return self._tenant_info(tenant, value)
 
     def get_tenant(self, tenant: str) -> TenantInfo:
@@ -294,6 +304,7 @@ class LevelDBStore:
             self._schema_heads.pop(tenant, None)
             self._kinds.pop(tenant, None)
             self._latest_readers.pop(tenant, None)
+            self._resident.dropped(tenant)
             # Unregister and release the tenant's claims first, in one batch: from here on no
             # call can reach the tenant, and the next open finishes the range delete below if a
             # crash interrupts it.

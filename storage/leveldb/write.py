@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from storage import keys, tokens
-from storage.base import Changes, Revision, SnapToken, TenantId
+from storage.base import Changes, Revision, SnapToken, TenantId, Tuple
 from storage.keys import HISTORY, component, components, rev8
 from storage.leveldb.changelog import encode_changes
 from storage.leveldb.history import decode_attribute, encode_value, retired_attribute
 from storage.leveldb.reader import LevelDBReader
+from storage.leveldb.resident import Delta
 
 if TYPE_CHECKING:
     from storage.leveldb.store import LevelDBStore
@@ -47,11 +48,13 @@ def apply_changes(store: LevelDBStore, tp: bytes, tenant: str, changes: Changes)
         fwd = tp + keys.FORWARD
         rev = tp + keys.REVERSE
         bodies = []
+        gone: list[Tuple] = []
         for t in deletes:
             body = keys.forward_body(t)
             created = get(fwd + body)
             if created is None:
                 continue
+            gone.append(t)
             history = (get(fwd + body + HISTORY) or b"") + created + rb
             rbody = keys.reverse_body(t)
             batch.delete(fwd + body)
@@ -82,6 +85,7 @@ def apply_changes(store: LevelDBStore, tp: bytes, tenant: str, changes: Changes)
                 attr_deleted.append((body, current))
 
         created_tuples: list[bytes] = []
+        new: list[Tuple] = []
         forward_body, reverse_body = keys.forward_body, keys.reverse_body
         add = created_tuples.append
         # In key order: LevelDB's lookups and inserts are cheaper with locality.
@@ -91,6 +95,7 @@ def apply_changes(store: LevelDBStore, tp: bytes, tenant: str, changes: Changes)
                 put(key, rb)
                 put(rev + reverse_body(t), rb)
                 add(body)
+                new.append(t)
 
         known = store._tenant_kinds(tenant, tp)
         new_kinds = {(t[0], t[2], t[3], t[5]) for t in writes} - known
@@ -124,6 +129,8 @@ def apply_changes(store: LevelDBStore, tp: bytes, tenant: str, changes: Changes)
         put(keys.REVISIONS + rb, rev8(now_ns) + component(tenant))
         batch.write()
     store._last_commit_ns = now_ns
+    # The in-memory copy moves before the revision is published to readers.
+    store._resident.apply(tenant, tp, Delta(revision, new, created_tuples, gone))
     store._revision = revision
     if new_kinds:
         store._kinds[tenant] = known | new_kinds

@@ -1,0 +1,535 @@
+"""The latest tuples of each tenant kept in memory, so the reader's point reads need no seek.
+
+A tenant's *copy* is its forward index (entity -> relation -> subject key bodies) as of the
+latest revision, held as the reader's own `RawSubjects`, so an answer from memory is the same
+object a LevelDB scan would build. It is exact at every revision:
+
+* One `Entry` per entity, immutable once published, records the entity's tuples from revision
+  ``valid_from`` on. A write builds a new entry and swaps the dict slot (copy-on-write), so a
+  reader holding the old entry keeps a consistent view. A reader at revision ``r`` may use an
+  entry iff ``entry.valid_from <= r``; otherwise it reads LevelDB. An entity whose last tuple is
+  deleted keeps an empty entry (a *tombstone*) dated by that delete.
+* A copy is *complete*: an entity without an entry has no tuples, for readers at revisions
+  ``>= complete_from``. Older readers read LevelDB.
+* A relation with more than `BIG_RELATION` subjects is kept out of the copy (its name is in
+  ``Entry.big`` and its subjects are read from LevelDB), so a one-tuple write never copies a
+  huge list; it stays out until the copy is rebuilt (the next time the store is opened).
+
+Where copies come from: a tenant created in this process starts with a complete, empty copy.
+After the store is opened on existing data, the first read of a tenant queues a *warm-up*: a
+background thread pins the latest revision ``r0`` (under the write lock, from which point
+writes to the tenant queue their changes), scans the tenant's forward index at ``r0`` without
+any lock, then, under the write lock, applies the queued changes in order and publishes the copy.
+Reads go to LevelDB until then.
+
+The copies of a store share one budget, in tuples held. A write or warm-up that would pass it
+drops (or never publishes) that tenant's copy, and the tenant is read from LevelDB until the
+store is reopened or the tenant deleted. Attributes and records are not kept (their reads are
+single ``get`` calls already).
+
+Concurrency: copies change only under the store's write lock, after the write's LevelDB batch is
+committed and before its revision is published to readers. Readers never lock: they read one
+dict slot at a time (atomic under the GIL), look an entity up before they look at
+``complete_from`` (which only grows, and grows before tombstones are dropped), and use the copy
+only while it is the one of their tenant's incarnation (``tp`` identity, as ``_current``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+from storage import keys
+from storage.base import Tuple
+from storage.errors import StorageError
+from storage.keys import ESCAPED_NUL, TERMINATOR, components
+from storage.leveldb.history import visible_pair
+from storage.leveldb.subjects import RawSubjects
+
+if TYPE_CHECKING:
+    from storage.leveldb.reader import LevelDBReader
+    from storage.leveldb.store import LevelDBStore
+
+log = logging.getLogger(__name__)
+
+#: A relation with more subjects than this is read from LevelDB, not kept in the copy.
+BIG_RELATION = 1024
+#: Tombstones are dropped once there are this many and they are a quarter of the entities.
+_TOMBSTONE_FLOOR = 1024
+#: The warm-up scan looks for a stop request every this many keys.
+_STOP_EVERY = 4096
+
+_NO_BIG: frozenset[str] = frozenset()
+
+
+class Entry:
+    """One entity's tuples from revision ``valid_from`` on (until a write replaces the entry).
+
+    ``sets``: relation -> its subjects, for every relation kept; ``big``: the relations with
+    tuples that are read from LevelDB instead; ``size``: the entity's tuples, all relations."""
+
+    __slots__ = ("big", "sets", "size", "valid_from")
+
+    def __init__(
+        self, valid_from: int, sets: dict[str, RawSubjects], big: frozenset[str], size: int
+    ) -> None:
+        self.valid_from = valid_from
+        self.sets = sets
+        self.big = big
+        self.size = size
+
+
+#: What an entity without an entry holds, in a complete copy.
+EMPTY_ENTRY = Entry(0, {}, _NO_BIG, 0)
+
+
+class TenantCopy:
+    """One tenant incarnation's entries; ``count`` is the tuples held (for the budget)."""
+
+    __slots__ = ("complete_from", "count", "tombstones", "tp", "types")
+
+    def __init__(
+        self, tp: bytes, complete_from: int, types: dict[str, dict[str, Entry]], count: int
+    ) -> None:
+        self.tp = tp
+        self.complete_from = complete_from
+        #: entity type -> entity id -> entry
+        self.types = types
+        self.count = count
+        self.tombstones = 0
+
+
+class Delta:
+    """One write's tuple changes: ``created``, the tuples that were new, sorted by forward key
+    (``bodies``: their forward key bodies); ``deleted``, the tuples that were live."""
+
+    __slots__ = ("bodies", "created", "deleted", "revision")
+
+    def __init__(
+        self, revision: int, created: list[Tuple], bodies: list[bytes], deleted: list[Tuple]
+    ) -> None:
+        self.revision = revision
+        self.created = created
+        self.bodies = bodies
+        self.deleted = deleted
+
+
+class Warmup:
+    """One tenant's warm-up, in three steps: `begin` (under the write lock), `scan` (no lock),
+    `finish` (under the write lock). The background thread runs them in turn; tests may too."""
+
+    __slots__ = ("_pin", "cancelled", "pending", "r0", "tenant", "tp")
+
+    def __init__(self, tenant: str, tp: bytes, pin: LevelDBReader) -> None:
+        self.tenant = tenant
+        self.tp = tp
+        self._pin = pin  # keeps garbage collection from trimming what the scan must see
+        self.r0 = int(pin.revision)
+        self.pending: list[Delta] = []
+        self.cancelled = False
+
+
+class Resident:
+    """The in-memory copies of one store's tenants, their budget and their warm-up thread."""
+
+    def __init__(self, store: LevelDBStore, budget: int) -> None:
+        if budget < 0:
+            raise ValueError("resident_tuples must not be negative (0 turns the copies off)")
+        self._store = store
+        self.budget = budget
+        #: tenant -> its complete copy (read by readers without a lock; never replaced)
+        self.copies: dict[str, TenantCopy] = {}
+        #: tenant held in memory -> tuples held in total
+        self.total = 0
+        self._warming: dict[str, Warmup] = {}
+        #: Tenants read from LevelDB until the store is reopened (their copy passed the budget).
+        self._no_copy: set[str] = set()
+        self._wanted: set[str] = set()
+        self._wanted_lock = threading.Lock()
+        self._jobs: queue.Queue[str | None] = queue.Queue()
+        self._idle = threading.Condition(self._wanted_lock)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- tenants -------------------------------------------------------------------------
+
+    def created(self, tenant: str, tp: bytes, revision: int) -> None:
+        """A tenant created in this process: its copy is complete (and empty) from the start.
+        The caller holds the write lock (or is opening the store)."""
+        self._no_copy.discard(tenant)
+        if self.budget:
+            self.copies[tenant] = TenantCopy(tp, revision, {}, 0)
+
+    def dropped(self, tenant: str) -> None:
+        """The tenant is deleted; the caller holds the write lock."""
+        copy = self.copies.pop(tenant, None)
+        if copy is not None:
+            self.total -= copy.count
+        warm = self._warming.pop(tenant, None)
+        if warm is not None:
+            warm.cancelled = True
+        self._no_copy.discard(tenant)
+
+    def clear(self) -> None:
+        """The store is closing (the caller holds the write lock): from now on every read goes
+        to LevelDB, which raises StoreClosed."""
+        self.copies.clear()
+        for warm in self._warming.values():
+            warm.cancelled = True
+        self._warming.clear()
+        self.total = 0
+
+    # -- writes --------------------------------------------------------------------------
+
+    def apply(self, tenant: str, tp: bytes, delta: Delta) -> None:
+        """Apply one committed write before its revision is published; the caller holds the
+        write lock."""
+        if not delta.created and not delta.deleted:
+            return
+        copy = self.copies.get(tenant)
+        if copy is not None and copy.tp is tp:
+            try:
+                grown = apply_delta(copy, delta)
+            except Exception:
+                # The batch is committed, so the write stands: only the copy is given up.
+                log.exception("dropping the in-memory tuples of tenant %r", tenant)
+                self._give_up(tenant)
+                return
+            self.total += grown
+            if self.total > self.budget:
+                log.info(
+                    "tenant %r: %d tuples held in memory would pass the budget of %d; "
+                    "reading it from LevelDB until the store is reopened",
+                    tenant,
+                    copy.count,
+                    self.budget,
+                )
+                self._give_up(tenant)
+            return
+        warm = self._warming.get(tenant)
+        if warm is not None and warm.tp is tp:
+            warm.pending.append(delta)
+
+    def _give_up(self, tenant: str) -> None:
+        copy = self.copies.pop(tenant, None)
+        if copy is not None:
+            self.total -= copy.count
+        self._no_copy.add(tenant)
+
+    # -- warm-up -------------------------------------------------------------------------
+
+    def want(self, tenant: str) -> None:
+        """A reader of ``tenant`` found no copy: queue a warm-up unless one is due or the
+        tenant is not to be kept. Called by readers, without the write lock."""
+        if (
+            not self.budget
+            or self._stopping
+            or tenant in self._wanted
+            or tenant in self._no_copy
+            or tenant in self.copies
+        ):
+            return
+        with self._wanted_lock:
+            if tenant in self._wanted or self._stopping:
+                return
+            self._wanted.add(tenant)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="stonetown-resident", daemon=True
+                )
+                self._thread.start()
+        self._jobs.put(tenant)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no warm-up is queued or under way; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._wanted, timeout)
+
+    def stop(self) -> None:
+        """End the warm-up thread (a scan under way stops within a few thousand keys)."""
+        with self._wanted_lock:
+            self._stopping = True
+            thread = self._thread
+        for warm in list(self._warming.values()):
+            warm.cancelled = True
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            tenant = self._jobs.get()
+            if tenant is None:
+                return
+            try:
+                self.warm(tenant)
+            except StorageError:  # closed, or the tenant deleted: nothing to keep
+                pass
+            except Exception:
+                log.exception("warming the in-memory tuples of tenant %r failed", tenant)
+                self._no_copy.add(tenant)
+            finally:
+                with self._idle:
+                    self._wanted.discard(tenant)
+                    self._idle.notify_all()
+
+    def warm(self, tenant: str) -> bool:
+        """Build and publish ``tenant``'s copy now, in this thread; whether it was published."""
+        warm = self.begin(tenant)
+        if warm is None:
+            return False
+        return self.finish(warm, self.scan(warm))
+
+    def begin(self, tenant: str) -> Warmup | None:
+        """Pin the latest revision and start queueing the tenant's writes (None: the tenant
+        has a copy, or is not to be kept)."""
+        store = self._store
+        with store._locked():
+            tp = store._prefix(tenant)
+            if not self.budget or tenant in self.copies or tenant in self._no_copy:
+                return None
+            warm = self._warming.get(tenant)
+            if warm is None:
+                warm = self._warming[tenant] = Warmup(tenant, tp, store.reader(tenant))
+            return warm
+
+    def scan(self, warm: Warmup) -> TenantCopy | None:
+        """The tenant's entries at ``warm.r0``, read without a lock (None: cancelled, or over
+        the budget)."""
+        room = self.budget - self.total
+        with self._store._read_errors:
+            return scan_copy(self._store._db, warm, room)
+
+    def finish(self, warm: Warmup, copy: TenantCopy | None) -> bool:
+        """Apply the writes queued since `begin` and publish the copy."""
+        store = self._store
+        with store._write_lock:
+            if self._warming.get(warm.tenant) is not warm:
+                return False
+            del self._warming[warm.tenant]
+            if warm.cancelled or store._closed or store._tenants.get(warm.tenant) is not warm.tp:
+                return False
+            if copy is not None:
+                for delta in warm.pending:
+                    apply_delta(copy, delta)
+            if copy is None or self.total + copy.count > self.budget:
+                log.info(
+                    "tenant %r has more tuples than the in-memory budget of %d leaves room "
+                    "for; reading it from LevelDB until the store is reopened",
+                    warm.tenant,
+                    self.budget,
+                )
+                self._no_copy.add(warm.tenant)
+                return False
+            self.copies[warm.tenant] = copy
+            self.total += copy.count
+            return True
+
+
+def apply_delta(copy: TenantCopy, delta: Delta) -> int:
+    """Replace the entries of the entities ``delta`` touches with entries valid from its
+    revision; the change in tuples held."""
+    revision, created, bodies = delta.revision, delta.created, delta.bodies
+    removals: dict[tuple[str, str], dict[str, set[bytes]]] = {}
+    for t in delta.deleted:
+        rels = removals.get((t[0], t[1]))
+        if rels is None:
+            rels = removals[(t[0], t[1])] = {}
+        gone = rels.get(t[2])
+        if gone is None:
+            gone = rels[t[2]] = set()
+        gone.add(components((t[3], t[4], t[5])))
+    grown = 0
+    # Sorted by forward key, the created tuples come in runs of one entity, and inside those
+    # in runs of one relation, subjects in order.
+    i = 0
+    n = len(created)
+    while i < n:
+        first = created[i]
+        et, eid = first[0], first[1]
+        added: dict[str, list[bytes]] = {}
+        while i < n:
+            t = created[i]
+            if t[1] != eid or t[0] != et:
+                break
+            found = added.get(t[2])
+            if found is None:
+                found = added[t[2]] = []
+            found.append(bodies[i].split(TERMINATOR, 3)[3])
+            i += 1
+        gone_rels = removals.pop((et, eid), None)
+        grown += _replace(copy, revision, et, eid, added=added, removed=gone_rels)
+    for (et, eid), gone_rels in removals.items():
+        grown += _replace(copy, revision, et, eid, added=None, removed=gone_rels)
+    copy.count += grown
+    if copy.tombstones >= _TOMBSTONE_FLOOR and copy.tombstones * 4 >= sum(
+        map(len, copy.types.values())
+    ):
+        _drop_tombstones(copy, revision)
+    return grown
+
+
+def _replace(
+    copy: TenantCopy,
+    revision: int,
+    et: str,
+    eid: str,
+    *,
+    added: dict[str, list[bytes]] | None,
+    removed: dict[str, set[bytes]] | None,
+) -> int:
+    """Publish entity ``et:eid``'s new entry; the change in tuples held."""
+    by_id = copy.types.get(et)
+    if by_id is None:
+        by_id = copy.types[et] = {}
+    old = by_id.get(eid)
+    grown = 0
+    if old is None and removed is None and added is not None:  # a new entity: the bulk case
+        size = 0
+        sets: dict[str, RawSubjects] = {}
+        big: frozenset[str] = _NO_BIG
+        for relation, subjects in added.items():
+            size += len(subjects)
+            if len(subjects) > BIG_RELATION:
+                big = big | {relation}
+            else:
+                sets[relation] = RawSubjects(subjects)
+                grown += len(subjects)
+        by_id[eid] = Entry(revision, sets, big, size)
+        return grown
+    sets = dict(old.sets) if old is not None else {}
+    big = old.big if old is not None else _NO_BIG
+    size = old.size if old is not None else 0
+    for relation in {**(added or {}), **(removed or {})}:
+        more = added.get(relation) if added is not None else None
+        gone = removed.get(relation) if removed is not None else None
+        size += (len(more) if more else 0) - (len(gone) if gone else 0)
+        if relation in big:
+            continue
+        subjects = current_bodies(sets.get(relation))  # shared: never changed in place
+        held = len(subjects)
+        if gone:
+            subjects = [b for b in subjects if b not in gone]
+        if more:
+            subjects = sorted(subjects + more) if subjects else more
+        if len(subjects) > BIG_RELATION:
+            big = big | {relation}
+            sets.pop(relation, None)
+            grown -= held
+        elif subjects:
+            sets[relation] = RawSubjects(subjects)
+            grown += len(subjects) - held
+        else:
+            sets.pop(relation, None)
+            grown -= held
+    # An entity left without tuples forgets its big relations too.
+    by_id[eid] = Entry(revision, sets, big, size) if size else Entry(revision, {}, _NO_BIG, 0)
+    was_tombstone = old is not None and old.size == 0
+    if not size and not was_tombstone:
+        copy.tombstones += 1
+    elif size and was_tombstone:
+        copy.tombstones -= 1
+    return grown
+
+
+def current_bodies(subjects: RawSubjects | None) -> list[bytes]:
+    """The key bodies a kept relation holds, in order."""
+    return [] if subjects is None else subjects._bodies
+
+
+def _drop_tombstones(copy: TenantCopy, revision: int) -> None:
+    """Forget the entities without tuples: an absent entity means "no tuples" from ``revision``
+    on, which every tombstone agrees with. ``complete_from`` moves first, since a reader looks
+    an entity up before it reads ``complete_from``."""
+    copy.complete_from = revision
+    for by_id in copy.types.values():
+        for eid in [eid for eid, entry in by_id.items() if entry.size == 0]:
+            del by_id[eid]
+    copy.tombstones = 0
+
+
+def _decode(raw: bytes) -> str:
+    if ESCAPED_NUL in raw:
+        raw = raw.replace(ESCAPED_NUL, b"\x00")
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def scan_copy(db: Any, warm: Warmup, room: int) -> TenantCopy | None:
+    """A copy of tenant ``warm.tp``'s forward index at revision ``warm.r0`` (every entry valid
+    from ``r0``), or None when cancelled or holding more than ``room`` tuples."""
+    prefix = warm.tp + keys.FORWARD
+    n = len(prefix)
+    r0 = warm.r0
+    rb = keys.rev8(r0)
+    types: dict[str, dict[str, Entry]] = {}
+    names: dict[bytes, str] = {}  # one str per relation name and entity type
+    count = 0
+    seen = 0
+    # Keys come sorted by (type, id, relation, subject): one relation of one entity is a run,
+    # ``bodies``, closed when the relation changes; one entity is a run of relations.
+    by_id: dict[str, Entry] = {}
+    et_raw = eid_raw = rel_raw = b""
+    eid = rel = ""
+    sets: dict[str, RawSubjects] = {}
+    big: set[str] = set()
+    size = 0
+    bodies: list[bytes] = []
+    for key, value in db.iterator(prefix=prefix):
+        seen += 1
+        if seen % _STOP_EVERY == 0 and (warm.cancelled or count > room):
+            return None
+        if key[-1] == 1:  # live key: the value is its creation revision
+            if value > rb:
+                continue
+            body = key[n:]
+        elif visible_pair(value, rb):
+            body = key[n:-1]
+        else:
+            continue
+        et_b, eid_b, rel_b, subject = body.split(TERMINATOR, 3)
+        if rel_b != rel_raw or eid_b != eid_raw or et_b != et_raw:
+            if bodies:  # close the relation
+                if len(bodies) > BIG_RELATION:
+                    big.add(rel)
+                else:
+                    sets[rel] = RawSubjects(bodies)
+                    count += len(bodies)
+                bodies = []
+            if eid_b != eid_raw or et_b != et_raw:
+                if size:  # close the entity
+                    by_id[eid] = Entry(r0, sets, frozenset(big) if big else _NO_BIG, size)
+                    sets = {}
+                    big = set()
+                    size = 0
+                if et_b != et_raw:
+                    et = names.get(et_b)
+                    if et is None:
+                        et = names[et_b] = _decode(et_b)
+                    found = types.get(et)
+                    if found is None:
+                        found = types[et] = {}
+                    by_id = found
+                    et_raw = et_b
+                eid = _decode(eid_b)
+                eid_raw = eid_b
+            name = names.get(rel_b)
+            if name is None:
+                name = names[rel_b] = _decode(rel_b)
+            rel = name
+            rel_raw = rel_b
+        size += 1
+        if len(bodies) <= BIG_RELATION:
+            bodies.append(subject)
+    if bodies:
+        if len(bodies) > BIG_RELATION:
+            big.add(rel)
+        else:
+            sets[rel] = RawSubjects(bodies)
+            count += len(bodies)
+    if size:
+        by_id[eid] = Entry(r0, sets, frozenset(big) if big else _NO_BIG, size)
+    if warm.cancelled or count > room:
+        return None
+    return TenantCopy(warm.tp, r0, types, count)
