@@ -17,20 +17,20 @@ Portability. Correctness rests on one row lock per tenant (``UPDATE … RETURNIN
 FOR UPDATE``) and on revision columns, never on the database's own snapshot ids. The SQL used:
 composite primary keys, B-tree and partial indexes, ``ON CONFLICT DO NOTHING`` / ``DO UPDATE …
 EXCLUDED``, ``RETURNING``, ``unnest`` of several arrays, ``UPDATE … FROM`` and ``DELETE …
-USING``, ``= ANY(array)``, row-value comparisons for keyset pages, ``GREATEST``, one ``WITH
-RECURSIVE`` with ``LATERAL`` joins (the closure read), ``SET LOCAL statement_timeout``. Avoided,
-because CockroachDB or YugabyteDB lack them or differ: ``xid8``/``pg_current_snapshot`` and
-``txid_*`` (revisions come from the tenant row instead), advisory locks (migrations take their
-version row with ``ON CONFLICT DO NOTHING``), ``LISTEN/NOTIFY`` (the change log is a table that
-watchers poll), sequences and ``SERIAL`` (tenant incarnations take random 63-bit ids), triggers,
-stored procedures, ``INCLUDE`` index columns, ``COPY`` (batched multi-row inserts measured as
-fast here), and any ordering by a collation (every string is ``BYTEA``). Checked: the storage
-conformance suite, the engine's oracle and scenario tests and the API suites run on PostgreSQL
-15. Not checked: CockroachDB and YugabyteDB themselves (neither is packaged for this machine),
-so no run confirms the list above there; the first thing to try is the closure read's ``WITH
-RECURSIVE … UNION`` with ``LATERAL`` joins (with ``UNION ALL`` and a depth bound as the
-fallback). A write that loses an optimistic conflict there (SQLSTATE 40001) is run again by the
-store.
+USING``, ``= ANY(array)``, row-value comparisons for keyset pages, ``GREATEST``, rows of
+``VALUES`` joined to ``LATERAL`` subqueries with a ``LIMIT`` (reads of several entities at
+once), ``SET LOCAL statement_timeout``. Avoided, because CockroachDB or YugabyteDB lack them or
+differ: ``xid8``/``pg_current_snapshot`` and ``txid_*`` (revisions come from the tenant row
+instead), advisory locks (migrations take their version row with ``ON CONFLICT DO NOTHING``),
+``LISTEN/NOTIFY`` (the change log is a table that watchers poll), sequences and ``SERIAL``
+(tenant incarnations take random 63-bit ids), triggers, stored procedures, ``INCLUDE`` index
+columns, ``COPY`` (batched multi-row inserts measured as fast here), and any ordering by a
+collation (every string is ``BYTEA``). Checked: the storage conformance suite, the engine's
+oracle and scenario tests and the API suites run on PostgreSQL 15. Not checked: CockroachDB and
+YugabyteDB themselves (neither is packaged for this machine), so no run confirms the list above
+there; the first thing to try is the entity reads' ``LATERAL`` subqueries. No recursive query
+(``WITH RECURSIVE``) is used: a walk through parents and groups is a plain read per level. A
+write that loses an optimistic conflict there (SQLSTATE 40001) is run again by the store.
 """
 
 from storage.postgres.migrations import LATEST_VERSION, migrate, schema_version

@@ -8,18 +8,21 @@ Round trips: a check must not cost one query per tuple, nor one per entity it vi
 first engine read of an entity (``relations``, ``subject_set``, ``subjects``) loads every tuple
 of that entity in one query, and the reader keeps them. When they name entities that can
 themselves have tuples (parents, groups, nested groups: what a check walks next) which the
-reader does not hold yet, one recursive query loads every entity reachable from it that way, up
-to ``CLOSURE_ENTITIES`` entities and ``CLOSURE_ROWS`` rows: the rest of the check (and of every
-request sharing the reader) is answered from memory. Two queries for an entity whose
-neighbourhood is new, one for an entity among known ones (the recursive query costs several
-plain ones, so it runs only when it saves some). An entity past those bounds is read relation
-by relation. An attribute read loads every
-attribute of that entity at once and keeps them likewise. A new reader at the latest revision
-takes over what the previous one loaded, but for the entities the writes between them touched
-(one read of the change log), so a write does not cost every following check its reads.
-A check's own entity is usually read before the reader exists, in the statement that reads the
-head (``Store.reader``'s ``prefetch``, see store.py), and handed over with ``offer``: so a
-first-pass check whose entity names nothing new costs one round trip in all.
+reader does not hold yet, one query loads all of those (up to ``LEVEL_ENTITIES``), then one
+more the ones they name in turn, and so on, up to ``WALK_ENTITIES`` entities (``_walk``): so a
+folder chain or a group nest costs one round trip per level the reader lacks, and the rest of
+the check (and of every request sharing the reader) is answered from memory. Each of these
+reads is a few index range reads, one per entity, in one plain statement (rows of VALUES and a
+LATERAL subquery each): a recursive query (``WITH RECURSIVE``) loading a whole neighbourhood at
+once was tried and cost about four plain reads' time, re-reading the entities the reader held.
+An entity with more than ``ENTITY_ROWS`` tuples is not kept, but read relation by relation. An
+attribute read loads every attribute of that entity at once and keeps them likewise. A new
+reader at the latest revision takes over what the previous one loaded, but for the entities the
+writes between them touched (one read of the change log), so a write does not cost every
+following check its reads. A check's own entity is usually read before the reader exists, in
+the statement that reads the head (``Store.reader``'s ``prefetch``, see store.py), and handed
+over with ``offer``: so a first-pass check whose entity names nothing new costs one round trip
+in all.
 
 Scans (``iter_tuples``, ``entity_ids``, ``records``) walk keyset pages of a few thousand rows,
 so memory stays bounded however large the result. Pages resume after the last key read (a
@@ -68,13 +71,19 @@ if TYPE_CHECKING:
 SCAN_CHUNK = 5_000
 #: Entities whose attributes a reader keeps; past it, the cache starts over.
 _ATTRIBUTE_CACHE_ENTITIES = 10_000
-#: At most this many entities, and rows, per closure read (see the module docstring).
-CLOSURE_ENTITIES = 64
-CLOSURE_ROWS = 512
+#: An entity with more tuples than this is not kept whole: it is read relation by relation.
+ENTITY_ROWS = 512
+#: At most this many entities per read of a walk's next level, and in all per walk (see the
+#: module docstring).
+LEVEL_ENTITIES = 16
+WALK_ENTITIES = 64
 #: Entities whose tuples a reader keeps; past it, the cache starts over.
 _TUPLE_CACHE_ENTITIES = 20_000
 #: Entities read with the head and not used yet that a reader keeps; past it, it starts over.
 _PREFETCHED_ENTITIES = 1_000
+
+#: What ``dict.pop`` answers for an entity not held (compared by identity).
+_UNREAD: dict[str, list[Subject]] = {}
 
 _VISIBLE = "created <= %s AND deleted > %s"
 _FORWARD = (
@@ -119,31 +128,40 @@ _ENTITY_ATTRIBUTES = (
     "SELECT name, value FROM stonetown_attributes WHERE tenant = %s AND entity_type = %s"
     f" AND entity_id = %s AND {_VISIBLE} ORDER BY name"
 )
-# The entities reachable from one through subjects of the given types (UNION: each once, so a
-# cycle in the data ends), then every tuple of the first CLOSURE_ENTITIES of them; an entity
-# without tuples comes back as one row of NULLs after its type and id. Both joins are LATERAL
-# with a LIMIT (no entity gives more than the row bound), which the planner cannot flatten into
-# a plain join: so each entity is one index range read whatever the planner believes about the
-# tenant (right after a bulk load, before statistics know the tenant, a plain join is planned as
-# a scan of every tuple of the tenant).
-_CLOSURE = (
-    "WITH RECURSIVE reach(entity_type, entity_id) AS ("
-    " SELECT %s::bytea, %s::bytea"
-    " UNION"
-    " SELECT s.subject_type, s.subject_id FROM reach AS r CROSS JOIN LATERAL ("
-    " SELECT t.subject_type, t.subject_id FROM stonetown_tuples AS t"
-    " WHERE t.tenant = %s AND t.entity_type = r.entity_type AND t.entity_id = r.entity_id"
-    " AND t.created <= %s AND t.deleted > %s AND t.subject_type = ANY(%b::bytea[])"
-    " LIMIT %s) AS s"
-    "), near AS (SELECT entity_type, entity_id FROM reach LIMIT %s)"
-    " SELECT n.entity_type, n.entity_id, t.relation, t.subject_type, t.subject_id,"
-    " t.subject_relation FROM near AS n LEFT JOIN LATERAL ("
-    " SELECT relation, subject_type, subject_id, subject_relation FROM stonetown_tuples"
-    " WHERE tenant = %s AND entity_type = n.entity_type AND entity_id = n.entity_id"
-    " AND created <= %s AND deleted > %s LIMIT %s) AS t ON TRUE"
-    # The entity asked for first, so that the row bound never cuts it for others.
-    " ORDER BY (n.entity_type <> %s OR n.entity_id <> %s), n.entity_type, n.entity_id,"
-    " t.relation, t.subject_type, t.subject_id, t.subject_relation LIMIT %s"
+
+
+def entities_sql(count: int, *, head: bool = False) -> str:
+    """The statement reading every tuple of ``count`` entities at one revision: rows of
+    VALUES (type, id, position), each the key of one index range read with a row bound (a
+    LATERAL subquery with a LIMIT, which the planner cannot flatten into a plain join, so each
+    entity stays one range read whatever the planner believes about the tenant: right after a
+    bulk load, before statistics know it, a plain join is planned as a scan of every tuple of
+    the tenant). One row per tuple, ordered within the entity, or one of NULLs for an entity
+    without tuples, after the entity's position (1-based).
+
+    With ``head``, the entities are read at the head of the tenant named by the last parameter
+    (``h``, joined before them: its columns, and the change log since a revision (``store.py``),
+    lead each row); else at the revision given after the tenant's incarnation."""
+    values = ", ".join(f"(%s::bytea, %s::bytea, {i})" for i in range(1, count + 1))
+    tenant, created, deleted = ("h.pk", "h.revision", "h.revision") if head else ("%s",) * 3
+    return (
+        f"(VALUES {values}) AS e(entity_type, entity_id, n) LEFT JOIN LATERAL"
+        " (SELECT relation, subject_type, subject_id, subject_relation"
+        f" FROM stonetown_tuples WHERE tenant = {tenant} AND entity_type = e.entity_type"
+        f" AND entity_id = e.entity_id AND created <= {created} AND deleted > {deleted}"
+        " ORDER BY relation, subject_type, subject_id, subject_relation LIMIT %s) AS t ON TRUE"
+    )
+
+
+#: Every tuple of 1 to LEVEL_ENTITIES entities at a revision (see ``entities_sql``), one
+#: statement per count, each prepared once per connection.
+_LEVELS = (
+    "",
+    *(
+        "SELECT e.n, t.relation, t.subject_type, t.subject_id, t.subject_relation FROM "
+        + entities_sql(count)
+        for count in range(1, LEVEL_ENTITIES + 1)
+    ),
 )
 _RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = %s AND key = %s"
 
@@ -194,7 +212,7 @@ class PostgresReader(PinnedReader):
         #: keep whole, read relation by relation.
         self._entities: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
         #: Entities read with the head (``offer``), not used yet: taken on first use, when the
-        #: closure of each is decided as for one read then.
+        #: entities each names are walked to as for one read then.
         self._prefetched: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
 
     @property
@@ -238,7 +256,7 @@ class PostgresReader(PinnedReader):
         each write has its row. When garbage collection has trimmed some of those rows, take
         nothing."""
         # Requests sharing this reader wait for the one taking over, rather than each finding
-        # the cache empty meanwhile and reading (closures included) what it is about to hold.
+        # the cache empty meanwhile and reading (walks included) what it is about to hold.
         with self._inheriting:
             parent = self._parent
             if parent is None:
@@ -283,8 +301,8 @@ class PostgresReader(PinnedReader):
         self._attributes = attributes
 
     def _entity(self, entity_type: str, entity_id: str) -> dict[str, list[Subject]] | None:
-        """Every tuple of one entity (None: too many to keep), loaded with its closure on
-        first use."""
+        """Every tuple of one entity (None: too many to keep), loaded on first use with the
+        entities it names that the reader lacks (``_walk``)."""
         key = (entity_type, entity_id)
         entities = self._entities
         if key in entities:
@@ -294,90 +312,63 @@ class PostgresReader(PinnedReader):
             entities = self._entities
             if key in entities:
                 return entities[key]
-        try:
-            found = self._prefetched.pop(key)
-        except KeyError:
-            found = self._load_entity(entity_type, entity_id)
+        found = self._prefetched.pop(key, _UNREAD)
+        if found is _UNREAD:
+            found = self._load_entities([key])[key]
+        if len(entities) >= _TUPLE_CACHE_ENTITIES:
+            entities = self._entities = {}
+        entities[key] = found
         if found is not None:
-            # The entities a check walks to from here: when the reader lacks some, one
-            # closure read loads them all, rather than one round trip per hop.
-            inner = self._store._inner_types(self._pk, self._conn)
-            if any(
-                s[0] in inner and (s[0], s[1]) not in entities
-                for subjects in found.values()
-                for s in subjects
-            ):
-                self._load_closure(entity_type, entity_id)
-        entities = self._entities
-        if key not in entities:
-            entities[key] = found
+            self._walk(found, entities)
         return found
 
-    def _load_entity(self, entity_type: str, entity_id: str) -> dict[str, list[Subject]] | None:
-        """Every tuple of one entity, or None when there are more than a closure read takes."""
-        r = self._revision
-        rows = self._rows(
-            _RELATIONS, (self._pk, enc(entity_type), enc(entity_id), r, r, CLOSURE_ROWS + 1)
-        )
-        if len(rows) > CLOSURE_ROWS:
-            return None
-        return entity_of(rows)
+    def _walk(self, found: dict[str, list[Subject]], entities: dict[tuple[str, str], Any]) -> None:
+        """Load the entities a check may walk to from one just loaded (``found``) that the
+        reader lacks: its subjects of types that have tuples (a parent folder, a group), then
+        theirs, a level per round trip, up to WALK_ENTITIES entities in all; so a folder chain
+        or a group nest costs a round trip per level still unknown, never one per entity."""
+        inner = self._store._inner_types(self._pk, self._conn)
+        prefetched = self._prefetched
+        level = [found]
+        budget = WALK_ENTITIES
+        while level and budget > 0:
+            wanted: dict[tuple[str, str], None] = {}
+            for relations in level:
+                for subjects in relations.values():
+                    for s in subjects:
+                        if s[0] in inner:
+                            key = (s[0], s[1])
+                            if key not in entities:
+                                wanted[key] = None
+            if not wanted:
+                return
+            keys = list(wanted)[: min(budget, LEVEL_ENTITIES)]
+            budget -= len(keys)
+            loaded: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
+            unread: list[tuple[str, str]] = []
+            for key in keys:
+                held = prefetched.pop(key, _UNREAD)
+                if held is _UNREAD:
+                    unread.append(key)
+                else:
+                    loaded[key] = held
+            if unread:
+                loaded.update(self._load_entities(unread))
+            entities.update(loaded)
+            level = [relations for relations in loaded.values() if relations is not None]
 
-    def _load_closure(self, entity_type: str, entity_id: str) -> None:
-        # Which types have tuples, to follow: a kind written since the hint only goes
-        # unfollowed (its entities are read when asked for), so no fresh read is needed.
-        inner = sorted(enc(t) for t in self._store._inner_types(self._pk, self._conn))
+    def _load_entities(
+        self, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, list[Subject]] | None]:
+        """Every tuple of each entity (1 to LEVEL_ENTITIES of them) in one statement; None for
+        one with more than ENTITY_ROWS."""
+        params: list[Any] = []
+        for entity_type, entity_id in keys:
+            params += (enc(entity_type), enc(entity_id))
         r = self._revision
-        pk = self._pk
-        rows = self._rows(
-            _CLOSURE,
-            (
-                enc(entity_type),
-                enc(entity_id),
-                pk,
-                r,
-                r,
-                inner,
-                CLOSURE_ROWS,
-                CLOSURE_ENTITIES,
-                pk,
-                r,
-                r,
-                CLOSURE_ROWS,
-                enc(entity_type),
-                enc(entity_id),
-                CLOSURE_ROWS,
-            ),
-        )
-        entities = self._entities
-        known: dict[tuple[bytes, bytes], bool] = {}
-        loaded: dict[tuple[bytes, bytes], dict[str, list[Subject]]] = {}
-        for et, eid, relation, st, sid, srel in rows:
-            raw = (et, eid)
-            relations = loaded.get(raw)
-            if relations is None:
-                # Entities this reader holds already (a folder every document shares) are not
-                # decoded again.
-                seen = known.get(raw)
-                if seen is None:
-                    seen = known[raw] = (dec(et), dec(eid)) in entities
-                if seen:
-                    continue
-                relations = loaded[raw] = {}
-            if relation is None:
-                continue
-            name = dec(relation)
-            subjects = relations.get(name)
-            if subjects is None:
-                subjects = relations[name] = []
-            subjects.append(Subject(dec(st), dec(sid), dec(srel)))
-        if len(rows) >= CLOSURE_ROWS:
-            # Cut by the row bound: the last entity may be incomplete.
-            loaded.pop((rows[-1][0], rows[-1][1]), None)
-        if len(entities) + len(loaded) > _TUPLE_CACHE_ENTITIES:
-            entities = self._entities = {}
-        for (et, eid), relations in loaded.items():
-            entities[(dec(et), dec(eid))] = relations
+        params += (self._pk, r, r, ENTITY_ROWS + 1)
+        rows = self._rows(_LEVELS[len(keys)], tuple(params))
+        return entities_of(keys, rows)
 
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
         return ListSubjects(self.subjects(entity_type, entity_id, relation))
@@ -646,6 +637,26 @@ def entity_of(rows: Iterable[Sequence[Any]], first: int = 0) -> dict[str, list[S
         if subjects is None:
             subjects = found[name] = []
         subjects.append(Subject(dec(st), dec(sid), dec(srel)))
+    return found
+
+
+def entities_of(
+    keys: list[tuple[str, str]], rows: list[Row], first: int = 0
+) -> dict[tuple[str, str], dict[str, list[Subject]] | None]:
+    """The tuples of each of ``keys`` from the rows of ``entities_sql`` (each row's entity
+    position at column ``first``, its tuple after it): None for an entity with more than
+    ENTITY_ROWS. Rows are grouped by position, in whatever order the entities come."""
+    grouped: dict[int, list[Row]] = {}
+    for row in rows:
+        n = row[first]
+        part = grouped.get(n)
+        if part is None:
+            grouped[n] = [row]
+        else:
+            part.append(row)
+    found: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
+    for n, part in grouped.items():
+        found[keys[n - 1]] = None if len(part) > ENTITY_ROWS else entity_of(part, first + 1)
     return found
 
 

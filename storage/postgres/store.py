@@ -88,7 +88,7 @@ from storage.postgres import gc
 from storage.postgres.codec import dec, decode_changes, enc
 from storage.postgres.database import RETRYABLE, Connection, Database
 from storage.postgres.migrations import LATEST_VERSION, _version, new_tenant_pk
-from storage.postgres.reader import CLOSURE_ROWS, PostgresReader, entity_of
+from storage.postgres.reader import ENTITY_ROWS, PostgresReader, entities_of, entities_sql
 from storage.postgres.write import apply_changes
 
 log = logging.getLogger(__name__)
@@ -114,29 +114,23 @@ _TENANT_STATE = (
     f"{_LOG} WHERE h.id = %s AND h.live"
 )
 #: The same and, in the same statement, every tuple of the entities named (type and id, then
-#: the next) at the head it reads: one row per tuple, or one of NULLs for an entity without
-#: tuples, after the entity's position (1-based). Each entity is one index range read with a
-#: row bound (LATERAL with a LIMIT, as in the closure). The entities are rows of VALUES, one
-#: statement per count (each prepared once per connection): as binary arrays through
-#: ``unnest`` the same read costs about twice as much.
+#: the next) at the head it reads (``entities_sql``), one statement per count of entities
+#: (each prepared once per connection). As binary arrays through ``unnest`` rather than rows of
+#: VALUES the same read costs about twice as much.
 _STATE_AND_ENTITIES = (
     "SELECT h.pk, h.revision, h.horizon, h.schema_head, l.log, e.n, t.relation, t.subject_type,"
-    " t.subject_id, t.subject_relation FROM stonetown_tenants AS h"
-    f"{_LOG} CROSS JOIN (VALUES {{}}) AS e(entity_type, entity_id, n)"
-    " LEFT JOIN LATERAL (SELECT relation, subject_type, subject_id, subject_relation"
-    " FROM stonetown_tuples WHERE tenant = h.pk AND entity_type = e.entity_type"
-    " AND entity_id = e.entity_id AND created <= h.revision AND deleted > h.revision"
-    " ORDER BY relation, subject_type, subject_id, subject_relation LIMIT %s) AS t ON TRUE"
+    f" t.subject_id, t.subject_relation FROM stonetown_tenants AS h{_LOG} CROSS JOIN {{}}"
     " WHERE h.id = %s AND h.live"
 )
 #: At most this many entities are read with one head (the first requests of a round).
 _ROUND_ENTITIES = 16
 #: The statement for each count of entities.
-_STATES_AND_ENTITIES = tuple(
-    _STATE_AND_ENTITIES.format(
-        ", ".join(f"(%s::bytea, %s::bytea, {i})" for i in range(1, count + 1))
-    )
-    for count in range(_ROUND_ENTITIES + 1)
+_STATES_AND_ENTITIES = (
+    "",
+    *(
+        _STATE_AND_ENTITIES.format(entities_sql(count, head=True))
+        for count in range(1, _ROUND_ENTITIES + 1)
+    ),
 )
 
 #: An entity's tuples as the reader keeps them (None: too many to keep whole).
@@ -383,16 +377,10 @@ class PostgresStore:
             params: list[Any] = [since, since, since]
             for entity_type, entity_id in entities:
                 params += (enc(entity_type), enc(entity_id))
-            params += (CLOSURE_ROWS + 1, enc(tenant))
+            params += (ENTITY_ROWS + 1, enc(tenant))
             rows = self._db.rows(_STATES_AND_ENTITIES[len(entities)], params)
             row = rows[0] if rows else None
-            start = 0
-            for end in range(1, len(rows) + 1):
-                if end == len(rows) or rows[end][5] != rows[start][5]:
-                    part = rows[start:end]
-                    key = entities[part[0][5] - 1]
-                    loaded[key] = None if len(part) > CLOSURE_ROWS else entity_of(part, 6)
-                    start = end
+            loaded = entities_of(entities, rows, 5)
         if row is None:
             check_tenant_id(tenant)
             raise TenantNotFound(tenant)

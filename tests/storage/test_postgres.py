@@ -33,7 +33,7 @@ from storage.errors import (
     TenantNotFound,
 )
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
-from storage.postgres.reader import CLOSURE_ENTITIES, CLOSURE_ROWS, PostgresReader
+from storage.postgres.reader import ENTITY_ROWS, LEVEL_ENTITIES, WALK_ENTITIES, PostgresReader
 from tests.postgres import PostgresServer
 
 TENANT = DEFAULT_TENANT
@@ -188,15 +188,15 @@ def test_with_max_staleness_a_token_still_reads_its_write_on_another_replica(
         lagging.close()
 
 
-def test_reads_past_the_closure_bounds_are_exact(postgres_url: str) -> None:
-    """A chain of groups longer than one closure read holds, and a group with more members
-    than one may return: every read still sees exactly its tuples."""
-    chain = CLOSURE_ENTITIES * 2
+def test_reads_past_the_walk_bounds_are_exact(postgres_url: str) -> None:
+    """A chain of groups longer than one walk loads, and a group with more members than an
+    entity kept whole: every read still sees exactly its tuples."""
+    chain = WALK_ENTITIES * 2
     tuples = [Tuple("doc", "1", "viewer", "group", "g0", "member")]
     for i in range(chain):
         tuples.append(Tuple("group", f"g{i}", "member", "group", f"g{i + 1}", "member"))
         tuples.append(Tuple("group", f"g{i}", "member", "user", f"u{i}"))
-    big = [Tuple("group", "g7", "member", "user", f"big{k:04}") for k in range(CLOSURE_ROWS)]
+    big = [Tuple("group", "g7", "member", "user", f"big{k:04}") for k in range(ENTITY_ROWS)]
     with PostgresStore(postgres_url, gc_interval=None) as store:
         store.write(TENANT, Changes(write_tuples=tuples + big, unbounded=True))
         expected: dict[tuple[str, str, str], list[Tuple]] = {}
@@ -207,7 +207,7 @@ def test_reads_past_the_closure_bounds_are_exact(postgres_url: str) -> None:
             key = ("group", f"g{i}", "member")
             assert r.subjects(*key) == sorted(t.subject for t in expected[key])
         assert r.relations("group", "g7", limit=64) is None
-        assert len(r.subject_set("group", "g7", "member")) == CLOSURE_ROWS + 2
+        assert len(r.subject_set("group", "g7", "member")) == ENTITY_ROWS + 2
         assert [list(s) for s in r.relations("doc", "1", limit=64).values()] == [  # type: ignore[union-attr]
             [tuples[0].subject]
         ]
@@ -219,7 +219,7 @@ def test_an_entity_read_with_the_head_is_exactly_its_tuples_at_that_head(
     """``prefetch``: an entity past the row bound (then read relation by relation), one without
     tuples, and one whose tuples were deleted and written again, each read in the head's
     statement, answer as the same reads without it."""
-    big = [Tuple("group", "big", "member", "user", f"u{k:04}") for k in range(CLOSURE_ROWS + 3)]
+    big = [Tuple("group", "big", "member", "user", f"u{k:04}") for k in range(ENTITY_ROWS + 3)]
     with PostgresStore(postgres_url, gc_interval=None) as store:
         store.write(TENANT, Changes(write_tuples=big, unbounded=True))
         gone = Tuple("doc", "1", "viewer", "user", "a")
@@ -232,16 +232,90 @@ def test_an_entity_read_with_the_head_is_exactly_its_tuples_at_that_head(
             plain = PostgresReader(store, TENANT, r._pk, r.revision)
             for relation in ("member", "viewer", "owner"):
                 assert r.subjects(*entity, relation) == plain.subjects(*entity, relation)
-            got = r.relations(*entity, limit=CLOSURE_ROWS + 10)
-            want = plain.relations(*entity, limit=CLOSURE_ROWS + 10)
+            got = r.relations(*entity, limit=ENTITY_ROWS + 10)
+            want = plain.relations(*entity, limit=ENTITY_ROWS + 10)
             assert (got is None) == (want is None)
             if got is not None and want is not None:
                 assert {k: list(v) for k, v in got.items()} == {k: list(v) for k, v in want.items()}
         assert r.subjects("doc", "1", "viewer") == []  # deleted before the head
         assert (
             len(store.reader(TENANT, prefetch=("group", "big")).subjects("group", "big", "member"))
-            == CLOSURE_ROWS + 3
+            == ENTITY_ROWS + 3
         )
+
+
+def test_a_walk_reads_a_level_per_round_trip_at_the_readers_revision(postgres_url: str) -> None:
+    """Reading a document loads the folders and groups it leads to that the reader lacks, one
+    read per level (a level wider than one read takes its first LEVEL_ENTITIES, a group past
+    the row bound ends its branch, a cycle of groups ends): then each answers with no read.
+    Every answer is exactly the entity's tuples at the reader's revision, at the head and at an
+    older token whose entities a later write touched; entities read with the head are walked
+    to without a read."""
+    depth = 5
+    wide = LEVEL_ENTITIES + 4
+    tuples = [Tuple("doc", "1", "owner", "user", "o"), Tuple("doc", "1", "parent", "folder", "f0")]
+    tuples += [Tuple("folder", f"f{i}", "parent", "folder", f"f{i + 1}") for i in range(depth)]
+    tuples += [Tuple("folder", "f0", "viewer", "group", f"w{k:02}", "member") for k in range(wide)]
+    tuples += [Tuple("group", f"w{k:02}", "member", "user", f"u{k}") for k in range(wide)]
+    tuples += [
+        Tuple("folder", "f3", "viewer", "user", "gone"),
+        Tuple("folder", f"f{depth}", "viewer", "group", "a", "member"),
+        Tuple("group", "a", "member", "group", "b", "member"),
+        Tuple("group", "b", "member", "group", "a", "member"),
+    ]
+    tuples += [Tuple("group", "b", "member", "user", f"x{k:04}") for k in range(ENTITY_ROWS)]
+    added = [
+        Tuple("folder", "f2", "viewer", "user", "late"),
+        Tuple("group", "a", "member", "user", "late"),
+    ]
+    deleted = [
+        Tuple("folder", "f3", "viewer", "user", "gone"),
+        Tuple("group", "w03", "member", "user", "u3"),
+    ]
+    entities = sorted({(t.entity_type, t.entity_id) for t in tuples})
+    relations = sorted({t.relation for t in tuples})
+
+    def expect(r: PostgresReader, model: set[Tuple]) -> None:
+        for entity_type, entity_id in entities:
+            for relation in relations:
+                want = sorted(
+                    t.subject
+                    for t in model
+                    if (t.entity_type, t.entity_id, t.relation)
+                    == (entity_type, entity_id, relation)
+                )
+                assert r.subjects(entity_type, entity_id, relation) == want, (entity_id, relation)
+
+    # Levels: f0 | f1 and the first 15 groups on f0 | f2 | f3 | f4 | f5 | a | b (too big to
+    # keep: not walked on).
+    levels = depth + 3
+    walked = [("folder", f"f{i}") for i in range(depth + 1)] + [("group", "a")]
+    walked += [("group", f"w{k:02}") for k in range(LEVEL_ENTITIES - 1)]
+    with PostgresStore(postgres_url, gc_interval=None) as writer:
+        token = writer.write(TENANT, Changes(write_tuples=tuples, unbounded=True))
+        writer.write(TENANT, Changes(write_tuples=added, delete_tuples=deleted))
+    with PostgresStore(postgres_url, gc_interval=None) as store:  # a replica holding nothing
+        r = store.reader(TENANT, prefetch=("doc", "1"))
+        store._inner_types(r._pk)  # the tuple kinds: read once per store, not per walk
+        before = store._db.reads
+        assert r.subjects("doc", "1", "parent") == [Subject("folder", "f0")]
+        assert store._db.reads - before == levels
+        for entity in walked:
+            r.relations(*entity, limit=64)
+        assert store._db.reads - before == levels
+        expect(r, set(tuples) - set(deleted) | set(added))
+        at_token = store.reader(TENANT, token)
+        expect(at_token, set(tuples))  # as if the later write had not happened
+    with PostgresStore(postgres_url, gc_interval=None) as store:
+        # Two requests' entities read with one head (a round), handed on as store.reader does.
+        state, loaded = store._query_head(TENANT, [("doc", "1"), ("folder", "f0")])
+        r = store._open_reader(TENANT, "", state, state.revision)
+        r.offer(loaded)
+        store._inner_types(r._pk)
+        before = store._db.reads
+        r.relations("doc", "1", limit=64)
+        assert store._db.reads - before == levels - 1  # f0 came with the head
+        expect(r, set(tuples) - set(deleted) | set(added))
 
 
 # -- migrations -------------------------------------------------------------------------------
