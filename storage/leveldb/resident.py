@@ -139,6 +139,8 @@ class Resident:
             raise ValueError("resident_tuples must not be negative (0 turns the copies off)")
         self._store = store
         self.budget = budget
+        #: Relations with more subjects are read from LevelDB (a constant but for tests).
+        self.big_relation = BIG_RELATION
         #: tenant -> its complete copy (read by readers without a lock; never replaced)
         self.copies: dict[str, TenantCopy] = {}
         #: tenant held in memory -> tuples held in total
@@ -191,7 +193,7 @@ class Resident:
         copy = self.copies.get(tenant)
         if copy is not None and copy.tp is tp:
             try:
-                grown = apply_delta(copy, delta)
+                grown = apply_delta(copy, delta, self.big_relation)
             except Exception:
                 # The batch is committed, so the write stands: only the copy is given up.
                 log.exception("dropping the in-memory tuples of tenant %r", tenant)
@@ -300,7 +302,7 @@ class Resident:
         the budget)."""
         room = self.budget - self.total
         with self._store._read_errors:
-            return scan_copy(self._store._db, warm, room)
+            return scan_copy(self._store._db, warm, room, self.big_relation)
 
     def finish(self, warm: Warmup, copy: TenantCopy | None) -> bool:
         """Apply the writes queued since `begin` and publish the copy."""
@@ -313,7 +315,7 @@ class Resident:
                 return False
             if copy is not None:
                 for delta in warm.pending:
-                    apply_delta(copy, delta)
+                    apply_delta(copy, delta, self.big_relation)
             if copy is None or self.total + copy.count > self.budget:
                 log.info(
                     "tenant %r has more tuples than the in-memory budget of %d leaves room "
@@ -328,9 +330,10 @@ class Resident:
             return True
 
 
-def apply_delta(copy: TenantCopy, delta: Delta) -> int:
+def apply_delta(copy: TenantCopy, delta: Delta, big_relation: int) -> int:
     """Replace the entries of the entities ``delta`` touches with entries valid from its
-    revision; the change in tuples held."""
+    revision (keeping out relations with more than ``big_relation`` subjects); the change in
+    tuples held."""
     revision, created, bodies = delta.revision, delta.created, delta.bodies
     removals: dict[tuple[str, str], dict[str, set[bytes]]] = {}
     for t in delta.deleted:
@@ -360,9 +363,9 @@ def apply_delta(copy: TenantCopy, delta: Delta) -> int:
             found.append(bodies[i].split(TERMINATOR, 3)[3])
             i += 1
         gone_rels = removals.pop((et, eid), None)
-        grown += _replace(copy, revision, et, eid, added=added, removed=gone_rels)
+        grown += _replace(copy, revision, et, eid, added, gone_rels, big_relation)
     for (et, eid), gone_rels in removals.items():
-        grown += _replace(copy, revision, et, eid, added=None, removed=gone_rels)
+        grown += _replace(copy, revision, et, eid, None, gone_rels, big_relation)
     copy.count += grown
     if copy.tombstones >= _TOMBSTONE_FLOOR and copy.tombstones * 4 >= sum(
         map(len, copy.types.values())
@@ -371,14 +374,14 @@ def apply_delta(copy: TenantCopy, delta: Delta) -> int:
     return grown
 
 
-def _replace(
+def _replace(  # noqa: PLR0917 - the inner loop of apply_delta, called per entity
     copy: TenantCopy,
     revision: int,
     et: str,
     eid: str,
-    *,
     added: dict[str, list[bytes]] | None,
     removed: dict[str, set[bytes]] | None,
+    big_relation: int,
 ) -> int:
     """Publish entity ``et:eid``'s new entry; the change in tuples held."""
     by_id = copy.types.get(et)
@@ -392,7 +395,7 @@ def _replace(
         big: frozenset[str] = _NO_BIG
         for relation, subjects in added.items():
             size += len(subjects)
-            if len(subjects) > BIG_RELATION:
+            if len(subjects) > big_relation:
                 big = big | {relation}
             else:
                 sets[relation] = RawSubjects(subjects)
@@ -414,7 +417,7 @@ def _replace(
             subjects = [b for b in subjects if b not in gone]
         if more:
             subjects = sorted(subjects + more) if subjects else more
-        if len(subjects) > BIG_RELATION:
+        if len(subjects) > big_relation:
             big = big | {relation}
             sets.pop(relation, None)
             grown -= held
@@ -456,9 +459,10 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogatepass")
 
 
-def scan_copy(db: Any, warm: Warmup, room: int) -> TenantCopy | None:
+def scan_copy(db: Any, warm: Warmup, room: int, big_relation: int) -> TenantCopy | None:
     """A copy of tenant ``warm.tp``'s forward index at revision ``warm.r0`` (every entry valid
-    from ``r0``), or None when cancelled or holding more than ``room`` tuples."""
+    from ``r0``; relations with more than ``big_relation`` subjects kept out), or None when
+    cancelled or holding more than ``room`` tuples."""
     prefix = warm.tp + keys.FORWARD
     n = len(prefix)
     r0 = warm.r0
@@ -491,7 +495,7 @@ def scan_copy(db: Any, warm: Warmup, room: int) -> TenantCopy | None:
         et_b, eid_b, rel_b, subject = body.split(TERMINATOR, 3)
         if rel_b != rel_raw or eid_b != eid_raw or et_b != et_raw:
             if bodies:  # close the relation
-                if len(bodies) > BIG_RELATION:
+                if len(bodies) > big_relation:
                     big.add(rel)
                 else:
                     sets[rel] = RawSubjects(bodies)
@@ -520,10 +524,10 @@ def scan_copy(db: Any, warm: Warmup, room: int) -> TenantCopy | None:
             rel = name
             rel_raw = rel_b
         size += 1
-        if len(bodies) <= BIG_RELATION:
+        if len(bodies) <= big_relation:
             bodies.append(subject)
     if bodies:
-        if len(bodies) > BIG_RELATION:
+        if len(bodies) > big_relation:
             big.add(rel)
         else:
             sets[rel] = RawSubjects(bodies)
