@@ -20,7 +20,8 @@ with theirs from the same run:
   (``PostgresStore(URL, gc_interval=None, max_staleness=S)``, the database migrated first)
   instead of LevelDB, in a tenant of its own (``bench-<random>``), deleted afterwards. The
   first pass is what a fleet replica sees: its engine caches start empty, and every read is a
-  query.
+  query. The JSON line adds ``first_pass_round_trips_per_check``: the store's read statements
+  over the first pass (each one round trip), per check.
 
 Run it alone on the machine, right after the anchors (``make bench-anchors SIZE=S``)::
 
@@ -40,7 +41,7 @@ import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ def run(
     tenant: str = TENANT,
     where: str = "LevelDB store in a temp dir",
     name: str = "stonetown",
+    round_trips: Callable[[], int] | None = None,
 ) -> None:
     b = common.Bench(name, "stonetown", args, notes=notes(store, tenant, where))
     store.write_schema(tenant, (SHARED_BENCH / "model.perm").read_text())
@@ -148,7 +150,25 @@ def run(
             if not cursor:
                 return ids
 
-    b.run_checks(check)
+    if round_trips is None:
+        b.run_checks(check)
+    else:
+        # The store's read statements over the first pass, per check (each is a round trip).
+        first = len(b.ds.checks[: args.checks] if args.checks else b.ds.checks)
+        asked = [0]
+        counted = [0]
+
+        def counting(entity_type: str, entity_id: str, permission: str, user_id: str) -> bool:
+            if asked[0] == 0:
+                counted[0] = -round_trips()
+            allowed = check(entity_type, entity_id, permission, user_id)
+            asked[0] += 1
+            if asked[0] == first:
+                counted[0] += round_trips()
+            return allowed
+
+        b.run_checks(counting)
+        b.result["first_pass_round_trips_per_check"] = round(counted[0] / first, 3)
     try:
         b.run_lookups(lookup, "Engine.lookup_entity")
     except NotImplementedError as exc:  # the harness stops on a lookup error; say why instead
@@ -174,6 +194,7 @@ def run_postgres(common: Any, args: Any) -> None:
                 tenant=tenant,
                 where=f"PostgreSQL store (PostgresStore, max_staleness={args.max_staleness:g})",
                 name="stonetown-postgres",
+                round_trips=lambda: store.reads,
             )
         finally:
             store.delete_tenant(tenant)
