@@ -16,12 +16,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall whenever pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The sources setup.py compiles with mypyc (listed in storage/compiled.py): an edit to one
+# rebuilds them, or the import guard would load them all from source.
+COMPILED := $(shell $(PYTHON) -c 'import runpy; print(*(m.replace(".", "/") + ".py" \
+	for m in runpy.run_path("storage/compiled.py")["MODULES"]))')
+
+# Reinstall whenever pyproject.toml, setup.py or a compiled source changes.
+$(VENV)/.installed: pyproject.toml setup.py storage/compiled.py $(COMPILED) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml setup.py storage/compiled.py $(COMPILED) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
@@ -32,6 +37,7 @@ serve: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy setup.py
 
 # Permify's Node.js SDK, which tests/grpc/test_node_sdk.py drives against `stonetown serve`, at the
 # version package-lock.json pins. Without npm the test skips, saying why (it fails when CI is set).

@@ -62,6 +62,7 @@ from engine.types import (
 )
 from storage import errors as storage_errors
 from storage.base import SnapshotReader, Store, Subject
+from storage.compiled import MAX_NESTED_CALLS
 
 
 class Compiled:
@@ -338,9 +339,12 @@ class Engine:
         limit can follow (about 225 with the default limit of 1000; a process that raises the
         limit with ``sys.setrecursionlimit`` gets more). With ``compiled``, for that schema:
         lower when its permissions nest set operations more than one deep, since each unit of
-        depth may then take more frames (`Program.frames_per_depth`)."""
+        depth may then take more frames (`Program.frames_per_depth`). Compiled evaluation
+        nests its calls on the C stack, which the recursion limit does not watch: it is also
+        held to what that stack holds (`storage.compiled.MAX_NESTED_CALLS`)."""
         frames = FRAMES_PER_DEPTH if compiled is None else compiled.program.frames_per_depth
-        room = (sys.getrecursionlimit() - RESERVED_FRAMES) // frames
+        calls = min(sys.getrecursionlimit(), MAX_NESTED_CALLS)
+        room = (calls - RESERVED_FRAMES) // frames
         return max(0, min(self.config.max_depth, room))
 
     def forget(self, tenant: str) -> None:
