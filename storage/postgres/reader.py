@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from storage import keys, tokens
 from storage.base import (
@@ -81,6 +81,8 @@ WALK_ENTITIES = 64
 _TUPLE_CACHE_ENTITIES = 20_000
 #: Entities read with the head and not used yet that a reader keeps; past it, it starts over.
 _PREFETCHED_ENTITIES = 1_000
+
+K = TypeVar("K")
 
 #: What ``dict.pop`` answers for an entity not held (compared by identity).
 _UNREAD: dict[str, list[Subject]] = {}
@@ -137,15 +139,22 @@ def entities_sql(count: int, *, head: bool = False) -> str:
     entity stays one range read whatever the planner believes about the tenant: right after a
     bulk load, before statistics know it, a plain join is planned as a scan of every tuple of
     the tenant). One row per tuple, ordered within the entity, or one of NULLs for an entity
-    without tuples, after the entity's position (1-based).
+    without tuples, after the entity's position (0-based).
 
-    With ``head``, the entities are read at the head of the tenant named by the last parameter
-    (``h``, joined before them: its columns, and the change log since a revision (``store.py``),
-    lead each row); else at the revision given after the tenant's incarnation."""
-    values = ", ".join(f"(%s::bytea, %s::bytea, {i})" for i in range(1, count + 1))
-    tenant, created, deleted = ("h.pk", "h.revision", "h.revision") if head else ("%s",) * 3
+    With ``head``, the entities are read in the statement that reads the tenant's head (``h``,
+    joined before them), each at the revision given after its id or at the head, whichever is
+    older (``LEAST``: a request with a snap token gets its entity at the token's revision);
+    else all at the revision given after the tenant's incarnation."""
+    if head:
+        values = ", ".join(f"(%s::bytea, %s::bytea, {i}, %s::bigint)" for i in range(count))
+        columns = "entity_type, entity_id, n, at"
+        tenant, created, deleted = "h.pk", "LEAST(h.revision, e.at)", "LEAST(h.revision, e.at)"
+    else:
+        values = ", ".join(f"(%s::bytea, %s::bytea, {i})" for i in range(count))
+        columns = "entity_type, entity_id, n"
+        tenant, created, deleted = "%s", "%s", "%s"
     return (
-        f"(VALUES {values}) AS e(entity_type, entity_id, n) LEFT JOIN LATERAL"
+        f"(VALUES {values}) AS e({columns}) LEFT JOIN LATERAL"
         " (SELECT relation, subject_type, subject_id, subject_relation"
         f" FROM stonetown_tuples WHERE tenant = {tenant} AND entity_type = e.entity_type"
         f" AND entity_id = e.entity_id AND created <= {created} AND deleted > {deleted}"
@@ -322,7 +331,11 @@ class PostgresReader(PinnedReader):
             self._walk(found, entities)
         return found
 
-    def _walk(self, found: dict[str, list[Subject]], entities: dict[tuple[str, str], Any]) -> None:
+    def _walk(
+        self,
+        found: dict[str, list[Subject]],
+        entities: dict[tuple[str, str], dict[str, list[Subject]] | None],
+    ) -> None:
         """Load the entities a check may walk to from one just loaded (``found``) that the
         reader lacks: its subjects of types that have tuples (a parent folder, a group), then
         theirs, a level per round trip, up to WALK_ENTITIES entities in all; so a folder chain
@@ -641,8 +654,8 @@ def entity_of(rows: Iterable[Sequence[Any]], first: int = 0) -> dict[str, list[S
 
 
 def entities_of(
-    keys: list[tuple[str, str]], rows: list[Row], first: int = 0
-) -> dict[tuple[str, str], dict[str, list[Subject]] | None]:
+    keys: Sequence[K], rows: list[Row], first: int = 0
+) -> dict[K, dict[str, list[Subject]] | None]:
     """The tuples of each of ``keys`` from the rows of ``entities_sql`` (each row's entity
     position at column ``first``, its tuple after it): None for an entity with more than
     ENTITY_ROWS. Rows are grouped by position, in whatever order the entities come."""
@@ -654,10 +667,10 @@ def entities_of(
             grouped[n] = [row]
         else:
             part.append(row)
-    found: dict[tuple[str, str], dict[str, list[Subject]] | None] = {}
-    for n, part in grouped.items():
-        found[keys[n - 1]] = None if len(part) > ENTITY_ROWS else entity_of(part, first + 1)
-    return found
+    return {
+        keys[n]: None if len(part) > ENTITY_ROWS else entity_of(part, first + 1)
+        for n, part in grouped.items()
+    }
 
 
 def _order_of(flt: TupleFilter) -> tuple[str, ...]:

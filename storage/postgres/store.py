@@ -87,7 +87,7 @@ from storage.keys import components
 from storage.postgres import gc
 from storage.postgres.codec import dec, decode_changes, enc
 from storage.postgres.database import RETRYABLE, Connection, Database
-from storage.postgres.migrations import LATEST_VERSION, _version, new_tenant_pk
+from storage.postgres.migrations import LATEST_VERSION, LIVE, _version, new_tenant_pk
 from storage.postgres.reader import ENTITY_ROWS, PostgresReader, entities_of, entities_sql
 from storage.postgres.write import apply_changes
 
@@ -113,10 +113,11 @@ _TENANT_STATE = (
     "SELECT h.pk, h.revision, h.horizon, h.schema_head, l.log FROM stonetown_tenants AS h"
     f"{_LOG} WHERE h.id = %s AND h.live"
 )
-#: The same and, in the same statement, every tuple of the entities named (type and id, then
-#: the next) at the head it reads (``entities_sql``), one statement per count of entities
-#: (each prepared once per connection). As binary arrays through ``unnest`` rather than rows of
-#: VALUES the same read costs about twice as much.
+#: The same and, in the same statement, every tuple of the entities named (type, id and the
+#: revision wanted, then the next) at that revision or the head it reads, whichever is older
+#: (``entities_sql``), one statement per count of entities (each prepared once per
+#: connection). As binary arrays through ``unnest`` rather than rows of VALUES the same read
+#: costs about twice as much.
 _STATE_AND_ENTITIES = (
     "SELECT h.pk, h.revision, h.horizon, h.schema_head, l.log, e.n, t.relation, t.subject_type,"
     f" t.subject_id, t.subject_relation FROM stonetown_tenants AS h{_LOG} CROSS JOIN {{}}"
@@ -135,6 +136,12 @@ _STATES_AND_ENTITIES = (
 
 #: An entity's tuples as the reader keeps them (None: too many to keep whole).
 Loaded = dict[tuple[str, str], dict[str, list[Subject]] | None]
+#: An entity to read with the head: type, id, and the revision wanted (AT_HEAD: the head's).
+Wanted = tuple[str, str, int]
+#: The revision wanted of an entity read at whatever head the statement finds.
+AT_HEAD = LIVE
+#: What a head round read: each wanted entity's tuples.
+RoundLoaded = dict[Wanted, dict[str, list[Subject]] | None]
 
 
 def _utc(seconds: float) -> datetime:
@@ -172,12 +179,12 @@ class _HeadRound:
 
     __slots__ = ("entities", "error", "finished", "loaded", "started", "state")
 
-    def __init__(self, want: tuple[str, str] | None) -> None:
-        self.entities: dict[tuple[str, str], None] = {} if want is None else {want: None}
+    def __init__(self, want: Wanted | None) -> None:
+        self.entities: dict[Wanted, None] = {} if want is None else {want: None}
         self.started = False
         self.finished = False
         self.state: _TenantState | None = None
-        self.loaded: Loaded = {}
+        self.loaded: RoundLoaded = {}
         self.error: BaseException | None = None
 
 
@@ -309,10 +316,10 @@ class PostgresStore:
         return self._current(tenant, fresh=fresh)[0]
 
     def _current(
-        self, tenant: str, *, fresh: bool = True, want: tuple[str, str] | None = None
-    ) -> tuple[_TenantState, Loaded]:
-        """``_state``, and the tuples of entity ``want`` (and maybe of others) at that head
-        when the head was read now with them; else nothing loaded."""
+        self, tenant: str, *, fresh: bool = True, want: Wanted | None = None
+    ) -> tuple[_TenantState, RoundLoaded]:
+        """``_state``, and the tuples of entity ``want`` (and maybe of others) when the head
+        was read now with them; else nothing loaded."""
         self._check_open()
         if not fresh and self._max_staleness > 0:
             known = self._heads.get(tenant)
@@ -323,7 +330,7 @@ class PostgresStore:
             self._heads[tenant] = state
         return state, loaded
 
-    def _read_head(self, tenant: str, want: tuple[str, str] | None) -> tuple[_TenantState, Loaded]:
+    def _read_head(self, tenant: str, want: Wanted | None) -> tuple[_TenantState, RoundLoaded]:
         """Read the tenant's head now, in a round shared with concurrent requests.
 
         Exactness: a request must see every write acknowledged before it arrived, so it never
@@ -366,23 +373,22 @@ class PostgresStore:
                 rounds.notify_all()
         return mine.state, mine.loaded
 
-    def _query_head(
-        self, tenant: str, entities: list[tuple[str, str]]
-    ) -> tuple[_TenantState, Loaded]:
-        """One statement: the tenant's state, each entity's tuples at its head, and the change
-        log since the reader the next latest reader would take over from."""
+    def _query_head(self, tenant: str, entities: list[Wanted]) -> tuple[_TenantState, RoundLoaded]:
+        """One statement: the tenant's state, each entity's tuples at the revision wanted or
+        the head, whichever is older, and the change log since the reader the next latest
+        reader would take over from."""
         now = time.monotonic()
         base = self._latest.get(tenant)
         if base is not None and base._parent is not None:
             base = base._parent  # what a reader that has not read yet hands on
         since = None if base is None else int(base._revision)
-        loaded: Loaded = {}
+        loaded: RoundLoaded = {}
         if not entities:
             row = self._db.one(_TENANT_STATE, (since, since, since, enc(tenant)))
         else:
             params: list[Any] = [since, since, since]
-            for entity_type, entity_id in entities:
-                params += (enc(entity_type), enc(entity_id))
+            for entity_type, entity_id, at in entities:
+                params += (enc(entity_type), enc(entity_id), at)
             params += (ENTITY_ROWS + 1, enc(tenant))
             rows = self._db.rows(_STATES_AND_ENTITIES[len(entities)], params)
             row = rows[0] if rows else None
@@ -677,7 +683,9 @@ class PostgresStore:
         self._check_open()
         if token:
             revision: int = tokens.decode_snap(self._store_id, token)
-            want = None if prefetch is None or self._holds(tenant, prefetch, revision) else prefetch
+            want = None
+            if prefetch is not None and not self._holds(tenant, prefetch, revision):
+                want = (*prefetch, revision)
             state, loaded = self._current(tenant, fresh=False, want=want)
             if revision > state.revision:
                 state = self._state(tenant)  # a token from a write newer than our head
@@ -688,20 +696,33 @@ class PostgresStore:
                         f"{tenant!r}'s latest {state.revision}"
                     )
         else:
-            want = None if prefetch is None or self._holds(tenant, prefetch, None) else prefetch
+            want = None
+            if prefetch is not None and not self._holds(tenant, prefetch, None):
+                want = (*prefetch, AT_HEAD)
             state, loaded = self._current(tenant, fresh=False, want=want)
             revision = state.revision
         reader = self._open_reader(tenant, token, state, revision)
-        if loaded and revision == state.revision:
-            reader.offer(loaded)  # read at the head, in the head's statement
+        if loaded:
+            # Read in the head's statement, each at its revision wanted or the head, whichever
+            # is older: what was read at this reader's revision is its own (the round's other
+            # requests' entities too, when they share the snapshot).
+            head = state.revision
+            reader.offer(
+                {
+                    (entity_type, entity_id): found
+                    for (entity_type, entity_id, at), found in loaded.items()
+                    if min(at, head) == revision
+                }
+            )
         return reader
 
     def _holds(self, tenant: str, key: tuple[str, str], revision: int | None) -> bool:
         """Whether a reader this store would likely hand out for ``tenant`` (at the latest
         revision, or at ``revision``) has entity ``key`` at hand: then it is not read with
         the head. A guess: a wrong one costs a read, never an answer."""
-        if revision is None:
-            latest = self._latest.get(tenant)
+        latest = self._latest.get(tenant)
+        if revision is None or (latest is not None and latest._revision == revision):
+            # A token naming the latest reader's revision gets that reader.
             return latest is not None and latest.holds(key)
         return any(
             r._tenant == tenant and r._revision == revision and r.holds(key)

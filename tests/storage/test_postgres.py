@@ -34,6 +34,7 @@ from storage.errors import (
 )
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
 from storage.postgres.reader import ENTITY_ROWS, LEVEL_ENTITIES, WALK_ENTITIES, PostgresReader
+from storage.postgres.store import AT_HEAD
 from tests.postgres import PostgresServer
 
 TENANT = DEFAULT_TENANT
@@ -218,12 +219,16 @@ def test_an_entity_read_with_the_head_is_exactly_its_tuples_at_that_head(
 ) -> None:
     """``prefetch``: an entity past the row bound (then read relation by relation), one without
     tuples, and one whose tuples were deleted and written again, each read in the head's
-    statement, answer as the same reads without it."""
+    statement, answer as the same reads without it. A request with an older snap token gets
+    its entity as of the token, with no read of its own; one round reads each entity at the
+    revision its request wants, or the head when that is newer."""
     big = [Tuple("group", "big", "member", "user", f"u{k:04}") for k in range(ENTITY_ROWS + 3)]
     with PostgresStore(postgres_url, gc_interval=None) as store:
         store.write(TENANT, Changes(write_tuples=big, unbounded=True))
         gone = Tuple("doc", "1", "viewer", "user", "a")
-        store.write(TENANT, Changes(write_tuples=[gone, Tuple("doc", "1", "owner", "user", "b")]))
+        token = store.write(
+            TENANT, Changes(write_tuples=[gone, Tuple("doc", "1", "owner", "user", "b")])
+        )
         store.write(TENANT, Changes(delete_tuples=[gone]))
         for entity in (("group", "big"), ("doc", "none"), ("doc", "1")):
             store._latest.clear()  # a fresh reader, so that the entity is read with the head
@@ -242,6 +247,22 @@ def test_an_entity_read_with_the_head_is_exactly_its_tuples_at_that_head(
             len(store.reader(TENANT, prefetch=("group", "big")).subjects("group", "big", "member"))
             == ENTITY_ROWS + 3
         )
+        at_token = store.reader(TENANT, token, prefetch=("doc", "1"))
+        assert at_token.revision < r.revision
+        assert at_token._prefetched.keys() == {("doc", "1")}
+        before = store.reads
+        assert at_token.subjects("doc", "1", "viewer") == [gone.subject]  # as of the token
+        assert store.reads == before
+        head = int(r.revision)
+        wanted = [
+            ("doc", "1", int(at_token.revision)),
+            ("doc", "1", AT_HEAD),
+            ("doc", "1", head + 9),
+        ]
+        state, loaded = store._query_head(TENANT, wanted)
+        assert state.revision == head
+        viewers = [(loaded[w] or {}).get("viewer", []) for w in wanted]
+        assert viewers == [[gone.subject], [], []]
 
 
 def test_a_walk_reads_a_level_per_round_trip_at_the_readers_revision(postgres_url: str) -> None:
@@ -297,24 +318,31 @@ def test_a_walk_reads_a_level_per_round_trip_at_the_readers_revision(postgres_ur
     with PostgresStore(postgres_url, gc_interval=None) as store:  # a replica holding nothing
         r = store.reader(TENANT, prefetch=("doc", "1"))
         store._inner_types(r._pk)  # the tuple kinds: read once per store, not per walk
-        before = store._db.reads
+        before = store.reads
         assert r.subjects("doc", "1", "parent") == [Subject("folder", "f0")]
-        assert store._db.reads - before == levels
+        assert store.reads - before == levels
         for entity in walked:
             r.relations(*entity, limit=64)
-        assert store._db.reads - before == levels
+        assert store.reads - before == levels
         expect(r, set(tuples) - set(deleted) | set(added))
         at_token = store.reader(TENANT, token)
         expect(at_token, set(tuples))  # as if the later write had not happened
     with PostgresStore(postgres_url, gc_interval=None) as store:
         # Two requests' entities read with one head (a round), handed on as store.reader does.
-        state, loaded = store._query_head(TENANT, [("doc", "1"), ("folder", "f0")])
+        state, loaded = store._query_head(
+            TENANT, [("doc", "1", AT_HEAD), ("folder", "f0", AT_HEAD)]
+        )
         r = store._open_reader(TENANT, "", state, state.revision)
-        r.offer(loaded)
+        r.offer(
+            {
+                (entity_type, entity_id): found
+                for (entity_type, entity_id, _), found in loaded.items()
+            }
+        )
         store._inner_types(r._pk)
-        before = store._db.reads
+        before = store.reads
         r.relations("doc", "1", limit=64)
-        assert store._db.reads - before == levels - 1  # f0 came with the head
+        assert store.reads - before == levels - 1  # f0 came with the head
         expect(r, set(tuples) - set(deleted) | set(added))
 
 
