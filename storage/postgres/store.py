@@ -26,7 +26,8 @@ sent (it may predate a write acknowledged before the request arrived); it joins 
 next read, which starts when that one ends. So a tenant's head is read at most once at a time
 per process, and under load one read answers many requests. A read of the head also reads the
 tuples of the entities its requests name (``reader(prefetch=…)``: a check's entity) in the same
-statement, at the head it reads, for the readers they get.
+statement, for the readers they get: each at the head it reads, or at the request's snap token
+when that is older (a token newer than the head is read again anyway).
 
 Garbage collection (``gc.py``) moves each tenant's horizon to the newest revision committed at
 least ``gc_window`` seconds ago (never past a reader this process holds) and deletes the versions
