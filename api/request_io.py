@@ -102,11 +102,23 @@ SMALL_BODY_BYTES = 64 << 10
 async def parse(request: web.Request, model: type[M]) -> M:
     """The body as ``model``; an empty body is ``{}``. Bad input raises a 400 ApiError, and a
     body holding more than ``max_body_values`` JSON values a 413."""
+    return validated(await json_body(request), model)
+
+
+async def json_body(request: web.Request) -> bytes:
+    """The body's bytes (``read_body``), refused with a 413 when they hold more than
+    ``max_body_values`` JSON values: what ``parse`` validates."""
     raw = await read_body(request)
     if len(raw) > SMALL_BODY_BYTES:
         # A Python loop over the body's tokens: on a worker thread, so the event loop can run
         # between them.
         await request.app[SERVICES].run(_count_values, raw, request.app[CONFIG].max_body_values)
+    return raw
+
+
+def validated(raw: bytes, model: type[M]) -> M:
+    """``raw`` (from ``json_body``) as ``model``; an empty body is ``{}``; a 400 ApiError for
+    bad input."""
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
