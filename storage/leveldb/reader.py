@@ -95,7 +95,7 @@ class LevelDBReader(PinnedReader):
         if entry is None:
             # Looked up before complete_from is read: see resident.py.
             return EMPTY_ENTRY if self._revision >= copy.complete_from else None
-        return entry if entry.valid_from <= self._revision else None
+        return entry if entry[0] <= self._revision else None
 
     # -- engine reads ------------------------------------------------------------------
     # plyvel raises RuntimeError once the database is closed, which must reach callers as
@@ -115,10 +115,10 @@ class LevelDBReader(PinnedReader):
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
         entry = self._entry(entity_type, entity_id)
         if entry is not None:
-            found = entry.sets.get(relation)
-            if found is not None:
-                return found
-            if relation not in entry.big:
+            _, names, subjects, big, _ = entry
+            if relation in names:
+                return RawSubjects(list(subjects[names.index(relation)]))
+            if relation not in big:
                 return _NO_SUBJECTS
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id, relation)
         n = len(prefix)
@@ -153,10 +153,14 @@ class LevelDBReader(PinnedReader):
     ) -> dict[str, SubjectSet] | None:
         entry = self._entry(entity_type, entity_id)
         if entry is not None:
-            if entry.size > limit:
+            _, names, subjects, big, size = entry
+            if size > limit:
                 return None
-            if not entry.big:
-                kept: dict[str, SubjectSet] = dict(entry.sets)
+            if not big:
+                kept: dict[str, SubjectSet] = {
+                    relation: RawSubjects(list(bodies))
+                    for relation, bodies in zip(names, subjects, strict=True)
+                }
                 return kept
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
         n = len(prefix)
@@ -207,10 +211,10 @@ class LevelDBReader(PinnedReader):
     def has_tuple(self, t: Tuple) -> bool:
         entry = self._entry(t[0], t[1])
         if entry is not None:
-            found = entry.sets.get(t[2])
-            if found is not None:
-                return found.has(components((t[3], t[4], t[5])))
-            if t[2] not in entry.big:
+            _, names, subjects, big, _ = entry
+            if t[2] in names:
+                return components((t[3], t[4], t[5])) in subjects[names.index(t[2])]
+            if t[2] not in big:
                 return False
         key = self._tp + keys.FORWARD + keys.forward_body(t)
         rb = self._rb

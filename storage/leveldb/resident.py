@@ -1,8 +1,8 @@
 """The latest tuples of each tenant kept in memory, so the reader's point reads need no seek.
 
 A tenant's *copy* is its forward index (entity -> relation -> subject key bodies) as of the
-latest revision, held as the reader's own `RawSubjects`, so an answer from memory is the same
-object a LevelDB scan would build. It is exact at every revision:
+latest revision: the same bytes a LevelDB scan collects, so an answer from memory is the same
+`RawSubjects` a scan would build. It is exact at every revision:
 
 * One `Entry` per entity, immutable once published, records the entity's tuples from revision
   ``valid_from`` on. A write builds a new entry and swaps the dict slot (copy-on-write), so a
@@ -36,9 +36,11 @@ only while it is the one of their tenant's incarnation (``tp`` identity, as ``_c
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from storage import keys
@@ -46,7 +48,6 @@ from storage.base import Tuple
 from storage.errors import StorageError
 from storage.keys import ESCAPED_NUL, TERMINATOR, components
 from storage.leveldb.history import visible_pair
-from storage.leveldb.subjects import RawSubjects
 
 if TYPE_CHECKING:
     from storage.leveldb.reader import LevelDBReader
@@ -61,34 +62,53 @@ _TOMBSTONE_FLOOR = 1024
 #: The warm-up scan looks for a stop request every this many keys.
 _STOP_EVERY = 4096
 
-_NO_BIG: frozenset[str] = frozenset()
 
-
-class Entry:
-    """One entity's tuples from revision ``valid_from`` on (until a write replaces the entry).
-
-    ``sets``: relation -> its subjects, for every relation kept; ``big``: the relations with
-    tuples that are read from LevelDB instead; ``size``: the entity's tuples, all relations."""
-
-    __slots__ = ("big", "sets", "size", "valid_from")
-
-    def __init__(
-        self, valid_from: int, sets: dict[str, RawSubjects], big: frozenset[str], size: int
-    ) -> None:
-        self.valid_from = valid_from
-        self.sets = sets
-        self.big = big
-        self.size = size
-
+#: One entity's tuples from revision ``valid_from`` on, until a write replaces the entry:
+#: ``(valid_from, relations, subjects, big, size)``. ``relations``: the relations kept, sorted;
+#: ``subjects``: for each, its subjects' key bodies in key order; ``big``: the relations with
+#: tuples that are read from LevelDB instead; ``size``: the entity's tuples, all relations.
+#:
+#: A plain tuple of tuples, str, bytes and int, not an object or a NamedTuple: Python's garbage
+#: collector stops tracking such a tuple the first time it sees it, so a copy of millions of
+#: tuples adds nothing to its passes (objects, lists, dicts and tuple subclasses would be
+#: walked by every full collection).
+Entry = tuple[int, tuple[str, ...], tuple[tuple[bytes, ...], ...], tuple[str, ...], int]
 
 #: What an entity without an entry holds, in a complete copy.
-EMPTY_ENTRY = Entry(0, {}, _NO_BIG, 0)
+EMPTY_ENTRY: Entry = (0, (), (), (), 0)
+#: Distinct relation-name tuples shared between entries, per copy, at most.
+_SHAPES = 4096
+
+
+def _shared(
+    shapes: dict[tuple[str, ...], tuple[str, ...]], names: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``names``, or the equal tuple an earlier entry holds (most entities have one of a few
+    sets of relations)."""
+    found = shapes.get(names)
+    if found is not None:
+        return found
+    if len(shapes) < _SHAPES:
+        shapes[names] = names
+    return names
+
+
+def _frozen(
+    shapes: dict[tuple[str, ...], tuple[str, ...]],
+    revision: int,
+    sets: dict[str, tuple[bytes, ...]],
+    big: tuple[str, ...],
+    size: int,
+) -> Entry:
+    """The entry of ``sets`` (relation -> key bodies)."""
+    names = _shared(shapes, tuple(sorted(sets)))
+    return (revision, names, tuple([sets[name] for name in names]), big, size)
 
 
 class TenantCopy:
     """One tenant incarnation's entries; ``count`` is the tuples held (for the budget)."""
 
-    __slots__ = ("complete_from", "count", "tombstones", "tp", "types")
+    __slots__ = ("complete_from", "count", "shapes", "tombstones", "tp", "types")
 
     def __init__(
         self, tp: bytes, complete_from: int, types: dict[str, dict[str, Entry]], count: int
@@ -99,6 +119,8 @@ class TenantCopy:
         self.types = types
         self.count = count
         self.tombstones = 0
+        #: the relation-name tuples the entries share
+        self.shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class Delta:
@@ -383,63 +405,77 @@ def _replace(  # noqa: PLR0917 - the inner loop of apply_delta, called per entit
     removed: dict[str, set[bytes]] | None,
     big_relation: int,
 ) -> int:
-    """Publish entity ``et:eid``'s new entry; the change in tuples held."""
+    """Publish entity ``et:eid``'s new entry; the change in tuples held. Relations are
+    spliced into the old entry's tuples, so a write copies what it changes and no more."""
     by_id = copy.types.get(et)
     if by_id is None:
         by_id = copy.types[et] = {}
     old = by_id.get(eid)
     grown = 0
+    big: tuple[str, ...] = ()
+    size = 0
     if old is None and removed is None and added is not None:  # a new entity: the bulk case
-        size = 0
-        sets: dict[str, RawSubjects] = {}
-        big: frozenset[str] = _NO_BIG
+        sets: dict[str, tuple[bytes, ...]] = {}
         for relation, subjects in added.items():
             size += len(subjects)
             if len(subjects) > big_relation:
-                big = big | {relation}
+                big = (*big, relation)
             else:
-                sets[relation] = RawSubjects(subjects)
+                sets[relation] = tuple(subjects)
                 grown += len(subjects)
-        by_id[eid] = Entry(revision, sets, big, size)
+        by_id[eid] = _frozen(copy.shapes, revision, sets, big, size)
         return grown
-    sets = dict(old.sets) if old is not None else {}
-    big = old.big if old is not None else _NO_BIG
-    size = old.size if old is not None else 0
-    for relation in {**(added or {}), **(removed or {})}:
+    names: tuple[str, ...] = ()
+    subjects_of: tuple[tuple[bytes, ...], ...] = ()
+    if old is not None:
+        _, names, subjects_of, big, size = old
+    old_names = names
+    if added is None:
+        touched: Iterable[str] = removed or ()
+    elif removed is None:
+        touched = added
+    else:
+        touched = added.keys() | removed.keys()
+    for relation in touched:
         more = added.get(relation) if added is not None else None
         gone = removed.get(relation) if removed is not None else None
         size += (len(more) if more else 0) - (len(gone) if gone else 0)
         if relation in big:
             continue
-        subjects = current_bodies(sets.get(relation))  # shared: never changed in place
-        held = len(subjects)
+        at = names.index(relation) if relation in names else -1
+        kept = subjects_of[at] if at >= 0 else ()
+        held = len(kept)
         if gone:
-            subjects = [b for b in subjects if b not in gone]
+            kept = tuple([b for b in kept if b not in gone])
         if more:
-            subjects = sorted(subjects + more) if subjects else more
-        if len(subjects) > big_relation:
-            big = big | {relation}
-            sets.pop(relation, None)
-            grown -= held
-        elif subjects:
-            sets[relation] = RawSubjects(subjects)
-            grown += len(subjects) - held
+            kept = tuple(sorted([*kept, *more])) if kept else tuple(more)
+        if kept and len(kept) <= big_relation:
+            if at < 0:
+                at = bisect.bisect(names, relation)
+                names = (*names[:at], relation, *names[at:])
+                subjects_of = (*subjects_of[:at], kept, *subjects_of[at:])
+            else:
+                subjects_of = (*subjects_of[:at], kept, *subjects_of[at + 1 :])
+            grown += len(kept) - held
         else:
-            sets.pop(relation, None)
+            if kept:
+                big = (*big, relation)
+            if at >= 0:
+                names = names[:at] + names[at + 1 :]
+                subjects_of = subjects_of[:at] + subjects_of[at + 1 :]
             grown -= held
-    # An entity left without tuples forgets its big relations too.
-    by_id[eid] = Entry(revision, sets, big, size) if size else Entry(revision, {}, _NO_BIG, 0)
-    was_tombstone = old is not None and old.size == 0
+    if names is not old_names:
+        names = _shared(copy.shapes, names)
+    if size:
+        by_id[eid] = (revision, names, subjects_of, big, size)
+    else:  # an entity left without tuples forgets its big relations too
+        by_id[eid] = (revision, (), (), (), 0)
+    was_tombstone = old is not None and old[4] == 0
     if not size and not was_tombstone:
         copy.tombstones += 1
     elif size and was_tombstone:
         copy.tombstones -= 1
     return grown
-
-
-def current_bodies(subjects: RawSubjects | None) -> list[bytes]:
-    """The key bodies a kept relation holds, in order."""
-    return [] if subjects is None else subjects._bodies
 
 
 def _drop_tombstones(copy: TenantCopy, revision: int) -> None:
@@ -448,7 +484,7 @@ def _drop_tombstones(copy: TenantCopy, revision: int) -> None:
     an entity up before it reads ``complete_from``."""
     copy.complete_from = revision
     for by_id in copy.types.values():
-        for eid in [eid for eid, entry in by_id.items() if entry.size == 0]:
+        for eid in [eid for eid, entry in by_id.items() if entry[4] == 0]:
             del by_id[eid]
     copy.tombstones = 0
 
@@ -469,6 +505,7 @@ def scan_copy(db: Any, warm: Warmup, room: int, big_relation: int) -> TenantCopy
     rb = keys.rev8(r0)
     types: dict[str, dict[str, Entry]] = {}
     names: dict[bytes, str] = {}  # one str per relation name and entity type
+    shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
     count = 0
     seen = 0
     # Keys come sorted by (type, id, relation, subject): one relation of one entity is a run,
@@ -476,8 +513,8 @@ def scan_copy(db: Any, warm: Warmup, room: int, big_relation: int) -> TenantCopy
     by_id: dict[str, Entry] = {}
     et_raw = eid_raw = rel_raw = b""
     eid = rel = ""
-    sets: dict[str, RawSubjects] = {}
-    big: set[str] = set()
+    sets: dict[str, tuple[bytes, ...]] = {}
+    big: list[str] = []
     size = 0
     bodies: list[bytes] = []
     for key, value in db.iterator(prefix=prefix):
@@ -496,16 +533,16 @@ def scan_copy(db: Any, warm: Warmup, room: int, big_relation: int) -> TenantCopy
         if rel_b != rel_raw or eid_b != eid_raw or et_b != et_raw:
             if bodies:  # close the relation
                 if len(bodies) > big_relation:
-                    big.add(rel)
+                    big.append(rel)
                 else:
-                    sets[rel] = RawSubjects(bodies)
+                    sets[rel] = tuple(bodies)
                     count += len(bodies)
                 bodies = []
             if eid_b != eid_raw or et_b != et_raw:
                 if size:  # close the entity
-                    by_id[eid] = Entry(r0, sets, frozenset(big) if big else _NO_BIG, size)
+                    by_id[eid] = _frozen(shapes, r0, sets, tuple(big), size)
                     sets = {}
-                    big = set()
+                    big = []
                     size = 0
                 if et_b != et_raw:
                     et = names.get(et_b)
@@ -528,12 +565,14 @@ def scan_copy(db: Any, warm: Warmup, room: int, big_relation: int) -> TenantCopy
             bodies.append(subject)
     if bodies:
         if len(bodies) > big_relation:
-            big.add(rel)
+            big.append(rel)
         else:
-            sets[rel] = RawSubjects(bodies)
+            sets[rel] = tuple(bodies)
             count += len(bodies)
     if size:
-        by_id[eid] = Entry(r0, sets, frozenset(big) if big else _NO_BIG, size)
+        by_id[eid] = _frozen(shapes, r0, sets, tuple(big), size)
     if warm.cancelled or count > room:
         return None
-    return TenantCopy(warm.tp, r0, types, count)
+    copy = TenantCopy(warm.tp, r0, types, count)
+    copy.shapes = shapes
+    return copy

@@ -329,7 +329,8 @@ def test_a_big_relation_is_read_from_leveldb_and_the_rest_of_its_entity_from_mem
     token = store.write(T1, Changes(write_tuples=sorted(live)))
     entry = store.reader(T1)._entry("doc", "1")
     assert entry is not None
-    assert entry.big == {"viewer"} and entry.size == 6 and list(entry.sets) == ["owner"]
+    _, relations, _, big, size = entry
+    assert big == ("viewer",) and size == 6 and relations == ("owner",)
     assert_reads(store.reader(T1), model_state(live))
     store.write(T1, Changes(delete_tuples=viewers[:4]))
     live -= set(viewers[:4])
@@ -337,7 +338,7 @@ def test_a_big_relation_is_read_from_leveldb_and_the_rest_of_its_entity_from_mem
     assert_reads(store.reader(T1, token), model_state({*viewers, owner}))
     store.write(T1, Changes(delete_tuples=[viewers[4], owner]))
     entry = store.reader(T1)._entry("doc", "1")
-    assert entry is not None and entry.size == 0 and not entry.big  # forgotten with the last
+    assert entry is not None and entry[1:] == ((), (), (), 0)  # big forgotten with the last
     assert_reads(store.reader(T1), model_state(set()))
 
 
