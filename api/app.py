@@ -200,6 +200,7 @@ def open_store(config: Config) -> Store:
         config.data_dir,
         max_write_items=config.max_write_items,
         gc_window=config.gc_window_seconds,
+        resident_tuples=config.resident_tuples,
     )
 
 

@@ -70,6 +70,9 @@ class Config:
     max_write_items: int = 1000
     #: Deleted versions younger than this stay readable by snap token.
     gc_window_seconds: float = 24 * 60 * 60.0
+    #: LevelDB: tuples the tenants' in-memory copies may hold together (about 220 bytes each),
+    #: so the engine's reads need no seek; 0 turns them off (storage/leveldb/resident.py).
+    resident_tuples: int = 1_000_000
     #: How long a shutdown waits for in-flight requests.
     shutdown_timeout: float = 30.0
     #: Access log: one JSON object per request on the ``stonetown.access`` logger.
@@ -114,6 +117,7 @@ class Config:
             (self.inline_dispatches >= 0, "inline_dispatches must not be negative"),
             (self.max_write_items >= 1, "max_write_items must be at least 1"),
             (self.gc_window_seconds >= 0, "gc_window_seconds must not be negative"),
+            (self.resident_tuples >= 0, "resident_tuples must not be negative (0: off)"),
             (self.shutdown_timeout >= 0, "shutdown_timeout must not be negative"),
             (self.body_timeout_seconds > 0, "body_timeout_seconds must be positive"),
             (self.watch_poll_seconds > 0, "watch_poll_seconds must be positive"),

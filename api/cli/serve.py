@@ -377,6 +377,13 @@ def _shown_config(config: Config) -> str:
     help="PostgreSQL: answers without a snap token may reflect a revision up to this old "
     "(env STONETOWN_MAX_STALENESS_SECONDS; default 0, the latest committed).",
 )
+@click.option(
+    "--resident-tuples",
+    type=click.IntRange(0),
+    metavar="N",
+    help="LevelDB: tuples kept in memory for the engine's reads, all tenants together (about "
+    "220 bytes each); 0 turns it off (env STONETOWN_RESIDENT_TUPLES; default 1000000).",
+)
 @click.option("--print-config", is_flag=True, help="Print the settings in effect and exit.")
 def serve(
     *,
@@ -389,6 +396,7 @@ def serve(
     database_url: str | None,
     workers: int | None,
     max_staleness: float | None,
+    resident_tuples: int | None,
     print_config: bool,
 ) -> None:
     """Serve Permify's HTTP API on a LevelDB data directory or a PostgreSQL database.
@@ -417,6 +425,7 @@ def serve(
         "database_url": database_url,
         "workers": workers,
         "max_staleness_seconds": max_staleness,
+        "resident_tuples": resident_tuples,
     }
     try:
         config = load_config(file=config_file, overrides=overrides)

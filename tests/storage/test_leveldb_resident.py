@@ -16,9 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.app import open_store
+from api.cli import main
+from api.config import Config, ConfigError, load_config
 from storage.base import Changes, Subject, Tuple, TupleFilter
 from storage.errors import StoreClosed
 from storage.leveldb import LevelDBReader, LevelDBStore
@@ -405,3 +409,22 @@ def test_a_transaction_reads_and_writes_through_the_copy(store: LevelDBStore) ->
 
     store.transact(T1, move)
     assert_reads(store.reader(T1), model_state({t._replace(entity_id="2")}))
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_the_budget_is_set_by_flag_environment_or_file_and_reaches_the_store(
+    tmp_path: Path,
+) -> None:
+    assert load_config(environ={"STONETOWN_RESIDENT_TUPLES": "7"}).resident_tuples == 7
+    result = CliRunner().invoke(main, ["serve", "--print-config", "--resident-tuples", "0"], env={})
+    assert result.exit_code == 0, result.output
+    assert "resident_tuples: 0\n" in result.output
+    with pytest.raises(ConfigError, match="resident_tuples must not be negative"):
+        Config(resident_tuples=-1)
+    store = open_store(Config(data_dir=str(tmp_path / "data"), resident_tuples=5))
+    try:
+        assert isinstance(store, LevelDBStore) and store._resident.budget == 5
+    finally:
+        store.close()
