@@ -686,7 +686,9 @@ class PostgresStore:
             revision: int = tokens.decode_snap(self._store_id, token)
             want = None
             if prefetch is not None and not self._holds(tenant, prefetch, revision):
-                want = (*prefetch, revision)
+                # A token's revision may be past any BIGINT (it is refused below as newer
+                # than the head): read that entity at the head, to be dropped.
+                want = (*prefetch, min(revision, AT_HEAD))
             state, loaded = self._current(tenant, fresh=False, want=want)
             if revision > state.revision:
                 state = self._state(tenant)  # a token from a write newer than our head

@@ -263,6 +263,11 @@ def test_an_entity_read_with_the_head_is_exactly_its_tuples_at_that_head(
         assert state.revision == head
         viewers = [(loaded[w] or {}).get("viewer", []) for w in wanted]
         assert viewers == [[gone.subject], [], []]
+        for revision in (head + 1, 2**64 - 1):  # newer than the head, or than any BIGINT
+            with pytest.raises(InvalidToken):
+                store.reader(
+                    TENANT, tokens.encode_snap(store._store_id, revision), prefetch=("doc", "1")
+                )
 
 
 def test_a_walk_reads_a_level_per_round_trip_at_the_readers_revision(postgres_url: str) -> None:
