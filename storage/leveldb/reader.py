@@ -86,7 +86,8 @@ class LevelDBReader(PinnedReader):
         LevelDB. See ``resident.py`` for why this is exact."""
         copy = self._copies.get(self._tenant)
         if copy is None:
-            self._resident.want(self._tenant)
+            if self._current():
+                self._resident.want(self._tenant)
             return None
         if copy.tp is not self._tp:
             return None

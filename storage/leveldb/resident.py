@@ -174,7 +174,7 @@ class Resident:
         self._wanted_lock = threading.Lock()
         self._jobs: queue.Queue[str | None] = queue.Queue()
         self._idle = threading.Condition(self._wanted_lock)
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         self._stopping = False
 
     # -- tenants -------------------------------------------------------------------------
@@ -259,11 +259,11 @@ class Resident:
             if tenant in self._wanted or self._stopping:
                 return
             self._wanted.add(tenant)
-            if self._thread is None:
-                self._thread = threading.Thread(
+            if self._worker is None:
+                self._worker = threading.Thread(
                     target=self._run, name="stonetown-resident", daemon=True
                 )
-                self._thread.start()
+                self._worker.start()
         self._jobs.put(tenant)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -275,7 +275,7 @@ class Resident:
         """End the warm-up thread (a scan under way stops within a few thousand keys)."""
         with self._wanted_lock:
             self._stopping = True
-            thread = self._thread
+            thread = self._worker
         for warm in list(self._warming.values()):
             warm.cancelled = True
         if thread is not None:
@@ -312,7 +312,12 @@ class Resident:
         store = self._store
         with store._locked():
             tp = store._prefix(tenant)
-            if not self.budget or tenant in self.copies or tenant in self._no_copy:
+            if (
+                not self.budget
+                or self._stopping
+                or tenant in self.copies
+                or tenant in self._no_copy
+            ):
                 return None
             warm = self._warming.get(tenant)
             if warm is None:
@@ -372,19 +377,21 @@ def apply_delta(copy: TenantCopy, delta: Delta, big_relation: int) -> int:
     i = 0
     n = len(created)
     while i < n:
-        first = created[i]
-        et, eid = first[0], first[1]
-        added: dict[str, list[bytes]] = {}
+        t = created[i]
+        et, eid, relation = t[0], t[1], t[2]
+        more = [bodies[i].split(TERMINATOR, 3)[3]]
+        added = {relation: more}
+        i += 1
         while i < n:
             t = created[i]
             if t[1] != eid or t[0] != et:
                 break
-            found = added.get(t[2])
-            if found is None:
-                found = added[t[2]] = []
-            found.append(bodies[i].split(TERMINATOR, 3)[3])
+            if t[2] != relation:
+                relation = t[2]
+                more = added[relation] = []
+            more.append(bodies[i].split(TERMINATOR, 3)[3])
             i += 1
-        gone_rels = removals.pop((et, eid), None)
+        gone_rels = removals.pop((et, eid), None) if removals else None
         grown += _replace(copy, revision, et, eid, added, gone_rels, big_relation)
     for (et, eid), gone_rels in removals.items():
         grown += _replace(copy, revision, et, eid, None, gone_rels, big_relation)

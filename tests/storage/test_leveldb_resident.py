@@ -181,7 +181,8 @@ def test_readers_on_several_threads_see_each_revision_exactly_while_a_writer_wri
     tokens: list[str] = [store.head(T1)]
     done = threading.Event()
     failures: list[BaseException] = []
-    steps = history(7, 150)
+    during: list[int] = []  # revisions read while the writer was still writing
+    steps = history(7, 300)
 
     def write() -> None:
         try:
@@ -197,6 +198,8 @@ def test_readers_on_several_threads_see_each_revision_exactly_while_a_writer_wri
             while not done.is_set():
                 latest = store.reader(T1)
                 assert_reads(latest, states[latest.revision])
+                if not done.is_set():
+                    during.append(latest.revision)
                 old = store.reader(T1, rng.choice(tokens))
                 assert_reads(old, states[old.revision])
         except BaseException as exc:
@@ -210,6 +213,7 @@ def test_readers_on_several_threads_see_each_revision_exactly_while_a_writer_wri
     for t in threads:
         t.join()
     assert not failures, failures[0]
+    assert len(set(during)) > 3  # the readers really raced the writer
     assert uses_copy(store)
 
 
