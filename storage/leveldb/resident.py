@@ -5,15 +5,15 @@ latest revision: the same bytes a LevelDB scan collects, so an answer from memor
 `RawSubjects` a scan would build. It is exact at every revision:
 
 * One `Entry` per entity, immutable once published, records the entity's tuples from revision
-  ``valid_from`` on. A write builds a new entry and swaps the dict slot (copy-on-write), so a
-  reader holding the old entry keeps a consistent view. A reader at revision ``r`` may use an
-  entry iff ``entry.valid_from <= r``; otherwise it reads LevelDB. An entity whose last tuple is
-  deleted keeps an empty entry (a *tombstone*) dated by that delete.
+  ``valid_from`` (its first field) on. A write builds a new entry and swaps the dict slot
+  (copy-on-write), so a reader holding the old entry keeps a consistent view. A reader at
+  revision ``r`` may use an entry iff ``valid_from <= r``; otherwise it reads LevelDB. An
+  entity whose last tuple is deleted keeps an empty entry (a *tombstone*) dated by that delete.
 * A copy is *complete*: an entity without an entry has no tuples, for readers at revisions
   ``>= complete_from``. Older readers read LevelDB.
 * A relation with more than `BIG_RELATION` subjects is kept out of the copy (its name is in
   ``Entry.big`` and its subjects are read from LevelDB), so a one-tuple write never copies a
-  huge list; it stays out until the copy is rebuilt (the next time the store is opened).
+  huge tuple; it stays out until the copy is rebuilt (the next time the store is opened).
 
 Where copies come from: a tenant created in this process starts with a complete, empty copy.
 After the store is opened on existing data, the first read of a tenant queues a *warm-up*: a

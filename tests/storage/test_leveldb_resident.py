@@ -29,7 +29,7 @@ from storage.leveldb import LevelDBReader, LevelDBStore
 
 T1 = "t1"
 TYPES = ("doc", "group")
-IDS = ("1", "2", "3")
+IDS = ("1", "2", "n\x00ul é")  # NUL is escaped in keys, and must decode back
 RELATIONS = ("viewer", "owner", "member")
 SUBJECTS = (
     Subject("user", "a"),
