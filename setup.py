@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import sysconfig
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,12 +65,30 @@ def source_files() -> list[str]:
     return [str(GUARD.source_path(m, ROOT).relative_to(ROOT)) for m in GUARD.MODULES]
 
 
+def remove_stale_extensions() -> None:
+    """Delete the extensions an earlier editable build left beside sources this build does not
+    compile (a module taken off the list, or every one in a pure build): Python would import
+    them ahead of the sources, and the import guard watches the listed modules only."""
+    keep = set() if PURE else {*GUARD.MODULES, f"{GUARD.GROUP}__mypyc"}
+    for package in ("dsl", "storage", "engine", "api"):
+        for path in (ROOT / package).rglob("*"):
+            name = path.name
+            suffix = next((s for s in EXTENSION_SUFFIXES if name.endswith(s)), None)
+            if suffix is None or not path.is_file():
+                continue
+            parts = path.relative_to(ROOT).parent.parts
+            if ".".join([*parts, name.removesuffix(suffix)]) not in keep:
+                path.unlink()
+
+
 class BuildRecord(build_py):
     """Also writes the build record: into the checkout for an editable install, beside the
     built package otherwise."""
 
     def run(self) -> None:
         super().run()
+        if self.editable_mode:
+            remove_stale_extensions()
         target = ROOT if self.editable_mode else Path(self.build_lib)
         path = target / "storage" / GUARD.RECORD
         path.parent.mkdir(parents=True, exist_ok=True)
