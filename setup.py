@@ -52,8 +52,8 @@ def why_pure() -> str:
         return "mypyc is not installed"
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
         return "Python's C headers (Python.h) are not installed"
-    compiler = sysconfig.get_config_var("CC") or "cc"
-    if shutil.which(os.environ.get("CC", compiler).split()[0]) is None:
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
         return f"no C compiler ({compiler}) on PATH"
     return ""
 
