@@ -26,9 +26,16 @@ from dataclasses import dataclass
 from storage.base import Tuple
 from storage.identifiers import NAME, SUBJECT_ID
 
-_NAME = re.compile(NAME).fullmatch
-_ID = re.compile(SUBJECT_ID).fullmatch
-_SUBJECT_RELATION = re.compile(rf"(?:\.\.\.|{NAME})?").fullmatch
+
+def _column_of(element: str) -> re.Pattern[str]:
+    """Values matching ``element``, joined by newlines."""
+    return re.compile(rf"(?:{element})(?:\n(?:{element}))*")
+
+
+#: Per column (entity type, entity id, relation, subject type, subject id, subject relation).
+_COLUMN_PATTERNS = tuple(
+    _column_of(p) for p in (NAME, SUBJECT_ID, NAME, NAME, SUBJECT_ID, rf"(?:\.\.\.|{NAME})?")
+)
 
 _BODY_KEYS = frozenset({"metadata", "tuples", "attributes"})
 _TUPLE_KEYS = frozenset({"entity", "relation", "subject"})
@@ -63,36 +70,46 @@ def plain_write(raw: bytes, *, tuples_required: bool) -> PlainWrite | None:
         return None
     if tuples_required and not items:
         return None
-    tuples = []
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [])
+    et, eid, rel, st, sid, srel = columns
     for item in items:
         if type(item) is not dict or item.keys() != _TUPLE_KEYS:
             return None
-        entity, relation, subject = item["entity"], item["relation"], item["subject"]
+        entity, subject = item["entity"], item["subject"]
         if type(entity) is not dict or entity.keys() != _OBJECT_KEYS or type(subject) is not dict:
             return None
         keys = subject.keys()
         if keys == _OBJECT_KEYS:
-            subject_relation = ""
+            srel.append("")
         elif keys == _USERSET_KEYS:
-            subject_relation = subject["relation"]
+            relation = subject["relation"]
+            srel.append("" if relation == "..." else relation)
         else:
             return None
-        parts = (entity["type"], entity["id"], relation, subject["type"], subject["id"])
-        if any(type(part) is not str for part in parts) or type(subject_relation) is not str:
-            return None
-        et, eid, rel, st, sid = parts
-        if not (
-            _NAME(et)
-            and _ID(eid)
-            and _NAME(rel)
-            and _NAME(st)
-            and _ID(sid)
-            and _SUBJECT_RELATION(subject_relation)
-        ):
-            return None
-        srel = "" if subject_relation == "..." else subject_relation
-        tuples.append(Tuple(et, eid, rel, st, sid, srel))
-    return PlainWrite(version, tuples)
+        et.append(entity["type"])
+        eid.append(entity["id"])
+        rel.append(item["relation"])
+        st.append(subject["type"])
+        sid.append(subject["id"])
+    if items and not all(
+        _matches(column, pattern) for column, pattern in zip(columns, _COLUMN_PATTERNS, strict=True)
+    ):
+        return None
+    return PlainWrite(
+        version,
+        [Tuple(*parts) for parts in zip(*columns, strict=True)],
+    )
+
+
+def _matches(column: list[object], pattern: re.Pattern[str]) -> bool:
+    """Whether every value of ``column`` is a string matching ``pattern``'s element, checked
+    in one match of the column's strings joined by newlines (which no element may hold, so the
+    count of newlines tells that each piece is one value)."""
+    try:
+        joined = "\n".join(column)  # type: ignore[arg-type]
+    except TypeError:  # a value that is not a string
+        return False
+    return joined.count("\n") == len(column) - 1 and pattern.fullmatch(joined) is not None
 
 
 def _schema_version(metadata: object) -> str | None:

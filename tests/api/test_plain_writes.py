@@ -20,10 +20,12 @@ from storage.base import Tuple
 
 #: Names and ids: mostly ones that match their patterns, some that miss them narrowly.
 NAMES = st.sampled_from(
-    ["doc", "user", "viewer", "_x", "a" * 64] * 8 + ["a" * 65, "1doc", "", "...", "doc\n", "é"]
+    ["doc", "user", "viewer", "_x", "a" * 64] * 8
+    + ["a" * 65, "1doc", "", "...", "doc\n", "é", "doc\nuser"]
 )
 IDS = st.sampled_from(
-    ["1", "u-1", "a@b.c:d+e", "*", "x" * 128] * 8 + ["x" * 129, "**", "", "a\n", "\x00", "\ud800"]
+    ["1", "u-1", "a@b.c:d+e", "*", "x" * 128] * 8
+    + ["x" * 129, "**", "", "a\n", "\x00", "\ud800", "1\n2"]
 )
 RELATIONS = st.sampled_from(["", "...", "member"] * 4 + ["....", "1x", "a" * 65])
 TEXT = st.one_of(NAMES, IDS, st.text(max_size=6))
