@@ -64,7 +64,7 @@ _STOP_EVERY = 4096
 
 
 #: One entity's tuples from revision ``valid_from`` on, until a write replaces the entry:
-#: ``(valid_from, relations, subjects, big, size)``. ``relations``: the relations kept, sorted;
+#: ``(valid_from, relations, subjects, big, size)``. ``relations``: the relations kept;
 #: ``subjects``: for each, its subjects' key bodies in key order; ``big``: the relations with
 #: tuples that are read from LevelDB instead; ``size``: the entity's tuples, all relations.
 #:
@@ -422,17 +422,23 @@ def _replace(  # noqa: PLR0917 - the inner loop of apply_delta, called per entit
     big: tuple[str, ...] = ()
     size = 0
     if old is None and removed is None and added is not None:  # a new entity: the bulk case
-        sets: dict[str, tuple[bytes, ...]] = {}
-        for relation, subjects in added.items():
+        kept_subjects = [tuple(subjects) for subjects in added.values()]
+        for subjects in kept_subjects:
             size += len(subjects)
+        if size <= big_relation:  # no relation can be big: all kept, in key order
+            names = _shared(copy.shapes, tuple(added))
+            by_id[eid] = (revision, names, tuple(kept_subjects), (), size)
+            return size
+        sets: dict[str, tuple[bytes, ...]] = {}
+        for relation, subjects in zip(added, kept_subjects, strict=True):
             if len(subjects) > big_relation:
                 big = (*big, relation)
             else:
-                sets[relation] = tuple(subjects)
+                sets[relation] = subjects
                 grown += len(subjects)
         by_id[eid] = _frozen(copy.shapes, revision, sets, big, size)
         return grown
-    names: tuple[str, ...] = ()
+    names = ()
     subjects_of: tuple[tuple[bytes, ...], ...] = ()
     if old is not None:
         _, names, subjects_of, big, size = old
@@ -457,7 +463,7 @@ def _replace(  # noqa: PLR0917 - the inner loop of apply_delta, called per entit
         if more:
             kept = tuple(sorted([*kept, *more])) if kept else tuple(more)
         if kept and len(kept) <= big_relation:
-            if at < 0:
+            if at < 0:  # kept in order, as far as a name's order and its key's agree
                 at = bisect.bisect(names, relation)
                 names = (*names[:at], relation, *names[at:])
                 subjects_of = (*subjects_of[:at], kept, *subjects_of[at:])
