@@ -10,6 +10,8 @@ A reader at revision T keeps the version with ``created <= T < deleted``.
   pinned to revisions, and the concurrency model;
 * ``reader.py``: ``LevelDBReader``, the ``SnapshotReader`` (``subjects.py``: its `SubjectSet`);
 * ``write.py``: the batch one write applies;
+* ``resident.py``: each tenant's latest tuples kept in memory, so the reader's point reads need
+  no seek (exact at every revision; bounded by ``resident_tuples``);
 * ``history.py``: how versions and attribute values are encoded, read and trimmed;
 * ``changelog.py``: the change log's encoding;
 * ``gc.py``: garbage collection;

@@ -8,8 +8,9 @@ change log. ``keys.py`` has the key layout.
 Concurrency model:
 
 * Writes (``write``, ``transact``, tenant and schema changes) are serialised by one lock; a
-  write becomes visible to new readers when the batch is in LevelDB and the in-memory latest
-  revision moves. Readers never lock (see ``reader.py``).
+  write becomes visible to new readers when the batch is in LevelDB, the tenant's in-memory
+  copy (``resident.py``) has its changes, and the in-memory latest revision moves. Readers
+  never lock (see ``reader.py``).
 * Every call is synchronous and short (µs for point reads; a page for paginated reads). Callers
   on an event loop run long jobs (bulk imports, whole-tenant scans, tenant deletion, GC) in a
   thread. plyvel releases the GIL inside LevelDB calls.
