@@ -1,7 +1,9 @@
 """The LevelDB ``SnapshotReader``: one tenant's tuples, attributes and records at one revision.
 
 A reader keeps, of every tuple or attribute, the version whose ``created <= revision < deleted``
-(``history.py``); records are not versioned, so it reads their latest value.
+(``history.py``); records are not versioned, so it reads their latest value. The engine's point
+reads (``subject_set``, ``relations``, ``has_tuple``) answer from the tenant's in-memory copy
+(``resident.py``) when it covers the reader's revision, and scan LevelDB otherwise.
 
 Concurrency: readers never lock. LevelDB is safe for concurrent readers beside one writer, and a
 reader filters by its revision, so it sees the same state however many writes land meanwhile.
