@@ -10,8 +10,11 @@ it from start to exit, then checks that the tenant holds every tuple.
     .venv/bin/python bench/import_bench.py --data /tmp/benchdata --size S
     .venv/bin/python bench/import_bench.py --backend postgres --in-flight 1 --in-flight 4
 
-Prints one line per configuration: backend, batch size, batches in flight, tuples/s, and the
-machine's 1-minute load average before the run.
+Prints one line per configuration: backend, batch size, batches in flight, tuples/s, the
+machine's 1-minute load average before the run, and the CPU time each part spent per 1,000
+tuples (``import``: the import process; ``server``: the server process or processes;
+``pg``: the cluster's processes, sampled from /proc every 50 ms): on a machine shared with
+other work, tuples/s follow the load, while CPU time per tuple moves much less.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,8 +68,8 @@ def import_file(data: Path, size: str) -> tuple[Path, int]:
 
 
 @contextmanager
-def serving(args: list[str]) -> Iterator[str]:
-    """A ``stonetown serve`` on a free port; yields its URL."""
+def serving(args: list[str]) -> Iterator[tuple[str, int]]:
+    """A ``stonetown serve`` on a free port; yields its URL and process id."""
     proc = subprocess.Popen(
         [STONETOWN, "serve", "--port", "0", "--grpc-port", "0", *args],
         stdout=subprocess.PIPE,
@@ -77,21 +81,86 @@ def serving(args: list[str]) -> Iterator[str]:
         line = proc.stdout.readline()
         if "serving on" not in line:
             raise SystemExit(f"server did not start: {line!r}")
-        yield line.split("serving on ", 1)[1].split()[0]
+        yield line.split("serving on ", 1)[1].split()[0], proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
 
 
+class CPUClock:
+    """The CPU time (user and system, in seconds) that processes spent since ``start``: those
+    whose working directory is under ``directory`` (a PostgreSQL cluster's processes, including
+    connections that come and go between samples), or the descendants of ``pid`` (a server)."""
+
+    def __init__(self, *, directory: str = "", pid: int = 0) -> None:
+        self._directory = directory
+        self._pid = pid
+        self._seen: dict[int, float] = {}
+        self._base: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CPUClock:
+        self._base = self._sample()
+        self._seen = dict(self._base)
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        self._merge()
+        return sum(v - self._base.get(pid, 0.0) for pid, v in self._seen.items())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self._merge()
+
+    def _merge(self) -> None:
+        for pid, used in self._sample().items():
+            self._seen[pid] = max(self._seen.get(pid, 0.0), used)
+
+    def _sample(self) -> dict[int, float]:
+        found: dict[int, float] = {}
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if self._directory and not os.readlink(f"/proc/{entry}/cwd").startswith(
+                    self._directory
+                ):
+                    continue
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+        if self._pid:
+            found = {pid: cpu for pid, cpu in found.items() if _descends(pid, self._pid, parents)}
+        return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = parents.get(pid, 0)
+    return False
+
+
 def run_import(
     url: str, path: Path, batch: int, in_flight: int, tenant: str, *, database_url: str = ""
-) -> float:
-    """Seconds one ``stonetown import`` takes (the state file removed first); with
-    ``database_url`` straight into that database."""
+) -> tuple[float, float]:
+    """Seconds one ``stonetown import`` takes (the state file removed first), and the CPU
+    seconds its process spent; with ``database_url`` straight into that database."""
     Path(str(path) + ".import-state").unlink(missing_ok=True)
     where = ["--database-url", database_url] if database_url else ["--url", url]
     started = time.perf_counter()
-    subprocess.run(
+    process = subprocess.Popen(
         [
             STONETOWN,
             "import",
@@ -105,24 +174,29 @@ def run_import(
             str(in_flight),
             "--quiet",
         ],
-        check=True,
         stdout=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"stonetown import failed with exit code {process.returncode}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
-def store_writes(database_url: str, path: Path, batch: int, tenant: str) -> float:
+def store_writes(database_url: str, path: Path, batch: int, tenant: str) -> tuple[float, float]:
     """Seconds ``Store.write`` alone takes for the file's tuples in batches of ``batch`` (read
-    and parsed first, not timed): the ceiling an import into that database can reach."""
+    and parsed first, not timed), and the CPU seconds this process spent on it: the ceiling an
+    import into that database can reach."""
     with path.open("rb") as handle:
         items = [r.item for r in read_records(handle, Format.NDJSON, label=str(path))]
     tuples = [t for t in items if isinstance(t, Tuple)]
     store = open_store(Config(database_url=database_url))
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(tuples), batch):
             store.write(tenant, Changes(write_tuples=tuples[i : i + batch]))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         store.close()
 
@@ -163,7 +237,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     load = os.getloadavg()[0]
                     db = ""
-                    seconds = 0.0
+                    seconds = importer = server = 0.0
                     with tempfile.TemporaryDirectory() as tmp:
                         if backend == "leveldb":
                             serve = ["--data-dir", tmp]
@@ -177,20 +251,31 @@ def main() -> None:
                                 stderr=subprocess.DEVNULL,
                             )
                             serve = ["--database-url", db, "--workers", str(args.workers)]
+                        cluster = CPUClock(directory=str(pg.root)) if pg is not None else None
                         if backend == "store":
-                            seconds = store_writes(db, path, batch, "t1")
-                        with serving(serve) as url:
+                            assert cluster is not None
+                            cluster.start()
+                            seconds, importer = store_writes(db, path, batch, "t1")
+                        with serving(serve) as (url, pid):
                             if backend != "store":
                                 direct = db if backend == "direct" else ""
-                                seconds = run_import(
+                                serving_clock = CPUClock(pid=pid).start()
+                                if cluster is not None:
+                                    cluster.start()
+                                seconds, importer = run_import(
                                     url, path, batch, in_flight, "t1", database_url=direct
                                 )
+                                server = serving_clock.stop()
+                            database = cluster.stop() if cluster is not None else 0.0
                             stored = count_tuples(url, "t1")
                     ok = "ok" if stored >= tuples * 0.99 else f"MISSING ({stored} stored)"
+                    per = 1000 / tuples
                     print(
                         f"{backend:8} size={args.size} batch={batch:5} in_flight={in_flight} "
                         f"tuples={tuples} {tuples / seconds:9,.0f} tuples/s "
-                        f"({seconds:.2f} s, load {load:.2f}) {ok}",
+                        f"({seconds:.2f} s, load {load:.2f}) {ok}; CPU ms per 1k tuples: "
+                        f"import {importer * per * 1000:.1f} server {server * per * 1000:.1f} "
+                        f"pg {database * per * 1000:.1f}",
                         flush=True,
                     )
     finally:
