@@ -28,6 +28,7 @@ from storage.compiled import (
     GROUP,
     MODULES,
     PURE_ENV,
+    REBUILD,
     RECORD,
     SourceFinder,
     decide,
@@ -51,7 +52,7 @@ def test_the_listed_modules_load_compiled_when_the_build_compiled_them() -> None
     if BUILD.built:
         # A build that compiled must run compiled: a failed import or a stale source would
         # otherwise pass the whole suite on the sources.
-        assert BUILD.compiled, f"compiled, but loading the sources: {BUILD.reason}"
+        assert BUILD.compiled, f"compiled, but loading the sources: {BUILD.reason}; {REBUILD}"
         assert all(kinds.values()), kinds
         assert f"{GROUP}__mypyc" in sys.modules
     else:
