@@ -54,12 +54,14 @@ _DELETE_TUPLES = (
 )
 #: A write of at least this many tuples tries ``_INSERT_TUPLES`` first (see ``_create_tuples``).
 BULK_TUPLES = 100
+#: Adds every tuple given; fails (a unique violation) when one is live already.
 _INSERT_TUPLES = (
     "INSERT INTO stonetown_tuples (tenant, entity_type, entity_id, relation, subject_type,"
     " subject_id, subject_relation, created)"
     f" SELECT %s, et, eid, rel, st, sid, srel, %s FROM unnest({_SIX})"
     " AS d(et, eid, rel, st, sid, srel)"
 )
+#: Adds the tuples given that are not live already, and counts them: one row back.
 _CREATE_TUPLES = (
     "WITH created AS (INSERT INTO stonetown_tuples (tenant, entity_type, entity_id, relation,"
     " subject_type, subject_id, subject_relation, created)"
