@@ -1,7 +1,8 @@
 """The usual tuple write body, read without the models: what a bulk import sends.
 
-Validating a data write body with its models (``DataWriteRequest``) costs about 10 µs a tuple
-(three frozen models each, six patterns), most of a server's time in a bulk import.
+Validating a data write body with its models (``DataWriteRequest``: three frozen models a
+tuple, six patterns) was the biggest part of a server's time in a bulk import (5.3 µs a tuple
+on the bench's batches, against 2.6 µs read here).
 ``plain_write`` reads the body with the ``json`` module and checks the models' rules by hand,
 but only for a body of exactly the usual shape::
 
