@@ -81,18 +81,24 @@ def remove_stale_extensions() -> None:
                 path.unlink()
 
 
+def write_record(package_root: Path, compiled: bool, reason: str) -> None:
+    path = package_root / "storage" / GUARD.RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(GUARD.record_of(compiled, reason, GUARD.MODULES, ROOT), encoding="utf-8")
+
+
 class BuildRecord(build_py):
     """Also writes the build record: into the checkout for an editable install, beside the
-    built package otherwise."""
+    built package otherwise. A build that compiles runs this first, and records "compiled"
+    only once the extensions are built (`MypycBuild`): until then, and for good if compiling
+    fails, the extensions an earlier build left are not trusted."""
 
     def run(self) -> None:
         super().run()
         if self.editable_mode:
             remove_stale_extensions()
         target = ROOT if self.editable_mode else Path(self.build_lib)
-        path = target / "storage" / GUARD.RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(GUARD.record_of(not PURE, PURE, GUARD.MODULES, ROOT), encoding="utf-8")
+        write_record(target, False, PURE or GUARD.UNFINISHED)
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         outputs: list[str] = super().get_outputs(include_bytecode)
@@ -118,6 +124,10 @@ class MypycBuild(build_ext):
         )
         self.distribution.ext_modules = extensions
         super().finalize_options()
+
+    def run(self) -> None:
+        super().run()
+        write_record(ROOT if self.inplace else Path(self.build_lib), True, "")
 
 
 options: dict[str, Any] = {"cmdclass": {"build_py": BuildRecord}}

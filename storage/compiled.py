@@ -72,6 +72,8 @@ GROUP = "storage.compiled"
 RECORD = "compiled.json"
 #: Set to ``1`` at build time, the build compiles nothing; at run time, the sources load.
 PURE_ENV = "STONETOWN_PURE_PYTHON"
+#: The build record's reason while a build that compiles has not finished (or has failed).
+UNFINISHED = "the build did not finish"
 #: How to rebuild, for the warning: the Makefile's targets reinstall when a source changes.
 REBUILD = "rebuild with `make .venv/.installed-dev` (or `pip install -e .`)"
 
@@ -139,12 +141,14 @@ def decide(root: Path = ROOT, environ: dict[str, str] | None = None) -> tuple[Bu
     if env.get(PURE_ENV) == "1":
         return Build(built, False, f"{PURE_ENV}=1"), ""
     if not built:
+        # A pure build removes the extensions beside the sources; any left are an earlier
+        # build's, which a failed build (or none) did not replace.
         leftover = [m for m in MODULES if extension_path(m, root) is not None]
         reason = f"the build compiled nothing ({record.get('reason', '')})"
         warning = (
-            f"compiled modules ({', '.join(leftover)}) are present but {reason}; loading "
-            f"the sources; {REBUILD}"
-            if leftover and record.get("reason") == "no build record"
+            f"stale compiled modules ({', '.join(leftover)}): {record.get('reason', '')}; "
+            f"loading the sources; {REBUILD}"
+            if leftover
             else ""
         )
         return Build(False, False, reason), warning

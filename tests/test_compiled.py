@@ -30,6 +30,7 @@ from storage.compiled import (
     PURE_ENV,
     REBUILD,
     RECORD,
+    UNFINISHED,
     SourceFinder,
     decide,
     loaded_compiled,
@@ -103,11 +104,23 @@ def test_pure_python_at_run_time_loads_the_sources_without_a_warning(tree: Path)
     )
 
 
-def test_a_pure_build_loads_the_sources_even_beside_old_extensions(tree: Path) -> None:
+def test_a_pure_build_loads_the_sources(tree: Path) -> None:
     (tree / "storage" / RECORD).write_text(record_of(False, "no C compiler", MODULES, tree))
+    for module in MODULES:  # as the pure build leaves the tree
+        source_path(module, tree).with_name(module.rsplit(".")[-1] + SUFFIX).unlink()
     build, warning = decide(tree, {})
     assert (build.built, build.compiled, warning) == (False, False, "")
     assert "no C compiler" in build.reason
+
+
+def test_extensions_a_failed_build_left_are_not_trusted(tree: Path) -> None:
+    # A build that compiles records "unfinished" first, "compiled" once the extensions are
+    # built: a failure leaves the earlier build's extensions beside newer sources.
+    (tree / "storage" / RECORD).write_text(record_of(False, UNFINISHED, MODULES, tree))
+    build, warning = decide(tree, {})
+    assert (build.built, build.compiled) == (False, False)
+    assert warning.startswith("stale compiled modules (engine.check, ")
+    assert UNFINISHED in warning and "make .venv/.installed-dev" in warning
 
 
 def test_extensions_without_a_build_record_are_not_trusted(tree: Path) -> None:
