@@ -63,6 +63,7 @@ MODULES: tuple[str, ...] = (
     "engine.reads",
     "storage.keys",
     "storage.leveldb.history",
+    "storage.leveldb.resident",
     "storage.leveldb.subjects",
 )
 #: mypyc's group: the shared library ``storage/compiled__mypyc`` holding the compiled code.

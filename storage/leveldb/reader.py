@@ -38,7 +38,7 @@ from storage.errors import InvalidToken
 from storage.keys import ESCAPED_NUL, HISTORY, TERMINATOR, component, components, rev8, split
 from storage.leveldb.history import decode_attribute, visible_pair, visible_payload
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
-from storage.leveldb.resident import EMPTY_ENTRY, Entry
+from storage.leveldb.resident import Entry, entry_at, kept_relations, kept_subjects
 from storage.leveldb.subjects import RawSubjects
 from storage.snapshot import PinnedReader
 
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from storage.leveldb.store import LevelDBStore
 
 ItemT = TypeVar("ItemT")
-
-_NO_SUBJECTS = RawSubjects([])
 
 
 class LevelDBReader(PinnedReader):
@@ -93,12 +91,7 @@ class LevelDBReader(PinnedReader):
             return None
         if copy.tp is not self._tp:
             return None
-        by_id = copy.types.get(entity_type)
-        entry = None if by_id is None else by_id.get(entity_id)
-        if entry is None:
-            # Looked up before complete_from is read: see resident.py.
-            return EMPTY_ENTRY if self._revision >= copy.complete_from else None
-        return entry if entry[0] <= self._revision else None
+        return entry_at(copy, entity_type, entity_id, self._revision)
 
     # -- engine reads ------------------------------------------------------------------
     # plyvel raises RuntimeError once the database is closed, which must reach callers as
@@ -118,11 +111,9 @@ class LevelDBReader(PinnedReader):
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
         entry = self._entry(entity_type, entity_id)
         if entry is not None:
-            _, names, subjects, big, _ = entry
-            if relation in names:
-                return RawSubjects(list(subjects[names.index(relation)]))
-            if relation not in big:
-                return _NO_SUBJECTS
+            kept = kept_subjects(entry, relation)
+            if kept is not None:
+                return kept
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id, relation)
         n = len(prefix)
         rb = self._rb
@@ -156,15 +147,10 @@ class LevelDBReader(PinnedReader):
     ) -> dict[str, SubjectSet] | None:
         entry = self._entry(entity_type, entity_id)
         if entry is not None:
-            _, names, subjects, big, size = entry
-            if size > limit:
+            if entry[4] > limit:
                 return None
-            if not big:
-                kept: dict[str, SubjectSet] = {
-                    relation: RawSubjects(list(bodies))
-                    for relation, bodies in zip(names, subjects, strict=True)
-                }
-                return kept
+            if not entry[3]:
+                return kept_relations(entry)
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
         n = len(prefix)
         rb = self._rb

@@ -44,10 +44,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from storage import keys
-from storage.base import Tuple
+from storage.base import SubjectSet, Tuple
 from storage.errors import StorageError
 from storage.keys import ESCAPED_NUL, TERMINATOR, components
 from storage.leveldb.history import visible_pair
+from storage.leveldb.subjects import RawSubjects
 
 if TYPE_CHECKING:
     from storage.leveldb.reader import LevelDBReader
@@ -73,6 +74,9 @@ _STOP_EVERY = 4096
 #: tuples adds nothing to its passes (objects, lists, dicts and tuple subclasses would be
 #: walked by every full collection).
 Entry = tuple[int, tuple[str, ...], tuple[tuple[bytes, ...], ...], tuple[str, ...], int]
+
+#: A relation without subjects.
+NO_SUBJECTS: SubjectSet = RawSubjects([])
 
 #: What an entity without an entry holds, in a complete copy.
 EMPTY_ENTRY: Entry = (0, (), (), (), 0)
@@ -103,6 +107,34 @@ def _frozen(
     """The entry of ``sets`` (relation -> key bodies)."""
     names = _shared(shapes, tuple(sorted(sets)))
     return (revision, names, tuple([sets[name] for name in names]), big, size)
+
+
+def entry_at(copy: TenantCopy, entity_type: str, entity_id: str, revision: int) -> Entry | None:
+    """The entity's entry in ``copy`` if it holds at ``revision``, or None: read LevelDB."""
+    by_id = copy.types.get(entity_type)
+    entry = None if by_id is None else by_id.get(entity_id)
+    if entry is None:
+        # Looked up before complete_from is read (see the module docstring).
+        return EMPTY_ENTRY if revision >= copy.complete_from else None
+    return entry if entry[0] <= revision else None
+
+
+def kept_relations(entry: Entry) -> dict[str, SubjectSet]:
+    """Every relation of an entry with none kept on disk, as the sets a scan would build."""
+    return {
+        relation: RawSubjects(list(bodies))
+        for relation, bodies in zip(entry[1], entry[2], strict=True)
+    }
+
+
+def kept_subjects(entry: Entry, relation: str) -> SubjectSet | None:
+    """One relation of an entry, or None when it is kept on disk (read LevelDB)."""
+    names = entry[1]
+    if relation in names:
+        return RawSubjects(list(entry[2][names.index(relation)]))
+    if relation in entry[3]:
+        return None
+    return NO_SUBJECTS
 
 
 class TenantCopy:
