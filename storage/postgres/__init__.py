@@ -17,13 +17,14 @@ Portability. Correctness rests on one row lock per tenant (``UPDATE … RETURNIN
 FOR UPDATE``) and on revision columns, never on the database's own snapshot ids. The SQL used:
 composite primary keys, B-tree and partial indexes, ``ON CONFLICT DO NOTHING`` / ``DO UPDATE …
 EXCLUDED``, ``RETURNING``, ``unnest`` of several arrays, ``UPDATE … FROM`` and ``DELETE …
-USING``, ``= ANY(array)``, row-value comparisons for keyset pages, ``GREATEST``, rows of
-``VALUES`` joined to ``LATERAL`` subqueries with a ``LIMIT`` (reads of several entities at
-once), ``SET LOCAL statement_timeout``, an ``INSERT … RETURNING`` inside ``WITH`` (a write's
-new tuples counted), ``SAVEPOINT`` and ``ROLLBACK TO SAVEPOINT`` (a big write's plain insert,
-undone when a tuple was live already). Avoided, because CockroachDB or YugabyteDB lack them or
-differ: ``xid8``/``pg_current_snapshot`` and ``txid_*`` (revisions come from the tenant row
-instead), advisory locks (migrations take their version row with ``ON CONFLICT DO NOTHING``),
+USING``, ``= ANY(array)``, row-value comparisons for keyset pages, ``GREATEST`` and ``LEAST``
+(of non-null values only: databases differ on a NULL argument), rows of ``VALUES`` joined to
+``LATERAL`` subqueries with a ``LIMIT`` (reads of several entities at once), ``SET LOCAL
+statement_timeout``, an ``INSERT … RETURNING`` inside ``WITH`` (a write's new tuples counted),
+``SAVEPOINT`` and ``ROLLBACK TO SAVEPOINT`` (a big write's plain insert, undone when a tuple was
+live already). Avoided, because CockroachDB or YugabyteDB lack them or differ:
+``xid8``/``pg_current_snapshot`` and ``txid_*`` (revisions come from the tenant row instead),
+advisory locks (migrations take their version row with ``ON CONFLICT DO NOTHING``),
 ``LISTEN/NOTIFY`` (the change log is a table that watchers poll), sequences and ``SERIAL``
 (tenant incarnations take random 63-bit ids), triggers, stored procedures, ``INCLUDE`` index
 columns, ``COPY`` (batched multi-row inserts measured as fast here), and any ordering by a
