@@ -122,7 +122,7 @@ def entry_at(copy: TenantCopy, entity_type: str, entity_id: str, revision: int) 
 def kept_relations(entry: Entry) -> dict[str, SubjectSet]:
     """Every relation of an entry with none kept on disk, as the sets a scan would build."""
     return {
-        relation: RawSubjects(list(bodies))
+        relation: RawSubjects(bodies)
         for relation, bodies in zip(entry[1], entry[2], strict=True)
     }
 
@@ -131,7 +131,7 @@ def kept_subjects(entry: Entry, relation: str) -> SubjectSet | None:
     """One relation of an entry, or None when it is kept on disk (read LevelDB)."""
     names = entry[1]
     if relation in names:
-        return RawSubjects(list(entry[2][names.index(relation)]))
+        return RawSubjects(entry[2][names.index(relation)])
     if relation in entry[3]:
         return None
     return NO_SUBJECTS

@@ -30,9 +30,9 @@ class RawSubjects:
 
     __slots__ = ("_bodies", "_lookup", "usersets")
 
-    def __init__(self, bodies: list[bytes]) -> None:
+    def __init__(self, bodies: Sequence[bytes]) -> None:
         self._bodies = bodies
-        self._lookup: list[bytes] | frozenset[bytes] = (
+        self._lookup: Sequence[bytes] | frozenset[bytes] = (
             bodies if len(bodies) < 9 else frozenset(bodies)
         )
         usersets = [b for b in bodies if not b.endswith(_PLAIN_END)]
