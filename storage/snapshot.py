@@ -3,6 +3,11 @@ and the snap token that names that revision.
 
 Concurrency: immutable once made, so shared between threads freely. Its fields are plain slots,
 which a backend's point reads use as their own: sharing them costs those reads no call.
+
+A store keeps a weak reference to each reader it opened, so that garbage collection keeps the
+revisions they read: the reader itself (the PostgreSQL and memory readers), or the `Pin` that
+only the reader holds (the LevelDB reader, compiled with mypyc, whose classes can be neither
+weakly referenced nor subclasses of this interpreted one).
 """
 
 from __future__ import annotations
@@ -38,3 +43,14 @@ class PinnedReader:
     def schema_head(self) -> str | None:
         """None: an embedded store answers ``Store.schema_head`` from memory."""
         return None
+
+
+class Pin:
+    """The revision a reader holds, for a store whose readers cannot be weakly referenced: the
+    store keeps a weak reference to the pin and the reader the only strong one, so the pin lives
+    exactly as long as its reader."""
+
+    __slots__ = ("__weakref__", "revision")
+
+    def __init__(self, revision: Revision) -> None:
+        self.revision = revision

@@ -51,7 +51,7 @@ def collect_garbage(store: LevelDBStore, now: float | None) -> GCStats:
         for tenant, latest in list(store._latest_readers.items()):
             if latest._revision != store._revision:
                 del store._latest_readers[tenant]
-        pinned = [r.revision for r in list(store._readers)]
+        pinned = [pin.revision for pin in list(store._pins)]
         # Never past the published latest revision: a batch already in the revision log
         # may not be visible to readers yet.
         horizon = max(store._horizon, min([candidate, store._revision, *pinned]))

@@ -8,7 +8,12 @@ reads (``subject_set``, ``relations``, ``has_tuple``) answer from the tenant's i
 Concurrency: readers never lock. LevelDB is safe for concurrent readers beside one writer, and a
 reader filters by its revision, so it sees the same state however many writes land meanwhile.
 Each thread re-seeks its own raw iterator for the engine's point reads. While a reader is
-referenced, garbage collection keeps every version it can see (the store pins its revision).
+referenced, garbage collection keeps every version it can see: the store keeps a weak reference
+to the reader's `Pin`, which only the reader holds.
+
+This module is compiled with mypyc (``storage/compiled.py``), whose classes cannot be weakly
+referenced: hence the pin, and the reader's own copy of `PinnedReader`'s fields and properties
+(a compiled class cannot subclass an interpreted one).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from storage.base import (
     Record,
     RecordKey,
     Revision,
+    SnapToken,
     Subject,
     SubjectSet,
     TenantId,
@@ -40,7 +46,7 @@ from storage.leveldb.history import decode_attribute, visible_pair, visible_payl
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
 from storage.leveldb.resident import Entry, entry_at, kept_relations, kept_subjects
 from storage.leveldb.subjects import RawSubjects
-from storage.snapshot import PinnedReader
+from storage.snapshot import Pin
 
 if TYPE_CHECKING:
     from storage.leveldb.store import LevelDBStore
@@ -48,14 +54,40 @@ if TYPE_CHECKING:
 ItemT = TypeVar("ItemT")
 
 
-class LevelDBReader(PinnedReader):
+class LevelDBReader:
     """A ``SnapshotReader``: one tenant at one revision. Cheap to create; hold it for the
-    duration of a request (while it is referenced, GC keeps everything it can see)."""
+    duration of a request (while it is referenced, GC keeps everything it can see).
 
-    __slots__ = ("_copies", "_db", "_guard", "_local", "_rb", "_resident", "_store", "_tp")
+    ``pin``: what the store tracks for garbage collection (`LevelDBStore.reader`); None for a
+    reader used only under the write lock, which GC waits for anyway."""
 
-    def __init__(self, store: LevelDBStore, tp: bytes, tenant: TenantId, revision: Revision):
-        super().__init__(store._store_id, tenant, revision)
+    __slots__ = (
+        "_copies",
+        "_db",
+        "_guard",
+        "_local",
+        "_pin",
+        "_rb",
+        "_resident",
+        "_revision",
+        "_store",
+        "_store_id",
+        "_tenant",
+        "_tp",
+    )
+
+    def __init__(
+        self,
+        store: LevelDBStore,
+        tp: bytes,
+        tenant: TenantId,
+        revision: Revision,
+        pin: Pin | None = None,
+    ) -> None:
+        self._store_id: bytes = store._store_id
+        self._tenant = tenant
+        self._revision = revision
+        self._pin = pin
         self._store = store
         self._db = store._db
         self._guard = store._read_errors
@@ -67,6 +99,25 @@ class LevelDBReader(PinnedReader):
         self._local = threading.local()
         self._resident = store._resident
         self._copies = store._resident.copies
+
+    # The fields and properties of `PinnedReader`, which the other backends' readers inherit.
+
+    @property
+    def tenant(self) -> TenantId:
+        return self._tenant
+
+    @property
+    def revision(self) -> Revision:
+        return self._revision
+
+    @property
+    def token(self) -> SnapToken:
+        return tokens.encode_snap(self._store_id, self._revision)
+
+    @property
+    def schema_head(self) -> str | None:
+        """None: the store answers ``Store.schema_head`` from memory."""
+        return None
 
     def _seek(self, prefix: bytes) -> Any:
         it = getattr(self._local, "it", None)

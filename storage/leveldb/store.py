@@ -71,6 +71,7 @@ from storage.leveldb.plyvel_errors import PlyvelErrors, open_error, store_closed
 from storage.leveldb.reader import LevelDBReader
 from storage.leveldb.resident import Resident
 from storage.leveldb.write import apply_changes
+from storage.snapshot import Pin
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class LevelDBStore:
         self._write_lock = threading.Lock()
         self._writer: int | None = None
         self._pin_lock = threading.Lock()
-        self._readers: weakref.WeakSet[LevelDBReader] = weakref.WeakSet()
+        # The pins of the open readers (each held by its reader alone): the revisions GC keeps.
+        self._pins: weakref.WeakSet[Pin] = weakref.WeakSet()
         self._closed = False
         # The plyvel-error translations every read and every write run inside.
         self._read_errors = PlyvelErrors(self)
@@ -481,8 +483,9 @@ class LevelDBStore:
                 revision = self._revision
             elif revision < self._horizon:
                 raise self._expired(revision)
-            reader = LevelDBReader(self, tp, TenantId(tenant), Revision(revision))
-            self._readers.add(reader)
+            pin = Pin(Revision(revision))
+            reader = LevelDBReader(self, tp, TenantId(tenant), Revision(revision), pin)
+            self._pins.add(pin)
             if not token:
                 self._latest_readers[tenant] = reader
         return reader
