@@ -49,11 +49,11 @@ from types import ModuleType
 
 #: The check's hot path, compiled with mypyc: the facade every request passes (``engine.engine``;
 #: cached checks 300k -> 420k a second), evaluation, its keys and reads, and the LevelDB
-#: reader's decoding. Modules that call each other often belong in one build (mypyc calls
-#: between them natively); ``engine.program`` and ``engine.lookup`` compile too, with no gain
-#: measured. Each must compile (`setup.py`) and keep the suite
-#: passing compiled; classes whose instances are weakly referenced (the store's readers) cannot
-#: be compiled by mypyc.
+#: reader with its in-memory copy and decoding. Modules that call each other often belong in
+#: one build (mypyc calls between them natively); ``engine.program`` and ``engine.lookup``
+#: compile too, with no gain measured. Each must compile (`setup.py`) and keep the suite
+#: passing compiled; mypyc's classes cannot be weakly referenced (the LevelDB store tracks a
+#: `storage.snapshot.Pin` per reader instead of the reader).
 MODULES: tuple[str, ...] = (
     "engine.check",
     "engine.cycles",
@@ -63,6 +63,7 @@ MODULES: tuple[str, ...] = (
     "engine.reads",
     "storage.keys",
     "storage.leveldb.history",
+    "storage.leveldb.reader",
     "storage.leveldb.resident",
     "storage.leveldb.subjects",
 )
