@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from api import models as m
+from api.models.plain_checks import PlainCheck, plain_check
 from api.request_io import (
     context_of,
     documented,
     end_stream,
     invalid_token,
+    json_body,
     ndjson_line,
     ndjson_stream,
     parse,
@@ -22,6 +24,7 @@ from api.request_io import (
     respond_bytes,
     tenant_of,
     token_field,
+    validated,
 )
 from api.services import METRICS, SERVICES, Services
 from engine.engine import Engine
@@ -56,30 +59,36 @@ def options_of(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOpt
 )
 async def check(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
-    body = await parse(request, m.CheckRequest)
+    raw = await json_body(request)
+    # The usual body read plainly; any other through the models, which say what is wrong.
+    asked = plain_check(raw) or _check_of(validated(raw, m.CheckRequest))
+    entity, permission, subject, options = asked
     svc = request.app[SERVICES]
     try:
-        result = await run_check(svc, tenant, body)
+        result = await svc.check(tenant, entity, permission, subject, options)
     except InvalidToken as exc:
         raise invalid_token("metadata.snap_token", exc) from exc
     except UnknownPermission as exc:
-        options = options_of(body.metadata, body.context)
         raise await svc.run(
-            _suggesting, svc.engine, tenant, options, (body.entity.type, body.permission), exc
+            _suggesting, svc.engine, tenant, options, (entity.type, permission), exc
         ) from exc
     request.app[METRICS].count_check("allowed" if result.allowed else "denied")
     return respond_bytes(m.check_bytes(result.allowed, result.check_count))
 
 
-async def run_check(svc: Services, tenant: str, body: m.CheckRequest) -> CheckResult:
-    """A check request's answer (the HTTP and gRPC routes'), on the event loop when small."""
-    return await svc.check(
-        tenant,
+def _check_of(body: m.CheckRequest) -> PlainCheck:
+    """A check request's question, as the engine takes it."""
+    return PlainCheck(
         Entity(body.entity.type, body.entity.id),
         body.permission,
         body.subject.to_subject(),
         options_of(body.metadata, body.context),
     )
+
+
+async def run_check(svc: Services, tenant: str, body: m.CheckRequest) -> CheckResult:
+    """A check request's answer (the gRPC route's), on the event loop when small."""
+    return await svc.check(tenant, *_check_of(body))
 
 
 def _suggesting(

@@ -1,0 +1,156 @@
+"""The plain reading of check bodies gives what the models give, or nothing.
+
+Bodies are built near the usual shape and then bent (keys renamed or added, values of other
+types, names and ids that miss their patterns, odd bytes); whenever ``plain_check`` reads one,
+the models must accept it and give the same entity, permission, subject and options.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api import models as m
+from api.models.plain_checks import PlainCheck, plain_check
+from api.routes.permissions import options_of
+from engine.types import Entity, RequestOptions
+from storage.base import Subject
+
+#: Names and ids: mostly ones that match their patterns, some that miss them narrowly.
+NAMES = st.sampled_from(
+    ["doc", "user", "view", "_x", "a" * 64] * 8
+    + ["a" * 65, "1doc", "", "...", "doc\n", "é", "doc\nuser"]
+)
+IDS = st.sampled_from(
+    ["1", "u-1", "a@b.c:d+e", "*", "x" * 128] * 8
+    + ["x" * 129, "**", "", "a\n", "\x00", "\ud800", "1\n2"]
+)
+RELATIONS = st.sampled_from(["", "...", "member"] * 4 + ["....", "1x", "a" * 65])
+TEXT = st.one_of(NAMES, IDS, st.text(max_size=6))
+DEPTHS = st.sampled_from([20, 50, 3, 2**31 - 1] * 3 + [2, 0, -1, 2**31, 20.0, 3.5, True])
+VALUE = st.one_of(TEXT, st.none(), st.integers(), st.booleans(), st.just([]), st.just({}))
+
+
+def _bend(obj: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
+    """Mostly ``obj``; sometimes with a key dropped, one added, or a value of another type."""
+    choice = data.draw(st.integers(0, 30))
+    out = dict(obj)
+    if choice == 0 and out:
+        out.pop(data.draw(st.sampled_from(sorted(out))))
+    elif choice == 1:
+        extra = ["extra", "snapToken", "schemaVersion", "context", "arguments", "relation"]
+        out[data.draw(st.sampled_from(extra))] = data.draw(VALUE)
+    elif choice == 2 and out:
+        out[data.draw(st.sampled_from(sorted(out)))] = data.draw(VALUE)
+    return out
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> bytes:
+    data = draw(st.data())
+    subject = {"type": draw(NAMES), "id": draw(IDS)}
+    if draw(st.booleans()):
+        subject["relation"] = draw(RELATIONS)
+    body: dict[str, Any] = {
+        "entity": _bend({"type": draw(NAMES), "id": draw(IDS)}, data),
+        "permission": draw(NAMES),
+        "subject": _bend(subject, data),
+    }
+    if draw(st.booleans()):
+        metadata = {"snap_token": draw(TEXT), "schema_version": draw(TEXT), "depth": draw(DEPTHS)}
+        body["metadata"] = _bend(metadata, data)
+    raw = json.dumps(_bend(body, data), ensure_ascii=draw(st.booleans())).encode(
+        "utf-8", "surrogatepass"
+    )
+    return draw(st.sampled_from([raw] * 8 + [b"\xef\xbb\xbf" + raw, raw + b" ", raw[:-1], b""]))
+
+
+def _models(raw: bytes) -> PlainCheck | None:
+    try:
+        body = m.CheckRequest.model_validate_json(raw or b"{}")
+    except ValueError:
+        return None
+    return PlainCheck(
+        Entity(body.entity.type, body.entity.id),
+        body.permission,
+        body.subject.to_subject(),
+        options_of(body.metadata, body.context),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(bodies())
+def test_a_body_read_plainly_reads_as_the_models_read_it(raw: bytes) -> None:
+    plain = plain_check(raw)
+    if plain is not None:
+        assert _models(raw) == plain
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {
+                "metadata": {"snap_token": "", "schema_version": "", "depth": 20},
+                "entity": {"type": "document", "id": "doc-1"},
+                "permission": "view",
+                "subject": {"type": "user", "id": "u-1", "relation": ""},
+            },
+            PlainCheck(
+                Entity("document", "doc-1"),
+                "view",
+                Subject("user", "u-1"),
+                RequestOptions(depth=20),
+            ),
+        ),
+        (
+            {
+                "entity": {"type": "doc", "id": "*"},
+                "permission": "edit",
+                "subject": {"type": "group", "id": "g@x", "relation": "member"},
+            },
+            PlainCheck(
+                Entity("doc", "*"), "edit", Subject("group", "g@x", "member"), RequestOptions()
+            ),
+        ),
+        (
+            {
+                "metadata": {"snap_token": "tok", "schema_version": "v1"},
+                "entity": {"type": "doc", "id": "1"},
+                "permission": "view",
+                "subject": {"type": "user", "id": "ann", "relation": "..."},
+            },
+            PlainCheck(
+                Entity("doc", "1"),
+                "view",
+                Subject("user", "ann"),
+                RequestOptions(snap_token="tok", schema_version="v1"),
+            ),
+        ),
+    ],
+    ids=["usual", "no-metadata", "token-and-ellipsis"],
+)
+def test_the_usual_bodies_are_read_plainly(body: dict[str, Any], expected: PlainCheck) -> None:
+    raw = json.dumps(body).encode()
+    assert plain_check(raw) == expected == _models(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"metadata":{"snap_token":"\\udc00"},"entity":{"type":"d","id":"1"},'
+        b'"permission":"v","subject":{"type":"u","id":"a"}}',
+        b'{"metadata":{"depth":2},"entity":{"type":"d","id":"1"},'
+        b'"permission":"v","subject":{"type":"u","id":"a"}}',
+        b'{"entity":{"type":"d","id":"1"},"permission":"v","subject":{"type":"u","id":"a"},'
+        b'"context":{}}',
+        b'{"entity":{"type":"d","id":"1"},"permission":"v","subject":{"type":"u","id":"a\\n"}}',
+    ],
+    ids=["lone-surrogate", "shallow", "context", "id-newline"],
+)
+def test_other_bodies_are_left_to_the_models(body: bytes) -> None:
+    assert plain_check(body) is None
