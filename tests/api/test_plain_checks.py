@@ -52,21 +52,32 @@ def _bend(obj: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
 @st.composite
 def bodies(draw: st.DrawFn) -> bytes:
     data = draw(st.data())
+    body: dict[str, Any] = {}
+    if draw(st.booleans()):  # first, as the plain reading wants it
+        metadata = {"snap_token": draw(TEXT), "schema_version": draw(TEXT), "depth": draw(DEPTHS)}
+        if draw(st.integers(0, 3)) == 0:
+            metadata = dict(data.draw(st.permutations(list(metadata.items()))))
+        body["metadata"] = _bend(metadata, data)
     subject = {"type": draw(NAMES), "id": draw(IDS)}
     if draw(st.booleans()):
         subject["relation"] = draw(RELATIONS)
-    body: dict[str, Any] = {
-        "entity": _bend({"type": draw(NAMES), "id": draw(IDS)}, data),
-        "permission": draw(NAMES),
-        "subject": _bend(subject, data),
-    }
-    if draw(st.booleans()):
-        metadata = {"snap_token": draw(TEXT), "schema_version": draw(TEXT), "depth": draw(DEPTHS)}
-        body["metadata"] = _bend(metadata, data)
-    raw = json.dumps(_bend(body, data), ensure_ascii=draw(st.booleans())).encode(
+    body["entity"] = _bend({"type": draw(NAMES), "id": draw(IDS)}, data)
+    body["permission"] = draw(NAMES)
+    body["subject"] = _bend(subject, data)
+    body = _bend(body, data)
+    if draw(st.integers(0, 9)) == 0:
+        body = dict(data.draw(st.permutations(list(body.items()))))
+    layout = draw(
+        st.sampled_from([{}, {"separators": (",", ":")}, {"indent": 1}, {"indent": "\t"}])
+    )
+    raw = json.dumps(body, ensure_ascii=draw(st.booleans()), **layout).encode(
         "utf-8", "surrogatepass"
     )
-    return draw(st.sampled_from([raw] * 8 + [b"\xef\xbb\xbf" + raw, raw + b" ", raw[:-1], b""]))
+    return draw(
+        st.sampled_from(
+            [raw] * 8 + [b"\xef\xbb\xbf" + raw, b" \r\n" + raw + b" ", raw[:-1], raw + b"x", b""]
+        )
+    )
 
 
 def _models(raw: bytes) -> PlainCheck | None:
@@ -82,7 +93,7 @@ def _models(raw: bytes) -> PlainCheck | None:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(bodies())
 def test_a_body_read_plainly_reads_as_the_models_read_it(raw: bytes) -> None:
     plain = plain_check(raw)
@@ -149,8 +160,24 @@ def test_the_usual_bodies_are_read_plainly(body: dict[str, Any], expected: Plain
         b'{"entity":{"type":"d","id":"1"},"permission":"v","subject":{"type":"u","id":"a"},'
         b'"context":{}}',
         b'{"entity":{"type":"d","id":"1"},"permission":"v","subject":{"type":"u","id":"a\\n"}}',
+        b'{"metadata":{"depth":20,"depth":30},"entity":{"type":"d","id":"1"},'
+        b'"permission":"v","subject":{"type":"u","id":"a"}}',
+        b'{"entity":{"type":"d","id":"\\u0031"},"permission":"v","subject":{"type":"u","id":"a"}}',
+        b'{"metadata":{"depth":"20"},"entity":{"type":"d","id":"1"},'
+        b'"permission":"v","subject":{"type":"u","id":"a"}}',
+        b'{"metadata":{"snap_token":5},"entity":{"type":"d","id":"1"},'
+        b'"permission":"v","subject":{"type":"u","id":"a"}}',
     ],
-    ids=["lone-surrogate", "shallow", "context", "id-newline"],
+    ids=[
+        "lone-surrogate",
+        "shallow",
+        "context",
+        "id-newline",
+        "twice",
+        "escape",
+        "depth-string",
+        "token-number",
+    ],
 )
 def test_other_bodies_are_left_to_the_models(body: bytes) -> None:
     assert plain_check(body) is None
