@@ -38,8 +38,10 @@ _DEPTH = r"0|[1-9][0-9]{0,9}"
 #: One of ``metadata``'s members, as the groups (key, text, digits): a string for the snap
 #: token and the schema version, an integer for the depth (``_options`` checks which is which).
 _MEMBER = rf'"(snap_token|schema_version|depth)"{_W}:{_W}(?:"({_TEXT})"|({_DEPTH}))'
-#: Up to three members, each in its own groups.
-_MEMBERS = rf"(?:{_MEMBER}(?:{_W},{_W}{_MEMBER}(?:{_W},{_W}{_MEMBER})?)?)?"
+#: One to three members, each in its own groups, and the whitespace after them. No two
+#: whitespace runs may meet anywhere in the pattern: with nothing between them, a body of many
+#: spaces that fails to match would be tried once per way of splitting them (quadratic time).
+_MEMBERS = rf"(?:{_MEMBER}(?:{_W},{_W}{_MEMBER}(?:{_W},{_W}{_MEMBER})?)?{_W})?"
 
 
 def _key(name: str) -> str:
@@ -54,7 +56,7 @@ _STRING_ID = rf'"({SUBJECT_ID})"'
 _STRING_NAME = rf'"({NAME})"'
 _BODY = re.compile(
     rf"{_W}\{{{_W}"
-    rf"(?:{_key('metadata')}\{{{_W}{_MEMBERS}{_W}\}}{_W},{_W})?"
+    rf"(?:{_key('metadata')}\{{{_W}{_MEMBERS}\}}{_W},{_W})?"
     + _key("entity")
     + _object(_key("type") + _STRING_NAME, _key("id") + _STRING_ID)
     + rf"{_W},{_W}{_key('permission')}{_STRING_NAME}{_W},{_W}{_key('subject')}"
@@ -63,6 +65,9 @@ _BODY = re.compile(
     + rf"{_W}\}}{_W}"
 )
 _MAX_DEPTH = 2**31 - 1  # the models' ``Depth`` bound
+#: Longer bodies are left to the models: a usual check body is a few hundred bytes, and the
+#: match runs on the event loop.
+MAX_PLAIN_BYTES = 4096
 _DEFAULT_OPTIONS = RequestOptions("", "", DEFAULT_DEPTH, EMPTY_CONTEXT)
 
 
@@ -78,7 +83,7 @@ class PlainCheck(NamedTuple):
 def plain_check(raw: bytes) -> PlainCheck | None:
     """``raw`` read as a check body of the usual shape (see the module), or None when it is
     not one."""
-    if not raw.isascii():
+    if len(raw) > MAX_PLAIN_BYTES or not raw.isascii():
         return None
     found = _BODY.fullmatch(raw.decode("ascii"))
     if found is None:

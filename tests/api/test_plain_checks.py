@@ -8,6 +8,7 @@ the models must accept it and give the same entity, permission, subject and opti
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api import models as m
-from api.models.plain_checks import PlainCheck, plain_check
+from api.models import plain_checks
+from api.models.plain_checks import MAX_PLAIN_BYTES, PlainCheck, plain_check
 from api.routes.permissions import options_of
 from engine.types import Entity, RequestOptions
 from storage.base import Subject
@@ -181,3 +183,30 @@ def test_the_usual_bodies_are_read_plainly(body: dict[str, Any], expected: Plain
 )
 def test_other_bodies_are_left_to_the_models(body: bytes) -> None:
     assert plain_check(body) is None
+
+
+
+_USUAL = (
+    b'{"entity": {"type": "doc", "id": "1"}, "permission": "view", '
+    b'"subject": {"type": "user", "id": "ann"}}'
+)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b'{"metadata": {', b'{"metadata": {"depth": 5', b"{", _USUAL[:-2]],
+)
+def test_whitespace_that_fails_to_match_costs_linear_time(head: bytes) -> None:
+    # Two whitespace runs meeting in the pattern made such a body quadratic: 16,000 spaces took
+    # 0.2 s and a megabyte would hold the event loop for minutes. Linear, 200,000 take ~5 ms.
+    body = (head + b" " * 200_000 + b"X").decode()
+    started = time.perf_counter()
+    assert plain_checks._BODY.fullmatch(body) is None
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_long_body_is_left_to_the_models() -> None:
+    assert plain_check(_USUAL) is not None
+    padded = _USUAL[:-1] + b" " * (MAX_PLAIN_BYTES - len(_USUAL) + 1) + b"}"
+    assert len(padded) > MAX_PLAIN_BYTES
+    assert plain_check(padded) is None
