@@ -39,6 +39,15 @@ def visible_pair(history: bytes, rb: bytes) -> bool:
     return False
 
 
+def visible_body(key: bytes, value: bytes, n: int, rb: bytes) -> bytes | None:
+    """A forward or reverse tuple key's body after its first ``n`` bytes, without the history
+    byte, when the tuple is visible at ``rb``; None otherwise. A live key (last byte 1) holds
+    its creation revision; a history key, its (created8, deleted8) pairs."""
+    if key[-1] == 1:
+        return key[n:] if value <= rb else None
+    return key[n:-1] if visible_pair(value, rb) else None
+
+
 def attribute_versions(history: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
     """(created8, deleted8, payload) of each entry of an attribute history."""
     pos = 0

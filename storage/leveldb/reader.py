@@ -42,7 +42,12 @@ from storage.base import (
 )
 from storage.errors import InvalidToken
 from storage.keys import ESCAPED_NUL, HISTORY, TERMINATOR, component, components, rev8, split
-from storage.leveldb.history import decode_attribute, visible_pair, visible_payload
+from storage.leveldb.history import (
+    decode_attribute,
+    visible_body,
+    visible_pair,
+    visible_payload,
+)
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
 from storage.leveldb.resident import Entry, entry_at, kept_relations, kept_subjects
 from storage.leveldb.subjects import RawSubjects
@@ -178,11 +183,9 @@ class LevelDBReader:
                 key, value = it.item()
                 if not key.startswith(prefix):
                     break
-                if key[-1] == 1:  # live key: the value is its creation revision
-                    if value <= rb:
-                        add(key[n:])
-                elif visible_pair(value, rb):
-                    add(key[n:-1])
+                body = visible_body(key, value, n, rb)
+                if body is not None:
+                    add(body)
                 it.next()
         except RuntimeError as exc:
             raise_translated(self._store, exc)
@@ -220,13 +223,8 @@ class LevelDBReader:
                 scanned += 1
                 if scanned > 4 * limit:  # mostly history: not worth it either
                     return None
-                if key[-1] == 1:
-                    if value > rb:
-                        continue
-                    body = key[n:]
-                elif visible_pair(value, rb):
-                    body = key[n:-1]
-                else:
+                body = visible_body(key, value, n, rb)
+                if body is None:
                     continue
                 found += 1
                 if found > limit:
@@ -278,11 +276,9 @@ class LevelDBReader:
             return
         try:
             for key, value in self._db.iterator(prefix=prefix):
-                if key[-1] == 1:
-                    if value <= rb:
-                        yield split(key[n:])[0]
-                elif visible_pair(value, rb):
-                    yield split(key[n:-1])[0]
+                body = visible_body(key, value, n, rb)
+                if body is not None:
+                    yield split(body)[0]
         except RuntimeError as exc:
             raise_translated(self._store, exc)
 

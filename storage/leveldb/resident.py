@@ -47,7 +47,7 @@ from storage import keys
 from storage.base import SubjectSet, Tuple
 from storage.errors import StorageError
 from storage.keys import ESCAPED_NUL, TERMINATOR, components
-from storage.leveldb.history import visible_pair
+from storage.leveldb.history import visible_body
 from storage.leveldb.subjects import RawSubjects
 
 if TYPE_CHECKING:
@@ -566,13 +566,8 @@ def scan_copy(db: Any, warm: Warmup, room: int, big_relation: int) -> TenantCopy
         seen += 1
         if seen % _STOP_EVERY == 0 and (warm.cancelled or count > room):
             return None
-        if key[-1] == 1:  # live key: the value is its creation revision
-            if value > rb:
-                continue
-            body = key[n:]
-        elif visible_pair(value, rb):
-            body = key[n:-1]
-        else:
+        body = visible_body(key, value, n, rb)
+        if body is None:
             continue
         et_b, eid_b, rel_b, subject = body.split(TERMINATOR, 3)
         if rel_b != rel_raw or eid_b != eid_raw or et_b != et_raw:
