@@ -21,34 +21,14 @@ from api.models.plain_checks import MAX_PLAIN_BYTES, PlainCheck, plain_check
 from api.routes.permissions import options_of
 from engine.types import Entity, RequestOptions
 from storage.base import Subject
+from tests.api.near_misses import IDS, NAMES, RELATIONS, TEXT, bend
 
-#: Names and ids: mostly ones that match their patterns, some that miss them narrowly.
-NAMES = st.sampled_from(
-    ["doc", "user", "view", "_x", "a" * 64] * 8
-    + ["a" * 65, "1doc", "", "...", "doc\n", "é", "doc\nuser"]
-)
-IDS = st.sampled_from(
-    ["1", "u-1", "a@b.c:d+e", "*", "x" * 128] * 8
-    + ["x" * 129, "**", "", "a\n", "\x00", "\ud800", "1\n2"]
-)
-RELATIONS = st.sampled_from(["", "...", "member"] * 4 + ["....", "1x", "a" * 65])
-TEXT = st.one_of(NAMES, IDS, st.text(max_size=6))
 DEPTHS = st.sampled_from([20, 50, 3, 2**31 - 1] * 3 + [2, 0, -1, 2**31, 20.0, 3.5, True])
-VALUE = st.one_of(TEXT, st.none(), st.integers(), st.booleans(), st.just([]), st.just({}))
+_EXTRA = ["extra", "snapToken", "schemaVersion", "context", "arguments", "relation"]
 
 
 def _bend(obj: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
-    """Mostly ``obj``; sometimes with a key dropped, one added, or a value of another type."""
-    choice = data.draw(st.integers(0, 30))
-    out = dict(obj)
-    if choice == 0 and out:
-        out.pop(data.draw(st.sampled_from(sorted(out))))
-    elif choice == 1:
-        extra = ["extra", "snapToken", "schemaVersion", "context", "arguments", "relation"]
-        out[data.draw(st.sampled_from(extra))] = data.draw(VALUE)
-    elif choice == 2 and out:
-        out[data.draw(st.sampled_from(sorted(out)))] = data.draw(VALUE)
-    return out
+    return bend(obj, data, extra=_EXTRA, odds=30)
 
 
 @st.composite

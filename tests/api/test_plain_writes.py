@@ -17,34 +17,13 @@ from hypothesis import strategies as st
 from api import models as m
 from api.models.plain_writes import plain_write
 from storage.base import Tuple
+from tests.api.near_misses import IDS, NAMES, RELATIONS, TEXT, bend
 
-#: Names and ids: mostly ones that match their patterns, some that miss them narrowly.
-NAMES = st.sampled_from(
-    ["doc", "user", "viewer", "_x", "a" * 64] * 8
-    + ["a" * 65, "1doc", "", "...", "doc\n", "é", "doc\nuser"]
-)
-IDS = st.sampled_from(
-    ["1", "u-1", "a@b.c:d+e", "*", "x" * 128] * 8
-    + ["x" * 129, "**", "", "a\n", "\x00", "\ud800", "1\n2"]
-)
-RELATIONS = st.sampled_from(["", "...", "member"] * 4 + ["....", "1x", "a" * 65])
-TEXT = st.one_of(NAMES, IDS, st.text(max_size=6))
-VALUE = st.one_of(TEXT, st.none(), st.integers(), st.booleans(), st.just([]), st.just({}))
+_EXTRA = ["extra", "schemaVersion", "Entity", "relation"]
 
 
 def _bend(obj: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
-    """Mostly ``obj``; sometimes with a key dropped, one added, or a value of another type."""
-    choice = data.draw(st.integers(0, 40))
-    out = dict(obj)
-    if choice == 0 and out:
-        out.pop(data.draw(st.sampled_from(sorted(out))))
-    elif choice == 1:
-        out[data.draw(st.sampled_from(["extra", "schemaVersion", "Entity", "relation"]))] = (
-            data.draw(VALUE)
-        )
-    elif choice == 2 and out:
-        out[data.draw(st.sampled_from(sorted(out)))] = data.draw(VALUE)
-    return out
+    return bend(obj, data, extra=_EXTRA, odds=40)
 
 
 @st.composite
