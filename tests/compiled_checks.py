@@ -27,6 +27,7 @@ from engine.types import MAX_DEPTH, RESERVED_FRAMES, Entity, RequestOptions
 from storage.base import Changes, Subject, Tuple
 from storage.compiled import BUILD, MODULES, loaded_compiled
 from storage.leveldb import LevelDBStore
+from tests.engine.support import deep_folders
 
 TENANT = "t1"
 HOPS = 1000
@@ -37,34 +38,10 @@ LEVELS = 64
 WIDTH = 16
 
 
-def nested(levels: int, leaf: str) -> str:
-    """``leaf`` under ``levels`` alternating set operations that all go on to it."""
-    expr = leaf
-    for level in range(levels):
-        expr = f"(no or {expr})" if level % 2 else f"(yes and {expr})"
-    return expr
-
-
 GROUPS = """
 entity user {}
 entity group { relation member @user @group#member }
 """
-
-
-def folders(levels: int, width: int) -> str:
-    wide = "".join(f" or w{i}" for i in range(width))
-    relations = "\n".join(f"relation w{i} @user" for i in range(width))
-    return f"""
-    entity user {{}}
-    entity folder {{
-        relation parent @folder
-        relation viewer @user
-        relation yes @user
-        relation no @user
-        {relations}
-        permission view = {nested(levels, "parent.view")} or viewer{wide}
-    }}
-    """
 
 
 def group_data(offsets: dict[str, int]) -> list[str]:
@@ -154,8 +131,8 @@ def main() -> None:
     modules = {m: loaded_compiled(importlib.import_module(m)) for m in MODULES}
     schemas = {
         "groups": (GROUPS, "group", group_data),
-        "folders": (folders(0, 0), "folder", lambda o: folder_data(o, 0)),
-        "wide_deep": (folders(LEVELS, WIDTH), "folder", lambda o: folder_data(o, LEVELS)),
+        "folders": (deep_folders(0), "folder", lambda o: folder_data(o, 0)),
+        "wide_deep": (deep_folders(LEVELS, WIDTH), "folder", lambda o: folder_data(o, LEVELS)),
     }
     results: dict[str, object] = {}
     for name, (schema, kind, data) in schemas.items():

@@ -64,3 +64,30 @@ def check(engine: Engine, entity: str, permission: str, subject: str, **options:
         TENANT, Entity.parse(entity), permission, parse_subject(subject), RequestOptions(**options)
     )
     return result.allowed
+
+
+def nested(levels: int, leaf: str) -> str:
+    """``leaf`` under ``levels`` alternating set operations that all go on to it (`no` never
+    holds, `yes` always does): each level is one more closure at check time."""
+    expr = leaf
+    for level in range(levels):
+        expr = f"(no or {expr})" if level % 2 else f"(yes and {expr})"
+    return expr
+
+
+def deep_folders(levels: int, width: int = 0) -> str:
+    """``folder#view``: its viewers, or the parent's view found ``levels`` set operations deep,
+    beside ``width`` more relations in the union (they hold nothing; each is one more closure)."""
+    wide = "".join(f" or w{i}" for i in range(width))
+    relations = "\n".join(f"relation w{i} @user" for i in range(width))
+    return f"""
+    entity user {{}}
+    entity folder {{
+        relation parent @folder
+        relation viewer @user
+        relation yes @user
+        relation no @user
+        {relations}
+        permission view = {nested(levels, "parent.view")} or viewer{wide}
+    }}
+    """

@@ -36,7 +36,7 @@ from engine.types import EMPTY_CONTEXT, CheckItem, Entity, RequestOptions, Subje
 from storage.base import Store, Subject
 from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
-from tests.engine.support import TENANT, check, load, write
+from tests.engine.support import TENANT, check, deep_folders, load, nested, write
 
 USER = "user:u"
 
@@ -45,15 +45,6 @@ USER = "user:u"
 def default_recursion_limit() -> None:
     # Every bound here is about the default limit; a raised one would hide a broken bound.
     assert sys.getrecursionlimit() == 1000
-
-
-def nested(levels: int, leaf: str) -> str:
-    """``leaf`` under ``levels`` alternating set operations that all go on to it (`no` never
-    holds, `yes` always does): each level is one more closure at check time."""
-    expr = leaf
-    for level in range(levels):
-        expr = f"(no or {expr})" if level % 2 else f"(yes and {expr})"
-    return expr
 
 
 def chain_schema(references: int, levels: int = 0) -> str:
@@ -140,20 +131,6 @@ def test_the_worst_schema_the_compiler_accepts_answers_every_operation_or_depth_
 LEVELS = 40
 
 
-def folders(levels: int) -> str:
-    """``folder#view``: its viewers, or the parent's view found ``levels`` set operations deep."""
-    return f"""
-    entity user {{}}
-    entity folder {{
-        relation parent @folder
-        relation viewer @user
-        relation yes @user
-        relation no @user
-        permission view = {nested(levels, "parent.view")} or viewer
-    }}
-    """
-
-
 def folder_chain(hops: int, prefix: str = "") -> list[str]:
     """folder:``prefix``0 is ``hops`` parents above folder:``prefix````hops``, whose viewer is
     user:u."""
@@ -163,7 +140,7 @@ def folder_chain(hops: int, prefix: str = "") -> list[str]:
 
 
 def test_a_schema_that_nests_deeper_gets_a_lower_depth_cap(store: Store) -> None:
-    engine = load(store, folders(LEVELS))
+    engine = load(store, deep_folders(LEVELS))
     cap = engine.depth_cap(engine.compiled(TENANT))
     assert cap == (1000 - 100) // (3 + LEVELS) < engine.depth_cap()
 
@@ -173,7 +150,7 @@ def test_a_path_as_deep_as_the_cap_is_followed_and_one_deeper_is_a_depth_error(
 ) -> None:
     # Each parent costs a unit and the viewer one more: `cap - 1` parents need the whole cap,
     # the deepest stack this schema can build; with the global cap this was a RecursionError.
-    engine = load(store, folders(LEVELS))
+    engine = load(store, deep_folders(LEVELS))
     cap = engine.depth_cap(engine.compiled(TENANT))
     write(store, folder_chain(cap - 1, "a") + folder_chain(cap, "b"))
     assert check(engine, "folder:a0", "view", USER, depth=1000) is True
@@ -183,7 +160,7 @@ def test_a_path_as_deep_as_the_cap_is_followed_and_one_deeper_is_a_depth_error(
 
 def test_a_branch_out_of_depth_does_not_hide_an_allowed_one(store: Store) -> None:
     # The deep branch runs out of depth (an error the union sets aside) and `viewer` allows.
-    engine = load(store, folders(LEVELS))
+    engine = load(store, deep_folders(LEVELS))
     cap = engine.depth_cap(engine.compiled(TENANT))
     write(store, [*folder_chain(cap + 5), "folder:0#viewer@user:u"])
     assert check(engine, "folder:0", "view", USER, depth=1000) is True
