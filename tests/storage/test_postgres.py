@@ -96,13 +96,7 @@ def test_a_reader_at_revision_r_never_later_sees_a_write_at_or_below_r_appear(
 
     readers = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
     writers = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for thread in readers + writers:
-        thread.start()
-    for thread in writers:
-        thread.join()
-    done.set()
-    for thread in readers:
-        thread.join()
+    _race(writers, readers, done)
     try:
         assert not failures, failures
         revisions = sorted(written.values())
@@ -564,13 +558,7 @@ def test_a_write_acknowledged_before_a_request_starts_is_visible_to_it(
     readers = [threading.Thread(target=reader, args=(k,)) for k in range(6)]
     writers = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
     try:
-        for thread in readers + writers:
-            thread.start()
-        for thread in writers:
-            thread.join()
-        done.set()
-        for thread in readers:
-            thread.join()
+        _race(writers, readers, done)
         assert not failures, failures[:3]
         # Every request was answered by a head read of its own or a shared one (how many were
         # shared depends on how the threads overlapped, so only the bound is asserted).
@@ -580,3 +568,17 @@ def test_a_write_acknowledged_before_a_request_starts_is_visible_to_it(
         done.set()
         for store in stores:
             store.close()
+
+
+def _race(
+    writers: list[threading.Thread], readers: list[threading.Thread], done: threading.Event
+) -> None:
+    """Run the writers and the readers together: the readers read until the writers are done
+    (``done`` is set after the last writer ends)."""
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    for thread in readers:
+        thread.join()
