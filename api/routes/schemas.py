@@ -14,8 +14,8 @@ from dsl.compiler import load
 from dsl.errors import SchemaError
 from dsl.partial import Partial, apply_partials
 from dsl.schema import Schema
+from engine.schema_races import SCHEMA_RACES, redone_while_moved
 from storage.base import SchemaVersion, Store
-from storage.errors import SchemaHeadMoved
 
 routes = web.RouteTableDef()
 DEFAULT_PAGE_SIZE = 50
@@ -96,25 +96,21 @@ def schemas_page(store: Store, tenant: str, body: m.PageRequest) -> dict[str, An
     }
 
 
-#: Times a partial write is redone when another one lands between its read and its write.
-_SCHEMA_RACES = 20
-
-
 def _partial_write(svc: Services, tenant: str, base: str, partials: dict[str, Partial]) -> str:
     """Apply ``partials`` to version ``base`` (the head when empty) as the next head. The write
     is conditional on the head it read (``write_schema(parent=...)``), so a partial write that
     another replica's lands before is redone on the new head, never lost."""
-    head = svc.store.schema_head(tenant)
-    for _ in range(_SCHEMA_RACES):
-        try:
-            return _partial_write_on(svc, tenant, base, head, partials)
-        except SchemaHeadMoved as moved:
-            head = moved.head
-    raise ApiError(
-        409,
-        "ERROR_CODE_SERIALIZATION",
-        f"the schema changed {_SCHEMA_RACES} times during this partial write; try again",
+    version = redone_while_moved(
+        lambda head: _partial_write_on(svc, tenant, base, head, partials),
+        svc.store.schema_head(tenant),
     )
+    if version is None:
+        raise ApiError(
+            409,
+            "ERROR_CODE_SERIALIZATION",
+            f"the schema changed {SCHEMA_RACES} times during this partial write; try again",
+        )
+    return version
 
 
 def _partial_write_on(

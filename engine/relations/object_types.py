@@ -19,8 +19,9 @@ from dsl.errors import SchemaError
 from dsl.format import format_schema
 from dsl.schema import EntityDef, Schema
 from engine.relations.errors import Conflict, FieldError, Invalid
+from engine.schema_races import SCHEMA_RACES, redone_while_moved
 from storage.base import Changes, Record, SnapshotReader, Store
-from storage.errors import SchemaHeadMoved, SchemaNotFound
+from storage.errors import SchemaNotFound
 
 #: What an object type's name (and a relation name in it) must look like.
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -105,20 +106,15 @@ def add(
     """Append ``entity name { relation r @t ... }`` to the head schema as a new version; the
     new type and the version. 409 when the schema has the name already; 400 when the result
     does not compile (a relation naming an unknown type)."""
-    for _ in range(_SCHEMA_RACES):
-        try:
-            return _add_on(store, lock, tenant, name, relations)
-        except SchemaHeadMoved:
-            continue  # another process wrote a version between our read and write: redo
-    raise Conflict(
-        "schema_busy",
-        f"the schema changed {_SCHEMA_RACES} times while adding {name}; try again",
-        {"name": name},
-    )
-
-
-#: Times adding a type is redone when another schema write lands between its read and write.
-_SCHEMA_RACES = 20
+    # Each attempt reads the head afresh (under ``lock``), so the moved head is not needed.
+    added = redone_while_moved(lambda _: _add_on(store, lock, tenant, name, relations), "")
+    if added is None:
+        raise Conflict(
+            "schema_busy",
+            f"the schema changed {SCHEMA_RACES} times while adding {name}; try again",
+            {"name": name},
+        )
+    return added
 
 
 def _add_on(
