@@ -382,8 +382,9 @@ class SubjectSet(Protocol):
         ...
 
     @property
-    def usersets(self) -> Sequence[Subject]:
-        """The subjects that have a relation (``group:1#member``), in order."""
+    def usersets(self) -> Sequence[tuple[str, str, str]]:
+        """The subjects that have a relation (``group:1#member``), in order: `Subject` or plain
+        (type, id, relation) tuples."""
         ...
 
     def __len__(self) -> int: ...

@@ -249,7 +249,7 @@ class LevelDBReader:
     def has_tuple(self, t: Tuple) -> bool:
         entry = self._entry(t[0], t[1])
         if entry is not None:
-            _, names, subjects, big, _ = entry
+            _, names, subjects, big, _, _ = entry
             if t[2] in names:
                 return components((t[3], t[4], t[5])) in subjects[names.index(t[2])]
             if t[2] not in big:

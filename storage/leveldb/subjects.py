@@ -6,6 +6,7 @@ per request subject, so no subject is decoded unless it is iterated or is a user
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
 from storage.base import Subject
@@ -14,6 +15,13 @@ from storage.keys import ESCAPED_NUL, SEPARATOR, TERMINATOR, split
 # Builds a NamedTuple from a list without the Python-level __new__ (the read loops are hot).
 _new_tuple = tuple.__new__
 _PLAIN_END = TERMINATOR + TERMINATOR  # a subject body whose relation is empty
+#: Sets up to this size are searched from the front; larger ones by bisection (bodies are in
+#: key order, and a token is a body).
+_LINEAR = 8
+
+#: A userset subject as the in-memory copy keeps it: a plain (type, id, relation) tuple, which
+#: the garbage collector stops tracking (a `Subject`, a tuple subclass, it would track).
+UsersetParts = tuple[str, str, str]
 
 
 def _decode_subject(body: bytes) -> Subject:
@@ -24,27 +32,45 @@ def _decode_subject(body: bytes) -> Subject:
     return _new_tuple(Subject, parts)
 
 
+def userset_parts(bodies: Sequence[bytes]) -> tuple[UsersetParts, ...]:
+    """The userset subjects among ``bodies`` (key bodies in key order), decoded, in order."""
+    found: list[UsersetParts] = []
+    for body in bodies:
+        if not body.endswith(_PLAIN_END):
+            s = _decode_subject(body)
+            found.append((s[0], s[1], s[2]))
+    return tuple(found)
+
+
 class RawSubjects:
-    """A `SubjectSet` kept as the subjects' key bytes: membership needs no decoding, and the
-    bytes (unlike tuples) are no work for the garbage collector."""
+    """A `SubjectSet` kept as the subjects' key bytes (in key order): membership needs no
+    decoding, and the bytes (unlike tuples) are no work for the garbage collector.
 
-    __slots__ = ("_bodies", "_lookup", "usersets")
+    ``usersets``: the userset subjects, when the caller has them decoded already (the in-memory
+    copy keeps them); None: found here."""
 
-    def __init__(self, bodies: Sequence[bytes]) -> None:
-        self._bodies = bodies
-        self._lookup: Sequence[bytes] | frozenset[bytes] = (
-            bodies if len(bodies) < 9 else frozenset(bodies)
-        )
-        usersets = [b for b in bodies if not b.endswith(_PLAIN_END)]
-        self.usersets: Sequence[Subject] = (
-            [_decode_subject(b) for b in usersets] if usersets else ()
+    __slots__ = ("bodies", "usersets")
+
+    def __init__(
+        self, bodies: Sequence[bytes], usersets: Sequence[UsersetParts] | None = None
+    ) -> None:
+        #: The subjects' key bodies, in key order.
+        self.bodies = bodies
+        self.usersets: Sequence[UsersetParts] = (
+            userset_parts(bodies) if usersets is None else usersets
         )
 
     def has(self, token: object) -> bool:
-        return token in self._lookup
+        bodies = self.bodies
+        if len(bodies) <= _LINEAR:
+            return token in bodies
+        if not isinstance(token, bytes):
+            return False
+        at = bisect_left(bodies, token)
+        return at < len(bodies) and bodies[at] == token
 
     def __len__(self) -> int:
-        return len(self._bodies)
+        return len(self.bodies)
 
     def __iter__(self) -> Iterator[Subject]:
-        return map(_decode_subject, self._bodies)
+        return map(_decode_subject, self.bodies)

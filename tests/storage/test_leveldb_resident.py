@@ -337,7 +337,7 @@ def test_a_big_relation_is_read_from_leveldb_and_the_rest_of_its_entity_from_mem
     token = store.write(T1, Changes(write_tuples=sorted(live)))
     entry = store.reader(T1)._entry("doc", "1")
     assert entry is not None
-    _, relations, _, big, size = entry
+    _, relations, _, big, size, _ = entry
     assert big == ("viewer",) and size == 6 and relations == ("owner",)
     assert_reads(store.reader(T1), model_state(live))
     store.write(T1, Changes(delete_tuples=viewers[:4]))
@@ -346,8 +346,44 @@ def test_a_big_relation_is_read_from_leveldb_and_the_rest_of_its_entity_from_mem
     assert_reads(store.reader(T1, token), model_state({*viewers, owner}))
     store.write(T1, Changes(delete_tuples=[viewers[4], owner]))
     entry = store.reader(T1)._entry("doc", "1")
-    assert entry is not None and entry[1:] == ((), (), (), 0)  # big forgotten with the last
+    assert entry is not None and entry[1:] == ((), (), (), 0, ())  # big forgotten with the last
     assert_reads(store.reader(T1), model_state(set()))
+
+
+@pytest.mark.parametrize("size", [1, 8, 9, 40])
+def test_membership_in_a_relation_of_many_subjects_is_exact_from_memory_and_from_leveldb(
+    tmp_path: Path, size: int
+) -> None:
+    # Past a few subjects, membership is a bisection of the key bodies: every neighbour of a
+    # stored subject in key order (a prefix, one byte more, another relation) must answer False.
+    stored = [Subject("user", f"u{i:02}") for i in range(size)] + [Subject("group", "g", "member")]
+    near = [
+        Subject("user", "u"),
+        Subject("user", "u0"),
+        Subject("user", "u000"),
+        Subject("user", f"u{size:02}"),
+        Subject("user", "u\x00"),
+        Subject("user", "u00", "member"),
+        Subject("group", "g"),
+        Subject("group", "g", "owner"),
+        Subject("a", "u00"),
+        Subject("zz", "u00"),
+    ]
+    tuples = [Tuple("doc", "1", "viewer", s.type, s.id, s.relation) for s in stored]
+    for resident in (1_000_000, 0):
+        store = LevelDBStore(tmp_path / f"r{resident}", gc_interval=None, resident_tuples=resident)
+        try:
+            store.write(T1, Changes(write_tuples=tuples))
+            reader = store.reader(T1)
+            assert (reader._entry("doc", "1") is not None) == bool(resident)
+            found = reader.subject_set("doc", "1", "viewer")
+            for s in stored:
+                assert found.has(reader.subject_token(s)), s
+            for s in near:
+                assert found.has(reader.subject_token(s)) == (s in stored), s
+            assert list(found.usersets) == [("group", "g", "member")]
+        finally:
+            store.close()
 
 
 # -- tombstones, tenants, closing --------------------------------------------------------------
