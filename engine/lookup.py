@@ -49,7 +49,6 @@ from dsl.schema import (
 )
 from engine.check import Evaluation
 from engine.errors import InvalidCursor, InvalidRequest, UnknownEntityType, UnknownPermission
-from engine.reads import objects_of
 from engine.types import LookupPage, SubjectReference
 from storage.base import AttributeFilter, Subject, TupleFilter, TupleKind
 
@@ -369,7 +368,7 @@ def lookup_subject_ids(
                 if isinstance(node, ComputedUserSet):
                     reach(t, i, node.relation, leaf_state)
                 elif isinstance(node, TupleToUserSet):
-                    for ot, oid in objects_of(ev.relation(t, i, node.tupleset)):
+                    for ot, oid in ev.relation(t, i, node.tupleset).objects():
                         reach(ot, oid, node.computed, leaf_state)
                 else:
                     wildcard = True

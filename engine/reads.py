@@ -24,12 +24,6 @@ PREFETCH_LIMIT = 64
 _NO_SUBJECTS = ListSubjects([])
 
 
-def objects_of(data: SubjectSet) -> list[tuple[str, str]]:
-    """Distinct (type, id) of the subjects: what a tuple-to-userset hop follows (the stored
-    subject relation plays no part there)."""
-    return list(dict.fromkeys([(s[0], s[1]) for s in data]))
-
-
 class _Merged:
     """Stored subjects plus a request's contextual ones (a `SubjectSet`)."""
 
@@ -44,6 +38,9 @@ class _Merged:
 
     def has(self, token: object) -> bool:
         return token in self._tokens or self._stored.has(token)
+
+    def objects(self) -> list[tuple[str, str]]:
+        return list(dict.fromkeys([(s[0], s[1]) for s in self]))
 
     def __len__(self) -> int:
         return len(self._stored) + len(self._extra)
@@ -106,13 +103,13 @@ class Reads:
     def objects(
         self, entity_type: str, eid: str, relation: str, key: str
     ) -> list[tuple[str, str]]:
-        """`objects_of` the relation, cached beside it under ``key`` (the relation's
+        """The relation's `SubjectSet.objects`, cached beside it under ``key`` (the relation's
         `engine.keys.objects_prefix` and the id)."""
         if self._context_tuples:
-            return objects_of(self.relation(entity_type, eid, relation))
+            return self.relation(entity_type, eid, relation).objects()
         found: list[tuple[str, str]] | None = self.reads.get(key)
         if found is None:
-            found = self.reads[key] = objects_of(self.relation(entity_type, eid, relation))
+            found = self.reads[key] = self.relation(entity_type, eid, relation).objects()
         return found
 
     def relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:

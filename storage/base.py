@@ -387,6 +387,11 @@ class SubjectSet(Protocol):
         (type, id, relation) tuples."""
         ...
 
+    def objects(self) -> list[tuple[str, str]]:
+        """The distinct (type, id) of the subjects, in order: what a tuple-to-userset hop
+        follows (the stored subject relation plays no part there)."""
+        ...
+
     def __len__(self) -> int: ...
 
     def __iter__(self) -> Iterator[Subject]:
@@ -408,6 +413,9 @@ class ListSubjects:
 
     def has(self, token: object) -> bool:
         return token in self._exact
+
+    def objects(self) -> list[tuple[str, str]]:
+        return list(dict.fromkeys([(s[0], s[1]) for s in self._subjects]))
 
     def __len__(self) -> int:
         return len(self._subjects)

@@ -69,6 +69,18 @@ class RawSubjects:
         at = bisect_left(bodies, token)
         return at < len(bodies) and bodies[at] == token
 
+    def objects(self) -> list[tuple[str, str]]:
+        if self.usersets:  # group:1 and group:1#member are one object
+            return list(dict.fromkeys([(s[0], s[1]) for s in self]))
+        found: list[tuple[str, str]] = []
+        for body in self.bodies:  # plain subjects: distinct (type, id) already
+            if ESCAPED_NUL in body:
+                parts = split(body)
+            else:
+                parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
+            found.append((parts[0], parts[1]))
+        return found
+
     def __len__(self) -> int:
         return len(self.bodies)
 
