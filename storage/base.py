@@ -458,9 +458,11 @@ class SnapshotReader(Protocol):
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
     ) -> dict[str, SubjectSet] | None:
-        """Every tuple of one entity as relation -> its `SubjectSet`, or None when the entity
-        has more than ``limit`` tuples: one read for the engine when a permission needs several
-        relations of one entity."""
+        """Every tuple of one entity as relation -> its `SubjectSet`: one read for the engine
+        when a permission needs several relations of one entity. None: read them one by one
+        with `subject_set`, since the entity has more than ``limit`` tuples, or the reader
+        answers one relation as cheaply as all (LevelDB's in-memory copy), and building sets
+        for relations a check may never ask for would only feed the garbage collector."""
         ...
 
     def tuple_kinds(self) -> frozenset[TupleKind]:

@@ -49,7 +49,7 @@ from storage.leveldb.history import (
     visible_payload,
 )
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
-from storage.leveldb.resident import Entry, entry_at, kept_relations, kept_subjects
+from storage.leveldb.resident import Entry, entry_at, kept_subjects
 from storage.leveldb.subjects import RawSubjects
 from storage.snapshot import Pin
 
@@ -199,12 +199,8 @@ class LevelDBReader:
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
     ) -> dict[str, SubjectSet] | None:
-        entry = self._entry(entity_type, entity_id)
-        if entry is not None:
-            if entry[4] > limit:
-                return None
-            if not entry[3]:
-                return kept_relations(entry)
+        if self._entry(entity_type, entity_id) is not None:
+            return None  # in memory: a relation is read as cheaply alone, and only if asked
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
         n = len(prefix)
         rb = self._rb
