@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from dsl.schema import AttributeType
 from engine.errors import DepthExceeded, EngineError, OverBudget, RuleError, UnknownPermission
 from engine.keys import objects_prefix, read_prefix
-from storage.base import AttributeValue, Subject
+from storage.base import AttributeValue, Subject, SubjectSet
 
 if TYPE_CHECKING:
     from engine.check import Evaluation
@@ -141,9 +141,12 @@ def relation_of(entity_type: str, relation: str, *, computed: bool = False) -> E
                 raise depth_error(depth)
             depth -= 1
         reads = ev.plain_reads
-        data = None if reads is None else reads.get(prefix + eid)
-        if data is None:
+        if reads is None:  # contextual tuples are merged in
             data = ev.relation(entity_type, eid, relation)
+        else:
+            key = prefix + eid
+            found: SubjectSet | None = reads.get(key)
+            data = ev.read(entity_type, eid, relation, key) if found is None else found
         if data.has(ev.root_token if s is ev.root else ev.token(s)):
             return True
         usersets = data.usersets
@@ -181,10 +184,10 @@ def _any_hop(
         raise depth_error(depth)
     depth -= 1
     error: EngineError | None = None
-    dispatch = ev.dispatch
     for hop in hops:
         try:
-            if dispatch(hop[0], hop[1], hop[2] if name is None else name, s, depth):
+            # Called as a method, not through a local: compiled, that is a direct C call.
+            if ev.dispatch(hop[0], hop[1], hop[2] if name is None else name, s, depth):
                 return True
         except EngineError as exc:
             if error is None:

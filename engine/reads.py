@@ -29,6 +29,8 @@ class _Merged:
 
     __slots__ = ("_extra", "_stored", "_tokens", "usersets")
 
+    keep = False  # a request's own: never in the shared cache
+
     def __init__(self, stored: SubjectSet, extra: list[Subject], tokens: set[object]) -> None:
         self._stored = stored
         present = set(stored)
@@ -39,8 +41,8 @@ class _Merged:
     def has(self, token: object) -> bool:
         return token in self._tokens or self._stored.has(token)
 
-    def objects(self) -> list[tuple[str, str]]:
-        return list(dict.fromkeys([(s[0], s[1]) for s in self]))
+    def objects(self) -> tuple[tuple[str, str], ...]:
+        return tuple(dict.fromkeys([(s[0], s[1]) for s in self]))
 
     def __len__(self) -> int:
         return len(self._stored) + len(self._extra)
@@ -63,6 +65,7 @@ class Reads:
         "prefetch",
         "reader",
         "reads",
+        "singly",
         "tokens",
     )
 
@@ -78,6 +81,8 @@ class Reads:
         #: entity type -> (relation, read-key prefix) pairs, for types whose relations are
         #: read in one scan.
         self.prefetch = prefetch
+        #: Read one relation at a time: the reader answers from memory (see `read`).
+        self.singly = reader.reads_in_memory
         self.tokens: dict[Subject, object] = {}
         #: The shared read cache, or None when contextual tuples must be merged into reads.
         self.plain_reads: dict[Any, Any] | None = None if context.tuples else reads
@@ -102,15 +107,27 @@ class Reads:
 
     def objects(
         self, entity_type: str, eid: str, relation: str, key: str
-    ) -> list[tuple[str, str]]:
+    ) -> tuple[tuple[str, str], ...]:
         """The relation's `SubjectSet.objects`, cached beside it under ``key`` (the relation's
         `engine.keys.objects_prefix` and the id)."""
         if self._context_tuples:
             return self.relation(entity_type, eid, relation).objects()
-        found: list[tuple[str, str]] | None = self.reads.get(key)
+        # Kept whatever the set's `SubjectSet.keep`: a tuple of tuples of str, which the
+        # garbage collector stops tracking once it has seen it.
+        found: tuple[tuple[str, str], ...] | None = self.reads.get(key)
         if found is None:
             found = self.reads[key] = self.relation(entity_type, eid, relation).objects()
         return found
+
+    def read(self, entity_type: str, eid: str, relation: str, key: str) -> SubjectSet:
+        """`relation` for a request without contextual tuples, on a miss of the shared reads
+        cache under ``key`` (the relation's `read_key`, which the caller built)."""
+        if self.singly:
+            data = self.reader.subject_set(entity_type, eid, relation)
+            if data.keep:
+                self.reads[key] = data
+            return data
+        return self._read_relation(entity_type, eid, relation, key)
 
     def relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
         """The subjects of ``entity_type:eid#relation``, contextual ones included."""
@@ -125,11 +142,12 @@ class Reads:
         return data
 
     def _read_relation(self, entity_type: str, eid: str, relation: str, key: str) -> SubjectSet:
-        """Read one relation and cache it under ``key`` (its `read_key`); for an entity type
-        with several relations, read all of the entity's tuples in one scan when there are few
-        (a permission usually needs several)."""
+        """Read one relation and cache it under ``key`` (its `read_key`) unless the set says
+        not to (`SubjectSet.keep`); for an entity type with several relations, read all of the
+        entity's tuples in one scan when there are few (a permission usually needs several)
+        and the reader does not decline."""
         reads = self.reads
-        names = self.prefetch.get(entity_type)
+        names = None if self.singly else self.prefetch.get(entity_type)
         big = whole_entity_marker(entity_type, eid)
         if names is not None and big not in reads:
             found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
@@ -143,7 +161,8 @@ class Reads:
                 return data
             reads[big] = True
         data = self.reader.subject_set(entity_type, eid, relation)
-        reads[key] = data
+        if data.keep:
+            reads[key] = data
         return data
 
     def stored_attribute(self, entity_type: str, eid: str, name: str) -> Attribute | None:

@@ -387,9 +387,16 @@ class SubjectSet(Protocol):
         (type, id, relation) tuples."""
         ...
 
-    def objects(self) -> list[tuple[str, str]]:
+    def objects(self) -> tuple[tuple[str, str], ...]:
         """The distinct (type, id) of the subjects, in order: what a tuple-to-userset hop
         follows (the stored subject relation plays no part there)."""
+        ...
+
+    @property
+    def keep(self) -> bool:
+        """Whether the engine's read cache should keep this set. False when the reader answers
+        the same read again as cheaply (LevelDB, from its in-memory copy): keeping it would
+        only give the garbage collector objects to walk."""
         ...
 
     def __len__(self) -> int: ...
@@ -404,6 +411,8 @@ class ListSubjects:
 
     __slots__ = ("_exact", "_subjects", "usersets")
 
+    keep = True
+
     def __init__(self, subjects: list[Subject]) -> None:
         self._subjects = subjects
         self._exact: frozenset[Subject] | list[Subject] = (
@@ -414,8 +423,8 @@ class ListSubjects:
     def has(self, token: object) -> bool:
         return token in self._exact
 
-    def objects(self) -> list[tuple[str, str]]:
-        return list(dict.fromkeys([(s[0], s[1]) for s in self._subjects]))
+    def objects(self) -> tuple[tuple[str, str], ...]:
+        return tuple(dict.fromkeys([(s[0], s[1]) for s in self._subjects]))
 
     def __len__(self) -> int:
         return len(self._subjects)
@@ -441,6 +450,13 @@ class SnapshotReader(Protocol):
     def token(self) -> SnapToken: ...
 
     @property
+    def reads_in_memory(self) -> bool:
+        """Whether `subject_set` answers from memory (for all but a few entities), as cheaply
+        as one relation of `relations` would: the engine then reads the relations a check asks
+        for one at a time, rather than every relation of an entity at once."""
+        ...
+
+    @property
     def schema_head(self) -> str | None:
         """The tenant's newest schema version as the store read it while opening this reader,
         when it did so on the way (a database store reads it with the revision, in one round
@@ -458,11 +474,9 @@ class SnapshotReader(Protocol):
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
     ) -> dict[str, SubjectSet] | None:
-        """Every tuple of one entity as relation -> its `SubjectSet`: one read for the engine
-        when a permission needs several relations of one entity. None: read them one by one
-        with `subject_set`, since the entity has more than ``limit`` tuples, or the reader
-        answers one relation as cheaply as all (LevelDB's in-memory copy), and building sets
-        for relations a check may never ask for would only feed the garbage collector."""
+        """Every tuple of one entity as relation -> its `SubjectSet`, or None when the entity
+        has more than ``limit`` tuples: one read for the engine when a permission needs several
+        relations of one entity."""
         ...
 
     def tuple_kinds(self) -> frozenset[TupleKind]:

@@ -44,6 +44,9 @@ class PinnedReader:
         """None: an embedded store answers ``Store.schema_head`` from memory."""
         return None
 
+    #: Whether `subject_set` answers from memory (`SnapshotReader.reads_in_memory`).
+    reads_in_memory = False
+
 
 class Pin:
     """The revision a reader holds, for a store whose readers cannot be weakly referenced: the

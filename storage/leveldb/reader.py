@@ -49,7 +49,7 @@ from storage.leveldb.history import (
     visible_payload,
 )
 from storage.leveldb.plyvel_errors import raise_translated, store_closed
-from storage.leveldb.resident import Entry, entry_at, kept_subjects
+from storage.leveldb.resident import Entry, entry_at, kept_relations, kept_subjects
 from storage.leveldb.subjects import RawSubjects
 from storage.snapshot import Pin
 
@@ -70,6 +70,7 @@ class LevelDBReader:
         "_copies",
         "_db",
         "_guard",
+        "_in_memory",
         "_local",
         "_pin",
         "_rb",
@@ -104,6 +105,8 @@ class LevelDBReader:
         self._local = threading.local()
         self._resident = store._resident
         self._copies = store._resident.copies
+        copy = self._copies.get(tenant)
+        self._in_memory = copy is not None and copy.tp is tp and revision >= copy.complete_from
 
     # The fields and properties of `PinnedReader`, which the other backends' readers inherit.
 
@@ -123,6 +126,11 @@ class LevelDBReader:
     def schema_head(self) -> str | None:
         """None: the store answers ``Store.schema_head`` from memory."""
         return None
+
+    @property
+    def reads_in_memory(self) -> bool:
+        """True when the tenant's in-memory copy covered this revision as the reader opened."""
+        return self._in_memory
 
     def _seek(self, prefix: bytes) -> Any:
         it = getattr(self._local, "it", None)
@@ -199,8 +207,12 @@ class LevelDBReader:
     def relations(
         self, entity_type: str, entity_id: str, *, limit: int
     ) -> dict[str, SubjectSet] | None:
-        if self._entry(entity_type, entity_id) is not None:
-            return None  # in memory: a relation is read as cheaply alone, and only if asked
+        entry = self._entry(entity_type, entity_id)
+        if entry is not None:
+            if entry[4] > limit:
+                return None
+            if not entry[3]:
+                return kept_relations(entry)
         prefix = keys.forward_prefix(self._tp, entity_type, entity_id)
         n = len(prefix)
         rb = self._rb

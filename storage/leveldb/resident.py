@@ -142,13 +142,22 @@ def entry_at(copy: TenantCopy, entity_type: str, entity_id: str, revision: int) 
     return entry if entry[0] <= revision else None
 
 
+def kept_relations(entry: Entry) -> dict[str, SubjectSet]:
+    """Every relation of an entry with none kept on disk, as the sets a scan would build."""
+    names, subjects, usersets = entry[1], entry[2], entry[5]
+    found: dict[str, SubjectSet] = {}
+    for i in range(len(names)):
+        found[names[i]] = RawSubjects(subjects[i], usersets[i] if usersets else ())
+    return found
+
+
 def kept_subjects(entry: Entry, relation: str) -> SubjectSet | None:
     """One relation of an entry, or None when it is kept on disk (read LevelDB)."""
     names = entry[1]
     if relation in names:
         i = names.index(relation)
         usersets = entry[5]
-        return RawSubjects(entry[2][i], usersets[i] if usersets else ())
+        return RawSubjects(entry[2][i], usersets[i] if usersets else (), keep=False)
     if relation in entry[3]:
         return None
     return NO_SUBJECTS

@@ -47,15 +47,21 @@ class RawSubjects:
     decoding, and the bytes (unlike tuples) are no work for the garbage collector.
 
     ``usersets``: the userset subjects, when the caller has them decoded already (the in-memory
-    copy keeps them); None: found here."""
+    copy keeps them); None: found here. ``keep``: see `SubjectSet.keep` (False for a set
+    wrapped around the in-memory copy)."""
 
-    __slots__ = ("bodies", "usersets")
+    __slots__ = ("bodies", "keep", "usersets")
 
     def __init__(
-        self, bodies: Sequence[bytes], usersets: Sequence[UsersetParts] | None = None
+        self,
+        bodies: Sequence[bytes],
+        usersets: Sequence[UsersetParts] | None = None,
+        *,
+        keep: bool = True,
     ) -> None:
         #: The subjects' key bodies, in key order.
         self.bodies = bodies
+        self.keep = keep
         self.usersets: Sequence[UsersetParts] = (
             userset_parts(bodies) if usersets is None else usersets
         )
@@ -69,9 +75,9 @@ class RawSubjects:
         at = bisect_left(bodies, token)
         return at < len(bodies) and bodies[at] == token
 
-    def objects(self) -> list[tuple[str, str]]:
+    def objects(self) -> tuple[tuple[str, str], ...]:
         if self.usersets:  # group:1 and group:1#member are one object
-            return list(dict.fromkeys([(s[0], s[1]) for s in self]))
+            return tuple(dict.fromkeys([(s[0], s[1]) for s in self]))
         found: list[tuple[str, str]] = []
         for body in self.bodies:  # plain subjects: distinct (type, id) already
             if ESCAPED_NUL in body:
@@ -79,7 +85,7 @@ class RawSubjects:
             else:
                 parts = body.decode("utf-8", "surrogatepass").split(SEPARATOR)
             found.append((parts[0], parts[1]))
-        return found
+        return tuple(found)
 
     def __len__(self) -> int:
         return len(self.bodies)

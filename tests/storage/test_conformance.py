@@ -2,9 +2,7 @@
 
 The ``store`` fixture below runs each test on the memory store, LevelDB (with its in-memory copy
 of the latest tuples, and without: ``leveldb-on-disk``) and PostgreSQL (a throwaway cluster, see
-tests/postgres.py). No test is excluded for any backend; one promise is weaker by design:
-`SnapshotReader.relations` may decline (None) an entity whose relations the reader reads one by
-one as cheaply, which LevelDB does for the entities its copy holds (`declines_grouped_reads`).
+tests/postgres.py). No test is excluded for any backend.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ from storage.errors import (
     TenantNotFound,
     TooManyChanges,
 )
-from storage.leveldb import LevelDBReader, LevelDBStore
+from storage.leveldb import LevelDBStore
 from storage.memory import MemoryStore
 from storage.postgres import PostgresStore
 
@@ -130,12 +128,6 @@ def as_lists(found: dict[str, SubjectSet] | None) -> dict[str, list[Subject]] | 
     return None if found is None else {name: list(subjects) for name, subjects in found.items()}
 
 
-def declines_grouped_reads(reader: SnapshotReader, entity_type: str, entity_id: str) -> bool:
-    """Whether ``reader`` may answer `relations` with None however few tuples the entity has:
-    LevelDB, for an entity its in-memory copy holds at the reader's revision."""
-    return isinstance(reader, LevelDBReader) and reader._entry(entity_type, entity_id) is not None
-
-
 def test_relations_reads_one_entity_grouped_by_relation_at_its_revision(store: Store) -> None:
     write(store, "doc:1#viewer@user:1", "doc:1#viewer@group:g#member", "doc:1#owner@user:2")
     write(store, "doc:10#viewer@user:3", "doc:1x#viewer@user:4")
@@ -143,15 +135,6 @@ def test_relations_reads_one_entity_grouped_by_relation_at_its_revision(store: S
     delete(store, "doc:1#owner@user:2")
     write(store, "doc:1#parent@folder:f")
     r = store.reader(DEFAULT_TENANT)
-    if declines_grouped_reads(r, "doc", "1"):
-        for reader, entity_id in ((r, "1"), (r, "nope"), (old, "10")):
-            assert reader.relations("doc", entity_id, limit=10) is None
-        assert not declines_grouped_reads(old, "doc", "1")  # written since: read from disk
-        assert as_lists(old.relations("doc", "1", limit=10)) == {
-            "owner": [Subject("user", "2")],
-            "viewer": [Subject("group", "g", "member"), Subject("user", "1")],
-        }
-        return
     assert as_lists(r.relations("doc", "1", limit=10)) == {
         "viewer": [Subject("group", "g", "member"), Subject("user", "1")],
         "parent": [Subject("folder", "f")],

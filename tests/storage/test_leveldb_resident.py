@@ -79,7 +79,7 @@ def assert_reads(reader: LevelDBReader, expected: State) -> None:
                 assert {rel: list(s) for rel, s in found.items()} == rels
                 for rel, s in found.items():
                     assert list(s.usersets) == [x for x in rels[rel] if x.relation]
-                    assert s.objects() == list(dict.fromkeys((x.type, x.id) for x in rels[rel]))
+                    assert s.objects() == tuple(dict.fromkeys((x.type, x.id) for x in rels[rel]))
     for t in ALL:
         assert reader.has_tuple(t) == (t.subject in expected[(t[0], t[1], t[2])])
 
@@ -383,7 +383,7 @@ def test_membership_in_a_relation_of_many_subjects_is_exact_from_memory_and_from
             for s in near:
                 assert found.has(reader.subject_token(s)) == (s in stored), s
             assert list(found.usersets) == [("group", "g", "member")]
-            assert found.objects() == [("group", "g"), *((s.type, s.id) for s in stored[:-1])]
+            assert found.objects() == (("group", "g"), *((s.type, s.id) for s in stored[:-1]))
         finally:
             store.close()
 
