@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from dsl.schema import AttributeType
 from engine.errors import DepthExceeded, EngineError, OverBudget, RuleError, UnknownPermission
 from engine.keys import objects_prefix, read_prefix
+from engine.reads import READ_ONCE
 from storage.base import AttributeValue, Subject, SubjectSet
 
 if TYPE_CHECKING:
@@ -146,7 +147,10 @@ def relation_of(entity_type: str, relation: str, *, computed: bool = False) -> E
         else:
             key = prefix + eid
             found: SubjectSet | None = reads.get(key)
-            data = ev.read(entity_type, eid, relation, key) if found is None else found
+            if found is None or found is READ_ONCE:
+                data = ev.read(entity_type, eid, relation, key)
+            else:
+                data = found
         if data.has(ev.root_token if s is ev.root else ev.token(s)):
             return True
         usersets = data.usersets

@@ -23,6 +23,10 @@ PREFETCH_LIMIT = 64
 
 _NO_SUBJECTS = ListSubjects([])
 
+#: In the reads cache under a relation's key: read once already, not kept (`Reads.read`). Every
+#: reader of the cache takes it for a miss.
+READ_ONCE: Any = object()
+
 
 class _Merged:
     """Stored subjects plus a request's contextual ones (a `SubjectSet`)."""
@@ -123,17 +127,28 @@ class Reads:
         """`relation` for a request without contextual tuples, on a miss of the shared reads
         cache under ``key`` (the relation's `read_key`, which the caller built)."""
         if self.singly:
-            data = self.reader.subject_set(entity_type, eid, relation)
-            if data.keep:
-                self.reads[key] = data
-            return data
+            return self._read_single(entity_type, eid, relation, key)
         return self._read_relation(entity_type, eid, relation, key)
+
+    def _read_single(self, entity_type: str, eid: str, relation: str, key: str) -> SubjectSet:
+        """Read one relation. A set the reader answers as cheaply again (`SubjectSet.keep`
+        False: from memory) is kept from its second read on: most relations a first pass reads
+        (each check's own entity) are read once, and a set kept per read is an object more for
+        the garbage collector, whose full collections then land in the first pass; the ones read
+        again (groups, folders) are kept."""
+        reads = self.reads
+        data = self.reader.subject_set(entity_type, eid, relation)
+        if data.keep or reads.get(key) is READ_ONCE:
+            reads[key] = data
+        else:
+            reads[key] = READ_ONCE
+        return data
 
     def relation(self, entity_type: str, eid: str, relation: str) -> SubjectSet:
         """The subjects of ``entity_type:eid#relation``, contextual ones included."""
         key = read_key(entity_type, relation, eid)
         data: SubjectSet | None = self.reads.get(key)
-        if data is None:
+        if data is None or data is READ_ONCE:
             data = self._read_relation(entity_type, eid, relation, key)
         if self._context_tuples:
             extra = self._context_tuples.get((entity_type, eid, relation))
@@ -142,12 +157,14 @@ class Reads:
         return data
 
     def _read_relation(self, entity_type: str, eid: str, relation: str, key: str) -> SubjectSet:
-        """Read one relation and cache it under ``key`` (its `read_key`) unless the set says
-        not to (`SubjectSet.keep`); for an entity type with several relations, read all of the
-        entity's tuples in one scan when there are few (a permission usually needs several)
-        and the reader does not decline."""
+        """Read one relation and cache it under ``key`` (its `read_key`; see `_read_single`);
+        for an entity type with several relations, read all of the entity's tuples in one scan
+        when there are few (a permission usually needs several), unless the reader reads from
+        memory."""
         reads = self.reads
-        names = None if self.singly else self.prefetch.get(entity_type)
+        if self.singly:
+            return self._read_single(entity_type, eid, relation, key)
+        names = self.prefetch.get(entity_type)
         big = whole_entity_marker(entity_type, eid)
         if names is not None and big not in reads:
             found = self.reader.relations(entity_type, eid, limit=PREFETCH_LIMIT)
@@ -156,14 +173,11 @@ class Reads:
                 for name, prefix in names:
                     reads[prefix + eid] = found.get(name, _NO_SUBJECTS)
                 data: SubjectSet | None = reads.get(key)
-                if data is None:
+                if data is None or data is READ_ONCE:
                     data = reads[key] = _NO_SUBJECTS
                 return data
             reads[big] = True
-        data = self.reader.subject_set(entity_type, eid, relation)
-        if data.keep:
-            reads[key] = data
-        return data
+        return self._read_single(entity_type, eid, relation, key)
 
     def stored_attribute(self, entity_type: str, eid: str, name: str) -> Attribute | None:
         """The stored value of attribute ``name`` of ``entity_type:eid`` (None: unset)."""
