@@ -70,7 +70,7 @@ class Config:
     max_write_items: int = 1000
     #: Deleted versions younger than this stay readable by snap token.
     gc_window_seconds: float = 24 * 60 * 60.0
-    #: LevelDB: tuples the tenants' in-memory copies may hold together (about 220 bytes each),
+    #: LevelDB: tuples the tenants' in-memory copies may hold together (about 160 bytes each),
     #: so the engine's reads need no seek; 0 turns them off (storage/leveldb/resident.py).
     resident_tuples: int = 1_000_000
     #: How long a shutdown waits for in-flight requests.

@@ -382,7 +382,7 @@ def _shown_config(config: Config) -> str:
     type=click.IntRange(0),
     metavar="N",
     help="LevelDB: tuples kept in memory for the engine's reads, all tenants together (about "
-    "220 bytes each); 0 turns it off (env STONETOWN_RESIDENT_TUPLES; default 1000000).",
+    "160 bytes each); 0 turns it off (env STONETOWN_RESIDENT_TUPLES; default 1000000).",
 )
 @click.option("--print-config", is_flag=True, help="Print the settings in effect and exit.")
 def serve(
