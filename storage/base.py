@@ -394,9 +394,10 @@ class SubjectSet(Protocol):
 
     @property
     def keep(self) -> bool:
-        """Whether the engine's read cache should keep this set. False when the reader answers
-        the same read again as cheaply (LevelDB, from its in-memory copy): keeping it would
-        only give the garbage collector objects to walk."""
+        """Whether the engine's read cache should keep this set from its first read. False
+        when the reader answers the same read again as cheaply (LevelDB, from its in-memory
+        copy): the engine then keeps it only once it is read again, since a set kept per read
+        is one more object for the garbage collector to walk."""
         ...
 
     def __len__(self) -> int: ...
