@@ -7,8 +7,9 @@ LevelDB is always closed cleanly. Nothing here is global: two apps in one proces
 
 Concurrency model: handlers run on the event loop and do parsing and formatting there. A check
 is first tried there under a budget of ``inline_dispatches`` dispatches (a cached answer needs
-none); a bigger one, and every other engine or store call, runs in the app's thread pool
-(``Services.run``), so a slow check or a large write never blocks other requests.
+none), and a data write of at most ``inline_write_items`` items is made there when the store can
+make it without waiting; a bigger one, and every other engine or store call, runs in the app's
+thread pool (``Services.run``), so a slow check or a large write never blocks other requests.
 
 Every route's handler is wrapped by ``middleware.Edge`` (request id, keys, the concurrency
 limit, error bodies, metrics); unknown paths and methods are routed to wrapped 404 and 405
@@ -166,8 +167,9 @@ def services_for(config: Config, opened: Store, *, clock: Callable[[], float]) -
     probe = _probe_of(opened)
     if probe is not None:
         # Every read of a database store is a round trip, which must never hold the event loop
-        # (a database that stops answering would stall /healthz with it): checks go to threads.
-        config = replace(config, inline_dispatches=0)
+        # (a database that stops answering would stall /healthz with it): checks and writes
+        # go to threads.
+        config = replace(config, inline_dispatches=0, inline_write_items=0)
     engine = Engine(
         opened,
         EngineConfig(

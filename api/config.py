@@ -66,6 +66,10 @@ class Config:
     #: A check is first tried on the event loop with this many dispatches at most (a cached
     #: answer needs none); a bigger one goes to a worker thread. 0 sends every check there.
     inline_dispatches: int = 64
+    #: A data write of at most this many tuples and attributes is made on the event loop when
+    #: the store can make it without waiting (`Store.transact_now`); others, and every write
+    #: then, go to a worker thread. 0 sends every write there.
+    inline_write_items: int = 16
     #: Tuples plus attributes one write may hold (Permify's max_data_per_write).
     max_write_items: int = 1000
     #: Deleted versions younger than this stay readable by snap token.
@@ -115,6 +119,7 @@ class Config:
             (self.keepalive_timeout_seconds > 0, "keepalive_timeout_seconds must be positive"),
             (self.worker_threads >= 1, "worker_threads must be at least 1"),
             (self.inline_dispatches >= 0, "inline_dispatches must not be negative"),
+            (self.inline_write_items >= 0, "inline_write_items must not be negative"),
             (self.max_write_items >= 1, "max_write_items must be at least 1"),
             (self.gc_window_seconds >= 0, "gc_window_seconds must not be negative"),
             (self.resident_tuples >= 0, "resident_tuples must not be negative (0: off)"),

@@ -195,6 +195,7 @@ class _Load:
         self.checks = 0
         self.deadline = 0
         self.latencies: list[int] = []
+        self.write_latencies: list[int] = []
         self.writes = 0
         self.non_2xx = 0
         self.wrong = 0
@@ -226,6 +227,8 @@ class _Load:
                 self.all_idle.set_result(None)
             return False
         self.latencies.append(now - sent)
+        if index < 0:
+            self.write_latencies.append(now - sent)
         wrong = False
         if not 200 <= status < 300:
             self.non_2xx += 1
@@ -265,6 +268,7 @@ async def _run_load(
         "req_per_s": round(len(lat) / seconds),
         "writes": load.writes,
         "latency_ms": percentiles_ms(lat),
+        "write_latency_ms": percentiles_ms(sorted(load.write_latencies)),
         "errors": load.non_2xx + load.wrong,
         "non_2xx": load.non_2xx,
         "wrong": load.wrong,
@@ -335,7 +339,9 @@ def measure(
     result["load_tuples_per_s"] = round(len(tuples) / load_s)
     progress(
         f"{name}: {result['req_per_s']:,} req/s, p50 {result['latency_ms']['p50']} ms, "
-        f"p99 {result['latency_ms']['p99']} ms, errors {result['errors']}"
+        f"p99 {result['latency_ms']['p99']} ms (writes: p50 "
+        f"{result['write_latency_ms']['p50']} ms, p99 {result['write_latency_ms']['p99']} ms), "
+        f"errors {result['errors']}"
     )
     return result
 

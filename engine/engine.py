@@ -247,7 +247,7 @@ class Engine:
             raise SchemaNotFound(str(found))
         return found
 
-    def _compiled_already(self, tenant: str, version: str) -> Compiled | None:
+    def compiled_already(self, tenant: str, version: str) -> Compiled | None:
         """``version`` (or the head) of ``tenant`` if it is compiled already, else None (also
         when there is no schema, or it does not compile: `compiled` says why). Never
         compiles."""
@@ -301,7 +301,7 @@ class Engine:
             compiled = self.compiled(tenant, version)
         else:
             # Compiling a schema (its rules included) is no small step: not on an event loop.
-            found = self._compiled_already(tenant, version)
+            found = self.compiled_already(tenant, version)
             if found is None:
                 raise OverBudget(budget)
             compiled = found

@@ -13,7 +13,7 @@ write, at the same revision, as the change itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from engine.errors import InvalidWrite
@@ -55,13 +55,26 @@ class RawWriter:
 
     def write(self, tenant: str, changes: Changes) -> SnapToken:
         """Apply ``changes`` (and what the hooks add) in one atomic write; its token."""
+        build = self._builder(changes)
+        if build is None:
+            return self.store.write(tenant, changes)
+        return self.store.transact(tenant, build)
+
+    def write_now(self, tenant: str, changes: Changes) -> SnapToken | None:
+        """`write`, when the store can make it without waiting (`Store.transact_now`); None,
+        having written nothing, when it would wait."""
+        build = self._builder(changes)
+        return self.store.transact_now(tenant, build or (lambda reader: changes))
+
+    def _builder(self, changes: Changes) -> Callable[[SnapshotReader], Changes] | None:
+        """The transaction that runs the hooks wanting ``changes`` (None: no hook wants them)."""
         wanting = [hook for hook in self._hooks if hook.wants(changes)]
         if not wanting:
-            return self.store.write(tenant, changes)
+            return None
 
         def build(reader: SnapshotReader) -> Changes:
             for hook in wanting:
                 hook.extend(reader, changes)
             return changes
 
-        return self.store.transact(tenant, build)
+        return build

@@ -582,6 +582,15 @@ class Store(Protocol):
         write nothing."""
         ...
 
+    def transact_now(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes]
+    ) -> SnapToken | None:
+        """`transact`, when it can run without waiting: no other write holds the store, and the
+        write needs neither a disk flush nor a database round trip. None, having called nothing
+        and written nothing, when it would wait: for a caller on an event loop, which then
+        hands the write to a thread."""
+        ...
+
     def reader(
         self, tenant: str, token: str = "", *, prefetch: tuple[str, str] | None = None
     ) -> SnapshotReader:

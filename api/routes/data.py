@@ -51,7 +51,29 @@ def _write(
     svc: Services, tenant: str, version: str, tuples: list[Tuple], attributes: list[Attribute]
 ) -> str:
     """Validate every item against the schema version, then write them all at one revision."""
-    schema = svc.engine.compiled(tenant, version).schema
+    token = _write_items(svc, tenant, version, tuples, attributes, wait=True)
+    assert token is not None
+    return token
+
+
+def _write_items(
+    svc: Services,
+    tenant: str,
+    version: str,
+    tuples: list[Tuple],
+    attributes: list[Attribute],
+    *,
+    wait: bool,
+) -> str | None:
+    """`_write`; without ``wait``, None (having written nothing) where it would wait: for a
+    schema version not compiled yet, or a store that cannot write at once."""
+    if wait:
+        schema = svc.engine.compiled(tenant, version).schema
+    else:
+        compiled = svc.engine.compiled_already(tenant, version)
+        if compiled is None:
+            return None
+        schema = compiled.schema
     for i, t in enumerate(tuples):
         try:
             check_tuple(schema, t)
@@ -62,10 +84,11 @@ def _write(
             check_attribute(schema, a)
         except InvalidWrite as exc:
             raise _invalid(f"attributes[{i}]", exc) from exc
+    changes = Changes(write_tuples=tuples, write_attributes=attributes)
     try:
-        return svc.raw_writer.write(
-            tenant, Changes(write_tuples=tuples, write_attributes=attributes)
-        )
+        if wait:
+            return svc.raw_writer.write(tenant, changes)
+        return svc.raw_writer.write_now(tenant, changes)
     except Refused as exc:  # a write hook's refusal, naming the item (e.g. one side of a pair)
         raise _invalid(exc.field or "tuples", exc) from exc
 
@@ -89,7 +112,13 @@ async def write_data(
             f"a write may hold at most {limit} tuples and attributes together; "
             f"this one has {len(tuples) + len(attrs)}",
         )
-    token = await svc.run(_write, svc, tenant, version, tuples, attrs)
+    token = None
+    if len(tuples) + len(attrs) <= svc.config.inline_write_items:
+        # On the event loop, as a small check is: a few µs of work, where handing it to a
+        # thread would cost more and, under load, wait for the interpreter lock.
+        token = _write_items(svc, tenant, version, tuples, attrs, wait=False)
+    if token is None:
+        token = await svc.run(_write, svc, tenant, version, tuples, attrs)
     svc.writes.notify()
     return token
 

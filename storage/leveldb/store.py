@@ -411,8 +411,8 @@ class LevelDBStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def _locked(self) -> _WriteLock:
-        return _WriteLock(self)
+    def _locked(self, *, wait: bool = True) -> _WriteLock:
+        return _WriteLock(self, wait=wait)
 
     def write(self, tenant: str, changes: Changes) -> SnapToken:
         with self._locked():
@@ -420,6 +420,18 @@ class LevelDBStore:
 
     def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
         with self._locked():
+            tp = self._prefix(tenant)
+            changes = build(self.reader(tenant))
+            return apply_changes(self, tp, tenant, changes)
+
+    def transact_now(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes]
+    ) -> SnapToken | None:
+        if self._sync:  # each write waits for the disk
+            return None
+        with self._locked(wait=False) as held:
+            if not held:
+                return None
             tp = self._prefix(tenant)
             changes = build(self.reader(tenant))
             return apply_changes(self, tp, tenant, changes)
@@ -538,25 +550,33 @@ class LevelDBStore:
 
 class _WriteLock:
     """The store's write lock, refusing a nested write from a ``transact`` build function
-    (which would deadlock, or if allowed would not be atomic with the transaction)."""
+    (which would deadlock, or if allowed would not be atomic with the transaction). Without
+    ``wait``, entering takes the lock only if it is free: ``with`` gives whether it did."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_held", "_store", "_wait")
 
-    def __init__(self, store: LevelDBStore) -> None:
+    def __init__(self, store: LevelDBStore, *, wait: bool = True) -> None:
         self._store = store
+        self._wait = wait
+        self._held = False
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> bool:
         store = self._store
         if store._writer == threading.get_ident():
             raise StorageError(
                 "a transact build function may not write: return the changes instead"
             )
-        store._write_lock.acquire()
+        if not store._write_lock.acquire(blocking=self._wait):
+            return False
         if store._closed:
             store._write_lock.release()
             raise store_closed()
         store._writer = threading.get_ident()
+        self._held = True
+        return True
 
     def __exit__(self, *exc: object) -> None:
-        self._store._writer = None
-        self._store._write_lock.release()
+        if self._held:
+            self._held = False
+            self._store._writer = None
+            self._store._write_lock.release()

@@ -155,19 +155,25 @@ class MemoryStore:
             raise StoreClosed("the store is closed")
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Hold the write lock (refusing, rather than deadlocking, a write inside ``transact``)."""
+    def _exclusive(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the write lock (refusing, rather than deadlocking, a write inside ``transact``);
+        without ``wait``, only if it is free: the block gets whether it holds it."""
         if self._lock_owner == threading.get_ident():
             raise StorageError(
                 "a transact build function may not write: return the changes instead"
             )
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
             self._lock_owner = threading.get_ident()
             try:
                 self._check_open()
-                yield
+                yield True
             finally:
                 self._lock_owner = None
+        finally:
+            self._lock.release()
 
     def _data(self, tenant: str) -> TenantData:
         tenant_id = check_tenant_id(tenant)
@@ -288,6 +294,18 @@ class MemoryStore:
 
     def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
         with self._exclusive():
+            data = self._data(tenant)
+            changes = build(self._open_reader(data.info.id, data, ""))
+            _check_changes(changes)
+            changes.check(self._max_write_items)
+            return self._apply(data, changes)
+
+    def transact_now(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes]
+    ) -> SnapToken | None:
+        with self._exclusive(wait=False) as held:
+            if not held:
+                return None
             data = self._data(tenant)
             changes = build(self._open_reader(data.info.id, data, ""))
             _check_changes(changes)

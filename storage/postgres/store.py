@@ -557,6 +557,13 @@ class PostgresStore:
         self._check_open()
         return self._commit(tenant, build, reads=True)
 
+    def transact_now(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes]
+    ) -> SnapToken | None:
+        """Always None: every write is a round trip to the database."""
+        self._check_open()
+        return None
+
     def _commit(
         self, tenant: str, build: Callable[[SnapshotReader], Changes], *, reads: bool = False
     ) -> SnapToken:

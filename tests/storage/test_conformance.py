@@ -810,6 +810,62 @@ def test_a_transaction_may_not_write_from_inside(store: Store) -> None:
         )
 
 
+def test_a_transaction_now_runs_at_once_or_not_at_all(store: Store) -> None:
+    """`transact_now` writes as `transact` does when nothing makes it wait; while another write
+    holds the store it answers None at once, having called nothing and written nothing. On
+    PostgreSQL it is always None: every write is a round trip to the database."""
+    before = write(store, "doc:1#viewer@user:1")
+    seen: list[bool] = []
+
+    def build(reader: SnapshotReader) -> Changes:
+        seen.append(reader.has_tuple(T("doc:1#viewer@user:1")))
+        return Changes(write_tuples=[T("doc:2#viewer@user:2")])
+
+    token = store.transact_now(DEFAULT_TENANT, build)
+    if isinstance(store, PostgresStore):
+        assert token is None and not seen
+        assert store.head(DEFAULT_TENANT) == before
+        return
+    assert token is not None and seen == [True]
+    assert store.head(DEFAULT_TENANT) == token
+    assert store.reader(DEFAULT_TENANT).has_tuple(T("doc:2#viewer@user:2"))
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(reader: SnapshotReader) -> Changes:
+        holding.set()
+        assert release.wait(10)
+        return Changes(write_tuples=[T("doc:3#viewer@user:3")])
+
+    writer = threading.Thread(target=store.transact, args=(DEFAULT_TENANT, hold))
+    writer.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        assert store.transact_now(DEFAULT_TENANT, build) is None
+        assert time.monotonic() - started < 1  # not after the other write: at once
+        assert seen == [True]  # build was not called
+    finally:
+        release.set()
+        writer.join(10)
+    assert store.reader(DEFAULT_TENANT).has_tuple(T("doc:3#viewer@user:3"))
+    assert store.transact_now(DEFAULT_TENANT, build) is not None  # free again
+
+    def nested(reader: SnapshotReader) -> Changes:
+        store.transact_now(DEFAULT_TENANT, build)
+        return Changes()
+
+    with pytest.raises(StorageError):  # refused inside a transaction, as a write is
+        store.transact(DEFAULT_TENANT, nested)
+
+
+def test_a_leveldb_store_that_flushes_each_write_never_writes_now(tmp_path: Path) -> None:
+    """With ``sync``, a write waits for the disk: `transact_now` leaves it to a thread."""
+    with LevelDBStore(tmp_path / "synced", gc_interval=None, sync=True) as synced:
+        assert synced.transact_now(DEFAULT_TENANT, lambda r: Changes()) is None
+        assert synced.transact(DEFAULT_TENANT, lambda r: Changes()) == synced.head(DEFAULT_TENANT)
+
+
 def test_racing_transactions_claim_a_one_to_one_slot_exactly_once(store: Store) -> None:
     winners: list[int] = []
     barrier = threading.Barrier(8)
