@@ -21,6 +21,7 @@ Times and positions are zero-padded decimal strings so key order is numeric orde
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from engine.relations.model import ApiToken, Relation, RelationType, Settings
@@ -208,12 +209,33 @@ def relation_type(reader: SnapshotReader, type_id: str) -> RelationType | None:
     return None if raw is None else RelationType.decode(raw)
 
 
+#: Under SETTINGS: a random value written anew by every write that changes a type, so a
+#: reader tells whether the types changed since it last read them with one point read.
+TYPES_GENERATION = ("types",)
+
+
+def types_generation(reader: SnapshotReader) -> bytes | None:
+    """The types' generation at ``reader``'s revision; None: no type was written since
+    generations were kept (read the types)."""
+    return reader.record(SETTINGS, TYPES_GENERATION)
+
+
 def put_type(changes: Changes, rt: RelationType) -> None:
     changes.put_records.append(Record(TYPES, (rt.id,), rt.encode()))
+    _new_generation(changes)
 
 
 def delete_type(changes: Changes, type_id: str) -> None:
     changes.delete_records.append((TYPES, (type_id,)))
+    _new_generation(changes)
+
+
+def _new_generation(changes: Changes) -> None:
+    """Give the types a new generation in ``changes`` (once per write)."""
+    for record in changes.put_records:
+        if record.keyspace == SETTINGS and record.key == TYPES_GENERATION:
+            return
+    changes.put_records.append(Record(SETTINGS, TYPES_GENERATION, os.urandom(16)))
 
 
 def settings(reader: SnapshotReader) -> Settings:

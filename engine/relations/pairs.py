@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from engine.relations import layout
 from engine.relations.model import RelationType
-from storage.base import Tuple
+from storage.base import SnapshotReader, Tuple
 
 #: (entity type, relation, subject type) of one side of a pair.
 Side = tuple[str, str, str]
@@ -57,3 +58,28 @@ class Pairs:
         if role is None:
             return None
         return Tuple(t.subject_type, t.subject_id, role, t.entity_type, t.entity_id)
+
+
+class PairsCache:
+    """Each tenant's `Pairs`, kept by the generation of its types (`layout.types_generation`):
+    a write's hook then reads one record, not every type, when no type changed since. Bounded
+    to ``entries`` tenants. Shared by threads: single dict operations, and two threads racing
+    store equal values."""
+
+    def __init__(self, entries: int = 1024) -> None:
+        self._entries = entries
+        self._by_tenant: dict[str, tuple[bytes, Pairs]] = {}
+
+    def of(self, reader: SnapshotReader) -> Pairs:
+        """The pairs of ``reader``'s tenant at its revision."""
+        generation = layout.types_generation(reader)
+        if generation is None:  # no type written since generations were kept
+            return Pairs(layout.types(reader))
+        found = self._by_tenant.get(reader.tenant)
+        if found is not None and found[0] == generation:
+            return found[1]
+        pairs = Pairs(layout.types(reader))
+        if reader.tenant not in self._by_tenant and len(self._by_tenant) >= self._entries:
+            self._by_tenant.pop(next(iter(self._by_tenant)), None)
+        self._by_tenant[reader.tenant] = (generation, pairs)
+        return pairs

@@ -17,7 +17,7 @@ from engine.hooks import Refused
 from engine.relations import layout
 from engine.relations.layout import RowWriter
 from engine.relations.model import Relation
-from engine.relations.pairs import Pairs
+from engine.relations.pairs import Pairs, PairsCache
 from storage.base import Changes, SnapshotReader, Tuple, TupleFilter
 
 _PAGE = 1000
@@ -27,6 +27,9 @@ class RawDeletes:
     """The `WriteHook` that deletes the other side of every pair a raw write deletes one side
     of, and the metadata rows of every managed tuple it deletes."""
 
+    def __init__(self, pairs: PairsCache) -> None:
+        self._pairs = pairs
+
     def wants(self, changes: Changes) -> bool:
         """Only writes that delete tuples can touch a managed one."""
         return bool(changes.delete_tuples or changes.delete_tuple_filters)
@@ -34,7 +37,7 @@ class RawDeletes:
     def extend(self, reader: SnapshotReader, changes: Changes) -> None:
         """Add the mirrors of deleted pair sides and the removal of the deleted managed tuples'
         rows to ``changes`` (called only for writes `wants` took)."""
-        pairs = Pairs(layout.types(reader))
+        pairs = self._pairs.of(reader)
         managed = layout.has_rows(reader)
         if not pairs and not managed:
             return

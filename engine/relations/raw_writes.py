@@ -11,19 +11,21 @@ on the app's ``RawWriter`` when the app is built (``engine.hooks``).
 from __future__ import annotations
 
 from engine.hooks import Refused
-from engine.relations import layout
-from engine.relations.pairs import Pairs
+from engine.relations.pairs import PairsCache
 from storage.base import Changes, SnapshotReader
 
 
 class RawWrites:
     """The `WriteHook` that refuses raw writes of new tuples of bidirectional types."""
 
+    def __init__(self, pairs: PairsCache) -> None:
+        self._pairs = pairs
+
     def wants(self, changes: Changes) -> bool:
         return bool(changes.write_tuples)
 
     def extend(self, reader: SnapshotReader, changes: Changes) -> None:
-        pairs = Pairs(layout.types(reader))
+        pairs = self._pairs.of(reader)
         if not pairs:
             return
         refused = [

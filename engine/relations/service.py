@@ -48,6 +48,7 @@ from engine.relations.model import (
     Settings,
     micros,
 )
+from engine.relations.pairs import PairsCache
 from engine.relations.raw_deletes import RawDeletes
 from engine.relations.raw_writes import RawWrites
 from engine.suggest import suggest
@@ -95,8 +96,9 @@ class Relations:
     def install(self, writer: RawWriter) -> None:
         """Register the layer's write hooks: a raw delete of one side of a pair deletes the
         other side and both metadata rows; a raw write of one new side of a pair is refused."""
-        writer.register(RawDeletes())
-        writer.register(RawWrites())
+        pairs = PairsCache()
+        writer.register(RawDeletes(pairs))
+        writer.register(RawWrites(pairs))
 
     def _schema(self, tenant: str) -> Schema:
         try:

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
+from api.services import SERVICES
 from tests.api.relations_support import check, new_tenant, read_tuples, register
 from tests.api.support import tuple_json
 
@@ -213,6 +214,31 @@ def test_a_raw_write_of_one_side_is_refused_naming_the_relations_endpoint(
     assert f"POST /v1/tenants/{tenant}/entities/{source}/relations" in message
     assert f'"target_entity_id": "{subject}"' in message
     assert state(api, tenant) == (False, False, [])
+
+
+def test_raw_writes_follow_every_change_of_the_types(module_server: Any, api: httpx.Client) -> None:
+    """The write hooks keep each tenant's pairs by the generation of its types: registering,
+    deleting and registering again are each seen by the next raw write, and another tenant's
+    types never are."""
+    relations = module_server.app[SERVICES].relations
+    tenant, other = new_tenant(api, SCHEMA), new_tenant(api, SCHEMA)
+
+    def raw(t: str, text: str) -> int:
+        body = {"metadata": {}, "tuples": [tuple_json(text)]}
+        return post(api, t, "data/write", body).status_code
+
+    assert raw(tenant, "contact:bob#spouse@contact:al") == 200  # no type yet
+    type_id = register(module_server, tenant, "contact", "works_at", "company", inverse="employs")
+    assert raw(tenant, "contact:cy#works_at@company:hooli") == 400
+    assert raw(other, "contact:cy#spouse@contact:al") == 200  # not the other tenant's types
+    assert raw(other, "contact:cy#works_at@company:hooli") == 200
+    relations.delete_type(tenant, type_id)
+    assert raw(tenant, "contact:cy#works_at@company:hooli") == 200
+    register(module_server, tenant, "contact", "spouse", "contact", inverse="spouse")
+    assert raw(tenant, "contact:dee#spouse@contact:cy") == 400
+    assert raw(tenant, "contact:bob#spouse@contact:al") == 200  # written before: passes
+    register(module_server, other, "company", "partners", "company", inverse="partners")
+    assert raw(other, "company:a#partners@company:b") == 400
 
 
 def test_rewriting_an_existing_side_changes_nothing_and_passes(
