@@ -7,8 +7,10 @@ shape by ``api.models``, so the client and the server agree on the format by con
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +51,26 @@ def tuple_filter_json(flt: TupleFilter) -> dict[str, Any]:
     }
 
 
+#: One tuple of a data write, its six strings encoded already (`m.tuple_json`'s shape).
+_TUPLE_JSON = (
+    '{"entity":{"type":%s,"id":%s},"relation":%s,'
+    '"subject":{"type":%s,"id":%s,"relation":%s}}'
+)
+
+
+def data_write_body(tuples: Sequence[Tuple], attributes: Sequence[Attribute]) -> bytes:
+    """A data write's JSON body: the JSON of ``{"tuples": [m.tuple_json(t), ...],
+    "attributes": [m.attribute_json(a), ...]}``, the tuples written as text directly (each
+    string escaped as ``json.dumps`` escapes it), since a bulk import sends hundreds of
+    thousands: about 0.5 µs a tuple instead of 1.6."""
+    q = encode_basestring_ascii
+    text = ",".join(
+        [_TUPLE_JSON % (q(t[0]), q(t[1]), q(t[2]), q(t[3]), q(t[4]), q(t[5])) for t in tuples]
+    )
+    rest = json.dumps([m.attribute_json(a) for a in attributes], separators=(",", ":"))
+    return f'{{"tuples":[{text}],"attributes":{rest}}}'.encode("ascii")
+
+
 def attribute_filter_json(flt: AttributeFilter) -> dict[str, Any]:
     return {
         "entity": {"type": flt.entity_type, "ids": list(flt.entity_ids)},
@@ -72,13 +94,15 @@ class Client(Session):
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | bytes | None = None
+    ) -> Any:
         return self._json(method, path, body=body)
 
     def _tenant_path(self, rest: str) -> str:
         return f"/v1/tenants/{quote(self.tenant, safe='')}/{rest}"
 
-    def _post(self, rest: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _post(self, rest: str, body: Mapping[str, Any] | bytes) -> dict[str, Any]:
         answer = self._request("POST", self._tenant_path(rest), body)
         if not isinstance(answer, dict):
             raise ClientError(f"{rest}: expected a JSON object, got {type(answer).__name__}")
@@ -147,13 +171,7 @@ class Client(Session):
 
     def write_data(self, tuples: Sequence[Tuple], attributes: Sequence[Attribute] = ()) -> str:
         """One atomic ``data/write``; returns its snap token."""
-        answer = self._post(
-            "data/write",
-            {
-                "tuples": [m.tuple_json(t) for t in tuples],
-                "attributes": [m.attribute_json(a) for a in attributes],
-            },
-        )
+        answer = self._post("data/write", data_write_body(tuples, attributes))
         token: str = self._field(answer, "snap_token", str)
         return token
 

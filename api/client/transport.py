@@ -19,6 +19,9 @@ import httpx
 
 from api.client.errors import ClientError
 
+#: The headers of a body sent already encoded as JSON.
+_JSON_CONTENT = {"Content-Type": "application/json"}
+
 DEFAULT_URL = "http://127.0.0.1:3476"
 #: Seconds httpx waits at each step of a request (connect, send, read, a pooled connection).
 DEFAULT_TIMEOUT = 60.0
@@ -143,15 +146,21 @@ class Session:
         method: str,
         path: str,
         params: Sequence[tuple[str, str]] | None,
-        body: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | bytes | None,
     ) -> httpx.Response:
-        """The first answer not worth retrying, or the last one when the retries are used up."""
+        """The first answer not worth retrying, or the last one when the retries are used up.
+        A ``bytes`` body is JSON encoded already."""
         # A tuple of pairs: httpx types lists of pairs invariantly, tuples covariantly.
         query = None if params is None else tuple(params)
         attempt = 0
         while True:
             try:
-                response = self._http.request(method, path, params=query, json=body)
+                if isinstance(body, bytes):
+                    response = self._http.request(
+                        method, path, params=query, content=body, headers=_JSON_CONTENT
+                    )
+                else:
+                    response = self._http.request(method, path, params=query, json=body)
             except _RETRIED_ERRORS as exc:
                 if attempt >= self.retry.retries:
                     raise _no_answer(self.url, path, exc) from exc
@@ -170,7 +179,7 @@ class Session:
         path: str,
         *,
         params: Sequence[tuple[str, str]] | None = None,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | bytes | None = None,
     ) -> Any:
         """The decoded JSON of a successful answer; an error answer raises its ClientError."""
         response = self._exchange(method, path, params, body)
