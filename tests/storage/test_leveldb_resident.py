@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,9 +188,13 @@ def test_readers_on_several_threads_see_each_revision_exactly_while_a_writer_wri
 
     def write() -> None:
         try:
-            for live, changes in steps:
+            for i, (live, changes) in enumerate(steps):
                 states[store.revision + 1] = model_state(live)  # known before it is visible
                 tokens.append(store.write(T1, changes))
+                if i % 50 == 49:  # let the readers see this revision (threads run as they may)
+                    deadline = time.monotonic() + 5
+                    while store.revision not in during and time.monotonic() < deadline:
+                        time.sleep(0.001)
         finally:
             done.set()
 
