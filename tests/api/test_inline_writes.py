@@ -90,11 +90,14 @@ def test_a_small_write_that_would_wait_for_the_store_waits_in_a_thread(
         answers: list[httpx.Response] = []
         try:
             assert holding.wait(10)
-            writer = threading.Thread(
-                target=lambda: answers.append(
-                    client.post(f"{BASE}/data/write", json={"tuples": _viewers("a", 1)})
-                )
-            )
+
+            def post_write() -> None:
+                with server.client() as own:  # a client of its own thread
+                    answers.append(
+                        own.post(f"{BASE}/data/write", json={"tuples": _viewers("a", 1)})
+                    )
+
+            writer = threading.Thread(target=post_write)
             writer.start()
             writer.join(0.5)
             assert not answers  # waiting for the store...
