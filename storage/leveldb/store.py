@@ -419,17 +419,22 @@ class LevelDBStore:
             return apply_changes(self, self._prefix(tenant), tenant, changes)
 
     def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
-        with self._locked():
-            tp = self._prefix(tenant)
-            changes = build(self.reader(tenant))
-            return apply_changes(self, tp, tenant, changes)
+        token = self._transact(tenant, build, wait=True)
+        assert token is not None
+        return token
 
     def transact_now(
         self, tenant: str, build: Callable[[SnapshotReader], Changes]
     ) -> SnapToken | None:
         if self._sync:  # each write waits for the disk
             return None
-        with self._locked(wait=False) as held:
+        return self._transact(tenant, build, wait=False)
+
+    def _transact(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes], *, wait: bool
+    ) -> SnapToken | None:
+        """`transact`; without ``wait``, None when another write holds the lock."""
+        with self._locked(wait=wait) as held:
             if not held:
                 return None
             tp = self._prefix(tenant)

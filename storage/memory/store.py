@@ -293,17 +293,20 @@ class MemoryStore:
             return self._apply(self._data(tenant), changes)
 
     def transact(self, tenant: str, build: Callable[[SnapshotReader], Changes]) -> SnapToken:
-        with self._exclusive():
-            data = self._data(tenant)
-            changes = build(self._open_reader(data.info.id, data, ""))
-            _check_changes(changes)
-            changes.check(self._max_write_items)
-            return self._apply(data, changes)
+        token = self._transact(tenant, build, wait=True)
+        assert token is not None
+        return token
 
     def transact_now(
         self, tenant: str, build: Callable[[SnapshotReader], Changes]
     ) -> SnapToken | None:
-        with self._exclusive(wait=False) as held:
+        return self._transact(tenant, build, wait=False)
+
+    def _transact(
+        self, tenant: str, build: Callable[[SnapshotReader], Changes], *, wait: bool
+    ) -> SnapToken | None:
+        """`transact`; without ``wait``, None when another write holds the lock."""
+        with self._exclusive(wait=wait) as held:
             if not held:
                 return None
             data = self._data(tenant)
