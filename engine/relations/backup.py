@@ -286,9 +286,7 @@ def restore(reader: SnapshotReader, changes: Changes, schema: Schema, request: R
         layout.put_settings(changes, request.settings)
     for name in request.object_types:
         changes.put_records.append(Record(object_types.CREATED, (name,), b""))
-    for rt in request.types:
-        if rt.id not in stored_types:
-            layout.put_type(changes, rt)
+    layout.put_types(changes, [rt for rt in request.types if rt.id not in stored_types])
     writer = RowWriter(reader, changes)
     for row in request.rows:
         if layout.load(reader, row.id) != row:

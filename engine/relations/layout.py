@@ -22,7 +22,7 @@ Times and positions are zero-padded decimal strings so key order is numeric orde
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from engine.relations.model import ApiToken, Relation, RelationType, Settings
 from storage.base import Changes, Record, SnapshotReader, Tuple
@@ -221,8 +221,16 @@ def types_generation(reader: SnapshotReader) -> bytes | None:
 
 
 def put_type(changes: Changes, rt: RelationType) -> None:
-    changes.put_records.append(Record(TYPES, (rt.id,), rt.encode()))
-    _new_generation(changes)
+    put_types(changes, (rt,))
+
+
+def put_types(changes: Changes, types: Iterable[RelationType]) -> None:
+    """`put_type` of each of ``types``, with one new generation for them all (a restore puts
+    thousands in one write)."""
+    before = len(changes.put_records)
+    changes.put_records.extend(Record(TYPES, (rt.id,), rt.encode()) for rt in types)
+    if len(changes.put_records) > before:
+        _new_generation(changes)
 
 
 def delete_type(changes: Changes, type_id: str) -> None:
