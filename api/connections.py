@@ -103,14 +103,13 @@ class _Connection(web.RequestHandler):
     request head is not complete within the header timeout; it tells the guard when it starts
     and stops waiting for a head.
 
-    A head is taken as complete at its first blank line (``\\n\\r\\n`` or ``\\n\\n``), seen in
-    the raw bytes: a lenient test, which at worst leaves a connection to the idle timeout."""
+    A head is complete when aiohttp's parser has made a request of it (or an error answer, for
+    a head it cannot parse): after the bytes are fed to it, a request is queued."""
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
         self._head_timer: asyncio.TimerHandle | None = None
-        self._tail = b""  # the last bytes received before the head is complete
         self._admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -126,24 +125,19 @@ class _Connection(web.RequestHandler):
         self._head_timer = loop.call_later(guard.header_timeout, self._head_late)
 
     def data_received(self, data: bytes) -> None:
-        if self in self._guard.waiting:
-            seen = self._tail + data
-            if b"\n\r\n" in seen or b"\n\n" in seen:
-                if self._head_timer is not None:
-                    self._head_timer.cancel()
-                    self._head_timer = None
-                self._tail = b""
-                self._guard.headed(self)
-            else:
-                self._tail = seen[-2:]
-        super().data_received(data)
+        web.RequestHandler.data_received(self, data)  # not super(): this runs per request
+        if self._messages and self in self._guard.waiting:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            self._guard.headed(self)
 
     def log_access(
         self, request: BaseRequest, response: web.StreamResponse, time: float | None
     ) -> None:
         """Called by aiohttp once each answer is sent: unless another request is already
         queued (pipelined), the connection now waits for its next head."""
-        super().log_access(request, response, time)
+        web.RequestHandler.log_access(self, request, response, time)
         if not self._messages:
             self._guard.idle(self)
 
