@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
@@ -103,6 +103,23 @@ async def parse(request: web.Request, model: type[M]) -> M:
     """The body as ``model``; an empty body is ``{}``. Bad input raises a 400 ApiError, and a
     body holding more than ``max_body_values`` JSON values a 413."""
     return validated(await json_body(request), model)
+
+
+def body_now(request: web.Request) -> bytes | None:
+    """The body, taken at once when all of it has arrived, it is small (``SMALL_BODY_BYTES``,
+    and within the app's size limit) and it has no Content-Encoding: what `json_body` gives
+    such a body, without its coroutines and read loop (the usual check body). None leaves the
+    body unread, for `json_body`."""
+    content = request.content
+    size = content.total_bytes
+    if (
+        not content.is_eof()
+        or size > SMALL_BODY_BYTES
+        or size > request.client_max_size
+        or hdrs.CONTENT_ENCODING in request.headers
+    ):
+        return None
+    return content.read_nowait()
 
 
 async def json_body(request: web.Request) -> bytes:

@@ -87,20 +87,34 @@ class Services:
         subject: Subject,
         options: RequestOptions,
     ) -> CheckResult:
-        """A check, tried on the event loop first: most are a cache hit or a few µs of reads,
-        and answered here they skip the hand-off to a thread, which costs more than they do.
-        One that needs more than ``inline_dispatches`` dispatches (0: every one) goes to a
-        worker thread, which goes on from what the first try proved."""
-        engine = self.engine
+        """A check, tried on the event loop first (`check_inline`), else in a worker thread,
+        which goes on from what the first try proved."""
+        found = self.check_inline(tenant, entity, permission, subject, options)
+        if found is not None:
+            return found
+        return await self.run(self.engine.check, tenant, entity, permission, subject, options)
+
+    def check_inline(
+        self,
+        tenant: str,
+        entity: Entity,
+        permission: str,
+        subject: Subject,
+        options: RequestOptions,
+    ) -> CheckResult | None:
+        """A check answered here, on the event loop, or None when it needs more than
+        ``inline_dispatches`` dispatches (0: every one), for a worker thread. Most checks are a
+        cache hit or a few µs of reads, and answered here they skip the hand-off to a thread,
+        which costs more than they do."""
         budget = self.config.inline_dispatches
-        if budget:
-            try:
-                return engine.check(
-                    tenant, entity, permission, subject, options, max_dispatches=budget
-                )
-            except OverBudget:
-                pass
-        return await self.run(engine.check, tenant, entity, permission, subject, options)
+        if not budget:
+            return None
+        try:
+            return self.engine.check(
+                tenant, entity, permission, subject, options, max_dispatches=budget
+            )
+        except OverBudget:
+            return None
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a synchronous engine or store call in the worker threads.

@@ -12,6 +12,7 @@ from aiohttp import web
 from api import models as m
 from api.models.plain_checks import PlainCheck, plain_check
 from api.request_io import (
+    body_now,
     context_of,
     documented,
     end_stream,
@@ -59,13 +60,17 @@ def options_of(meta: m.CheckMetadata, context: m.ContextIn | None) -> RequestOpt
 )
 async def check(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
-    raw = await json_body(request)
+    raw = body_now(request)
+    if raw is None:
+        raw = await json_body(request)
     # The usual body read plainly; any other through the models, which say what is wrong.
     asked = plain_check(raw) or _check_of(validated(raw, m.CheckRequest))
     entity, permission, subject, options = asked
     svc = request.app[SERVICES]
     try:
-        result = await svc.check(tenant, entity, permission, subject, options)
+        result = svc.check_inline(tenant, entity, permission, subject, options)
+        if result is None:
+            result = await svc.run(svc.engine.check, tenant, entity, permission, subject, options)
     except InvalidToken as exc:
         raise invalid_token("metadata.snap_token", exc) from exc
     except UnknownPermission as exc:
