@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
+from multidict import istr
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -35,6 +36,8 @@ from prometheus_client.registry import Collector
 from api.errors import ApiError, Handler, response_for
 
 REQUEST_ID = web.RequestKey("stonetown.request_id", str)
+#: The request id's header, as a case-insensitive name made once (not per lookup).
+X_REQUEST_ID = istr("X-Request-Id")
 ROUTE = web.RequestKey("stonetown.route", str)
 #: Paths that need no key: load balancers probe /healthz, and the console's page and files hold
 #: no data (the page asks for the key and sends it on its API calls).
@@ -67,23 +70,22 @@ class Metrics:
         self.connections_refused = 0
         self.connections_evicted = 0
         self.header_timeouts = 0
-        self._requests: dict[tuple[str, str, int], int] = {}
-        #: route -> per-bucket counts (the last one is +Inf), then the sum of seconds.
-        self._latency: dict[str, tuple[list[int], list[float]]] = {}
+        #: Each route's counts, by its path template.
+        self._routes: dict[str, RouteCounts] = {}
         self._checks = dict.fromkeys(CHECK_RESULTS, 0)
         self.registry = CollectorRegistry()
         self.registry.register(_Exporter(self))
 
-    def count_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        requests = self._requests
-        requests[key] = requests.get(key, 0) + 1
-        found = self._latency.get(route)
+    def route(self, route: str) -> RouteCounts:
+        """The counts of ``route`` (a path template), made on first use: a handler takes its
+        route's once, so a request need not look it up."""
+        found = self._routes.get(route)
         if found is None:
-            found = self._latency[route] = ([0] * (len(BUCKETS) + 1), [0.0])
-        counts, total = found
-        counts[bisect_left(BUCKETS, seconds)] += 1
-        total[0] += seconds
+            found = self._routes[route] = RouteCounts()
+        return found
+
+    def count_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.route(route).count(method, status, seconds)
 
     def count_check(self, result: str) -> None:
         self._checks[result] += 1
@@ -94,20 +96,24 @@ class Metrics:
             "HTTP requests by route, method and status.",
             labels=["route", "method", "status"],
         )
-        for (route, method, status), count in sorted(self._requests.items()):
-            requests.add_metric([route, method, str(status)], count)
+        routes = sorted(self._routes.items())
+        for route, counts in routes:
+            for (method, status), count in sorted(counts.requests.items()):
+                requests.add_metric([route, method, str(status)], count)
         yield requests
         latency = HistogramMetricFamily(
             "stonetown_http_request_duration_seconds",
             "Time to the response's first byte, by route.",
             labels=["route"],
         )
-        for route, (counts, total) in sorted(self._latency.items()):
+        for route, counts in routes:
+            if not counts.requests:
+                continue
             cumulative, buckets = 0, []
-            for bound, count in zip([*map(str, BUCKETS), "+Inf"], counts, strict=True):
+            for bound, count in zip([*map(str, BUCKETS), "+Inf"], counts.buckets, strict=True):
                 cumulative += count
                 buckets.append((bound, cumulative))
-            latency.add_metric([route], buckets, total[0])
+            latency.add_metric([route], buckets, counts.seconds)
         yield latency
         yield GaugeMetricFamily(
             "stonetown_http_requests_in_flight", "Requests being handled.", value=self.in_flight
@@ -134,6 +140,25 @@ class Metrics:
         for result, count in self._checks.items():
             checks.add_metric([result], count)
         yield checks
+
+
+class RouteCounts:
+    """One route's requests by (method, status), and their latency histogram."""
+
+    __slots__ = ("buckets", "requests", "seconds")
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        #: Per-bucket counts (the last one is +Inf), and the sum of seconds.
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.seconds = 0.0
+
+    def count(self, method: str, status: int, seconds: float) -> None:
+        key = (method, status)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        self.buckets[bisect_left(BUCKETS, seconds)] += 1
+        self.seconds += seconds
 
 
 class _Exporter(Collector):
@@ -186,16 +211,16 @@ class Edge:
         (the relations layer: API tokens, Strapi's envelope). ``stream=True`` marks a
         long-lived stream: it takes a slot of the stream pool instead of the request pool."""
         metrics = self.metrics
+        counts = metrics.route(route)
         keys = self.keys if auth else ()
         limited = route not in UNLIMITED_PATHS and not stream
         open_path = route in OPEN_PATHS
+        id_prefix, ids = self._id_prefix, self._ids
 
         async def edge(request: web.Request) -> web.StreamResponse:
             started = perf_counter()
-            incoming = request.headers.get("X-Request-Id", "")
-            request_id = (
-                incoming if 0 < len(incoming) <= 128 else f"{self._id_prefix}{next(self._ids):x}"
-            )
+            incoming = request.headers.get(X_REQUEST_ID, "")
+            request_id = incoming if 0 < len(incoming) <= 128 else f"{id_prefix}{next(ids):x}"
             request[REQUEST_ID] = request_id
             request[ROUTE] = route
             metrics.in_flight += 1
@@ -225,8 +250,8 @@ class Edge:
                     metrics.streams = self.streams
                 metrics.in_flight -= 1
             if not response.prepared:  # a stream sent its headers already, with the id
-                response.headers["X-Request-Id"] = request_id
-            metrics.count_request(route, request.method, response.status, perf_counter() - started)
+                response.headers[X_REQUEST_ID] = request_id
+            counts.count(request.method, response.status, perf_counter() - started)
             return response
 
         functools.update_wrapper(edge, handler)  # keeps the OpenAPI description
