@@ -3,8 +3,9 @@
 Validating a check body with its models (``CheckRequest``: five models, five patterns) and
 turning it into the engine's question took about 7 µs a check, the biggest part of the server's
 own time in a cached check over HTTP; reading the body with the ``json`` module and checking
-it by hand took as long. ``plain_check`` instead matches the body's text against one regular
-expression of the usual shape, about 3 µs all told::
+it by hand took as long. ``plain_check`` instead matches the body's text against a regular
+expression of the usual shape, about 2.7 µs all told (compact JSON with the members in this
+order is tried first, with a simpler expression; then any layout)::
 
     {"metadata": {"snap_token": "", "schema_version": "", "depth": 20},
      "entity": {"type": "document", "id": "1"}, "permission": "view",
@@ -64,6 +65,16 @@ _BODY = re.compile(
     + rf'(?:{_W},{_W}{_key("relation")}"(\.\.\.|{NAME})?")?{_W}\}}'
     + rf"{_W}\}}{_W}"
 )
+#: The usual body as Permify's clients and most JSON encoders write it: compact, with
+#: ``metadata`` and its three members in the order above. Tried first: it matches in about
+#: 0.6 µs where `_BODY`, which allows any layout, takes 1.5 µs. Its groups are the snap token,
+#: the schema version, the depth's digits, then `_BODY`'s last six.
+_COMPACT = re.compile(
+    rf'\{{"metadata":\{{"snap_token":"({_TEXT})","schema_version":"({_TEXT})",'
+    rf'"depth":({_DEPTH})\}},"entity":\{{"type":{_STRING_NAME},"id":{_STRING_ID}\}},'
+    rf'"permission":{_STRING_NAME},"subject":\{{"type":{_STRING_NAME},"id":{_STRING_ID}'
+    rf'(?:,"relation":"(\.\.\.|{NAME})?")?\}}\}}'
+)
 _MAX_DEPTH = 2**31 - 1  # the models' ``Depth`` bound
 #: Longer bodies are left to the models: a usual check body is a few hundred bytes, and the
 #: match runs on the event loop.
@@ -85,14 +96,26 @@ def plain_check(raw: bytes) -> PlainCheck | None:
     not one."""
     if len(raw) > MAX_PLAIN_BYTES or not raw.isascii():
         return None
-    found = _BODY.fullmatch(raw.decode("ascii"))
-    if found is None:
-        return None
-    groups = found.groups()
-    options = _DEFAULT_OPTIONS if groups[0] is None else _options(groups[:9])
-    if options is None:
-        return None
-    entity_type, entity_id, permission, subject_type, subject_id, relation = groups[9:]
+    text = raw.decode("ascii")
+    compact = _COMPACT.fullmatch(text)
+    options: RequestOptions | None
+    if compact is not None:
+        groups = compact.groups()
+        depth = int(groups[2])
+        if not 3 <= depth <= _MAX_DEPTH:
+            return None
+        options = RequestOptions(groups[0], groups[1], depth, EMPTY_CONTEXT)
+        asked = groups[3:]
+    else:
+        found = _BODY.fullmatch(text)
+        if found is None:
+            return None
+        groups = found.groups()
+        options = _DEFAULT_OPTIONS if groups[0] is None else _options(groups[:9])
+        if options is None:
+            return None
+        asked = groups[9:]
+    entity_type, entity_id, permission, subject_type, subject_id, relation = asked
     return PlainCheck(
         Entity(entity_type, entity_id),
         permission,

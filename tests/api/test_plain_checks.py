@@ -190,3 +190,42 @@ def test_a_long_body_is_left_to_the_models() -> None:
     padded = _USUAL[:-1] + b" " * (MAX_PLAIN_BYTES - len(_USUAL) + 1) + b"}"
     assert len(padded) > MAX_PLAIN_BYTES
     assert plain_check(padded) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.tuples(TEXT, TEXT, DEPTHS),
+    NAMES,
+    IDS,
+    NAMES,
+    NAMES,
+    IDS,
+    st.none() | RELATIONS,
+)
+def test_the_compact_reading_gives_what_the_reading_of_any_layout_gives(
+    metadata: tuple[str, str, Any],
+    entity_type: str,
+    entity_id: str,
+    permission: str,
+    subject_type: str,
+    subject_id: str,
+    relation: str | None,
+) -> None:
+    subject = {"type": subject_type, "id": subject_id}
+    if relation is not None:
+        subject["relation"] = relation
+    snap_token, schema_version, depth = metadata
+    body = {
+        "metadata": {"snap_token": snap_token, "schema_version": schema_version, "depth": depth},
+        "entity": {"type": entity_type, "id": entity_id},
+        "permission": permission,
+        "subject": subject,
+    }
+    compact = json.dumps(body, separators=(",", ":")).encode()
+    spaced = json.dumps(body).encode()  # ", " and ": ": only the reading of any layout
+    assert plain_checks._COMPACT.fullmatch(spaced.decode()) is None
+    read = plain_check(compact)
+    assert read == plain_check(spaced)
+    if read is not None:  # else left to the models (an escape, a name off its pattern)
+        assert read == _models(compact)
+        assert plain_checks._COMPACT.fullmatch(compact.decode()) is not None
