@@ -319,6 +319,13 @@ def test_a_body_over_the_limit_is_a_413_and_nothing_is_written(
         assert len(raw) > 2048
         _error(client.post("/v1/tenants/t1/data/write", content=raw), 413)
         _error(client.post("/v1/tenants/t1/schemas/write", json={"schema": "#" * 3000}), 413)
+        # A check body that has all arrived is taken at once (no read loop), within the limit.
+        check = {"entity": DOC, "permission": "view", "subject": ALICE}
+        compact = json.dumps(check).encode()
+        fits = compact[:-1] + b" " * (2000 - len(compact)) + b"}"
+        assert client.post("/v1/tenants/t1/permissions/check", content=fits).is_success
+        over = compact[:-1] + b" " * (3000 - len(compact)) + b"}"
+        _error(client.post("/v1/tenants/t1/permissions/check", content=over), 413)
 
         read = client.post("/v1/tenants/t1/data/relationships/read", json={"filter": {}})
         assert read.json()["tuples"] == []
