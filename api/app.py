@@ -196,6 +196,7 @@ def open_store(config: Config) -> Store:
             gc_window=config.gc_window_seconds,
             pool_size=config.db_pool_size,
             timeout_seconds=config.db_timeout_seconds,
+            spin_seconds=config.db_spin_microseconds / 1e6,
             max_staleness=config.max_staleness_seconds,
         )
     return LevelDBStore(

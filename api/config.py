@@ -102,6 +102,9 @@ class Config:
     #: How long a PostgreSQL call (a connection, a statement) may take before the request fails
     #: with 503.
     db_timeout_seconds: float = 5.0
+    #: How long a PostgreSQL read alone in its process polls for the answer before sleeping
+    #: (0: it sleeps at once; at most 1,000).
+    db_spin_microseconds: int = 100
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -136,6 +139,10 @@ class Config:
             (self.max_staleness_seconds >= 0, "max_staleness_seconds must not be negative"),
             (self.db_pool_size >= 1, "db_pool_size must be at least 1"),
             (self.db_timeout_seconds > 0, "db_timeout_seconds must be positive"),
+            (
+                0 <= self.db_spin_microseconds <= 1000,
+                "db_spin_microseconds must be 0 to 1000",
+            ),
             (
                 not self.database_url or self.database_url.startswith(_DATABASE_SCHEMES),
                 "database_url must be a PostgreSQL URL (postgresql://user@host:port/database)",

@@ -16,8 +16,9 @@ with theirs from the same run:
 * **lookup**: ``Engine.lookup_entity(tenant, "document", "view", user)``, every page (one page
   of up to 1,000,000 ids, so normally one call per query).
 
-* **--database-url URL** [**--max-staleness S**]: the same on the PostgreSQL store
-  (``PostgresStore(URL, gc_interval=None, max_staleness=S)``, the database migrated first)
+* **--database-url URL** [**--max-staleness S**] [**--db-spin-us U**]: the same on the
+  PostgreSQL store (``PostgresStore(URL, gc_interval=None, max_staleness=S,
+  spin_seconds=U/1e6)``, the database migrated first; U defaults to the store's default)
   instead of LevelDB, in a tenant of its own (``bench-<random>``), deleted afterwards. The
   first pass is what a fleet replica sees: its engine caches start empty, and every read is a
   query. The JSON line adds ``first_pass_round_trips_per_check``: the store's read statements
@@ -51,6 +52,7 @@ from engine.engine import Engine, EngineConfig
 from engine.types import Entity, RequestOptions
 from storage.base import Changes, Store, Subject, Tuple
 from storage.leveldb import LevelDBStore
+from storage.postgres.database import DEFAULT_SPIN_SECONDS
 
 SHARED_BENCH = Path(
     os.environ.get(
@@ -182,8 +184,9 @@ def run_postgres(common: Any, args: Any) -> None:
 
     migrate(args.database_url)
     tenant = f"bench-{secrets.token_hex(4)}"
+    spin = args.db_spin_us / 1e6
     with PostgresStore(
-        args.database_url, gc_interval=None, max_staleness=args.max_staleness
+        args.database_url, gc_interval=None, max_staleness=args.max_staleness, spin_seconds=spin
     ) as store:
         store.create_tenant(tenant)
         try:
@@ -192,7 +195,10 @@ def run_postgres(common: Any, args: Any) -> None:
                 args,
                 store,
                 tenant=tenant,
-                where=f"PostgreSQL store (PostgresStore, max_staleness={args.max_staleness:g})",
+                where=(
+                    f"PostgreSQL store (PostgresStore, max_staleness={args.max_staleness:g}, "
+                    f"spin_seconds={spin:g})"
+                ),
                 name="stonetown-postgres",
                 round_trips=lambda: store.reads,
             )
@@ -220,6 +226,12 @@ def main() -> None:
             type=float,
             default=0.0,
             help="PostgreSQL: reuse a tenant's head for this many seconds (0: read it each time)",
+        )
+        ap.add_argument(
+            "--db-spin-us",
+            type=float,
+            default=DEFAULT_SPIN_SECONDS * 1e6,
+            help="PostgreSQL: µs a read polls for its answer before sleeping (0: sleep at once)",
         )
 
     args = common.parse_args(postgres_options)

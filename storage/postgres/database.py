@@ -22,6 +22,14 @@ Failures, translated where they enter:
   report conflicts so) is re-raised as is for the writer to retry the whole transaction.
 * after ``close``: ``StoreClosed``.
 
+Waiting for an answer: psycopg sleeps on the socket until the server's answer arrives, and waking
+a sleeping thread costs tens of µs on a virtual machine's idle cores (measured here: a head read
+142 µs sleeping, 99 µs polling; ``SELECT 1`` 106 µs against 76). So a read first polls its socket
+for up to ``spin_seconds`` (`polled_first`), then sleeps as before. It polls only when no other
+thread of the process is reading: a polling thread takes the GIL back between polls, which
+would hold up the others (the server's event loop above all) when reads overlap. The cost is
+CPU: up to ``spin_seconds`` of a core per read, where sleeping costs none.
+
 Connections get TCP keepalives and a ``tcp_user_timeout`` (``TCP_DEFAULTS``) unless the URL sets
 them, so a peer gone silent is noticed on idle pooled connections too.
 
@@ -32,13 +40,18 @@ from __future__ import annotations
 
 import logging
 import math
+import select
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from time import perf_counter
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.abc import RV, PQGen
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.waiting import Ready, Wait
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from storage.errors import StorageError, StoreClosed, StoreUnavailable
@@ -54,17 +67,62 @@ class PooledConnection(psycopg.Connection[Row]):
     """A pooled connection that keeps one binary cursor for the autocommit reads run on it:
     psycopg's ``Connection.execute`` builds a cursor (and its adapters) per statement, about a
     quarter of a small read's client time. Only the thread that borrowed the connection uses
-    it, so one cursor is enough; it goes when the connection closes."""
+    it, so one cursor is enough; it goes when the connection closes.
+
+    A read may also poll for its answer before sleeping on the socket (``spin``, see
+    `Database`)."""
 
     _read_cursor: psycopg.Cursor[Row] | None = None
+    #: While a read runs: seconds to poll for each answer before psycopg's wait sleeps.
+    _spin = 0.0
 
-    def read(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    def read(self, sql: str, params: Sequence[Any], spin: float = 0.0) -> list[Row]:
         """Every row of one statement, in binary format, on the kept cursor."""
         cursor = self._read_cursor
         if cursor is None:
             cursor = self._read_cursor = self.cursor(binary=True)
-        return cursor.execute(sql, params).fetchall()
+        self._spin = spin
+        try:
+            return cursor.execute(sql, params).fetchall()
+        finally:
+            self._spin = 0.0
 
+    def wait(self, gen: PQGen[RV], *args: Any, **kwargs: Any) -> RV:
+        spin = self._spin
+        if spin:
+            gen = polled_first(gen, self.pgconn.socket, spin)
+        return super().wait(gen, *args, **kwargs)
+
+
+def polled_first(gen: PQGen[RV], fileno: int, seconds: float) -> PQGen[RV]:
+    """``gen`` (psycopg's steps of one exchange with the server) with each wait for the answer
+    first polled for, up to ``seconds``, without sleeping: what it would be handed when the
+    answer is there in time, else the wait itself, for psycopg's waiting function."""
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN)
+    try:
+        state = next(gen)
+        while True:
+            if state == Wait.R and _answered_within(poller, seconds):
+                state = gen.send(Ready.R)
+            else:
+                state = gen.send((yield state))
+    except StopIteration as stop:
+        done: RV = stop.value
+        return done
+
+
+def _answered_within(poller: select.poll, seconds: float) -> bool:
+    deadline = perf_counter() + seconds
+    while not poller.poll(0):
+        if perf_counter() >= deadline:
+            return False
+    return True
+
+
+#: How long a read polls for its answer by default, and at most (a millisecond of a core).
+DEFAULT_SPIN_SECONDS = 0.0001
+MAX_SPIN_SECONDS = 0.001
 
 #: Conflicts an optimistic database reports; the whole transaction may simply run again.
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
@@ -101,17 +159,28 @@ def grace_of(timeout_seconds: float) -> float:
 class Database:
     """A pool of connections to one database, with storage errors for psycopg's."""
 
-    def __init__(self, url: str, *, pool_size: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int, timeout_seconds: float, spin_seconds: float = 0.0
+    ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        if not 0 <= spin_seconds <= MAX_SPIN_SECONDS:
+            raise ValueError(
+                f"spin_seconds must be 0 to {MAX_SPIN_SECONDS:g}, got {spin_seconds:g}"
+            )
         self.timeout = timeout_seconds
+        self.spin = spin_seconds
+        #: The threads reading now (set.add and discard are atomic): a read spins only alone.
+        self._readers: set[int] = set()
         self._closed = False
         self._pool_size = pool_size
         #: Read statements sent so far (counted without a lock: exact while one thread reads),
         #: for tests and benches that count round trips.
         self.reads = 0
+        #: Of those, the reads that polled for their answer (alone in the process, see above).
+        self.polled = 0
         self._pool: ConnectionPool[PooledConnection] = ConnectionPool(
             url,
             connection_class=PooledConnection,
@@ -198,17 +267,24 @@ class Database:
         # The watchdog's arm/disarm inline rather than its guard block: a few µs less a read.
         pool = self._pool
         watchdog = self._watchdog
+        readers = self._readers
+        reader = threading.get_ident()
         conn = pool.getconn()
+        readers.add(reader)
         try:
+            spin = self.spin if len(readers) == 1 else 0.0
+            if spin:
+                self.polled += 1
             watchdog.arm(conn)
             try:
-                found = conn.read(sql, params)
+                found = conn.read(sql, params, spin)
             except psycopg.Error as exc:
                 watchdog.failed(conn, exc)
                 raise
             watchdog.disarm(conn)
             return found
         finally:
+            readers.discard(reader)
             pool.putconn(conn)
 
     def one(

@@ -87,7 +87,7 @@ from storage.gc_loop import GCLoop
 from storage.keys import components
 from storage.postgres import gc
 from storage.postgres.codec import dec, decode_changes, enc
-from storage.postgres.database import RETRYABLE, Connection, Database
+from storage.postgres.database import DEFAULT_SPIN_SECONDS, RETRYABLE, Connection, Database
 from storage.postgres.migrations import LATEST_VERSION, LIVE, _version, new_tenant_pk
 from storage.postgres.reader import ENTITY_ROWS, PostgresReader, entities_of, entities_sql
 from storage.postgres.write import apply_changes
@@ -190,7 +190,10 @@ class _HeadRound:
 
 
 class PostgresStore:
-    """A ``Store`` over one PostgreSQL database; open one per process (it pools connections)."""
+    """A ``Store`` over one PostgreSQL database; open one per process (it pools connections).
+
+    ``spin_seconds``: how long a read alone in the process polls for its answer before sleeping
+    (``storage.postgres.database``; 0: it sleeps at once)."""
 
     def __init__(
         self,
@@ -201,6 +204,7 @@ class PostgresStore:
         pool_size: int = 10,
         timeout_seconds: float = 5.0,
         max_staleness: float = 0.0,
+        spin_seconds: float = DEFAULT_SPIN_SECONDS,
         clock: Callable[[], float] = time.time,
         gc_interval: float | None = 600.0,
     ) -> None:
@@ -216,7 +220,9 @@ class PostgresStore:
         self._gc_window = gc_window
         self._max_staleness = max_staleness
         self._clock = clock
-        self._db = Database(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        self._db = Database(
+            url, pool_size=pool_size, timeout_seconds=timeout_seconds, spin_seconds=spin_seconds
+        )
         try:
             self._store_id = self._open()
         except BaseException:

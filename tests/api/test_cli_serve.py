@@ -83,8 +83,15 @@ def test_load_config_reads_the_file_named_by_stonetown_config(tmp_path: Path) ->
         ({}, {"STONETOWN_PORT": "70000"}, "port must be 0-65535, got 70000"),
         ({"colour": "blue"}, {}, "unknown setting 'colour'"),
         ({"access_log": "maybe"}, {}, "access_log: expected true or false"),
+        ({"db_spin_microseconds": 1001}, {}, "db_spin_microseconds must be 0 to 1000"),
     ],
-    ids=["env-not-a-number", "env-out-of-range", "file-unknown-key", "file-bad-bool"],
+    ids=[
+        "env-not-a-number",
+        "env-out-of-range",
+        "file-unknown-key",
+        "file-bad-bool",
+        "spin-over-a-millisecond",
+    ],
 )
 def test_load_config_names_the_bad_setting(
     tmp_path: Path, file: dict[str, object], env: dict[str, str], message: str

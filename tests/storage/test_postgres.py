@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -33,6 +33,7 @@ from storage.errors import (
     TenantNotFound,
 )
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
+from storage.postgres.database import MAX_SPIN_SECONDS, PooledConnection
 from storage.postgres.reader import ENTITY_ROWS, LEVEL_ENTITIES, WALK_ENTITIES, PostgresReader
 from storage.postgres.store import AT_HEAD
 from tests.postgres import PostgresServer
@@ -582,3 +583,56 @@ def _race(
     done.set()
     for thread in readers:
         thread.join()
+
+
+# -- waiting for answers: poll first, then sleep ------------------------------------------------
+
+
+def _cpu_and_wall(read: Callable[[], object]) -> tuple[float, float]:
+    cpu, wall = time.thread_time(), time.perf_counter()
+    read()
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+def test_a_read_polls_for_its_answer_for_at_most_its_spin_then_sleeps(postgres_url: str) -> None:
+    with PooledConnection.connect(postgres_url, autocommit=True) as conn:
+        assert conn.read("SELECT %s::int", (7,), spin=0.001) == [(7,)]
+        # An answer due within the spin is polled for: the thread spends the wait on a core.
+        spun, _ = _cpu_and_wall(lambda: conn.read("SELECT pg_sleep(0.02)", (), spin=0.2))
+        slept, _ = _cpu_and_wall(lambda: conn.read("SELECT pg_sleep(0.02)", (), spin=0.0))
+        assert spun > 0.005 > slept
+        # One due after it: polled for the spin, then slept on.
+        cpu, wall = _cpu_and_wall(lambda: conn.read("SELECT pg_sleep(0.3)", (), spin=0.001))
+        assert wall >= 0.3 and cpu < 0.1
+        assert conn.read("SELECT 1", ()) == [(1,)]
+
+
+def test_the_spin_is_bounded(postgres_url: str) -> None:
+    with pytest.raises(ValueError, match=r"spin_seconds must be 0 to 0\.001"):
+        PostgresStore(postgres_url, spin_seconds=0.002)
+    with PostgresStore(postgres_url, spin_seconds=MAX_SPIN_SECONDS, gc_interval=None) as store:
+        store.write_schema(TENANT, "entity user {}")
+        assert store.reader(TENANT).revision == store.reader(TENANT).revision
+
+
+def test_a_read_polls_only_while_no_other_thread_of_the_process_reads(postgres_url: str) -> None:
+    with PostgresStore(postgres_url, gc_interval=None) as store:
+        db = store._db
+        assert db.spin > 0
+        polled = db.polled
+        db.rows("SELECT 1")
+        assert db.polled == polled + 1
+        started = threading.Event()
+        slow = threading.Thread(
+            target=lambda: (started.set(), db.rows("SELECT pg_sleep(0.5)")), daemon=True
+        )
+        slow.start()
+        try:
+            started.wait()
+            time.sleep(0.1)  # the other thread is inside its read
+            db.rows("SELECT 1")
+            assert db.polled == polled + 2  # the other thread's read polled; this one did not
+        finally:
+            slow.join()
+        db.rows("SELECT 1")
+        assert db.polled == polled + 3
