@@ -61,7 +61,7 @@ from storage.base import (
 )
 from storage.errors import InvalidToken
 from storage.postgres.codec import dec, decode_attribute, decode_changes, enc, tuple_of
-from storage.postgres.database import Connection, Row
+from storage.postgres.database import Connection, PreparedRead, Row
 from storage.snapshot import PinnedReader
 
 if TYPE_CHECKING:
@@ -165,10 +165,13 @@ def entities_sql(count: int, *, head: bool = False) -> str:
 #: Every tuple of 1 to LEVEL_ENTITIES entities at a revision (see ``entities_sql``), one
 #: statement per count, each prepared once per connection.
 _LEVELS = (
-    "",
+    None,
     *(
-        "SELECT e.n, t.relation, t.subject_type, t.subject_id, t.subject_relation FROM "
-        + entities_sql(count)
+        PreparedRead(
+            "SELECT e.n, t.relation, t.subject_type, t.subject_id, t.subject_relation FROM "
+            + entities_sql(count),
+            "bb" * count + "qqqq",
+        )
         for count in range(1, LEVEL_ENTITIES + 1)
     ),
 )
@@ -228,7 +231,7 @@ class PostgresReader(PinnedReader):
     def schema_head(self) -> str | None:
         return self._schema_head
 
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+    def _rows(self, sql: str | PreparedRead, params: tuple[Any, ...]) -> list[Row]:
         return self._db.rows(sql, params, self._conn)
 
     def offer(self, loaded: dict[tuple[str, str], dict[str, list[Subject]] | None]) -> None:
@@ -380,7 +383,9 @@ class PostgresReader(PinnedReader):
             params += (enc(entity_type), enc(entity_id))
         r = self._revision
         params += (self._pk, r, r, ENTITY_ROWS + 1)
-        rows = self._rows(_LEVELS[len(keys)], tuple(params))
+        statement = _LEVELS[len(keys)]
+        assert statement is not None
+        rows = self._rows(statement, tuple(params))
         return entities_of(keys, rows)
 
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:

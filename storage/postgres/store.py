@@ -87,7 +87,13 @@ from storage.gc_loop import GCLoop
 from storage.keys import components
 from storage.postgres import gc
 from storage.postgres.codec import dec, decode_changes, enc
-from storage.postgres.database import DEFAULT_SPIN_SECONDS, RETRYABLE, Connection, Database
+from storage.postgres.database import (
+    DEFAULT_SPIN_SECONDS,
+    RETRYABLE,
+    Connection,
+    Database,
+    PreparedRead,
+)
 from storage.postgres.migrations import LATEST_VERSION, LIVE, _version, new_tenant_pk
 from storage.postgres.reader import ENTITY_ROWS, PostgresReader, entities_of, entities_sql
 from storage.postgres.write import apply_changes
@@ -126,11 +132,13 @@ _STATE_AND_ENTITIES = (
 )
 #: At most this many entities are read with one head (the first requests of a round).
 _ROUND_ENTITIES = 16
-#: The statement for each count of entities.
+#: The statement for each count of entities (none: the state alone), each a `PreparedRead`.
 _STATES_AND_ENTITIES = (
-    "",
+    PreparedRead(_TENANT_STATE, "qqqb"),
     *(
-        _STATE_AND_ENTITIES.format(entities_sql(count, head=True))
+        PreparedRead(
+            _STATE_AND_ENTITIES.format(entities_sql(count, head=True)), f"qqq{'bbq' * count}qb"
+        )
         for count in range(1, _ROUND_ENTITIES + 1)
     ),
 )
@@ -391,7 +399,7 @@ class PostgresStore:
         since = None if base is None else int(base._revision)
         loaded: RoundLoaded = {}
         if not entities:
-            row = self._db.one(_TENANT_STATE, (since, since, since, enc(tenant)))
+            row = self._db.one(_STATES_AND_ENTITIES[0], (since, since, since, enc(tenant)))
         else:
             params: list[Any] = [since, since, since]
             for entity_type, entity_id, at in entities:

@@ -5,6 +5,7 @@ going away and coming back. Everything the other backends share is in test_confo
 from __future__ import annotations
 
 import random
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ from storage.errors import (
     TenantNotFound,
 )
 from storage.postgres import LATEST_VERSION, PostgresStore, migrate, schema_version
-from storage.postgres.database import MAX_SPIN_SECONDS, PooledConnection
+from storage.postgres.database import MAX_SPIN_SECONDS, Database, PooledConnection, PreparedRead
 from storage.postgres.reader import ENTITY_ROWS, LEVEL_ENTITIES, WALK_ENTITIES, PostgresReader
 from storage.postgres.store import AT_HEAD
 from tests.postgres import PostgresServer
@@ -636,3 +637,120 @@ def test_a_read_polls_only_while_no_other_thread_of_the_process_reads(postgres_u
             slow.join()
         db.rows("SELECT 1")
         assert db.polled == polled + 3
+
+
+# -- prepared reads: the engine's hot statements through libpq ----------------------------------
+
+#: Every parameter type a prepared read takes, NULL and the extremes included, and the column
+#: types the engine's statements return (bigint, integer, bytea, an array of bytea).
+_ECHO = PreparedRead(
+    "SELECT %s::bytea, %s::bigint, 1 / %s::bigint, ARRAY[%s::bytea, NULL]"
+    " FROM generate_series(1, %s::bigint) AS n",
+    "bqqbq",
+)
+
+
+def _prepared_count(conn: psycopg.Connection[tuple[object, ...]], name: bytes) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_prepared_statements WHERE name = %s", (name.decode(),)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        (b"a\x00\xff", 2**63 - 1, 1, b"", 2),
+        (None, -(2**63), -1, None, 1),
+        (b"x" * 10_000, 0, 7, "é".encode(), 0),
+    ],
+)
+def test_a_prepared_read_answers_as_psycopg_does_prepared_once_per_connection(
+    postgres_url: str, params: tuple[object, ...]
+) -> None:
+    with PooledConnection.connect(postgres_url, autocommit=True) as conn:
+        through_psycopg = conn.execute(_ECHO.sql, params, binary=True).fetchall()
+        assert conn.read(_ECHO, params) == through_psycopg
+        assert conn.read(_ECHO, params, spin=0.001) == through_psycopg
+        # The name comes from the text: another object of the same statement is not prepared
+        # again (a second PREPARE of the name would fail).
+        again = PreparedRead(_ECHO.sql, "bqqbq")
+        assert again.name == _ECHO.name
+        assert conn.read(again, params) == through_psycopg
+        assert _prepared_count(conn, _ECHO.name) == 1
+        # A read inside a transaction goes through psycopg, with the same answer.
+        db = Database(postgres_url, pool_size=1, timeout_seconds=5)
+        try:
+            assert db.rows(_ECHO, params) == through_psycopg
+            with db.transaction() as tx:
+                assert db.rows(_ECHO, params, tx) == through_psycopg
+        finally:
+            db.close()
+
+
+def test_a_prepared_read_sends_only_the_types_it_declares(postgres_url: str) -> None:
+    with pytest.raises(ValueError, match="2 parameter types for 1 placeholders"):
+        PreparedRead("SELECT %s::bytea", "bb")
+    with pytest.raises(ValueError, match="parameter types"):
+        PreparedRead("SELECT %s::text", "s")
+    with pytest.raises(ValueError, match="parameter types"):
+        PreparedRead("SELECT '%%' || %s::bytea", "b")
+    with PooledConnection.connect(postgres_url, autocommit=True) as conn:
+        good = (b"a", 1, 1, b"b", 1)
+        for bad, message in [
+            (("a", 1, 1, b"b", 1), "a bytea parameter must be bytes, got str"),
+            ((1, 1, 1, b"b", 1), "a bytea parameter must be bytes, got int"),
+            ((b"a", 1, 1, b"b"), "5 parameters expected, got 4"),
+        ]:
+            with pytest.raises(TypeError, match=message):
+                conn.read(_ECHO, bad)
+        with pytest.raises(struct.error):
+            conn.read(_ECHO, (b"a", b"1", 1, b"b", 1))
+        with pytest.raises(struct.error):
+            conn.read(_ECHO, (b"a", 2**63, 1, b"b", 1))
+        assert conn.read(_ECHO, good) == [(b"a", 1, 1, [b"b", None])]  # nothing was sent
+
+
+def test_a_prepared_read_failing_in_the_database_raises_as_psycopg_would(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    with PooledConnection.connect(postgres_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero, match="division by zero"):
+            conn.read(_ECHO, (b"a", 1, 0, b"b", 1))
+        assert conn.read(_ECHO, (b"a", 1, 1, b"b", 1)) == [(b"a", 1, 1, [b"b", None])]
+    sleep = PreparedRead("SELECT 1 FROM pg_sleep(%s::bigint / 1000.0)", "q")
+    db = Database(postgres_url, pool_size=2, timeout_seconds=0.2)
+    try:
+        assert db.rows(sleep, (1,)) == [(1,)]
+        with pytest.raises(StoreUnavailable, match=r"did not answer within 0\.2 s"):
+            db.rows(sleep, (1000,))
+        # A restart breaks the pooled connections: the read goes on with a new one, which
+        # prepares the statement for itself.
+        postgres_server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            f"'{psycopg.conninfo.conninfo_to_dict(postgres_url)['dbname']}' AND pid <> "
+            "pg_backend_pid()"
+        )
+        assert db.rows(sleep, (1,)) == [(1,)]
+    finally:
+        db.close()
+
+
+def test_a_prepared_read_deallocated_under_it_is_prepared_again(postgres_url: str) -> None:
+    params = (b"a", 1, 1, b"b", 1)
+    answer = [(b"a", 1, 1, [b"b", None])]
+    with PooledConnection.connect(postgres_url, autocommit=True) as conn:
+        assert conn.read(_ECHO, params) == answer
+        conn.execute("DEALLOCATE ALL")
+        assert _prepared_count(conn, _ECHO.name) == 0
+        assert conn.read(_ECHO, params) == answer
+        assert _prepared_count(conn, _ECHO.name) == 1
+        # psycopg deallocates every statement of a connection where it prepared one of its
+        # own when a transaction there rolls back (as a write's failed savepoint does).
+        conn.execute("SELECT 1", prepare=True)
+        with pytest.raises(ZeroDivisionError), conn.transaction():
+            conn.execute("SELECT 2")
+            raise ZeroDivisionError
+        assert _prepared_count(conn, _ECHO.name) == 0
+        assert conn.read(_ECHO, params) == answer
