@@ -16,18 +16,19 @@ from typing import Any
 from dsl.schema import AttributeType
 from storage.base import Attribute, AttributeKey, Change, Operation, Tuple
 
-_ENCODING = "utf-8"
-_ERRORS = "surrogatepass"
+#: How a string becomes a column's bytes and back (`enc`, `dec`; inlined where rows are decoded).
+ENCODING = "utf-8"
+ERRORS = "surrogatepass"
 
 
 def enc(text: str) -> bytes:
     """A string as the bytes a column holds."""
-    return text.encode(_ENCODING, _ERRORS)
+    return text.encode(ENCODING, ERRORS)
 
 
 def dec(raw: bytes) -> str:
     """A column's bytes as the string they hold."""
-    return raw.decode(_ENCODING, _ERRORS)
+    return raw.decode(ENCODING, ERRORS)
 
 
 def tuple_columns(t: Tuple) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:

@@ -103,27 +103,25 @@ class PreparedRead:
         self.query = numbered.encode()
         self.name = b"stonetown_" + hashlib.blake2b(self.query, digest_size=10).hexdigest().encode()
         self.types = [_INT8_OID if t == "q" else _BYTEA_OID for t in types]
-        self.ints = [t == "q" for t in types]
+        #: The positions of the bigint parameters.
+        self.ints = tuple(i for i, t in enumerate(types) if t == "q")
         self.formats = [_BINARY] * len(types)
 
-    def dump(self, params: Sequence[Any]) -> list[bytes | None]:
+    def dump(self, params: Sequence[Any]) -> list[Any]:
         """The parameters as libpq sends them: a bigint's 8 bytes, a bytea's own (a value of
-        another type raises TypeError or struct.error rather than being sent as something)."""
-        if len(params) != len(self.ints):
-            raise TypeError(f"{len(self.ints)} parameters expected, got {len(params)}")
-        return [
-            None if p is None else _INT8(p) if is_int else _bytes(p)
-            for p, is_int in zip(params, self.ints, strict=True)
-        ]
+        another type raises struct.error, or TypeError from libpq's send, rather than being
+        sent as something else)."""
+        if len(params) != len(self.types):
+            raise TypeError(f"{len(self.types)} parameters expected, got {len(params)}")
+        values = list(params)
+        for i in self.ints:
+            value = values[i]
+            if value is not None:
+                values[i] = _INT8(value)
+        return values
 
     def __repr__(self) -> str:
         return f"PreparedRead({self.sql!r})"
-
-
-def _bytes(value: Any) -> bytes:
-    if type(value) is not bytes:
-        raise TypeError(f"a bytea parameter must be bytes, got {type(value).__name__}")
-    return value
 
 
 class PooledConnection(psycopg.Connection[Row]):
@@ -374,23 +372,37 @@ class Database:
         if self._closed:
             raise StoreClosed("the store is closed")
         self.reads += 1
+        if conn is None:
+            try:
+                return self._read(sql, params)  # the usual case, outside any block
+            except Exception as exc:  # sorted out by _read_again
+                failed = exc
+            with self.errors():
+                return self._read_again(sql, params, failed)
         with self.errors():
-            if conn is not None:
-                text = sql.sql if type(sql) is PreparedRead else sql
-                assert isinstance(text, str)
-                return conn.execute(text, params, binary=True).fetchall()
-            # A database restart breaks every pooled connection: each fails at once and is
-            # discarded, and the read goes on with the next (a new one in the end). A slow
-            # database, or none, is not retried (QueryCanceled, PoolTimeout, or the watchdog's
-            # StoreUnavailable): a retry would only wait as long again.
-            for _ in range(self._pool_size):
-                try:
-                    return self._read(sql, params)
-                except (pg_errors.QueryCanceled, PoolTimeout):
-                    raise
-                except psycopg.OperationalError as exc:
-                    log.warning("database read failed (%s); retrying", _first_line(exc))
-            return self._read(sql, params)
+            text = sql.sql if type(sql) is PreparedRead else sql
+            assert isinstance(text, str)
+            return conn.execute(text, params, binary=True).fetchall()
+
+    def _read_again(
+        self, sql: str | PreparedRead, params: Sequence[Any], failed: Exception
+    ) -> list[Row]:
+        """A read whose first attempt raised ``failed``. A database restart breaks every pooled
+        connection: each fails at once and is discarded, and the read goes on with the next (a
+        new one in the end). Anything else is raised: a slow database, or none, is not retried
+        (QueryCanceled, PoolTimeout, or the watchdog's StoreUnavailable), since a retry would
+        only wait as long again."""
+        for _ in range(self._pool_size):
+            if not isinstance(failed, psycopg.OperationalError) or isinstance(
+                failed, (pg_errors.QueryCanceled, PoolTimeout)
+            ):
+                raise failed
+            log.warning("database read failed (%s); retrying", _first_line(failed))
+            try:
+                return self._read(sql, params)
+            except Exception as exc:  # sorted out at the top of the loop
+                failed = exc
+        raise failed
 
     def _read(self, sql: str | PreparedRead, params: Sequence[Any]) -> list[Row]:
         # getconn/putconn rather than the pool's connection() block, which costs a read about

@@ -60,7 +60,15 @@ from storage.base import (
     check_page_size,
 )
 from storage.errors import InvalidToken
-from storage.postgres.codec import dec, decode_attribute, decode_changes, enc, tuple_of
+from storage.postgres.codec import (
+    ENCODING,
+    ERRORS,
+    dec,
+    decode_attribute,
+    decode_changes,
+    enc,
+    tuple_of,
+)
 from storage.postgres.database import Connection, PreparedRead, Row
 from storage.snapshot import PinnedReader
 
@@ -645,17 +653,29 @@ class PostgresReader(PinnedReader):
 def entity_of(rows: Iterable[Sequence[Any]], first: int = 0) -> dict[str, list[Subject]]:
     """One entity's tuples as relation -> subjects, from rows of (relation, subject type,
     subject id, subject relation) starting at column ``first``, in relation order."""
-    found: dict[str, list[Subject]] = {}
+    # Grouped by the relation's bytes, decoded once each; the subjects built as plain tuples
+    # of their class (the named tuple's own constructor is a Python call): with ``dec`` and
+    # ``Subject(...)`` a row cost about a fifth more.
+    grouped: dict[bytes, list[Subject]] = {}
+    new = tuple.__new__
     for row in rows:
         relation, st, sid, srel = row[first : first + 4]
         if relation is None:
             continue  # the row of an entity without tuples, from an outer join
-        name = dec(relation)
-        subjects = found.get(name)
+        subjects = grouped.get(relation)
         if subjects is None:
-            subjects = found[name] = []
-        subjects.append(Subject(dec(st), dec(sid), dec(srel)))
-    return found
+            subjects = grouped[relation] = []
+        subjects.append(
+            new(
+                Subject,
+                (
+                    st.decode(ENCODING, ERRORS),
+                    sid.decode(ENCODING, ERRORS),
+                    srel.decode(ENCODING, ERRORS),
+                ),
+            )
+        )
+    return {dec(relation): subjects for relation, subjects in grouped.items()}
 
 
 def entities_of(
