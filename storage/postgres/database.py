@@ -95,9 +95,13 @@ class PreparedRead:
     __slots__ = ("formats", "ints", "name", "query", "sql", "types")
 
     def __init__(self, sql: str, types: str) -> None:
+        if "%%" in sql:
+            raise ValueError("a prepared read's text is sent as it is: no %% escapes")
         parts = sql.split("%s")
-        if "%%" in sql or len(parts) - 1 != len(types) or set(types) - {"b", "q"}:
-            raise ValueError(f"{len(types)} parameter types for {len(parts) - 1} placeholders")
+        if len(parts) - 1 != len(types) or set(types) - {"b", "q"}:
+            raise ValueError(
+                f"parameter types {types!r} (b: bytea, q: bigint) for {len(parts) - 1} placeholders"
+            )
         self.sql = sql
         numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
         self.query = numbered.encode()
