@@ -22,7 +22,9 @@ USING``, ``= ANY(array)``, row-value comparisons for keyset pages, ``GREATEST`` 
 ``LATERAL`` subqueries with a ``LIMIT`` (reads of several entities at once), ``SET LOCAL
 statement_timeout``, an ``INSERT … RETURNING`` inside ``WITH`` (a write's new tuples counted),
 ``SAVEPOINT`` and ``ROLLBACK TO SAVEPOINT`` (a big write's plain insert, undone when a tuple was
-live already). Avoided, because CockroachDB or YugabyteDB lack them or differ:
+live already), and named prepared statements of the extended protocol, with binary parameters
+and results (the engine's hot reads; psycopg prepares frequent statements too). Avoided,
+because CockroachDB or YugabyteDB lack them or differ:
 ``xid8``/``pg_current_snapshot`` and ``txid_*`` (revisions come from the tenant row instead),
 advisory locks (migrations take their version row with ``ON CONFLICT DO NOTHING``),
 ``LISTEN/NOTIFY`` (the change log is a table that watchers poll), sequences and ``SERIAL``
