@@ -172,17 +172,14 @@ def entities_sql(count: int, *, head: bool = False) -> str:
 
 #: Every tuple of 1 to LEVEL_ENTITIES entities at a revision (see ``entities_sql``), one
 #: statement per count, each prepared once per connection.
-_LEVELS = (
-    None,
-    *(
-        PreparedRead(
-            "SELECT e.n, t.relation, t.subject_type, t.subject_id, t.subject_relation FROM "
-            + entities_sql(count),
-            "bb" * count + "qqqq",
-        )
-        for count in range(1, LEVEL_ENTITIES + 1)
-    ),
-)
+_LEVELS = {
+    count: PreparedRead(
+        "SELECT e.n, t.relation, t.subject_type, t.subject_id, t.subject_relation FROM "
+        + entities_sql(count),
+        "bb" * count + "qqqq",
+    )
+    for count in range(1, LEVEL_ENTITIES + 1)
+}
 _RECORD = "SELECT value FROM stonetown_records WHERE tenant = %s AND keyspace = %s AND key = %s"
 
 
@@ -391,9 +388,7 @@ class PostgresReader(PinnedReader):
             params += (enc(entity_type), enc(entity_id))
         r = self._revision
         params += (self._pk, r, r, ENTITY_ROWS + 1)
-        statement = _LEVELS[len(keys)]
-        assert statement is not None
-        rows = self._rows(statement, tuple(params))
+        rows = self._rows(_LEVELS[len(keys)], tuple(params))
         return entities_of(keys, rows)
 
     def subject_set(self, entity_type: str, entity_id: str, relation: str) -> SubjectSet:
